@@ -1,0 +1,1 @@
+"""Chain layer: the local node wrapper, RPC, signer, transaction pipeline, contract bindings."""

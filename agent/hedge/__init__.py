@@ -1,0 +1,1 @@
+"""Hedging on a centralized exchange: the REST client and the hedging policy."""

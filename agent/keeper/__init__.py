@@ -1,0 +1,1 @@
+"""Keeper duties: funding settlement and liquidations."""

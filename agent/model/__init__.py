@@ -1,0 +1,1 @@
+"""The pure quoting brain: quotes, costs, online estimators. No I/O, no clock reads."""

@@ -1,0 +1,1 @@
+"""The graded risk engine (pure)."""

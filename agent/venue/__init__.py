@@ -1,0 +1,1 @@
+"""Venue adapters: one protocol, one implementation per venue."""

@@ -1,0 +1,1 @@
+"""Simulators: market processes, the CEX exchange simulator, backtests and stress scenarios."""
