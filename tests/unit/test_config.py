@@ -1,0 +1,76 @@
+"""Config validation: every bad input names its key and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, table_to_dataclass
+from agent.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "mm.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_load_without_a_file() -> None:
+    cfg = load_config(None, env={})
+    assert cfg.chain.chain_id == 31337
+    assert cfg.journal_path.name == "journal.sqlite"
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    p = _write(tmp_path, "[chain]\nrpc_ulr = 'http://x'\n")
+    with pytest.raises(ConfigError, match=r"chain\.rpc_ulr: unknown key"):
+        load_config(p, env={})
+
+
+def test_out_of_range_value_is_named(tmp_path: Path) -> None:
+    p = _write(tmp_path, "[chain]\npoll_interval_s = -1\n")
+    with pytest.raises(ConfigError, match=r"chain\.poll_interval_s: .*greater than 0.*-1"):
+        load_config(p, env={})
+
+
+def test_bad_url_and_non_loopback_metrics(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"chain\.rpc_url: .*http://"):
+        load_config(_write(tmp_path, "[chain]\nrpc_url = 'localhost:8545'\n"), env={})
+    with pytest.raises(ConfigError, match=r"telemetry\.host: .*loopback"):
+        load_config(_write(tmp_path, "[telemetry]\nhost = '0.0.0.0'\n"), env={})
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(_write(tmp_path, "[chain\n"), env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_env_overlay_overrides_file(tmp_path: Path) -> None:
+    p = _write(tmp_path, "[chain]\nrpc_url = 'http://a:1'\n")
+    cfg = load_config(p, env={"MM_CHAIN__RPC_URL": "http://b:2", "MM_CHAIN__CHAIN_ID": "5"})
+    assert cfg.chain.rpc_url == "http://b:2"
+    assert cfg.chain.chain_id == 5
+
+
+@dataclass(frozen=True)
+class _Params:
+    gamma: float = 0.1
+    levels: int = 2
+
+    def __post_init__(self) -> None:
+        if self.gamma <= 0:
+            raise ValueError("gamma must be > 0")
+
+
+def test_table_to_dataclass_rejects_unknown_and_bad_values() -> None:
+    assert table_to_dataclass(_Params, {"gamma": 0.5}, "quoting") == _Params(gamma=0.5)
+    with pytest.raises(ConfigError, match=r"quoting\.gama: unknown key; valid keys are: gamma"):
+        table_to_dataclass(_Params, {"gama": 1}, "quoting")
+    with pytest.raises(ConfigError, match=r"quoting\.levels"):
+        table_to_dataclass(_Params, {"levels": "many"}, "quoting")
+    with pytest.raises(ConfigError, match="gamma must be > 0"):
+        table_to_dataclass(_Params, {"gamma": -1.0}, "quoting")
