@@ -1,1 +1,29 @@
-"""The graded risk engine (pure)."""
+"""The graded risk engine (pure): limits and a snapshot in, a quoting posture out."""
+
+from agent.risk.engine import (
+    Band,
+    HedgeUrgency,
+    Level,
+    RiskDirective,
+    RiskEngine,
+    RiskInputs,
+    RiskLimits,
+    RiskState,
+    Transition,
+    TriggerReading,
+    UnloadPlan,
+)
+
+__all__ = [
+    "Band",
+    "HedgeUrgency",
+    "Level",
+    "RiskDirective",
+    "RiskEngine",
+    "RiskInputs",
+    "RiskLimits",
+    "RiskState",
+    "Transition",
+    "TriggerReading",
+    "UnloadPlan",
+]

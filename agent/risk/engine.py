@@ -1,0 +1,791 @@
+"""Graded risk engine: numbers in, a quoting posture out (pure: no I/O, no clock reads).
+
+The engine turns a `RiskInputs` snapshot into a `RiskDirective` that the runtime applies to the
+model's quotes before the order diff. Time comes from ``inputs.now_s``; given the same sequence of
+inputs the engine makes the same decisions.
+
+States, mildest first (each one keeps the restrictions of the ones before it)::
+
+    NORMAL     full size, model spread, normal hedging
+    REDUCED    smaller size
+    WIDENED    smaller size, wider spread
+    HEDGING    smallest size, widest spread, aggressive hedge of inventory
+    WITHDRAWN  cancel all, reduce-only quotes, aggressive hedge
+    HALTED     kill switch: cancel all, no quotes, no automated hedging; only an operator resumes
+
+Escalation is immediate, to the highest state any trigger demands. De-escalation goes one state at a
+time, and only after every trigger demanding the current state has been below its release level (the
+threshold moved back by the band's ``release_frac``) for that state's cooldown. HALTED never
+de-escalates on its own: `RiskEngine.operator_resume` moves it to WITHDRAWN, from which the normal
+one-step cooldowns apply.
+
+Triggers and the states they demand (defaults of `RiskLimits`)::
+
+    trigger (reading, unit)                           warn            breach
+    ------------------------------------------------  --------------  ---------------
+    realized_vol_annual   σ, annualized fraction      1.0  REDUCED    2.0   WIDENED
+    index_jump_bps        high-low range in window    150  WIDENED    400   WITHDRAWN
+    quote_collar_ratio    worst quote dist / collar   1.0  REDUCED    2.0   WITHDRAWN
+    funding_adverse_prob  P(we pay at next snapshot)  0.5  WIDENED    0.8   HEDGING
+    base_fee_budget_ratio base fee / fee budget       1.0  WIDENED    2.0   WITHDRAWN
+    pending_tx_age_s      oldest unconfirmed tx       15   WIDENED    60    WITHDRAWN
+    inclusion_delay_s     measured send → inclusion   6    REDUCED    20    WIDENED
+    oracle_age_s          oracle price age            10   WIDENED    30    WITHDRAWN
+    block_age_s           latest block age            15   WIDENED    45    WITHDRAWN
+    cex_feed_age_s        CEX market data age         3    WIDENED    10    WITHDRAWN
+    rpc_error_rate        failed / all RPC calls      0.05 REDUCED    0.25  WITHDRAWN
+    drawdown_frac         (peak - equity) / peak      0.02 REDUCED    0.05  HALTED
+    margin_ratio          maint. margin / equity      0.5  HEDGING    0.8   WITHDRAWN
+    liq_distance_bps      mark to liquidation (low    1500 HEDGING    500   WITHDRAWN
+                          is worse)
+    inventory_cap_ratio   |inventory| / eff. cap      1.0  REDUCED    1.5   HEDGING
+    orders_per_min        orders sent, last 60 s      120  WIDENED    240   WITHDRAWN
+    cex_unreachable       flag                        -               WIDENED, cap x 0.5
+    cex_banned            flag                        -               REDUCED, cap x 0.5
+    cex_rate_limited      flag                        -               REDUCED
+
+Posture of each state (multipliers are `RiskLimits` fields)::
+
+    state      size  spread  hedge       sides                      cancel_all  reduce_only
+    NORMAL     1     1       normal      both, unless at the cap    no          no
+    REDUCED    0.5   1       normal      both, unless at the cap    no          no
+    WIDENED    0.5   2       normal      both, unless at the cap    no          no
+    HEDGING    0.25  3       aggressive  both, unless at the cap    no          no
+    WITHDRAWN  0.25  3       aggressive  only the reducing side     yes         yes
+    HALTED     0     3       none        none                       yes         yes
+
+A reading that is NaN counts as a breach: a broken feed must not look like a calm one.
+
+Over the (effective) inventory cap the side that adds inventory is blocked, and a time-weighted
+unload plan asks the hedger/quoter to bring inventory back to ``unload_target_frac`` of the cap by a
+deadline, catching up if behind schedule.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from agent.errors import ConfigError
+from agent.types import Side
+
+__all__ = [
+    "Band",
+    "HedgeUrgency",
+    "Level",
+    "RiskDirective",
+    "RiskEngine",
+    "RiskInputs",
+    "RiskLimits",
+    "RiskState",
+    "Transition",
+    "TriggerReading",
+    "UnloadPlan",
+]
+
+_SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
+_BPS = 1e4
+
+
+class RiskState(enum.IntEnum):
+    """Graded risk states; a higher value is a more defensive posture."""
+
+    NORMAL = 0
+    REDUCED = 1
+    WIDENED = 2
+    HEDGING = 3
+    WITHDRAWN = 4
+    HALTED = 5
+
+
+class Level(enum.IntEnum):
+    """How far past its thresholds a trigger is (after hysteresis)."""
+
+    CLEAR = 0
+    WARN = 1
+    BREACH = 2
+
+
+class HedgeUrgency(enum.IntEnum):
+    """How hard the hedger should work the CEX hedge."""
+
+    NONE = 0
+    NORMAL = 1
+    AGGRESSIVE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Warn and breach thresholds of one trigger, and the states each demands.
+
+    The unit is that of the trigger's reading (see the table in the module docstring). A band whose
+    ``breach`` is below its ``warn`` is "lower is worse" (distance to liquidation). A level, once
+    reached, is held until the reading is back past ``threshold * (1 - release_frac)`` (or
+    ``threshold * (1 + release_frac)`` for a lower-is-worse band): that gap is the hysteresis.
+    Set both states to NORMAL to monitor a trigger without acting on it.
+    """
+
+    warn: float
+    breach: float
+    warn_state: RiskState
+    breach_state: RiskState
+    release_frac: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.warn) and math.isfinite(self.breach)):
+            raise ConfigError(f"risk band {self}: warn and breach must be finite numbers")
+        if self.warn <= 0 or self.breach <= 0 or self.warn == self.breach:
+            raise ConfigError(
+                f"risk band {self}: warn and breach must be positive and different "
+                "(breach above warn when higher is worse, below when lower is worse)"
+            )
+        if not 0.0 <= self.release_frac < 1.0:
+            raise ConfigError(f"risk band {self}: release_frac must be in [0, 1)")
+        if self.breach_state < self.warn_state:
+            raise ConfigError(f"risk band {self}: breach_state must be at least warn_state")
+
+    @property
+    def higher_is_worse(self) -> bool:
+        """Return whether larger readings are more dangerous."""
+        return self.breach > self.warn
+
+    def release(self, threshold: float) -> float:
+        """Return the reading at which a level entered at ``threshold`` is let go."""
+        if self.higher_is_worse:
+            return threshold * (1.0 - self.release_frac)
+        return threshold * (1.0 + self.release_frac)
+
+    def level(self, value: float, held: Level) -> Level:
+        """Return the level for ``value``, given the level ``held`` since the last reading."""
+        if math.isnan(value):
+            return Level.BREACH
+        if self._past(value, self.breach):
+            return Level.BREACH
+        if held is Level.BREACH and self._past(value, self.release(self.breach)):
+            return Level.BREACH
+        if self._past(value, self.warn):
+            return Level.WARN
+        if held >= Level.WARN and self._past(value, self.release(self.warn)):
+            return Level.WARN
+        return Level.CLEAR
+
+    def state_for(self, level: Level) -> RiskState:
+        """Return the state this band demands at ``level``."""
+        if level is Level.BREACH:
+            return self.breach_state
+        if level is Level.WARN:
+            return self.warn_state
+        return RiskState.NORMAL
+
+    def threshold_for(self, level: Level) -> float:
+        """Return the threshold that defines ``level`` (warn for CLEAR too)."""
+        return self.breach if level is Level.BREACH else self.warn
+
+    def _past(self, value: float, threshold: float) -> bool:
+        return value >= threshold if self.higher_is_worse else value <= threshold
+
+
+_R = RiskState
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Every threshold of the risk engine, with its unit in its name, and the posture of each state.
+
+    Bands are keyed by the reading they judge; see the module docstring for the table of defaults.
+    """
+
+    realized_vol_annual: Band = Band(1.0, 2.0, _R.REDUCED, _R.WIDENED)
+    index_jump_bps: Band = Band(150.0, 400.0, _R.WIDENED, _R.WITHDRAWN)
+    index_jump_window_s: float = 60.0
+    quote_collar_ratio: Band = Band(1.0, 2.0, _R.REDUCED, _R.WITHDRAWN)
+    collar_sigmas: float = 6.0
+    """Collar half-width in standard deviations of the index over ``collar_horizon_s``."""
+    collar_horizon_s: float = 60.0
+    collar_min_bps: float = 25.0
+    """Floor of the collar half-width, so a calm market does not make the collar a pinhole."""
+    funding_adverse_prob: Band = Band(0.5, 0.8, _R.WIDENED, _R.HEDGING)
+    funding_window_s: float = 900.0
+    """Funding risk counts only this close to the next snapshot."""
+    funding_min_inventory_frac: float = 0.1
+    """Funding risk counts only for an inventory at least this fraction of the cap."""
+    funding_min_abs_rate_bps: float = 0.5
+    """Funding risk counts only for a predicted rate at least this large (bps per interval)."""
+    base_fee_budget_ratio: Band = Band(1.0, 2.0, _R.WIDENED, _R.WITHDRAWN)
+    pending_tx_age_s: Band = Band(15.0, 60.0, _R.WIDENED, _R.WITHDRAWN)
+    inclusion_delay_s: Band = Band(6.0, 20.0, _R.REDUCED, _R.WIDENED)
+    oracle_age_s: Band = Band(10.0, 30.0, _R.WIDENED, _R.WITHDRAWN)
+    block_age_s: Band = Band(15.0, 45.0, _R.WIDENED, _R.WITHDRAWN)
+    cex_feed_age_s: Band = Band(3.0, 10.0, _R.WIDENED, _R.WITHDRAWN)
+    rpc_error_rate: Band = Band(0.05, 0.25, _R.REDUCED, _R.WITHDRAWN)
+    drawdown_frac: Band = Band(0.02, 0.05, _R.REDUCED, _R.HALTED)
+    margin_ratio: Band = Band(0.5, 0.8, _R.HEDGING, _R.WITHDRAWN)
+    liq_distance_bps: Band = Band(1500.0, 500.0, _R.HEDGING, _R.WITHDRAWN)
+    inventory_cap_ratio: Band = Band(1.0, 1.5, _R.REDUCED, _R.HEDGING)
+    orders_per_min: Band = Band(120.0, 240.0, _R.WIDENED, _R.WITHDRAWN)
+    cex_unreachable_state: RiskState = RiskState.WIDENED
+    cex_banned_state: RiskState = RiskState.REDUCED
+    cex_rate_limited_state: RiskState = RiskState.REDUCED
+    cex_degraded_inventory_cap_mult: float = 0.5
+    """Inventory cap multiplier while the CEX is unreachable or has banned us (no hedge)."""
+
+    cooldown_reduced_s: float = 15.0
+    """Time clear before stepping down from REDUCED (and likewise for the fields below)."""
+    cooldown_widened_s: float = 30.0
+    cooldown_hedging_s: float = 30.0
+    cooldown_withdrawn_s: float = 60.0
+
+    reduced_size_mult: float = 0.5
+    """Size multiplier in REDUCED and WIDENED."""
+    widened_spread_mult: float = 2.0
+    hedging_size_mult: float = 0.25
+    """Size multiplier in HEDGING, and for reduce-only unload quotes in WITHDRAWN."""
+    hedging_spread_mult: float = 3.0
+
+    unload_target_frac: float = 0.8
+    """An unload ends once |inventory| is at or below this fraction of the effective cap."""
+    unload_horizon_s: float = 300.0
+    unload_urgent_horizon_s: float = 60.0
+    """Unload horizon in HEDGING and above (also shortens a running plan's deadline)."""
+    unload_min_remaining_s: float = 5.0
+    """Floor of the time left used for the unload rate, so a late plan asks for a finite rate."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "index_jump_window_s",
+            "collar_sigmas",
+            "collar_horizon_s",
+            "unload_horizon_s",
+            "unload_urgent_horizon_s",
+            "unload_min_remaining_s",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"risk.{name} must be > 0 (got {getattr(self, name)!r})")
+        non_negative = (
+            "collar_min_bps",
+            "funding_window_s",
+            "funding_min_inventory_frac",
+            "funding_min_abs_rate_bps",
+            "cooldown_reduced_s",
+            "cooldown_widened_s",
+            "cooldown_hedging_s",
+            "cooldown_withdrawn_s",
+        )
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"risk.{name} must be >= 0 (got {getattr(self, name)!r})")
+        fractions = (
+            "cex_degraded_inventory_cap_mult",
+            "reduced_size_mult",
+            "hedging_size_mult",
+            "unload_target_frac",
+        )
+        for name in fractions:
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"risk.{name} must be in (0, 1] (got {getattr(self, name)!r})")
+        for name in ("widened_spread_mult", "hedging_spread_mult"):
+            if not getattr(self, name) >= 1:
+                raise ConfigError(f"risk.{name} must be >= 1 (got {getattr(self, name)!r})")
+
+    def cooldown_s(self, state: RiskState) -> float:
+        """Return how long triggers must be clear before stepping down from ``state``."""
+        return {
+            RiskState.REDUCED: self.cooldown_reduced_s,
+            RiskState.WIDENED: self.cooldown_widened_s,
+            RiskState.HEDGING: self.cooldown_hedging_s,
+            RiskState.WITHDRAWN: self.cooldown_withdrawn_s,
+        }.get(state, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskInputs:
+    """One snapshot of everything the engine judges; the runtime builds it each decision.
+
+    Use ``math.inf`` for an age that has no observation yet (it reads as stale) and for the
+    liquidation distance of a flat position.
+    """
+
+    now_s: float
+    """Monotonic time of the snapshot, from the injected clock."""
+    index_price: float
+    realized_vol_annual: float
+    inventory_base: float
+    """Signed position in base-asset units (+ long)."""
+    inventory_cap_base: float
+    """Configured |inventory| cap in base-asset units, before any risk multiplier."""
+    funding_rate_predicted: float
+    """Predicted rate for the next snapshot, fraction per interval (+ means longs pay shorts)."""
+    funding_flip_prob: float
+    """Probability that the realized sign differs from the predicted one."""
+    funding_snapshot_in_s: float
+    base_fee_gwei: float
+    base_fee_budget_gwei: float
+    oldest_pending_tx_age_s: float
+    inclusion_delay_s: float
+    oracle_age_s: float
+    block_age_s: float
+    cex_feed_age_s: float
+    rpc_error_rate: float
+    """Failed / all RPC calls over the estimator's window, 0..1."""
+    equity_quote: float
+    margin_ratio: float
+    """Maintenance margin / account equity (1.0 is liquidation)."""
+    liq_distance_bps: float
+    """Distance from mark to the liquidation price, bps of mark."""
+    cex_reachable: bool
+    cex_banned: bool
+    cex_rate_limited: bool
+    orders_per_min: float
+    """Orders (place, cancel, replace) sent over the last 60 s."""
+    quote_prices: tuple[float, ...] = ()
+    """Prices of the quotes about to be posted (or resting), for the collar."""
+    session_peak_equity_quote: float | None = None
+    """A known peak to start from (e.g. restored from the journal); the engine tracks the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerReading:
+    """One active trigger: what it read, the threshold of its level, and what it demands."""
+
+    name: str
+    value: float
+    threshold: float
+    release: float
+    """The value the reading must get back past for this level to be let go."""
+    level: Level
+    state: RiskState
+
+    def describe(self) -> str:
+        """Return a one-line account for logs, e.g. ``oracle_age_s=45 (breach 30)``."""
+        return f"{self.name}={self.value:.6g} ({self.level.name.lower()} {self.threshold:.6g})"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of state, with the reason and the readings behind it."""
+
+    from_state: RiskState
+    to_state: RiskState
+    at_s: float
+    reason: str
+    readings: tuple[TriggerReading, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-ready mapping for the journal and structured logs."""
+        return {
+            "from": self.from_state.name,
+            "to": self.to_state.name,
+            "at_s": self.at_s,
+            "reason": self.reason,
+            "readings": [
+                {
+                    "name": r.name,
+                    "value": r.value,
+                    "threshold": r.threshold,
+                    "level": r.level.name,
+                    "state": r.state.name,
+                }
+                for r in self.readings
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadPlan:
+    """A time-weighted reduction of inventory down to ``target_abs_base`` by ``deadline_s``."""
+
+    side: Side
+    """The side to trade: ASK (sell) to unload a long, BID (buy) to unload a short."""
+    excess_base: float
+    """|inventory| above the target, base units (> 0)."""
+    target_abs_base: float
+    rate_base_per_s: float
+    """Reduction to achieve per second from now: excess / max(time left, min remaining)."""
+    deadline_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDirective:
+    """The posture the runtime must apply to quotes and hedges until the next evaluation."""
+
+    state: RiskState
+    size_mult: float
+    spread_mult: float
+    allow_bid: bool
+    allow_ask: bool
+    reduce_only: bool
+    cancel_all: bool
+    hedge_urgency: HedgeUrgency
+    inventory_cap_mult: float
+    inventory_cap_base: float
+    """Effective |inventory| cap: the configured cap times ``inventory_cap_mult``."""
+    unload: UnloadPlan | None
+    readings: tuple[TriggerReading, ...]
+
+
+class _RangeWindow:
+    """Sliding max and min of a price over a time window (monotonic deques, O(1) amortized)."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._max: deque[tuple[float, float]] = deque()
+        self._min: deque[tuple[float, float]] = deque()
+
+    def push(self, now_s: float, price: float) -> float:
+        """Add a price and return the window's (max - min) / min in bps."""
+        while self._max and self._max[-1][1] <= price:
+            self._max.pop()
+        self._max.append((now_s, price))
+        while self._min and self._min[-1][1] >= price:
+            self._min.pop()
+        self._min.append((now_s, price))
+        horizon = now_s - self._window_s
+        while self._max[0][0] < horizon:
+            self._max.popleft()
+        while self._min[0][0] < horizon:
+            self._min.popleft()
+        low = self._min[0][1]
+        return (self._max[0][1] - low) / low * _BPS
+
+
+class RiskEngine:
+    """Hold the risk state and decide it from successive `RiskInputs` snapshots.
+
+    Parameters
+    ----------
+    limits
+        Thresholds and postures; defaults to `RiskLimits()`.
+    start_s
+        Time the initial state began (same clock as ``RiskInputs.now_s``).
+    initial_state
+        State to start in; pass HALTED restored from the journal so a restart never un-halts.
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits | None = None,
+        *,
+        start_s: float = 0.0,
+        initial_state: RiskState = RiskState.NORMAL,
+    ) -> None:
+        self._limits = limits if limits is not None else RiskLimits()
+        self._state = initial_state
+        self._since_s = start_s
+        self._clear_since_s: float | None = None
+        self._held: dict[str, Level] = {}
+        self._peak_equity: float | None = None
+        self._last_equity: float | None = None
+        self._jumps = _RangeWindow(self._limits.index_jump_window_s)
+        self._unload_deadline_s: float | None = None
+        self._transitions: list[Transition] = []
+
+    @property
+    def limits(self) -> RiskLimits:
+        """Return the limits in force."""
+        return self._limits
+
+    @property
+    def state(self) -> RiskState:
+        """Return the current state."""
+        return self._state
+
+    @property
+    def since_s(self) -> float:
+        """Return when the current state was entered."""
+        return self._since_s
+
+    @property
+    def peak_equity_quote(self) -> float | None:
+        """Return the session peak equity the drawdown is measured from."""
+        return self._peak_equity
+
+    def evaluate(self, inputs: RiskInputs) -> RiskDirective:
+        """Judge a snapshot, move the state if due, and return the posture to apply.
+
+        Parameters
+        ----------
+        inputs
+            The snapshot; ``inputs.now_s`` is the only notion of time the engine has.
+
+        Returns
+        -------
+        RiskDirective
+            The posture for the (possibly new) state, with the active trigger readings.
+        """
+        cap_mult = self._cap_mult(inputs)
+        cap_base = inputs.inventory_cap_base * cap_mult
+        readings = self._assess(inputs, cap_base)
+        demanded = max((r.state for r in readings), default=RiskState.NORMAL)
+        self._step(inputs.now_s, demanded, readings)
+        unload = self._unload(inputs, cap_base)
+        return self._directive(inputs, readings, cap_mult, cap_base, unload)
+
+    def operator_halt(self, now_s: float, reason: str) -> Transition | None:
+        """Enter HALTED at once (kill switch); return the transition, or None if already halted."""
+        if self._state is RiskState.HALTED:
+            return None
+        return self._move(RiskState.HALTED, now_s, f"operator halt: {reason}", ())
+
+    def operator_resume(self, now_s: float, who: str) -> Transition | None:
+        """Leave HALTED for WITHDRAWN on an operator's word; return None if not halted.
+
+        The drawdown is measured afresh from the last equity seen: the operator has accepted the
+        loss that halted the session. From WITHDRAWN the usual cooldowns apply.
+
+        Raises
+        ------
+        ValueError
+            If ``who`` is empty: every resume must name the operator for the audit trail.
+        """
+        if not who.strip():
+            raise ValueError("operator_resume needs the operator's name (who) for the audit trail")
+        if self._state is not RiskState.HALTED:
+            return None
+        self._peak_equity = self._last_equity
+        return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
+
+    def drain_transitions(self) -> tuple[Transition, ...]:
+        """Return the transitions since the last call, oldest first, and forget them."""
+        out = tuple(self._transitions)
+        self._transitions.clear()
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _cap_mult(self, x: RiskInputs) -> float:
+        if x.cex_banned or not x.cex_reachable:
+            return self._limits.cex_degraded_inventory_cap_mult
+        return 1.0
+
+    def _assess(self, x: RiskInputs, cap_base: float) -> tuple[TriggerReading, ...]:
+        # Two readings feed engine state as they are taken: the index range window and the
+        # equity peak. Each is taken exactly once per evaluation, here.
+        lim = self._limits
+        banded: list[tuple[str, Band, float]] = [
+            ("realized_vol_annual", lim.realized_vol_annual, x.realized_vol_annual),
+            ("index_jump_bps", lim.index_jump_bps, self._jump_bps(x)),
+            ("quote_collar_ratio", lim.quote_collar_ratio, self._collar_ratio(x)),
+            ("funding_adverse_prob", lim.funding_adverse_prob, self._funding_adverse_prob(x)),
+            (
+                "base_fee_budget_ratio",
+                lim.base_fee_budget_ratio,
+                _ratio(x.base_fee_gwei, x.base_fee_budget_gwei),
+            ),
+            ("pending_tx_age_s", lim.pending_tx_age_s, x.oldest_pending_tx_age_s),
+            ("inclusion_delay_s", lim.inclusion_delay_s, x.inclusion_delay_s),
+            ("oracle_age_s", lim.oracle_age_s, x.oracle_age_s),
+            ("block_age_s", lim.block_age_s, x.block_age_s),
+            ("cex_feed_age_s", lim.cex_feed_age_s, x.cex_feed_age_s),
+            ("rpc_error_rate", lim.rpc_error_rate, x.rpc_error_rate),
+            ("drawdown_frac", lim.drawdown_frac, self._drawdown_frac(x)),
+            ("margin_ratio", lim.margin_ratio, x.margin_ratio),
+            ("liq_distance_bps", lim.liq_distance_bps, x.liq_distance_bps),
+            (
+                "inventory_cap_ratio",
+                lim.inventory_cap_ratio,
+                _ratio(abs(x.inventory_base), cap_base),
+            ),
+            ("orders_per_min", lim.orders_per_min, x.orders_per_min),
+        ]
+        out: list[TriggerReading] = []
+        for name, band, value in banded:
+            level = band.level(value, self._held.get(name, Level.CLEAR))
+            self._held[name] = level
+            if level is Level.CLEAR:
+                continue
+            threshold = band.threshold_for(level)
+            out.append(
+                TriggerReading(
+                    name, value, threshold, band.release(threshold), level, band.state_for(level)
+                )
+            )
+        flags = (
+            ("cex_unreachable", not x.cex_reachable, lim.cex_unreachable_state),
+            ("cex_banned", x.cex_banned, lim.cex_banned_state),
+            ("cex_rate_limited", x.cex_rate_limited, lim.cex_rate_limited_state),
+        )
+        for name, raised, state in flags:
+            if raised:
+                out.append(TriggerReading(name, 1.0, 1.0, 0.0, Level.BREACH, state))
+        return tuple(out)
+
+    def _jump_bps(self, x: RiskInputs) -> float:
+        if not (math.isfinite(x.index_price) and x.index_price > 0):
+            return math.nan
+        return self._jumps.push(x.now_s, x.index_price)
+
+    def _collar_ratio(self, x: RiskInputs) -> float:
+        if not x.quote_prices:
+            return 0.0
+        lim = self._limits
+        if not (math.isfinite(x.index_price) and x.index_price > 0):
+            return math.nan
+        collar_bps = lim.collar_min_bps
+        if math.isfinite(x.realized_vol_annual):
+            sigma_h = x.realized_vol_annual * math.sqrt(lim.collar_horizon_s / _SECONDS_PER_YEAR)
+            collar_bps = max(collar_bps, lim.collar_sigmas * sigma_h * _BPS)
+        worst_bps = max(abs(p - x.index_price) / x.index_price * _BPS for p in x.quote_prices)
+        return _ratio(worst_bps, collar_bps)
+
+    def _funding_adverse_prob(self, x: RiskInputs) -> float:
+        lim = self._limits
+        used = (x.funding_rate_predicted, x.funding_flip_prob, x.funding_snapshot_in_s)
+        if any(math.isnan(v) for v in used):
+            return math.nan
+        inv_frac = _ratio(abs(x.inventory_base), x.inventory_cap_base)
+        if (
+            x.inventory_base == 0
+            or x.funding_snapshot_in_s > lim.funding_window_s
+            or inv_frac < lim.funding_min_inventory_frac
+            or abs(x.funding_rate_predicted) * _BPS < lim.funding_min_abs_rate_bps
+        ):
+            return 0.0
+        flip = min(max(x.funding_flip_prob, 0.0), 1.0)
+        # We pay when the sign of the rate matches the sign of our position (longs pay on +).
+        predicted_adverse = (x.inventory_base > 0) == (x.funding_rate_predicted > 0)
+        return 1.0 - flip if predicted_adverse else flip
+
+    def _drawdown_frac(self, x: RiskInputs) -> float:
+        equity = x.equity_quote
+        if not math.isfinite(equity):
+            return math.nan
+        self._last_equity = equity
+        candidates = [equity]
+        if self._peak_equity is not None:
+            candidates.append(self._peak_equity)
+        if x.session_peak_equity_quote is not None and math.isfinite(x.session_peak_equity_quote):
+            candidates.append(x.session_peak_equity_quote)
+        peak = max(candidates)
+        self._peak_equity = peak
+        if peak <= 0:
+            return 0.0 if equity >= peak else math.inf
+        return (peak - equity) / peak
+
+    def _step(
+        self, now_s: float, demanded: RiskState, readings: tuple[TriggerReading, ...]
+    ) -> None:
+        current = self._state
+        if current is RiskState.HALTED:
+            self._clear_since_s = None
+            return
+        if demanded > current:
+            cause = "; ".join(r.describe() for r in readings if r.state == demanded)
+            self._move(demanded, now_s, f"escalate: {cause}", readings)
+            return
+        if demanded == current:
+            self._clear_since_s = None
+            return
+        if self._clear_since_s is None:
+            self._clear_since_s = now_s
+        clear_for_s = now_s - self._clear_since_s
+        cooldown_s = self._limits.cooldown_s(current)
+        if clear_for_s < cooldown_s:
+            return
+        target = RiskState(current - 1)
+        still = "; ".join(r.describe() for r in readings) or "none"
+        self._move(
+            target,
+            now_s,
+            f"de-escalate: clear of {current.name} for {clear_for_s:.1f} s "
+            f"(cooldown {cooldown_s:g} s); still active: {still}",
+            readings,
+        )
+        # The next step down needs a full cooldown of its own.
+        self._clear_since_s = now_s if demanded < target else None
+
+    def _move(
+        self, to: RiskState, now_s: float, reason: str, readings: tuple[TriggerReading, ...]
+    ) -> Transition:
+        transition = Transition(self._state, to, now_s, reason, readings)
+        self._transitions.append(transition)
+        self._state = to
+        self._since_s = now_s
+        self._clear_since_s = None
+        return transition
+
+    def _unload(self, x: RiskInputs, cap_base: float) -> UnloadPlan | None:
+        lim = self._limits
+        inv = x.inventory_base
+        if self._state is RiskState.HALTED or not math.isfinite(inv) or not cap_base > 0:
+            self._unload_deadline_s = None
+            return None
+        target = cap_base * lim.unload_target_frac
+        urgent = self._state >= RiskState.HEDGING
+        horizon_s = lim.unload_urgent_horizon_s if urgent else lim.unload_horizon_s
+        if self._unload_deadline_s is None:
+            if abs(inv) <= cap_base:
+                return None
+            self._unload_deadline_s = x.now_s + horizon_s
+        elif abs(inv) <= target:
+            self._unload_deadline_s = None
+            return None
+        elif urgent:
+            self._unload_deadline_s = min(self._unload_deadline_s, x.now_s + horizon_s)
+        excess = abs(inv) - target
+        left_s = max(self._unload_deadline_s - x.now_s, lim.unload_min_remaining_s)
+        return UnloadPlan(
+            side=Side.ASK if inv > 0 else Side.BID,
+            excess_base=excess,
+            target_abs_base=target,
+            rate_base_per_s=excess / left_s,
+            deadline_s=self._unload_deadline_s,
+        )
+
+    def _directive(
+        self,
+        x: RiskInputs,
+        readings: tuple[TriggerReading, ...],
+        cap_mult: float,
+        cap_base: float,
+        unload: UnloadPlan | None,
+    ) -> RiskDirective:
+        lim = self._limits
+        s = self._state
+        size, spread, urgency = 1.0, 1.0, HedgeUrgency.NORMAL
+        if s >= RiskState.REDUCED:
+            size = lim.reduced_size_mult
+        if s >= RiskState.WIDENED:
+            spread = lim.widened_spread_mult
+        if s >= RiskState.HEDGING:
+            size, spread, urgency = (
+                lim.hedging_size_mult,
+                lim.hedging_spread_mult,
+                HedgeUrgency.AGGRESSIVE,
+            )
+        withdrawn = s >= RiskState.WITHDRAWN
+        inv = x.inventory_base
+        if math.isfinite(inv):
+            allow_bid, allow_ask = inv < cap_base, inv > -cap_base
+        else:
+            allow_bid = allow_ask = False
+        if withdrawn:
+            allow_bid, allow_ask = allow_bid and inv < 0, allow_ask and inv > 0
+        if s is RiskState.HALTED:
+            size, urgency = 0.0, HedgeUrgency.NONE
+            allow_bid = allow_ask = False
+        return RiskDirective(
+            state=s,
+            size_mult=size,
+            spread_mult=spread,
+            allow_bid=allow_bid,
+            allow_ask=allow_ask,
+            reduce_only=withdrawn,
+            cancel_all=withdrawn,
+            hedge_urgency=urgency,
+            inventory_cap_mult=cap_mult,
+            inventory_cap_base=cap_base,
+            unload=unload,
+            readings=readings,
+        )
+
+
+def _ratio(num: float, den: float) -> float:
+    """Return num / den, reading a zero or negative denominator as "everything is over"."""
+    if math.isnan(num) or math.isnan(den):
+        return math.nan
+    if den > 0:
+        return num / den
+    return 0.0 if num <= 0 else math.inf
