@@ -1,0 +1,207 @@
+"""What a quote update costs on a chain, what it gains, and the rule that weighs the two.
+
+A refresh is a transaction. It costs
+
+* **gas**: gas units × expected effective gas price, where the price leans toward the gas
+  estimator's spike quantile by ``spike_weight`` (a refresh sent into a spike pays the spike);
+* **exposure**: while the update waits in the mempool and for its block, the *old* quotes stay
+  live. Each old quote risks ``size × σ × √delay`` times the probability of being hit in that time;
+* **funding**: the change in expected funding paid at the next snapshot caused by swapping the old
+  quotes for the new ones (new quotes that are likelier to leave us on the paying side cost more).
+
+It gains the expected edge of the new quotes over the old ones, each quote valued against the
+reservation price as ``P(fill within the quote's life) × size × edge``. The rule is derived, not a
+fixed tolerance: send when the gain exceeds the cost; a cancel demanded by risk always passes.
+
+Everything here is plain float arithmetic (no numpy): it sits in the per-decision hot path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "WEI_PER_NATIVE",
+    "QuoteLeg",
+    "UpdateCost",
+    "UpdateValue",
+    "effective_gas_price_wei",
+    "exposure_quote",
+    "fill_probability",
+    "gas_cost_quote",
+    "ladder_value_quote",
+    "should_send",
+    "snapshot_fill_delta_base",
+    "update_cost",
+]
+
+WEI_PER_NATIVE = 1e18
+"""Wei in one unit of the chain's native currency."""
+
+QuoteLeg = tuple[int, float, float]
+"""One resting quote as ``(side_sign, price, size_base)``; side_sign is +1 bid, -1 ask."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCost:
+    """The cost of one quote update, term by term, in quote currency."""
+
+    gas_quote: float
+    exposure_quote: float
+    funding_delta_quote: float
+    gas_price_wei: float
+    delay_s: float
+
+    @property
+    def total_quote(self) -> float:
+        """Sum of the three terms."""
+        return self.gas_quote + self.exposure_quote + self.funding_delta_quote
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateValue:
+    """Expected value of the new and the live quotes over one quote life, in quote currency."""
+
+    new_quote: float
+    old_quote: float
+
+    @property
+    def gain_quote(self) -> float:
+        """What the update is expected to add."""
+        return self.new_quote - self.old_quote
+
+
+def effective_gas_price_wei(
+    base_fee_wei: float, spike_quantile_wei: float, spike_weight: float, tip_wei: float
+) -> float:
+    """Return the gas price a refresh is expected to pay.
+
+    Parameters
+    ----------
+    base_fee_wei
+        Forecast base fee for the inclusion block.
+    spike_quantile_wei
+        A high quantile (p99) of the base fee from the gas estimator.
+    spike_weight
+        Weight in [0, 1] put on the spike quantile (how much tail the caller prices in).
+    tip_wei
+        Priority fee offered.
+    """
+    tail = max(0.0, spike_quantile_wei - base_fee_wei)
+    return base_fee_wei + spike_weight * tail + tip_wei
+
+
+def gas_cost_quote(gas_units: float, gas_price_wei: float, native_price_quote: float) -> float:
+    """Convert gas units at a gas price into quote currency."""
+    return gas_units * gas_price_wei / WEI_PER_NATIVE * native_price_quote
+
+
+def fill_probability(
+    a_per_s: float, k_per_price: float, distance: float, horizon_s: float
+) -> float:
+    """Return the probability that a quote ``distance`` from mid fills within ``horizon_s``.
+
+    Arrivals reaching the quote are Poisson with intensity ``A·exp(-k·δ)``; a quote at or through
+    mid (``δ ≤ 0``) gets the full intensity ``A``.
+    """
+    if horizon_s <= 0.0:
+        return 0.0
+    rate = a_per_s * math.exp(-k_per_price * distance) if distance > 0.0 else a_per_s
+    return 1.0 - math.exp(-rate * horizon_s)
+
+
+def ladder_value_quote(
+    legs: Iterable[QuoteLeg],
+    mid: float,
+    reservation: float,
+    a_per_s: float,
+    k_per_price: float,
+    horizon_s: float,
+) -> float:
+    """Return the expected edge of quotes over ``horizon_s`` against the reservation price.
+
+    A bid at ``p`` earns ``r - p`` per unit when filled, an ask ``p - r``; a stale quote on the
+    wrong side of ``r`` has negative value, which is what makes replacing it worth gas.
+    """
+    total = 0.0
+    for sign, price, size in legs:
+        distance = (mid - price) * sign
+        p_fill = fill_probability(a_per_s, k_per_price, distance, horizon_s)
+        total += p_fill * size * (reservation - price) * sign
+    return total
+
+
+def exposure_quote(
+    legs: Iterable[QuoteLeg],
+    mid: float,
+    sigma: float,
+    a_per_s: float,
+    k_per_price: float,
+    delay_s: float,
+) -> float:
+    """Return the exposure of live quotes while an update waits ``delay_s`` for inclusion.
+
+    Each quote contributes ``size × σ × √delay × P(hit within delay)``; σ is in price units per
+    √second.
+    """
+    if delay_s <= 0.0:
+        return 0.0
+    scale = sigma * math.sqrt(delay_s)
+    total = 0.0
+    for sign, price, size in legs:
+        p_hit = fill_probability(a_per_s, k_per_price, (mid - price) * sign, delay_s)
+        total += size * scale * p_hit
+    return total
+
+
+def snapshot_fill_delta_base(
+    legs: Iterable[QuoteLeg], mid: float, a_per_s: float, k_per_price: float, horizon_s: float
+) -> float:
+    """Return the expected signed inventory change from fills of ``legs`` within ``horizon_s``."""
+    total = 0.0
+    for sign, price, size in legs:
+        total += (
+            sign * size * fill_probability(a_per_s, k_per_price, (mid - price) * sign, horizon_s)
+        )
+    return total
+
+
+def update_cost(
+    *,
+    old_legs: list[QuoteLeg],
+    new_legs: list[QuoteLeg],
+    mid: float,
+    sigma: float,
+    a_per_s: float,
+    k_per_price: float,
+    gas_units: float,
+    gas_price_wei: float,
+    native_price_quote: float,
+    delay_s: float,
+    funding_per_unit_quote: float,
+    seconds_to_snapshot: float,
+) -> UpdateCost:
+    """Price one refresh: gas + exposure of the old quotes during the delay + funding change.
+
+    ``funding_per_unit_quote`` is the expected payment per unit of long inventory held at the next
+    snapshot (positive when longs pay). The funding term compares the inventory the new and old
+    quotes are expected to add before the snapshot; it is signed (a refresh that moves us off the
+    paying side lowers the cost).
+    """
+    gas = gas_cost_quote(gas_units, gas_price_wei, native_price_quote)
+    exposure = exposure_quote(old_legs, mid, sigma, a_per_s, k_per_price, delay_s)
+    funding = 0.0
+    if funding_per_unit_quote != 0.0 and seconds_to_snapshot > delay_s:
+        # The new quotes only rest after inclusion; the old ones keep resting until then.
+        window = seconds_to_snapshot - delay_s
+        dq_new = snapshot_fill_delta_base(new_legs, mid, a_per_s, k_per_price, window)
+        dq_old = snapshot_fill_delta_base(old_legs, mid, a_per_s, k_per_price, window)
+        funding = (dq_new - dq_old) * funding_per_unit_quote
+    return UpdateCost(gas, exposure, funding, gas_price_wei, delay_s)
+
+
+def should_send(value: UpdateValue, cost: UpdateCost, *, forced: bool) -> bool:
+    """Return True when the update pays for itself, or when risk forces it."""
+    return forced or value.gain_quote > cost.total_quote

@@ -1,0 +1,462 @@
+"""Online estimators: O(1) per update, explicit timestamps, frozen snapshots.
+
+Each estimator is a plain class: ``update_*`` methods take the event time in seconds (never read a
+clock) and ``snapshot()`` returns a frozen dataclass. ``Estimators`` bundles them and produces the
+``ModelEstimates`` that ``decide`` consumes.
+
+====================== ========================================================================
+estimator              what it tracks
+====================== ========================================================================
+EwmaVolatility         σ of log returns per √s (time-decayed EWMA of r²/Δt), reported absolute
+FillIntensity          (A, k) of λ(δ) = A·e^(−kδ) from trade distances to mid (log-linear fit)
+BaseFeeForecaster      next base fee by the EIP-1559 rule, EWMA log-fee p95/p99, spike flag
+InclusionDelay         submit → inclusion seconds and blocks, drop rate
+FundingPredictor       running premium TWAP → predicted rate, P(sign flips before snapshot)
+====================== ========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from agent.errors import ConfigError
+
+__all__ = [
+    "BaseFeeForecaster",
+    "BaseFeeSnapshot",
+    "DelaySnapshot",
+    "Estimators",
+    "EwmaVolatility",
+    "FillIntensity",
+    "FillIntensitySnapshot",
+    "FundingPredictor",
+    "FundingSnapshot",
+    "InclusionDelay",
+    "ModelEstimates",
+    "VolSnapshot",
+]
+
+_Z95 = 1.6448536269514722
+_Z99 = 2.3263478740408408
+_LN2 = math.log(2.0)
+
+
+def _decay(dt_s: float, halflife_s: float) -> float:
+    """Weight kept by the old estimate after ``dt_s`` (1 when no time passed)."""
+    if dt_s <= 0.0:
+        return 1.0
+    return math.exp(-_LN2 * dt_s / halflife_s)
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEstimates:
+    """The estimator outputs a decision needs (see ``agent.model.quoting`` for units)."""
+
+    sigma_per_sqrt_s: float
+    """Absolute volatility, price units per √second."""
+    fill_a_per_s: float
+    fill_k_per_price: float
+    base_fee_wei: float
+    """Forecast base fee of the block the next update lands in."""
+    base_fee_p99_wei: float
+    tip_wei: float
+    inclusion_delay_s: float
+    funding_rate: float
+    """Predicted funding rate for the next snapshot, fraction per interval (+: longs pay)."""
+    funding_flip_prob: float
+    sigma_implied_per_sqrt_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VolSnapshot:
+    """Volatility estimate."""
+
+    sigma_rel_per_sqrt_s: float
+    sigma_per_sqrt_s: float
+    samples: int
+
+
+class EwmaVolatility:
+    """EWMA realized volatility of log returns, time-decayed so irregular sampling is handled.
+
+    Parameters
+    ----------
+    halflife_s
+        Half-life of the variance estimate.
+    prior_sigma_rel_per_sqrt_s
+        Relative σ reported before enough samples arrive (and the EWMA's starting point).
+    """
+
+    def __init__(self, halflife_s: float = 300.0, prior_sigma_rel_per_sqrt_s: float = 5e-4):
+        if halflife_s <= 0.0:
+            raise ConfigError("EwmaVolatility: halflife_s must be > 0")
+        self._halflife_s = halflife_s
+        self._var_rate = prior_sigma_rel_per_sqrt_s**2
+        self._last_t: float | None = None
+        self._last_log_price = 0.0
+        self._last_price = 0.0
+        self._samples = 0
+
+    def update_price(self, t_s: float, price: float) -> None:
+        """Feed one mid (or mark) observation at time ``t_s``."""
+        if price <= 0.0:
+            return
+        log_price = math.log(price)
+        if self._last_t is not None:
+            dt = t_s - self._last_t
+            if dt <= 0.0:
+                # Same-timestamp updates carry no elapsed time: keep the latest price only.
+                self._last_log_price = log_price
+                self._last_price = price
+                return
+            ret = log_price - self._last_log_price
+            w = _decay(dt, self._halflife_s)
+            self._var_rate = w * self._var_rate + (1.0 - w) * ret * ret / dt
+            self._samples += 1
+        self._last_t = t_s
+        self._last_log_price = log_price
+        self._last_price = price
+
+    def snapshot(self) -> VolSnapshot:
+        """Return σ relative and absolute (at the last price), per √second."""
+        rel = math.sqrt(self._var_rate)
+        return VolSnapshot(rel, rel * self._last_price, self._samples)
+
+
+@dataclass(frozen=True, slots=True)
+class FillIntensitySnapshot:
+    """Fill-intensity fit; ``fitted`` is False when the priors are being reported."""
+
+    a_per_s: float
+    k_per_price: float
+    fitted: bool
+    trades: float
+
+
+class FillIntensity:
+    """Fit ``λ(δ) = A·exp(−kδ)`` from how far trades reach from mid.
+
+    A trade that reaches distance δ from mid would have filled a quote at any distance ≤ δ, so the
+    intensity at δ is the (time-decayed) rate of trades reaching at least δ. Distances go into fixed
+    bins (O(1) per trade; the decay is applied by a running scale factor); ``snapshot`` does a
+    weighted least-squares fit of ``ln λ(δ_i)`` on ``δ_i`` over the bins' upper tails.
+
+    Trades of ``sides`` sides are pooled; ``A`` is reported per side.
+    Falls back to the priors with fewer than ``min_trades`` decayed trades, fewer than three
+    non-empty tail bins, or a fitted ``k`` that is not positive.
+    """
+
+    def __init__(
+        self,
+        bin_width: float,
+        n_bins: int = 20,
+        halflife_s: float = 600.0,
+        prior_a_per_s: float = 1.0,
+        prior_k_per_price: float = 1.0,
+        min_trades: float = 30.0,
+        sides: int = 2,
+    ) -> None:
+        if bin_width <= 0.0 or n_bins < 3 or halflife_s <= 0.0:
+            raise ConfigError("FillIntensity: need bin_width > 0, n_bins >= 3, halflife_s > 0")
+        self._bin_width = bin_width
+        self._counts = [0.0] * n_bins
+        self._halflife_s = halflife_s
+        self._prior = (prior_a_per_s, prior_k_per_price)
+        self._min_trades = min_trades
+        self._sides = max(sides, 1)
+        self._t0: float | None = None
+        self._t_last = 0.0
+
+    def update_trade(self, t_s: float, distance: float) -> None:
+        """Record a taker trade that reached ``distance`` (price units, ≥ 0) from mid at ``t_s``."""
+        if self._t0 is None:
+            self._t0 = t_s
+        # Weight new trades up instead of decaying every bin: O(1). Rebase before overflow.
+        exponent = _LN2 * (t_s - self._t0) / self._halflife_s
+        if exponent > 600.0:
+            scale = math.exp(-exponent)
+            self._counts = [c * scale for c in self._counts]
+            self._t0 = t_s
+            exponent = 0.0
+        i = min(int(max(distance, 0.0) / self._bin_width), len(self._counts) - 1)
+        self._counts[i] += math.exp(exponent)
+        self._t_last = max(self._t_last, t_s)
+
+    def snapshot(self, t_s: float | None = None) -> FillIntensitySnapshot:
+        """Return (A, k) at time ``t_s`` (default: the last trade's time)."""
+        a0, k0 = self._prior
+        if self._t0 is None:
+            return FillIntensitySnapshot(a0, k0, False, 0.0)
+        now = self._t_last if t_s is None else max(t_s, self._t_last)
+        to_now = math.exp(-_LN2 * (now - self._t0) / self._halflife_s)
+        counts = [c * to_now for c in self._counts]
+        total = sum(counts)
+        # Decayed counts / effective window length = rate per second.
+        window = (
+            self._halflife_s / _LN2 * (1.0 - math.exp(-_LN2 * (now - self._t0) / self._halflife_s))
+        )
+        window = max(window, 1e-9)
+        tail = total
+        xs: list[float] = []
+        ys: list[float] = []
+        ws: list[float] = []
+        for i, c in enumerate(counts):
+            if tail > 0.5:
+                xs.append(i * self._bin_width)
+                ys.append(math.log(tail / window))
+                ws.append(tail)
+            tail -= c
+        if total < self._min_trades or len(xs) < 3:
+            return FillIntensitySnapshot(a0, k0, False, total)
+        sw = sum(ws)
+        mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / sw
+        my = sum(w * y for w, y in zip(ws, ys, strict=True)) / sw
+        sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
+        sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
+        slope = sxy / sxx if sxx > 0.0 else 0.0
+        if slope >= 0.0:
+            return FillIntensitySnapshot(a0, k0, False, total)
+        a_total = math.exp(my - slope * mx)
+        return FillIntensitySnapshot(a_total / self._sides, -slope, True, total)
+
+
+@dataclass(frozen=True, slots=True)
+class BaseFeeSnapshot:
+    """Base-fee forecast for the next block and its spike quantiles."""
+
+    next_base_fee_wei: float
+    p95_wei: float
+    p99_wei: float
+    spike: bool
+
+
+class BaseFeeForecaster:
+    """Forecast the next base fee (EIP-1559 rule) and its tail from an EWMA of log fees.
+
+    The spike flag is raised when a block's base fee exceeds the p99 implied by the statistics
+    *before* that block (a spike cannot hide inside its own estimate).
+    """
+
+    def __init__(self, halflife_blocks: float = 50.0, elasticity: float = 8.0) -> None:
+        if halflife_blocks <= 0.0:
+            raise ConfigError("BaseFeeForecaster: halflife_blocks must be > 0")
+        self._alpha = 1.0 - _decay(1.0, halflife_blocks)
+        self._elasticity = elasticity
+        self._mean = 0.0
+        self._var = 0.0
+        self._next = 0.0
+        self._spike = False
+        self._blocks = 0
+
+    def update_block(self, t_s: float, base_fee_wei: float, gas_used: int, gas_limit: int) -> None:
+        """Feed one block: its timestamp, base fee, gas used and gas limit."""
+        del t_s  # block-indexed; the timestamp is accepted for a uniform interface
+        fee = max(base_fee_wei, 1.0)
+        x = math.log(fee)
+        if self._blocks == 0:
+            self._mean = x
+        else:
+            self._spike = x > self._mean + _Z99 * math.sqrt(self._var) and self._blocks >= 10
+            d = x - self._mean
+            self._mean += self._alpha * d
+            self._var = (1.0 - self._alpha) * (self._var + self._alpha * d * d)
+        self._blocks += 1
+        target = gas_limit / 2.0
+        change = (gas_used - target) / target / self._elasticity if target > 0 else 0.0
+        self._next = fee * (1.0 + change)
+
+    def snapshot(self) -> BaseFeeSnapshot:
+        """Return the forecast and p95/p99 (never below the forecast)."""
+        sd = math.sqrt(self._var)
+        p95 = max(self._next, math.exp(self._mean + _Z95 * sd)) if self._blocks else 0.0
+        p99 = max(p95, math.exp(self._mean + _Z99 * sd)) if self._blocks else 0.0
+        return BaseFeeSnapshot(self._next, p95, p99, self._spike)
+
+
+@dataclass(frozen=True, slots=True)
+class DelaySnapshot:
+    """Inclusion-delay estimate."""
+
+    mean_s: float
+    p95_s: float
+    mean_blocks: float
+    drop_rate: float
+
+
+class InclusionDelay:
+    """EWMA of submit → inclusion delay fed by the transaction pipeline, plus a drop rate."""
+
+    def __init__(self, alpha: float = 0.05, prior_delay_s: float = 2.0) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ConfigError("InclusionDelay: alpha must be in (0, 1]")
+        self._alpha = alpha
+        self._mean = prior_delay_s
+        self._var = 0.0
+        self._blocks = 1.0
+        self._drop = 0.0
+
+    def update_inclusion(self, submit_time_s: float, inclusion_time_s: float, blocks: int) -> None:
+        """Record a transaction submitted at ``submit_time_s`` and included ``blocks`` later."""
+        delay = max(inclusion_time_s - submit_time_s, 0.0)
+        a = self._alpha
+        d = delay - self._mean
+        self._mean += a * d
+        self._var = (1.0 - a) * (self._var + a * d * d)
+        self._blocks += a * (blocks - self._blocks)
+        self._drop *= 1.0 - a
+
+    def update_dropped(self, submit_time_s: float) -> None:
+        """Record a transaction that was dropped or replaced before inclusion."""
+        del submit_time_s
+        self._drop += self._alpha * (1.0 - self._drop)
+
+    def snapshot(self) -> DelaySnapshot:
+        """Return mean and p95 delay, mean blocks and the drop rate."""
+        return DelaySnapshot(
+            self._mean, self._mean + _Z95 * math.sqrt(self._var), self._blocks, self._drop
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSnapshot:
+    """Funding prediction for the next snapshot."""
+
+    predicted_rate: float
+    flip_prob: float
+    seconds_to_snapshot: float
+    premium_twap: float
+
+
+class FundingPredictor:
+    """Predict the next funding rate from the running premium and the chance its sign flips.
+
+    The rate paid at a snapshot is the time-weighted average premium over the interval plus
+    ``clamp(interest − premium, ±clamp)`` (the common perp convention). Snapshots fall at multiples
+    of ``interval_s`` from ``offset_s``. The premium is modeled as a random walk whose variance per
+    second is an EWMA of observed increments; the remaining part of the TWAP then has variance
+    ``v·τ/3`` around the current premium, which gives ``P(sign of the final rate ≠ sign of the
+    prediction)``.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 28_800.0,
+        offset_s: float = 0.0,
+        interest_rate: float = 0.0001,
+        clamp: float = 0.0005,
+        halflife_s: float = 3_600.0,
+    ) -> None:
+        if interval_s <= 0.0 or halflife_s <= 0.0:
+            raise ConfigError("FundingPredictor: interval_s and halflife_s must be > 0")
+        self._interval = interval_s
+        self._offset = offset_s
+        self._interest = interest_rate
+        self._clamp = clamp
+        self._halflife = halflife_s
+        self._epoch: int | None = None
+        self._sum = 0.0
+        self._span = 0.0
+        self._last_t = 0.0
+        self._last_p = 0.0
+        self._var_rate = 0.0
+
+    def _epoch_of(self, t_s: float) -> int:
+        return math.floor((t_s - self._offset) / self._interval)
+
+    def update_premium(self, t_s: float, premium: float) -> None:
+        """Feed the premium index ``(mark − index) / index`` observed at ``t_s``."""
+        epoch = self._epoch_of(t_s)
+        if self._epoch is None:
+            self._epoch = epoch
+        else:
+            dt = t_s - self._last_t
+            if dt > 0.0:
+                d = premium - self._last_p
+                w = _decay(dt, self._halflife)
+                self._var_rate = w * self._var_rate + (1.0 - w) * d * d / dt
+                if epoch != self._epoch:
+                    # A snapshot passed: the new interval starts from the current premium.
+                    self._epoch = epoch
+                    self._sum = 0.0
+                    self._span = 0.0
+                else:
+                    self._sum += self._last_p * dt
+                    self._span += dt
+        self._last_t = t_s
+        self._last_p = premium
+
+    def _rate(self, premium: float) -> float:
+        return premium + max(-self._clamp, min(self._clamp, self._interest - premium))
+
+    def snapshot(self, t_s: float) -> FundingSnapshot:
+        """Return the predicted rate and flip probability as of ``t_s``."""
+        next_snap = (self._epoch_of(t_s) + 1) * self._interval + self._offset
+        remaining = max(next_snap - t_s, 0.0)
+        if self._epoch is None:
+            return FundingSnapshot(self._rate(0.0), 0.5, remaining, 0.0)
+        elapsed = self._span
+        twap_so_far = self._sum / elapsed if elapsed > 0.0 else self._last_p
+        frac_left = min(remaining / self._interval, 1.0)
+        twap = (1.0 - frac_left) * twap_so_far + frac_left * self._last_p
+        rate = self._rate(twap)
+        sd = frac_left * math.sqrt(self._var_rate * remaining / 3.0)
+        # The rate is flat (= interest) while the premium sits within the clamp band, so its sign
+        # flips where the premium crosses the band's far edge, not where the premium crosses zero.
+        if self._interest > 0.0:
+            threshold = -self._clamp
+        elif self._interest < 0.0:
+            threshold = self._clamp
+        else:
+            threshold = 0.0
+        if rate == 0.0:
+            flip = 0.5
+        elif sd <= 0.0:
+            flip = 0.0
+        else:
+            flip = _normal_cdf(-abs(twap - threshold) / sd)
+        return FundingSnapshot(rate, flip, remaining, twap)
+
+
+class Estimators:
+    """The estimator set a decision uses, with one ``snapshot`` producing ``ModelEstimates``."""
+
+    def __init__(
+        self,
+        vol: EwmaVolatility,
+        fills: FillIntensity,
+        base_fee: BaseFeeForecaster,
+        delay: InclusionDelay,
+        funding: FundingPredictor,
+        tip_wei: float = 1e8,
+    ) -> None:
+        self.vol = vol
+        self.fills = fills
+        self.base_fee = base_fee
+        self.delay = delay
+        self.funding = funding
+        self.tip_wei = tip_wei
+
+    def snapshot(self, t_s: float, sigma_implied_per_sqrt_s: float | None = None) -> ModelEstimates:
+        """Combine every estimator's view at ``t_s``."""
+        v = self.vol.snapshot()
+        f = self.fills.snapshot(t_s)
+        g = self.base_fee.snapshot()
+        d = self.delay.snapshot()
+        fu = self.funding.snapshot(t_s)
+        return ModelEstimates(
+            sigma_per_sqrt_s=v.sigma_per_sqrt_s,
+            fill_a_per_s=f.a_per_s,
+            fill_k_per_price=f.k_per_price,
+            base_fee_wei=g.next_base_fee_wei,
+            base_fee_p99_wei=g.p99_wei,
+            tip_wei=self.tip_wei,
+            inclusion_delay_s=d.mean_s,
+            funding_rate=fu.predicted_rate,
+            funding_flip_prob=fu.flip_prob,
+            sigma_implied_per_sqrt_s=sigma_implied_per_sqrt_s,
+        )

@@ -1,0 +1,123 @@
+"""Online estimators recover known parameters from synthetic data and fall back sanely."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agent.errors import ConfigError
+from agent.model.estimators import (
+    BaseFeeForecaster,
+    Estimators,
+    EwmaVolatility,
+    FillIntensity,
+    FundingPredictor,
+    InclusionDelay,
+)
+
+
+def test_ewma_volatility_recovers_sigma_of_a_gbm() -> None:
+    rng = np.random.default_rng(7)
+    sigma_rel = 4e-4
+    vol = EwmaVolatility(halflife_s=2_000.0, prior_sigma_rel_per_sqrt_s=1e-3)
+    price = 2000.0
+    for i in range(20_000):
+        price *= math.exp(sigma_rel * rng.standard_normal())
+        vol.update_price(float(i), price)
+    snap = vol.snapshot()
+    assert snap.sigma_rel_per_sqrt_s == pytest.approx(sigma_rel, rel=0.1)
+    assert snap.sigma_per_sqrt_s == pytest.approx(sigma_rel * price, rel=0.1)
+
+
+def test_fill_intensity_recovers_a_and_k() -> None:
+    rng = np.random.default_rng(3)
+    a_true, k_true = 2.0, 1.5  # per side
+    est = FillIntensity(
+        bin_width=0.1, n_bins=30, halflife_s=1e6, prior_a_per_s=9.0, prior_k_per_price=9.0
+    )
+    t = 0.0
+    for _ in range(20_000):
+        t += rng.exponential(1.0 / (2 * a_true))  # both sides pooled
+        est.update_trade(t, rng.exponential(1.0 / k_true))
+    snap = est.snapshot(t)
+    assert snap.fitted
+    assert snap.k_per_price == pytest.approx(k_true, rel=0.1)
+    assert snap.a_per_s == pytest.approx(a_true, rel=0.15)
+
+
+def test_fill_intensity_falls_back_to_priors_when_data_are_scarce() -> None:
+    est = FillIntensity(bin_width=0.1, prior_a_per_s=3.0, prior_k_per_price=4.0)
+    assert est.snapshot(0.0).a_per_s == 3.0
+    for i in range(5):
+        est.update_trade(float(i), 0.05)
+    snap = est.snapshot(5.0)
+    assert not snap.fitted and (snap.a_per_s, snap.k_per_price) == (3.0, 4.0)
+    with pytest.raises(ConfigError):
+        FillIntensity(bin_width=0.0)
+
+
+def test_base_fee_follows_eip1559_and_flags_spikes() -> None:
+    f = BaseFeeForecaster()
+    f.update_block(0.0, 10e9, 30_000_000, 30_000_000)
+    assert f.snapshot().next_base_fee_wei == pytest.approx(11.25e9)  # full block: +12.5%
+    f.update_block(1.0, 10e9, 0, 30_000_000)
+    assert f.snapshot().next_base_fee_wei == pytest.approx(8.75e9)  # empty block: -12.5%
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        f.update_block(float(i), 10e9 * (1 + 0.02 * rng.standard_normal()), 15_000_000, 30_000_000)
+    calm = f.snapshot()
+    assert not calm.spike
+    assert calm.next_base_fee_wei <= calm.p95_wei <= calm.p99_wei
+    f.update_block(300.0, 40e9, 15_000_000, 30_000_000)
+    assert f.snapshot().spike
+
+
+def test_inclusion_delay_tracks_samples_and_drops() -> None:
+    d = InclusionDelay(alpha=0.1, prior_delay_s=1.0)
+    for i in range(200):
+        d.update_inclusion(float(i), float(i) + 6.0, 3)
+    snap = d.snapshot()
+    assert snap.mean_s == pytest.approx(6.0, rel=1e-3)
+    assert snap.mean_blocks == pytest.approx(3.0, rel=1e-3)
+    assert snap.drop_rate == 0.0
+    for i in range(10):
+        d.update_dropped(float(i))
+    assert d.snapshot().drop_rate > 0.5
+
+
+def test_funding_predictor_rate_flip_probability_and_reset() -> None:
+    f = FundingPredictor(interval_s=3_600.0, interest_rate=1e-4, clamp=5e-4, halflife_s=600.0)
+    # Steady premium far above the clamp band: rate = premium - clamp, no flip.
+    for i in range(0, 1800, 10):
+        f.update_premium(float(i), 2e-3)
+    snap = f.snapshot(1_800.0)
+    assert snap.predicted_rate == pytest.approx(2e-3 - 5e-4)
+    assert snap.flip_prob == 0.0
+    assert snap.seconds_to_snapshot == pytest.approx(1_800.0)
+    # A noisy premium hovering at the band's edge (−clamp when interest > 0): coin flip.
+    rng = np.random.default_rng(1)
+    g = FundingPredictor(interval_s=3_600.0, interest_rate=1e-4, clamp=5e-4, halflife_s=600.0)
+    for i in range(0, 600, 5):
+        g.update_premium(float(i), -5e-4 + 1e-4 * rng.standard_normal())
+    assert 0.2 < g.snapshot(600.0).flip_prob <= 0.5
+    # After the snapshot the TWAP restarts from the new premium.
+    f.update_premium(3_600.0, -2e-3)
+    f.update_premium(3_610.0, -2e-3)
+    assert f.snapshot(3_610.0).predicted_rate < 0.0
+
+
+def test_estimators_bundle_snapshot() -> None:
+    e = Estimators(
+        EwmaVolatility(),
+        FillIntensity(bin_width=0.1, prior_a_per_s=2.0),
+        BaseFeeForecaster(),
+        InclusionDelay(prior_delay_s=4.0),
+        FundingPredictor(),
+        tip_wei=5.0,
+    )
+    e.vol.update_price(0.0, 100.0)
+    snap = e.snapshot(0.0, sigma_implied_per_sqrt_s=0.3)
+    assert snap.fill_a_per_s == 2.0 and snap.inclusion_delay_s == 4.0 and snap.tip_wei == 5.0
+    assert snap.sigma_implied_per_sqrt_s == 0.3
