@@ -1,0 +1,108 @@
+"""The JSON-RPC client's retry and health rules, through httpx's transport seam."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from agent.chain.rpc import AsyncRpc, RpcConfig, RpcError
+from agent.errors import ChainError, RpcUnavailable
+
+FAST = RpcConfig(
+    "http://node.test",
+    retry_attempts=4,
+    retry_budget_s=2.0,
+    backoff_initial_s=0.001,
+    backoff_max_s=0.002,
+)
+
+
+def _client(handler: httpx.MockTransport) -> AsyncRpc:
+    return AsyncRpc(FAST, transport=handler)
+
+
+@pytest.mark.asyncio
+async def test_5xx_and_refused_are_retried_and_recorded_as_health() -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused", request=request)
+        if len(calls) == 2:
+            return httpx.Response(503)
+        body = json.loads(request.content)
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": "0x10"})
+
+    rpc = _client(httpx.MockTransport(handle))
+    try:
+        assert await rpc.call("eth_blockNumber") == "0x10"
+        assert len(calls) == 3
+        assert rpc.health.ok and rpc.health.total_failures == 2
+        assert rpc.health.consecutive_failures == 0
+    finally:
+        await rpc.aclose()
+
+
+@pytest.mark.asyncio
+async def test_gives_up_with_rpc_unavailable_and_unhealthy() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    rpc = _client(httpx.MockTransport(handle))
+    try:
+        with pytest.raises(RpcUnavailable, match="unavailable"):
+            await rpc.call("eth_blockNumber")
+        assert not rpc.health.ok and rpc.health.consecutive_failures == 4
+        assert "ReadTimeout" in rpc.health.last_error
+    finally:
+        await rpc.aclose()
+
+
+@pytest.mark.asyncio
+async def test_non_idempotent_calls_and_rpc_errors_are_not_retried() -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(502)
+        body = json.loads(request.content)
+        err = {"code": 3, "message": "execution reverted", "data": "0xdeadbeef"}
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": err})
+
+    rpc = _client(httpx.MockTransport(handle))
+    try:
+        with pytest.raises(RpcUnavailable):
+            await rpc.call("eth_sendTransaction", [], retry=False)
+        assert len(calls) == 1
+        with pytest.raises(RpcError) as exc:
+            await rpc.call("eth_call", [])
+        assert (exc.value.code, exc.value.data) == (3, "0xdeadbeef")
+        assert len(calls) == 2
+    finally:
+        await rpc.aclose()
+
+
+@pytest.mark.asyncio
+async def test_batch_returns_errors_in_place_and_4xx_is_a_config_problem() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if not isinstance(body, list):
+            return httpx.Response(401)
+        out = [
+            {"jsonrpc": "2.0", "id": body[1]["id"], "error": {"code": -1, "message": "no"}},
+            {"jsonrpc": "2.0", "id": body[0]["id"], "result": "0x1"},
+        ]
+        return httpx.Response(200, json=out)
+
+    rpc = _client(httpx.MockTransport(handle))
+    try:
+        ok, err = await rpc.batch([("eth_chainId", []), ("eth_blockNumber", [])])
+        assert ok == "0x1" and isinstance(err, RpcError) and err.rpc_message == "no"
+        with pytest.raises(ChainError, match="HTTP 401"):
+            await rpc.call("eth_chainId")
+    finally:
+        await rpc.aclose()
