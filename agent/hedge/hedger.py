@@ -1,0 +1,552 @@
+"""Hedging policy: keep the CEX position at −(confirmed DEX position) × hedge ratio.
+
+The runtime calls :meth:`Hedger.on_position` with every confirmed DEX position and
+:meth:`Hedger.step` periodically; both only *schedule* work on one background task and return at
+once, so the caller's loop never waits on the exchange. Time is injected (``now_s``); the policy
+reads no clock.
+
+==========================  ======================================================================
+target                      ``−dex_position × hedge_ratio`` (base units)
+dead band                   no order while ``|target − cex_position| ≤ dead_band_base``; outside it
+                            the whole gap is traded (rounded down to the step)
+orders                      IOC (default) or GTC limit, priced at the touch ± ``max_slippage_bps``:
+                            never worse than the cap. A GTC remainder is cancelled next step
+partial fills               the remaining gap is re-evaluated at once, up to
+                            ``max_orders_per_step`` orders per step
+large gaps                  ``|gap| > twap_threshold_base`` is unloaded in slices of
+                            ``twap_slice_base`` every ``twap_interval_s``
+never a double hedge        one client order id per (intent, slice), derived from the intent;
+                            the client resends only that id. A hedge with unknown outcome pauses
+                            hedging until position and fills are reconciled
+journal                     every intent before it is sent, every result after
+health                      reachable / banned / rate-limited / unknown / last error / gap, for
+                            the risk engine (:meth:`Hedger.health`)
+attribution                 basis (DEX mark vs CEX mark) P&L, unhedged delta P&L, CEX funding,
+                            and the DEX−CEX funding-rate difference (:meth:`Hedger.attribution`)
+==========================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from agent.errors import ConfigError, ExchangeError
+from agent.hedge.binance import (
+    Banned,
+    BinanceFuturesClient,
+    ExchangeUnavailable,
+    FilterRejected,
+    OrderRequest,
+    OrderState,
+    RateLimited,
+    StatusUnknown,
+    UnknownOrder,
+)
+
+__all__ = [
+    "HedgeAttribution",
+    "HedgeHealth",
+    "HedgeJournal",
+    "HedgeRecord",
+    "Hedger",
+    "HedgerConfig",
+    "hedge_client_order_id",
+    "hedge_intent_id",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeRecord:
+    """One hedge order as journaled: the intent and its latest known result."""
+
+    intent_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: float
+    created_ms: int
+    status: str
+    filled_qty: float
+    avg_price: float
+
+
+class HedgeJournal(Protocol):
+    """Where hedge intents and results are written (implemented by ``agent.store``)."""
+
+    def record_hedge_intent(
+        self,
+        intent_id: str,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        qty: float,
+        created_ms: int,
+    ) -> None:
+        """Record an order about to be sent (status ``INTENT``)."""
+        ...
+
+    def update_hedge(
+        self,
+        client_order_id: str,
+        status: str,
+        filled_qty: float,
+        avg_price: float,
+        updated_ms: int,
+    ) -> None:
+        """Record the latest known status of a hedge order."""
+        ...
+
+    def open_hedge_intents(self) -> list[HedgeRecord]:
+        """Hedge orders whose final outcome is not yet known (to resolve after a restart)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HedgerConfig:
+    """Hedging policy settings."""
+
+    symbol: str
+    hedge_ratio: float = 1.0
+    """CEX hedge per unit of DEX position (1.0 = fully neutral)."""
+    dead_band_base: float = 0.05
+    """No order while the hedge gap is within ± this many base units."""
+    max_slippage_bps: float = 15.0
+    """Limit price cap beyond the touch (best ask for buys, best bid for sells)."""
+    order_style: Literal["IOC", "LIMIT"] = "IOC"
+    """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step."""
+    twap_threshold_base: float = 5.0
+    """Gaps larger than this are unloaded in time-weighted slices instead of one sweep."""
+    twap_slice_base: float = 1.0
+    twap_interval_s: float = 2.0
+    max_orders_per_step: int = 3
+    """Orders per step while partial fills leave the gap outside the band."""
+    reconcile_interval_s: float = 10.0
+    """How often the CEX position, mark and funding are re-read from the exchange."""
+    client_id_prefix: str = "mmh"
+
+    def __post_init__(self) -> None:
+        if self.hedge_ratio < 0 or not math.isfinite(self.hedge_ratio):
+            raise ConfigError(f"hedge_ratio must be ≥ 0, not {self.hedge_ratio}")
+        if self.dead_band_base < 0:
+            raise ConfigError(f"dead_band_base must be ≥ 0, not {self.dead_band_base}")
+        if self.twap_slice_base <= 0 or self.twap_threshold_base < self.twap_slice_base:
+            raise ConfigError(
+                "twap_slice_base must be > 0 and ≤ twap_threshold_base "
+                f"(got slice {self.twap_slice_base}, threshold {self.twap_threshold_base})"
+            )
+        if self.max_orders_per_step < 1:
+            raise ConfigError("max_orders_per_step must be ≥ 1")
+        if not 1 <= len(self.client_id_prefix) <= 8 or not self.client_id_prefix.isalnum():
+            raise ConfigError("client_id_prefix must be 1-8 alphanumeric characters")
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeHealth:
+    """What the risk engine needs to know about hedging."""
+
+    reachable: bool
+    """False after a request got no answer, until one succeeds."""
+    banned: bool
+    """418 from the exchange: no hedging until the ban ends."""
+    rate_limited: bool
+    status_unknown: bool
+    """A hedge order's outcome is unknown; hedging waits for reconciliation."""
+    last_error: str | None
+    last_error_code: int | None
+    last_error_s: float | None
+    consecutive_failures: int
+    target_base: float
+    cex_position_base: float
+    hedge_gap_base: float
+    """target − CEX position: the unhedged inventory the risk engine should count."""
+
+    @property
+    def can_hedge(self) -> bool:
+        """True when orders can go out now."""
+        return self.reachable and not (self.banned or self.rate_limited or self.status_unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeAttribution:
+    """P&L attribution of the hedged book, in quote currency (USDT)."""
+
+    dex_mark: float
+    cex_mark: float
+    basis_bps: float
+    """(DEX mark − CEX mark) / CEX mark."""
+    dex_funding_rate_8h: float
+    cex_funding_rate_8h: float
+    funding_diff_8h: float
+    """DEX rate − CEX rate: what holding the hedged pair earns per 8 h, per unit notional."""
+    basis_pnl_quote: float
+    """Σ dex_position × (Δ dex mark − Δ cex mark): P&L from basis moves on the hedged part."""
+    delta_pnl_quote: float
+    """Σ (dex_position + cex_position) × Δ cex mark: P&L from the unhedged remainder."""
+    cex_funding_pnl_quote: float
+    """Funding received (+) or paid (−) on the CEX position at each funding time observed."""
+
+
+def hedge_intent_id(symbol: str, seq: int, target_base: float, created_ms: int) -> str:
+    """Deterministic id of one hedge decision (the same inputs give the same id)."""
+    raw = f"{symbol}|{seq}|{target_base:.12g}|{created_ms}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def hedge_client_order_id(prefix: str, intent_id: str, slice_no: int) -> str:
+    """Client order id of slice ``slice_no`` of an intent: ``<prefix>-<intent>-<slice>``.
+
+    Derived from the intent, never from the attempt, so a resend reuses it and the exchange can
+    refuse a duplicate. At most 36 characters of the exchange's charset.
+    """
+    coid = f"{prefix}-{intent_id}-{slice_no}"
+    if len(coid) > 36:
+        raise ValueError(f"client order id {coid!r} is longer than 36 characters")
+    return coid
+
+
+@dataclass(slots=True)
+class _Intent:
+    intent_id: str
+    target_base: float
+    created_ms: int
+    slices: int = 0
+
+
+class Hedger:
+    """Keeps the CEX hedge of one symbol inside its band.
+
+    Parameters
+    ----------
+    client
+        A connected :class:`~agent.hedge.binance.BinanceFuturesClient` (filters loaded).
+    journal
+        Receives every intent and result.
+    config
+        Policy settings.
+    """
+
+    def __init__(
+        self, client: BinanceFuturesClient, journal: HedgeJournal, config: HedgerConfig
+    ) -> None:
+        self._client = client
+        self._journal = journal
+        self.config = config
+        self._target = 0.0
+        self._dex_pos = 0.0
+        self._cex_pos = 0.0
+        self._intent: _Intent | None = None
+        self._seq = 0
+        self._next_slice_s = -math.inf
+        self._next_reconcile_s = -math.inf
+        self._needs_reconcile = True
+        self._resting: OrderState | None = None
+        self._unknown: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self._pending_now_s: float | None = None
+        # health
+        self._reachable = True
+        self._last_error: str | None = None
+        self._last_error_code: int | None = None
+        self._last_error_s: float | None = None
+        self._failures = 0
+        # attribution
+        self._dex_mark = math.nan
+        self._cex_mark = math.nan
+        self._dex_funding = 0.0
+        self._cex_funding = 0.0
+        self._next_funding_ms: int | None = None
+        self._basis_pnl = 0.0
+        self._delta_pnl = 0.0
+        self._funding_pnl = 0.0
+
+    # ------------------------------------------------------------------ driving
+
+    async def on_position(
+        self, confirmed_dex_position_base: float, dex_mark: float, now_s: float
+    ) -> None:
+        """Take a new confirmed DEX position and mark; schedule hedging. Returns at once."""
+        self._mark(dex_mark, self._cex_mark)
+        self._dex_pos = confirmed_dex_position_base
+        self._target = -confirmed_dex_position_base * self.config.hedge_ratio
+        self._kick(now_s)
+
+    async def step(self, now_s: float) -> None:
+        """Periodic tick: slices, partial-fill follow-ups, reconciliation. Returns at once."""
+        self._kick(now_s)
+
+    def set_dex_funding_rate(self, rate_8h: float) -> None:
+        """Record the DEX funding rate (per 8 h) for attribution."""
+        self._dex_funding = rate_8h
+
+    async def resume(self, now_s: float) -> None:
+        """After a restart: resolve journaled hedges with unknown outcome, then reconcile."""
+        self._unknown = [r.client_order_id for r in self._journal.open_hedge_intents()]
+        self._needs_reconcile = True
+        self._kick(now_s)
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until scheduled work is done (tests, shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def aclose(self) -> None:
+        """Finish in-flight work (never cancel a send mid-flight: its outcome must be known)."""
+        await self.drain()
+
+    # ------------------------------------------------------------------ reading
+
+    def health(self) -> HedgeHealth:
+        """Snapshot for the risk engine."""
+        limits = self._client.rate_limits()
+        return HedgeHealth(
+            reachable=self._reachable,
+            banned=limits.banned,
+            rate_limited=limits.backoff_remaining_s > 0,
+            status_unknown=bool(self._unknown),
+            last_error=self._last_error,
+            last_error_code=self._last_error_code,
+            last_error_s=self._last_error_s,
+            consecutive_failures=self._failures,
+            target_base=self._target,
+            cex_position_base=self._cex_pos,
+            hedge_gap_base=self._target - self._cex_pos,
+        )
+
+    def attribution(self) -> HedgeAttribution:
+        """Basis and funding attribution so far."""
+        basis = (
+            (self._dex_mark - self._cex_mark) / self._cex_mark * 1e4
+            if self._cex_mark and math.isfinite(self._cex_mark) and math.isfinite(self._dex_mark)
+            else math.nan
+        )
+        return HedgeAttribution(
+            dex_mark=self._dex_mark,
+            cex_mark=self._cex_mark,
+            basis_bps=basis,
+            dex_funding_rate_8h=self._dex_funding,
+            cex_funding_rate_8h=self._cex_funding,
+            funding_diff_8h=self._dex_funding - self._cex_funding,
+            basis_pnl_quote=self._basis_pnl,
+            delta_pnl_quote=self._delta_pnl,
+            cex_funding_pnl_quote=self._funding_pnl,
+        )
+
+    # ------------------------------------------------------------------ work
+
+    def _kick(self, now_s: float) -> None:
+        if self._task is not None and not self._task.done():
+            self._pending_now_s = now_s  # the running task picks it up when it finishes
+            return
+        self._task = asyncio.create_task(self._run_all(now_s), name="hedger")
+
+    async def _run_all(self, now_s: float) -> None:
+        while True:
+            try:
+                await self._run(now_s)
+            except ExchangeError as e:
+                self._fail(e, now_s)
+            except Exception:  # a bug must not kill hedging silently; surface it as health
+                _log.exception("hedger step failed")
+                self._last_error, self._last_error_s = "internal error (see log)", now_s
+            if self._pending_now_s is None:
+                return
+            now_s, self._pending_now_s = self._pending_now_s, None
+
+    async def _run(self, now_s: float) -> None:
+        if self._client.banned:
+            self._note_banned(now_s)
+            return
+        if self._resting is not None:
+            await self._settle_resting(now_s)
+        if self._unknown or self._needs_reconcile or now_s >= self._next_reconcile_s:
+            await self._reconcile(now_s)
+            if self._unknown:
+                return  # outcome still unknown: trading now could double the hedge
+        for _ in range(self.config.max_orders_per_step):
+            placed = await self._hedge_once(now_s)
+            if not placed:
+                return
+
+    async def _hedge_once(self, now_s: float) -> bool:
+        """Send one order toward the target; True if another may follow in this step."""
+        cfg = self.config
+        gap = self._target - self._cex_pos
+        if abs(gap) <= cfg.dead_band_base:
+            self._intent = None
+            return False
+        twap = abs(gap) > cfg.twap_threshold_base
+        if twap and now_s < self._next_slice_s:
+            return False
+        if self._intent is None or self._intent.target_base != self._target:
+            self._seq += 1
+            created_ms = int(now_s * 1000)
+            self._intent = _Intent(
+                hedge_intent_id(cfg.symbol, self._seq, self._target, created_ms),
+                self._target,
+                created_ms,
+            )
+        intent = self._intent
+        qty = min(abs(gap), cfg.twap_slice_base) if twap else abs(gap)
+        side: Literal["BUY", "SELL"] = "BUY" if gap > 0 else "SELL"
+        filters = self._client.filters(cfg.symbol)
+        qty_dec = filters.round_qty(Decimal(str(qty)))
+        if qty_dec <= 0:
+            return False
+        ticker = await self._client.book_ticker(cfg.symbol)
+        slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
+        touch = ticker.ask_price if side == "BUY" else ticker.bid_price
+        cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
+        # Reducing an existing CEX position is exempt from min notional on the exchange.
+        reduces = (self._cex_pos > 0 and side == "SELL") or (self._cex_pos < 0 and side == "BUY")
+        reduce_only = reduces and float(qty_dec) <= abs(self._cex_pos) + 1e-12
+        coid = hedge_client_order_id(cfg.client_id_prefix, intent.intent_id, intent.slices)
+        req = OrderRequest(
+            symbol=cfg.symbol,
+            side=side,
+            quantity_base=qty_dec,
+            client_order_id=coid,
+            order_type="LIMIT",
+            time_in_force="IOC" if cfg.order_style == "IOC" else "GTC",
+            price=cap,
+            reduce_only=reduce_only,
+        )
+        try:
+            self._client.prepare(req)
+        except FilterRejected as e:
+            # Below the exchange minimum: not an outage, and retrying would only churn.
+            self._last_error, self._last_error_code, self._last_error_s = str(e), e.code, now_s
+            return False
+        intent.slices += 1
+        self._journal.record_hedge_intent(
+            intent.intent_id, coid, cfg.symbol, side, float(qty_dec), int(now_s * 1000)
+        )
+        try:
+            state = await self._client.place_order(req)
+        except StatusUnknown as e:
+            self._unknown.append(coid)
+            self._journal.update_hedge(coid, "UNKNOWN", 0.0, 0.0, int(now_s * 1000))
+            self._fail(e, now_s)
+            return False
+        except ExchangeUnavailable as e:
+            # Every send failed before reaching the exchange; nothing was placed.
+            self._journal.update_hedge(coid, "NOT_SENT", 0.0, 0.0, int(now_s * 1000))
+            self._fail(e, now_s)
+            return False
+        except ExchangeError as e:
+            self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
+            self._fail(e, now_s)
+            return False
+        self._ok()
+        self._apply(state, now_s)
+        if twap:
+            self._next_slice_s = now_s + cfg.twap_interval_s
+            return False
+        if not state.is_final:
+            self._resting = state
+            return False
+        return state.executed_qty_base > 0  # nothing filled within the cap: wait for the book
+
+    async def _settle_resting(self, now_s: float) -> None:
+        assert self._resting is not None
+        resting = self._resting
+        try:
+            state = await self._client.cancel_order(
+                resting.symbol, client_order_id=resting.client_order_id
+            )
+        except UnknownOrder:
+            state = await self._client.query_order(
+                resting.symbol, client_order_id=resting.client_order_id
+            )
+        self._resting = None
+        # Only the fills since the last report move the position.
+        delta = state.signed_filled_base - resting.signed_filled_base
+        self._cex_pos += float(delta)
+        self._journal_state(state, now_s)
+
+    async def _reconcile(self, now_s: float) -> None:
+        """Re-read unresolved orders, the position and the mark: the exchange is the truth."""
+        cfg = self.config
+        still_unknown: list[str] = []
+        for coid in self._unknown:
+            try:
+                state = await self._client.query_order(cfg.symbol, client_order_id=coid)
+            except UnknownOrder:
+                # Lookups already waited out a lagging read; the order never made it.
+                self._journal.update_hedge(coid, "NOT_FOUND", 0.0, 0.0, int(now_s * 1000))
+                continue
+            self._journal_state(state, now_s)
+            if not state.is_final:
+                try:
+                    state = await self._client.cancel_order(cfg.symbol, client_order_id=coid)
+                    self._journal_state(state, now_s)
+                except UnknownOrder:
+                    still_unknown.append(coid)
+        # The position includes whatever the unknown orders did: adopt it, not our tally.
+        position = await self._client.position(cfg.symbol)
+        premium = await self._client.premium_index(cfg.symbol)
+        self._unknown = still_unknown
+        self._cex_pos = float(position)
+        self._needs_reconcile = False
+        self._next_reconcile_s = now_s + cfg.reconcile_interval_s
+        self._cex_funding = float(premium.funding_rate_8h)
+        if self._next_funding_ms is not None and now_s * 1000 >= self._next_funding_ms:
+            self._funding_pnl -= self._cex_pos * float(premium.mark_price) * self._cex_funding
+        self._next_funding_ms = premium.next_funding_time_ms
+        self._mark(self._dex_mark, float(premium.mark_price))
+        self._ok()
+
+    def _apply(self, state: OrderState, now_s: float) -> None:
+        self._cex_pos += float(state.signed_filled_base)
+        self._journal_state(state, now_s)
+
+    def _journal_state(self, state: OrderState, now_s: float) -> None:
+        self._journal.update_hedge(
+            state.client_order_id,
+            state.status,
+            float(state.executed_qty_base),
+            float(state.avg_price),
+            int(now_s * 1000),
+        )
+
+    def _mark(self, dex_mark: float, cex_mark: float) -> None:
+        """Attribute the mark-to-market move since the last marks to basis and delta."""
+        d_dex = dex_mark - self._dex_mark
+        d_cex = cex_mark - self._cex_mark
+        if math.isfinite(d_dex) and math.isfinite(d_cex):
+            self._basis_pnl += self._dex_pos * (d_dex - d_cex)
+            self._delta_pnl += (self._dex_pos + self._cex_pos) * d_cex
+        if math.isfinite(dex_mark):
+            self._dex_mark = dex_mark
+        if math.isfinite(cex_mark):
+            self._cex_mark = cex_mark
+
+    def _ok(self) -> None:
+        self._reachable = True
+        self._failures = 0
+
+    def _fail(self, e: ExchangeError, now_s: float) -> None:
+        self._failures += 1
+        self._last_error, self._last_error_code, self._last_error_s = str(e), e.code, now_s
+        if isinstance(e, ExchangeUnavailable | StatusUnknown):
+            self._reachable = False
+        if isinstance(e, Banned):
+            self._note_banned(now_s)
+        if isinstance(e, RateLimited):
+            _log.warning("hedger rate limited: %s", e)
+
+    def _note_banned(self, now_s: float) -> None:
+        status = self._client.rate_limits()
+        self._last_error = (
+            f"exchange ban (418) in force for {status.ban_remaining_s:.0f}s more: hedging stopped"
+        )
+        self._last_error_code = -1003
+        self._last_error_s = now_s

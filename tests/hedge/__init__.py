@@ -1,0 +1,1 @@
+"""Client-vs-simulator tests of the hedge client and policy."""
