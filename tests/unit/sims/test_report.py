@@ -1,0 +1,167 @@
+"""Stress report: figures computed from a synthetic run record, and the files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sims.report import (
+    FillRecord,
+    HedgeRecord,
+    InvariantResult,
+    PnlSnapshot,
+    RunMeta,
+    RunRecord,
+    Sample,
+    TransitionRecord,
+    TxRecord,
+    build_report,
+    format_table,
+    summary_row,
+    write_report,
+)
+
+TOTALS = [0.0, 5.0, 2.0, 8.0, 1.0, 3.0]  # max drawdown 7 (peak 8 at t=30, trough 1 at t=40)
+INVENTORY = [0.0, 0.5, 1.2, 1.5, -0.4, 0.0]
+FUNDING = [0.0, 1.0, 1.0, 0.5, 0.5, 2.0]  # received 1 + 1.5, paid 0.5
+STATES = ["NORMAL", "NORMAL", "WIDENED", "WITHDRAWN", "WIDENED", "NORMAL"]
+
+
+def _record(invariant_ok: bool = True) -> RunRecord:
+    samples = []
+    for i, (tot, inv, fund, state) in enumerate(
+        zip(TOTALS, INVENTORY, FUNDING, STATES, strict=True)
+    ):
+        quoting = state != "WITHDRAWN"
+        samples.append(
+            Sample(
+                t_s=10.0 * i,
+                index=60_000.0 + i,
+                dex_mid=60_001.0 + i,
+                our_bid=59_994.0 if quoting else None,
+                our_ask=60_006.0 if quoting else None,
+                inventory_base=inv,
+                pnl=PnlSnapshot(spread=tot - fund, funding=fund, total=tot),
+                base_fee_gwei=1.0 if i != 3 else 40.0,
+                inclusion_delay_s=None if i == 0 else 2.0,
+                risk_state=state,
+                hedge_position_base=-inv / 2,
+            )
+        )
+    return RunRecord(
+        meta=RunMeta(
+            scenario="synthetic",
+            seed=7,
+            started_at="2025-01-01T00:00:00+00:00",
+            duration_s=60.0,
+            chain="http://127.0.0.1:8546 @ 100",
+            agent_config={"gamma": 0.1, "spread_floor_bps": 4.0},
+            native_price_usd=3000.0,
+            inventory_cap_base=1.0,
+        ),
+        samples=samples,
+        fills=[
+            FillRecord(5.0, "buy", 59_994.0, 0.5, 0.3, "maker"),
+            FillRecord(15.0, "buy", 59_994.0, 0.7, 0.4, "maker"),
+            FillRecord(35.0, "sell", 60_006.0, 1.9, 2.0, "taker"),
+        ],
+        transitions=[
+            TransitionRecord(20.0, "NORMAL", "WIDENED", "base_fee_budget_ratio 1.4 >= 1.0"),
+            TransitionRecord(30.0, "WIDENED", "WITHDRAWN", "inventory <script>"),
+        ],
+        txs=[
+            TxRecord(1.0, "quote", 150_000, 2.0, "success", 1.0),
+            TxRecord(30.0, "cancel_all", 50_000, 40.0, "reverted", 3.0),
+            TxRecord(31.0, "quote", 100_000, 40.0, "dropped", None),
+        ],
+        hedges=[
+            HedgeRecord(16.0, "sell", 1.0, 1.0, 59_990.0, 2.0),
+            HedgeRecord(36.0, "buy", 1.0, 0.5, 60_010.0, 8.0),
+        ],
+        invariants=[
+            InvariantResult("pnl components sum to total", True, "max error 0"),
+            InvariantResult("no quotes while WITHDRAWN", invariant_ok, "checked 6 samples"),
+        ],
+    )
+
+
+def test_figures_match_the_synthetic_run() -> None:
+    r = build_report(_record())
+    assert r["max_drawdown"] == {"usd": 7.0, "peak_t_s": 30.0, "trough_t_s": 40.0}
+    assert r["pnl"]["total"] == 3.0 and r["pnl"]["funding"] == 2.0
+    assert r["funding"] == {"received_usd": 2.5, "paid_usd": 0.5, "net_usd": 2.0}
+    inv = r["inventory"]
+    assert inv["max_base"] == 1.5 and inv["min_base"] == -0.4
+    assert inv["mean_base"] == pytest.approx(np.mean(INVENTORY))  # equal 10 s steps
+    assert inv["abs_mean_base"] == pytest.approx(np.mean(np.abs(INVENTORY)))
+    assert inv["time_over_cap_s"] == 20.0  # 1.2 and 1.5 are over the cap of 1
+    assert r["quoting"]["uptime_frac"] == pytest.approx(5 / 6)
+    assert r["quoting"]["avg_spread_bps"] == pytest.approx(12.0 / 60_000.0 * 1e4)
+    assert r["fills"]["count"] == 3 and r["fills"]["volume_base"] == pytest.approx(3.1)
+    assert r["fills"]["maker_count"] == 2
+    native = (150_000 * 2.0 + 50_000 * 40.0 + 100_000 * 40.0) * 1e-9
+    assert r["gas"]["native"] == pytest.approx(native)
+    assert r["gas"]["usd"] == pytest.approx(native * 3000.0)
+    assert r["gas"]["failed_count"] == 2 and r["gas"]["max_delay_s"] == 3.0
+    assert r["hedges"]["avg_slippage_bps"] == pytest.approx((1.0 * 2.0 + 0.5 * 8.0) / 1.5)
+    assert r["hedges"]["fill_ratio"] == pytest.approx(0.75)
+    assert r["risk"]["worst_state"] == "WITHDRAWN"
+    assert r["risk"]["time_in_state_s"] == {"NORMAL": 30.0, "WIDENED": 20.0, "WITHDRAWN": 10.0}
+    assert [s["state"] for s in r["risk"]["segments"]] == [
+        "NORMAL", "WIDENED", "WITHDRAWN", "WIDENED", "NORMAL",
+    ]  # fmt: skip
+    assert r["passed"] is True
+
+
+def test_a_failed_invariant_fails_the_run() -> None:
+    assert build_report(_record(invariant_ok=False))["passed"] is False
+
+
+def test_drawdown_from_the_start_counts() -> None:
+    rec = _record()
+    losing = [
+        Sample(**{**{f: getattr(s, f) for f in Sample.__slots__}, "pnl": PnlSnapshot(total=-v)})
+        for s, v in zip(rec.samples, [0, 1, 2, 3, 4, 5], strict=True)
+    ]
+    r = build_report(RunRecord(meta=rec.meta, samples=losing))
+    assert r["max_drawdown"]["usd"] == 5.0
+    assert r["passed"] is True  # no invariants: nothing failed
+    assert r["hedges"]["avg_slippage_bps"] is None
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    paths = write_report(_record(), tmp_path / "out")
+    assert set(paths.plots) == {"price", "inventory", "pnl", "gas", "risk"}
+    for p in paths.plots.values():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    data = json.loads(paths.json.read_text())
+    assert data["max_drawdown"]["usd"] == 7.0
+    assert data["meta"]["scenario"] == "synthetic"
+    page = paths.html.read_text()
+    for name in paths.plots:
+        assert f"src='{name}.png'" in page
+    assert "inventory &lt;script&gt;" in page and "<script>" not in page
+    assert "no quotes while WITHDRAWN" in page and "PASS" in page
+    assert "http" not in page.replace("http://127.0.0.1:8546", "")  # self-contained
+
+
+def test_summary_table_aligns() -> None:
+    good = summary_row(build_report(_record()))
+    bad = summary_row(build_report(_record(invariant_ok=False)))
+    assert good["max_dd_usd"] == 7.0 and good["invariants"] == "2/2" and bad["invariants"] == "1/2"
+    table = format_table([good, bad])
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("scenario")
+    assert "PASS" in lines[2] and "FAIL" in lines[3]
+    # Right-aligned numbers: every data row ends its pnl column at the same character.
+    col = lines[0].index("pnl_usd") + len("pnl_usd")
+    assert lines[2][col - 4 : col] == "3.00" and lines[3][col - 4 : col] == "3.00"
+    assert format_table([]) == "(no rows)"
+
+
+def test_empty_record_is_refused() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        build_report(RunRecord(meta=_record().meta, samples=()))
