@@ -26,9 +26,9 @@ method                    guarantee
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from agent.types import Fill, Order, Quote
 
@@ -108,7 +108,9 @@ class VenueEvent:
     """One thing that happened to us on the venue, delivered exactly once."""
 
     kind: str
-    """"fill", "funding", "placed", "cancelled", "undo" (a reorg removed an earlier event)."""
+    """"fill" (ours), "trade" (anyone's), "funding" (paid/received by us), "funding_settled",
+    "placed", "cancelled", "cancelled_all", "liquidation", "undo" (a reorg removed the event
+    whose key is `key`)."""
     block_number: int
     key: str
     """Unique id (tx hash + log index on chain) so consumers can deduplicate."""
@@ -116,6 +118,9 @@ class VenueEvent:
     order: Order | None = None
     amount: float = 0.0
     """Funding paid (negative) or received (positive), collateral units."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Kind-specific details (e.g. rate and index for "funding_settled", account for
+    "liquidation", taker side and size for "trade")."""
 
 
 @runtime_checkable
