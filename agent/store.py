@@ -17,6 +17,11 @@ What lives here, and why it must survive a ``kill -9``:
 
 Durability: WAL journal mode with ``synchronous=FULL``, so a committed write (in particular the
 signed transaction written before it is broadcast) is on disk when :meth:`Journal` returns.
+``Journal(path, fsync=False)`` uses ``synchronous=NORMAL`` instead: a commit is in the WAL (in the
+OS page cache) when it returns, which survives the agent being killed (``kill -9``) but not a power
+loss or kernel crash; it removes the 2-8 ms fsync from the broadcast path. After such a loss the
+pipeline sees the lost transaction's nonce as taken by "someone else" and the runtime re-decides, so
+nothing is sent twice; only the journal's record of that transaction is missing.
 Big integers (wei) are stored as decimal TEXT: SQLite integers stop at 2**63.
 
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` holds one step per
@@ -265,13 +270,16 @@ class Journal:
         The file was written by a newer agent (schema version above what this code knows).
     """
 
-    def __init__(self, path: str | Path, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(
+        self, path: str | Path, migrations: Sequence[Migration] = MIGRATIONS, *, fsync: bool = True
+    ) -> None:
         self.path = str(path)
+        self.fsync = fsync
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so write boundaries are explicit.
         self._db = sqlite3.connect(self.path, isolation_level=None)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate(migrations)
         except BaseException:
@@ -309,7 +317,8 @@ class Journal:
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         # durable=False skips the fsync for writes a crash may lose harmlessly; the WAL keeps
         # them ordered, and the next durable commit syncs them too.
-        if not durable:
+        relax = not durable and self.fsync
+        if relax:
             self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -320,7 +329,7 @@ class Journal:
                 raise
             self._db.execute("COMMIT")
         finally:
-            if not durable:
+            if relax:
                 self._db.execute("PRAGMA synchronous=FULL")
 
     # -- intents and transactions ----------------------------------------------------------

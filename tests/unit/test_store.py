@@ -187,3 +187,13 @@ def test_journal_satisfies_the_hedger_protocol() -> None:
         journal: HedgeJournal = j
         journal.record_hedge_intent("i1", "c1", "ETHUSDT", "BUY", 1.0, 5)
         assert [r.intent_id for r in journal.open_hedge_intents()] == ["i1"]
+
+
+def test_fsync_off_uses_normal_sync_and_survives_reopen(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite", fsync=False)
+    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    j.record_decision(1, "send", {"why": "test"})
+    j.close()
+    with Journal(tmp_path / "j.sqlite") as k:
+        assert k._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert k.decisions()[0][1] == "send"
