@@ -22,7 +22,8 @@ OS page cache) when it returns, which survives the agent being killed (``kill -9
 loss or kernel crash; it removes the 2-8 ms fsync from the broadcast path. After such a loss the
 pipeline sees the lost transaction's nonce as taken by "someone else" and the runtime re-decides, so
 nothing is sent twice; only the journal's record of that transaction is missing.
-Big integers (wei) are stored as decimal TEXT: SQLite integers stop at 2**63.
+Big integers (wei, and order ids, which encode side, tick and a sequence in 113 bits) are stored
+as decimal TEXT: SQLite integers stop at 2**63.
 
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` holds one step per
 version and runs in a transaction on open. Use the journal from one thread (the asyncio loop).
@@ -112,7 +113,7 @@ def _v1(db: sqlite3.Connection) -> None:
         );
         CREATE TABLE orders (
             client_id   INTEGER PRIMARY KEY,
-            order_id    INTEGER UNIQUE,
+            order_id    TEXT UNIQUE,
             side        INTEGER NOT NULL,
             tick        INTEGER NOT NULL,
             lots        INTEGER NOT NULL,
@@ -123,7 +124,7 @@ def _v1(db: sqlite3.Connection) -> None:
         CREATE TABLE fills (
             tx_hash     TEXT NOT NULL,
             log_index   INTEGER NOT NULL,
-            order_id    INTEGER NOT NULL,
+            order_id    TEXT NOT NULL,
             side        INTEGER NOT NULL,
             tick        INTEGER NOT NULL,
             lots        INTEGER NOT NULL,
@@ -529,7 +530,16 @@ class Journal:
                 "order_id=COALESCE(excluded.order_id, order_id), side=excluded.side, "
                 "tick=excluded.tick, lots=excluded.lots, status=excluded.status, "
                 "tx_hash=COALESCE(excluded.tx_hash, tx_hash), updated_ms=excluded.updated_ms",
-                (client_id, order_id, int(side), tick, lots, status, tx_hash, updated_ms),
+                (
+                    client_id,
+                    None if order_id is None else str(order_id),
+                    int(side),
+                    tick,
+                    lots,
+                    status,
+                    tx_hash,
+                    updated_ms,
+                ),
             )
 
     def orders(self, status: str | None = None) -> list[OrderRow]:
@@ -540,7 +550,9 @@ class Journal:
             rows = self._db.execute(
                 "SELECT * FROM orders WHERE status=? ORDER BY client_id", (status,)
             ).fetchall()
-        return [OrderRow(r[0], r[1], Side(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return [
+            OrderRow(r[0], None if r[1] is None else int(r[1]), Side(r[2]), *r[3:8]) for r in rows
+        ]
 
     def insert_fill(self, fill: Fill, recorded_ms: int) -> bool:
         """Record a fill; return False when (tx hash, log index) was already recorded."""
@@ -550,7 +562,7 @@ class Journal:
                 (
                     fill.tx_hash,
                     fill.log_index,
-                    fill.order_id,
+                    str(fill.order_id),
                     int(fill.side),
                     int(fill.price_ticks),
                     int(fill.size_lots),
@@ -569,7 +581,7 @@ class Journal:
             (since_block,),
         ).fetchall()
         return [
-            Fill(r[0], Side(r[1]), Tick(r[2]), Lots(r[3]), int(r[4]), r[5], r[6], r[7])
+            Fill(int(r[0]), Side(r[1]), Tick(r[2]), Lots(r[3]), int(r[4]), r[5], r[6], r[7])
             for r in rows
         ]
 

@@ -115,7 +115,7 @@ class ModelParams:
     """Top-of-ladder size at reference volatility and full depth, base units."""
     inventory_cap_base: float = 10.0
     """Inventory cap at reference volatility and full depth, base units."""
-    ref_sigma_rel_per_sqrt_s: float = 5e-4
+    ref_sigma_rel_per_sqrt_s: float = 1.2e-4
     """Relative volatility (σ/mid per √s) at and below which sizes and the cap are not shrunk."""
     ref_depth_base: float = 20.0
     """Book depth per side at and above which sizes and the cap are not shrunk."""

@@ -197,3 +197,14 @@ def test_fsync_off_uses_normal_sync_and_survives_reopen(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as k:
         assert k._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert k.decisions()[0][1] == "send"
+
+
+def test_order_ids_above_2_pow_63_round_trip(tmp_path: Path) -> None:
+    big = (1 << 112) + (1 << 64) + (300_000 << 40) + 7  # the market's id layout
+    with Journal(tmp_path / "j.sqlite") as j:
+        f = Fill(big, Side.ASK, Tick(300_000), Lots(5), -3, 10, "0x" + "aa" * 32, 1)
+        assert j.insert_fill(f, 1)
+        assert not j.insert_fill(f, 2)
+        assert j.fills()[0].order_id == big
+        j.upsert_order(9, Side.ASK, 300_000, 5, "open", 1, order_id=big)
+        assert j.orders()[0].order_id == big

@@ -33,7 +33,8 @@ EST = ModelEstimates(
     funding_rate=0.0,
     funding_flip_prob=0.0,
 )
-PARAMS = ModelParams()
+# The scenarios below are sized for σ = 5e-4/√s relative (about 1.0 $/√s at 2000).
+PARAMS = ModelParams(ref_sigma_rel_per_sqrt_s=5e-4)
 
 
 def make_inputs(**kw: object) -> DecisionInputs:
