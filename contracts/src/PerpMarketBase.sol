@@ -1,0 +1,903 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {SafeTransferLib} from "solady/utils/SafeTransferLib.sol";
+import {SafeCastLib} from "solady/utils/SafeCastLib.sol";
+import {IPerpMarketTypes} from "./interfaces/IPerpMarketTypes.sol";
+import {AggregatorV3Interface} from "./interfaces/AggregatorV3Interface.sol";
+import {PriceLib} from "./libraries/PriceLib.sol";
+import {TickBitmap} from "./libraries/TickBitmap.sol";
+import {FundingMath} from "./libraries/FundingMath.sol";
+
+interface IERC20Decimals {
+    function decimals() external view returns (uint8);
+}
+
+/// @title PerpMarketBase
+/// @notice Storage, parameters and internal logic shared by `PerpMarket` (the hot path:
+///         place, cancel, batch) and `PerpMarketExtension` (everything else, reached through
+///         `PerpMarket`'s fallback by delegatecall). The split keeps the hot contract under the
+///         24 KiB code-size limit with the optimizer tuned for runtime gas; both contracts share
+///         this storage layout and verify they were built with identical parameters.
+/// @dev Storage is laid out for the quoting hot path (see IPerpMarket for units):
+///      - one packed `Book` word holds best bid/ask, the premium accumulator and the order
+///        sequence, so a place or cancel reads and writes it once;
+///      - an order is one slot, keyed by (side, tick, queue index), which its id encodes, so a
+///        cancel needs no id lookup;
+///      - a price level is one slot (FIFO head/tail and total lots); levels are found through a
+///        three-level bitmap per side;
+///      - an account is three slots split by access pattern (margin, position, funding).
+///      Cancelling all orders bumps a per-account epoch: O(1) for `cancelAll` and liquidation;
+///      orders of an old epoch are pruned lazily and never fill.
+abstract contract PerpMarketBase is IPerpMarketTypes {
+    using SafeTransferLib for address;
+    using SafeCastLib for uint256;
+    using SafeCastLib for int256;
+    using TickBitmap for mapping(uint256 => uint256);
+
+    // ------------------------------------------------------------------ constants
+
+    uint8 public constant FLAG_POST_ONLY = 1;
+    uint8 public constant FLAG_IOC = 2;
+    uint8 public constant FLAG_REDUCE_ONLY = 4;
+    uint8 public constant CANCEL_USER = 0;
+    uint8 public constant CANCEL_EXPIRED = 1;
+    uint8 public constant CANCEL_SELF_TRADE = 2;
+
+    uint8 internal constant BID = 0;
+    uint8 internal constant ASK = 1;
+    uint256 internal constant MAX_TICK = (1 << 24) - 1;
+    /// @dev The insurance fund is an account (it can hold positions taken over in liquidations).
+    uint256 internal constant INSURANCE_ID = 1;
+    uint256 internal constant BPS = 10_000;
+
+    // ------------------------------------------------------------------ immutables
+
+    address public immutable collateral;
+    address public immutable oracle;
+    address public immutable feeRecipient;
+    uint256 public immutable tickSize;
+    uint256 public immutable lotSize;
+    uint256 public immutable minNotional;
+    uint256 public immutable initialMarginBps;
+    uint256 public immutable maintenanceMarginBps;
+    int256 public immutable makerFeeBps;
+    uint256 public immutable takerFeeBps;
+    uint256 public immutable maxFills;
+    uint256 public immutable fundingInterval;
+    uint256 public immutable oracleMaxAge;
+    int256 public immutable interestRate8h;
+    int256 public immutable premiumClamp;
+    int256 public immutable fundingCap;
+    uint256 public immutable liquidationFeeBps;
+    uint256 public immutable liquidationBandBps;
+    uint256 public immutable keeperReward;
+    /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.
+    uint256 public immutable notionalUnit;
+    uint8 internal immutable _feedDecimals;
+    uint8 internal immutable _collateralDecimals;
+    /// @notice keccak256 of the ABI-encoded MarketParams this code was built with.
+    bytes32 public immutable paramsHash;
+
+    // ------------------------------------------------------------------ storage
+
+    struct Book {
+        uint24 bestBid;
+        uint24 bestAsk;
+        uint40 lastTouch;
+        int48 premium; // last premium sample, 1e12-scaled
+        int64 premiumAccum; // premium x seconds over the open interval, 1e12-scaled
+        uint48 orderSeq;
+    }
+
+    struct FundingSlot {
+        uint32 epoch;
+        uint40 nextBoundary;
+        int64 lastRate;
+        uint96 lastIndex; // last fresh oracle price, used only for premium samples
+    }
+
+    struct Level {
+        uint40 head;
+        uint40 tail;
+        uint64 lots;
+    }
+
+    struct Order {
+        uint32 accountId;
+        uint32 epoch;
+        uint48 lots;
+        uint64 clientId;
+        uint32 expiry;
+        uint48 seq;
+    }
+
+    /// @dev Everything a place or cancel touches for its account, in one slot.
+    struct Margin {
+        int96 collateral;
+        uint32 orderEpoch; // bumped by cancelAll: orders of older epochs are dead
+        uint64 bidNotional; // notional of resting bids (reserved margin = IMF x max side)
+        uint64 askNotional;
+    }
+
+    struct Position {
+        int64 lots;
+        int128 openNotional;
+    }
+
+    struct Meta {
+        address owner;
+        int96 fundingSnapshot;
+    }
+
+    Book internal _book;
+    FundingSlot internal _funding;
+    int128 internal _cumFunding;
+    int128 internal _fundingCarry;
+    uint128 internal _fees;
+    uint32 internal _nextAccountId;
+
+    /// @notice Account id of an address (0 = never deposited; 1 is the insurance fund).
+    mapping(address => uint32) public accountIdOf;
+    mapping(uint256 => Margin) internal _margins;
+    mapping(uint256 => Position) internal _positions;
+    mapping(uint256 => Meta) internal _metas;
+    mapping(uint256 => Level) internal _levels;
+    mapping(uint256 => Order) internal _orders;
+    mapping(uint256 => uint256) internal _bidBits;
+    mapping(uint256 => uint256) internal _askBits;
+
+    // ------------------------------------------------------------------ memory frames
+
+    /// @dev Per-transaction view of the market, written back once.
+    struct Ctx {
+        Book book;
+        uint256 index;
+        bool fresh;
+        bool premiumFrozen;
+        int256 cum;
+        bool cumLoaded;
+        int256 feeDelta;
+    }
+
+    /// @dev The acting account, loaded once per transaction and written back once.
+    struct Acct {
+        uint256 id;
+        Margin m;
+        Position ps;
+        int256 snapshot;
+        bool snapshotDirty;
+        int256 startLots;
+        bool rested;
+        bool traded;
+    }
+
+    /// @dev Running totals of one take.
+    struct Take {
+        uint8 side;
+        uint256 limit;
+        uint256 remaining;
+        uint256 touched;
+        int256 lots;
+        int256 notional;
+        uint256 fee;
+        address taker;
+        // the level being walked
+        uint8 makerSide;
+        uint256 tick;
+        bool pruneOnly;
+    }
+
+    constructor(MarketParams memory p) {
+        if (p.collateral == address(0)) revert InvalidParam("collateral");
+        if (p.oracle == address(0)) revert InvalidParam("oracle");
+        if (p.feeRecipient == address(0)) revert InvalidParam("feeRecipient");
+        if (p.tickSize == 0 || p.lotSize == 0 || p.tickSize > type(uint96).max) {
+            revert InvalidParam("tickSize/lotSize");
+        }
+        if ((p.tickSize * p.lotSize) % PriceLib.BASE_UNIT != 0) revert InvalidParam("notionalUnit");
+        if (p.maintenanceMarginBps == 0 || p.maintenanceMarginBps >= p.initialMarginBps) {
+            revert InvalidParam("maintenanceMarginBps");
+        }
+        if (p.initialMarginBps > BPS) revert InvalidParam("initialMarginBps");
+        if (p.takerFeeBps > 100) revert InvalidParam("takerFeeBps");
+        int256 makerFee = p.makerFeeBps;
+        if (makerFee > int256(uint256(p.takerFeeBps)) || -makerFee > int256(uint256(p.takerFeeBps))) {
+            revert InvalidParam("makerFeeBps");
+        }
+        if (p.maxFills == 0 || p.maxFills > 256) revert InvalidParam("maxFills");
+        if (p.fundingInterval < 60 || p.fundingInterval > 1 days) revert InvalidParam("fundingInterval");
+        if (p.oracleMaxAge == 0 || p.oracleMaxAge > 1 days) revert InvalidParam("oracleMaxAge");
+        if (p.interestRate8h > 1e16) revert InvalidParam("interestRate8h");
+        if (p.premiumClamp > 1e16) revert InvalidParam("premiumClamp");
+        if (p.fundingCap == 0 || p.fundingCap > 1e17) revert InvalidParam("fundingCap");
+        if (p.liquidationFeeBps >= p.maintenanceMarginBps) revert InvalidParam("liquidationFeeBps");
+        if (p.liquidationBandBps == 0 || p.liquidationBandBps > 2000) {
+            revert InvalidParam("liquidationBandBps");
+        }
+        if (p.keeperReward > 1e12) revert InvalidParam("keeperReward");
+
+        collateral = p.collateral;
+        oracle = p.oracle;
+        feeRecipient = p.feeRecipient;
+        tickSize = p.tickSize;
+        lotSize = p.lotSize;
+        minNotional = p.minNotional;
+        initialMarginBps = p.initialMarginBps;
+        maintenanceMarginBps = p.maintenanceMarginBps;
+        makerFeeBps = p.makerFeeBps;
+        takerFeeBps = p.takerFeeBps;
+        maxFills = p.maxFills;
+        fundingInterval = p.fundingInterval;
+        oracleMaxAge = p.oracleMaxAge;
+        interestRate8h = int256(uint256(p.interestRate8h));
+        premiumClamp = int256(uint256(p.premiumClamp));
+        fundingCap = int256(uint256(p.fundingCap));
+        liquidationFeeBps = p.liquidationFeeBps;
+        liquidationBandBps = p.liquidationBandBps;
+        keeperReward = p.keeperReward;
+        notionalUnit = p.tickSize * p.lotSize / PriceLib.BASE_UNIT;
+        _feedDecimals = AggregatorV3Interface(p.oracle).decimals();
+        _collateralDecimals = IERC20Decimals(p.collateral).decimals();
+
+        paramsHash = keccak256(abi.encode(p));
+    }
+
+    // ------------------------------------------------------------------ placement
+
+    function _place(Ctx memory c, Acct memory a, Place calldata p) internal returns (uint256 orderId) {
+        _validate(p);
+        uint48 seq = ++c.book.orderSeq;
+        uint256 remaining = p.lots;
+        bool reduceOnly = p.flags & FLAG_REDUCE_ONLY != 0;
+        if (reduceOnly) remaining = _clipReduceOnly(a, p.side, remaining);
+        if (_crosses(c, p.side, p.tick)) {
+            if (p.flags & FLAG_POST_ONLY != 0) {
+                _pruneCrossing(c, a, p.side, p.tick);
+            } else {
+                if (!c.fresh) _ensureFresh(c);
+                Take memory t = _newTake(p.side, p.tick, remaining, msg.sender);
+                _match(c, a, t);
+                _applyTake(c, a, t);
+                remaining = t.remaining;
+            }
+        }
+        // A remainder that still crosses (maxFills reached) is dropped: the book never rests
+        // crossed.
+        if (remaining == 0 || p.flags & (FLAG_IOC | FLAG_REDUCE_ONLY) != 0 || _crosses(c, p.side, p.tick)) {
+            return 0;
+        }
+        orderId = _rest(c, a, p, seq, remaining);
+    }
+
+    function _validate(Place calldata p) internal view {
+        if (p.side > ASK) revert InvalidSide(p.side);
+        if (p.tick == 0) revert InvalidTick(p.tick);
+        if (p.lots == 0) revert InvalidLots();
+        uint8 f = p.flags;
+        if (f > 7 || (f & FLAG_POST_ONLY != 0 && f & (FLAG_IOC | FLAG_REDUCE_ONLY) != 0)) {
+            revert InvalidFlags(f);
+        }
+        if (p.expiry != 0 && p.expiry <= block.timestamp) revert InvalidExpiry(p.expiry);
+        uint256 n = PriceLib.tickNotional(p.lots, p.tick, notionalUnit);
+        if (n < minNotional) revert BelowMinNotional(n, minNotional);
+    }
+
+    function _clipReduceOnly(Acct memory a, uint8 side, uint256 lots) internal pure returns (uint256) {
+        int256 pos = a.ps.lots;
+        if (side == BID ? pos >= 0 : pos <= 0) revert ReduceOnlyWouldIncrease();
+        uint256 absPos = uint256(pos < 0 ? -pos : pos);
+        return lots < absPos ? lots : absPos;
+    }
+
+    function _crosses(Ctx memory c, uint8 side, uint256 tick) internal pure returns (bool) {
+        if (side == BID) return c.book.bestAsk != 0 && tick >= c.book.bestAsk;
+        return c.book.bestBid != 0 && tick <= c.book.bestBid;
+    }
+
+    function _rest(Ctx memory c, Acct memory a, Place calldata p, uint48 seq, uint256 lots)
+        internal
+        returns (uint256 orderId)
+    {
+        uint256 side = p.side;
+        uint256 tick = p.tick;
+        uint256 levelKey = (side << 24) | tick;
+        Level memory lv = _levels[levelKey];
+        uint256 idx = lv.tail;
+        if (lv.lots == 0) {
+            lv.head = uint40(idx);
+            if (side == BID) _bidBits.set(tick);
+            else _askBits.set(tick);
+        }
+        lv.tail = uint40(idx + 1);
+        lv.lots = (uint256(lv.lots) + lots).toUint64();
+        _levels[levelKey] = lv;
+        _orders[(side << 64) | (tick << 40) | idx] = Order({
+            accountId: uint32(a.id),
+            epoch: a.m.orderEpoch,
+            lots: uint48(lots),
+            clientId: p.clientId,
+            expiry: p.expiry,
+            seq: seq
+        });
+        uint256 n = PriceLib.tickNotional(lots, tick, notionalUnit);
+        if (side == BID) {
+            a.m.bidNotional = (uint256(a.m.bidNotional) + n).toUint64();
+            if (tick > c.book.bestBid) c.book.bestBid = uint24(tick);
+        } else {
+            a.m.askNotional = (uint256(a.m.askNotional) + n).toUint64();
+            if (c.book.bestAsk == 0 || tick < c.book.bestAsk) c.book.bestAsk = uint24(tick);
+        }
+        a.rested = true;
+        orderId = (uint256(seq) << 65) | (side << 64) | (tick << 40) | idx;
+        _emitPlaced(orderId, p, lots);
+    }
+
+    function _emitPlaced(uint256 orderId, Place calldata p, uint256 lots) internal {
+        emit OrderPlaced(msg.sender, orderId, p.clientId, p.side, p.tick, uint48(lots), p.flags, p.expiry);
+    }
+
+    function _cancel(Ctx memory c, Acct memory a, uint256 orderId) internal returns (bool) {
+        uint256 key = orderId & ((1 << 65) - 1);
+        Order memory o = _orders[key];
+        if (o.lots == 0) return false;
+        if (o.accountId != a.id) revert NotOrderOwner(orderId);
+        uint8 side = uint8(key >> 64);
+        uint256 tick = uint24(key >> 40);
+        _unlink(c, side, tick, key, o.lots);
+        // Orders of an old epoch were already cancelled (and their margin released) by cancelAll.
+        if (o.epoch != a.m.orderEpoch) return false;
+        _release(a.m, side, PriceLib.tickNotional(o.lots, tick, notionalUnit));
+        bool expired = o.expiry != 0 && o.expiry <= block.timestamp;
+        emit OrderCancelled(msg.sender, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_USER);
+        return true;
+    }
+
+    /// @dev Remove one resting order by its key; an emptied level leaves the bitmap and, if it was
+    ///      the best, the best price moves to the next level.
+    function _unlink(Ctx memory c, uint8 side, uint256 tick, uint256 key, uint256 lots) internal {
+        delete _orders[key];
+        uint256 levelKey = (uint256(side) << 24) | tick;
+        Level memory lv = _levels[levelKey];
+        lv.lots -= uint64(lots);
+        if (lv.lots == 0) {
+            lv.head = lv.tail;
+            _clearLevel(c, side, tick);
+        }
+        _levels[levelKey] = lv;
+    }
+
+    function _clearLevel(Ctx memory c, uint8 side, uint256 tick) internal {
+        if (side == BID) {
+            _bidBits.clear(tick);
+            if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.nextBelow(tick));
+        } else {
+            _askBits.clear(tick);
+            if (c.book.bestAsk == tick) c.book.bestAsk = uint24(_askBits.nextAbove(tick));
+        }
+    }
+
+    function _release(Margin memory m, uint8 side, uint256 notional) internal pure {
+        if (side == BID) m.bidNotional -= uint64(notional);
+        else m.askNotional -= uint64(notional);
+    }
+
+    /// @dev A post-only order may cross only dead (expired or mass-cancelled) orders: prune them,
+    ///      and reject the order at the first live one.
+    function _pruneCrossing(Ctx memory c, Acct memory a, uint8 side, uint256 tick) internal {
+        Take memory t = _newTake(side, tick, 0, msg.sender);
+        while (_crosses(c, side, tick)) {
+            uint256 best = side == ASK ? c.book.bestBid : c.book.bestAsk;
+            if (!_matchLevel(c, a, t, best)) {
+                revert PostOnlyWouldCross(uint24(tick), uint24(best));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ matching
+
+    function _newTake(uint8 side, uint256 limit, uint256 lots, address taker) internal pure returns (Take memory t) {
+        t.side = side;
+        t.makerSide = side ^ 1;
+        t.limit = limit;
+        t.remaining = lots;
+        t.taker = taker;
+    }
+
+    function _match(Ctx memory c, Acct memory a, Take memory t) internal {
+        _ensureCum(c);
+        while (t.remaining != 0 && t.touched < maxFills) {
+            uint256 best = t.side == ASK ? c.book.bestBid : c.book.bestAsk;
+            if (best == 0 || (t.side == BID ? best > t.limit : best < t.limit)) break;
+            if (!_matchLevel(c, a, t, best)) break;
+        }
+    }
+
+    /// @dev Walk one level in FIFO order. Returns true if the level was emptied. With
+    ///      `t.remaining == 0` it only prunes dead orders and stops at the first live one.
+    function _matchLevel(Ctx memory c, Acct memory a, Take memory t, uint256 tick) internal returns (bool emptied) {
+        uint8 makerSide = t.makerSide;
+        t.tick = tick;
+        t.pruneOnly = t.remaining == 0;
+        uint256 levelKey = (uint256(makerSide) << 24) | tick;
+        Level memory lv = _levels[levelKey];
+        uint256 idx = lv.head;
+        uint256 base = (uint256(makerSide) << 64) | (tick << 40);
+        while (idx < lv.tail && t.touched < maxFills) {
+            Order memory o = _orders[base | idx];
+            if (o.lots == 0) {
+                ++idx;
+                continue;
+            }
+            uint256 fill = _visit(c, a, t, o, base | idx);
+            if (fill == type(uint256).max) break; // live order and prune-only
+            lv.lots -= uint64(fill);
+            if (fill < o.lots) {
+                _orders[base | idx].lots = o.lots - uint48(fill);
+                break;
+            }
+            delete _orders[base | idx];
+            ++idx;
+            if (!t.pruneOnly && t.remaining == 0) break;
+        }
+        lv.head = uint40(idx);
+        if (lv.lots == 0) {
+            lv.head = lv.tail;
+            _clearLevel(c, makerSide, tick);
+            emptied = true;
+        }
+        _levels[levelKey] = lv;
+    }
+
+    /// @dev Handle one non-empty resting order; returns the lots it leaves the book with (all of
+    ///      them if pruned), or type(uint256).max if it is live and this is a prune-only walk.
+    function _visit(Ctx memory c, Acct memory a, Take memory t, Order memory o, uint256 key)
+        internal
+        returns (uint256)
+    {
+        uint8 makerSide = t.makerSide;
+        uint256 tick = t.tick;
+        uint256 orderId = (uint256(o.seq) << 65) | key;
+        if (o.accountId == a.id) {
+            bool live = o.epoch == a.m.orderEpoch;
+            bool expired = o.expiry != 0 && o.expiry <= block.timestamp;
+            // A post-only order is rejected by a live order of its own account like any other.
+            if (t.pruneOnly && live && !expired) return type(uint256).max;
+            t.touched += 1;
+            // Self-trade prevention (expire maker): the resting order of the taker is cancelled.
+            if (live) {
+                _release(a.m, makerSide, PriceLib.tickNotional(o.lots, tick, notionalUnit));
+                emit OrderCancelled(t.taker, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_SELF_TRADE);
+            }
+            return o.lots;
+        }
+        if (o.epoch != _margins[o.accountId].orderEpoch) {
+            t.touched += 1;
+            return o.lots;
+        }
+        if (o.expiry != 0 && o.expiry <= block.timestamp) {
+            t.touched += 1;
+            Margin storage mm = _margins[o.accountId];
+            uint256 n = PriceLib.tickNotional(o.lots, tick, notionalUnit);
+            if (makerSide == BID) mm.bidNotional -= uint64(n);
+            else mm.askNotional -= uint64(n);
+            emit OrderCancelled(_metas[o.accountId].owner, orderId, o.clientId, o.lots, CANCEL_EXPIRED);
+            return o.lots;
+        }
+        if (t.pruneOnly) return type(uint256).max;
+        t.touched += 1;
+        uint256 q = t.remaining < o.lots ? t.remaining : o.lots;
+        t.remaining -= q;
+        _fill(c, t, o, q, orderId);
+        return q;
+    }
+
+    function _fill(Ctx memory c, Take memory t, Order memory o, uint256 q, uint256 orderId) internal {
+        uint256 n = PriceLib.tickNotional(q, t.tick, notionalUnit);
+        int256 makerFee = int256(n) * makerFeeBps / int256(BPS);
+        uint256 takerFee = n * takerFeeBps / BPS;
+        // Signed from the maker's point of view: a resting bid buys.
+        int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
+        int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
+        address maker = _settleMaker(c, o.accountId, t.makerSide, dLots, dNotional, makerFee);
+        t.lots -= dLots;
+        t.notional -= dNotional;
+        t.fee += takerFee;
+        c.feeDelta += int256(takerFee) + makerFee;
+        _emitFill(maker, t, orderId, o.clientId, q, makerFee, takerFee);
+    }
+
+    function _emitFill(
+        address maker,
+        Take memory t,
+        uint256 orderId,
+        uint64 clientId,
+        uint256 q,
+        int256 makerFee,
+        uint256 takerFee
+    ) internal {
+        emit Fill(maker, t.taker, orderId, clientId, t.side, uint24(t.tick), uint48(q), makerFee, takerFee);
+    }
+
+    function _settleMaker(Ctx memory c, uint256 id, uint8 makerSide, int256 dLots, int256 dNotional, int256 makerFee)
+        internal
+        returns (address owner)
+    {
+        Acct memory m;
+        m.id = id;
+        m.m = _margins[id];
+        m.ps = _positions[id];
+        Meta memory meta = _metas[id];
+        owner = meta.owner;
+        m.snapshot = meta.fundingSnapshot;
+        _settleFunding(c, m, owner);
+        _release(m.m, makerSide, uint256(dNotional < 0 ? -dNotional : dNotional));
+        _applyTrade(m, dLots, dNotional, c);
+        m.m.collateral = (int256(m.m.collateral) - makerFee).toInt96();
+        if (m.ps.lots == 0 && m.m.collateral < 0) _absorbFlat(m, owner);
+        _storeAcct(m);
+    }
+
+    /// @dev Apply a finished take to the taker.
+    function _applyTake(Ctx memory c, Acct memory a, Take memory t) internal pure {
+        if (t.lots == 0) return;
+        _applyTrade(a, t.lots, t.notional, c);
+        a.m.collateral = (int256(a.m.collateral) - int256(t.fee)).toInt96();
+        a.traded = true;
+    }
+
+    /// @dev Trade `dLots` for `dNotional` (same sign; buying is positive). Realized PnL is the
+    ///      closing notional against the pro-rata cost basis, so the account's value at the trade
+    ///      price is unchanged and the sum over accounts is exactly conserved.
+    function _applyTrade(Acct memory a, int256 dLots, int256 dNotional, Ctx memory c) internal pure {
+        int256 pos = a.ps.lots;
+        int256 open = a.ps.openNotional;
+        if (pos == 0) {
+            a.snapshot = c.cum;
+            a.snapshotDirty = true;
+        }
+        if (pos == 0 || (pos > 0) == (dLots > 0)) {
+            open += dNotional;
+        } else {
+            int256 absPos = pos < 0 ? -pos : pos;
+            int256 absD = dLots < 0 ? -dLots : dLots;
+            int256 realized;
+            if (absD <= absPos) {
+                int256 portion = open * absD / absPos;
+                realized = -dNotional - portion;
+                open -= portion;
+            } else {
+                int256 closeN = dNotional * absPos / absD;
+                realized = -closeN - open;
+                open = dNotional - closeN;
+            }
+            a.m.collateral = (int256(a.m.collateral) + realized).toInt96();
+        }
+        pos += dLots;
+        if (pos == 0) open = 0;
+        a.ps.lots = pos.toInt64();
+        a.ps.openNotional = open.toInt128();
+    }
+
+    // ------------------------------------------------------------------ liquidation helpers
+
+    function _liquidationTake(uint256 mark, int256 pos, address account) internal view returns (Take memory t) {
+        t = _newTake(pos > 0 ? ASK : BID, 0, uint256(pos > 0 ? pos : -pos), account);
+        if (pos > 0) {
+            uint256 floorPrice = mark * (BPS - liquidationBandBps) / BPS;
+            t.limit = (floorPrice + tickSize - 1) / tickSize;
+            if (t.limit == 0) t.limit = 1;
+        } else {
+            t.limit = mark * (BPS + liquidationBandBps) / BPS / tickSize;
+            if (t.limit > MAX_TICK) t.limit = MAX_TICK;
+        }
+    }
+
+    function _insuranceTakeover(
+        Ctx memory c,
+        Acct memory a,
+        Acct memory ins,
+        bool closingLong,
+        uint256 lots,
+        uint256 mark
+    ) internal view {
+        // The fund buys a long below the mark and sells a short above it: the discount is the
+        // liquidation penalty on this part.
+        uint256 price = closingLong ? mark * (BPS - liquidationFeeBps) / BPS : mark * (BPS + liquidationFeeBps) / BPS;
+        int256 n = int256(PriceLib.notional(lots, price, lotSize));
+        int256 l = int256(lots);
+        if (closingLong) {
+            _applyTrade(a, -l, -n, c);
+            _applyTrade(ins, l, n, c);
+        } else {
+            _applyTrade(a, l, n, c);
+            _applyTrade(ins, -l, -n, c);
+        }
+    }
+
+    function _coverBadDebt(Acct memory a, Acct memory ins, address account) internal {
+        if (a.m.collateral >= 0) return;
+        int256 debt = -int256(a.m.collateral);
+        a.m.collateral = 0;
+        ins.m.collateral = (int256(ins.m.collateral) - debt).toInt96();
+        emit BadDebtCovered(account, uint256(debt), ins.m.collateral);
+    }
+
+    /// @dev A maker left flat with negative collateral (a fill at its own stale price): the
+    ///      insurance fund absorbs the hole at once so no account stays below zero.
+    function _absorbFlat(Acct memory m, address owner) internal {
+        int256 debt = -int256(m.m.collateral);
+        m.m.collateral = 0;
+        Margin storage ins = _margins[INSURANCE_ID];
+        int96 after_ = (int256(ins.collateral) - debt).toInt96();
+        ins.collateral = after_;
+        emit BadDebtCovered(owner, uint256(debt), after_);
+    }
+
+    // ------------------------------------------------------------------ funding
+
+    /// @dev Bring the market to `block.timestamp`: read the oracle if needed or if a boundary is
+    ///      due, close due intervals, accumulate the premium.
+    function _sync(Ctx memory c, bool needFresh) internal {
+        FundingSlot memory f = _funding;
+        bool due = block.timestamp >= f.nextBoundary;
+        if (needFresh || due) {
+            c.index = _readOracle();
+            c.fresh = true;
+            f.lastIndex = c.index.toUint96();
+        } else {
+            c.index = f.lastIndex;
+        }
+        if (due) {
+            _ensureCum(c);
+            _closeIntervals(c, f);
+        }
+        _accumulate(c);
+        if (c.fresh) _funding = f;
+    }
+
+    /// @dev For cancel-only calls, which must work when the oracle is down: no oracle read. If a
+    ///      boundary is due, the premium is left untouched until the next full sync closes it.
+    function _syncLight(Ctx memory c) internal view {
+        FundingSlot memory f = _funding;
+        if (block.timestamp >= f.nextBoundary) {
+            c.premiumFrozen = true;
+            return;
+        }
+        c.index = f.lastIndex;
+        _accumulate(c);
+    }
+
+    function _ensureFresh(Ctx memory c) internal {
+        c.index = _readOracle();
+        c.fresh = true;
+        _funding.lastIndex = c.index.toUint96();
+    }
+
+    function _accumulate(Ctx memory c) internal view {
+        Book memory b = c.book;
+        if (block.timestamp > b.lastTouch) {
+            b.premiumAccum = int64(int256(b.premiumAccum) + int256(b.premium) * int256(block.timestamp - b.lastTouch));
+            b.lastTouch = uint40(block.timestamp);
+        }
+    }
+
+    /// @dev Close every interval whose boundary has passed. The first one averages the premium
+    ///      accumulated up to its boundary; any later ones saw no touch, so their premium was
+    ///      constant at the last sample. All use the current (fresh) index.
+    function _closeIntervals(Ctx memory c, FundingSlot memory f) internal {
+        Book memory b = c.book;
+        uint256 interval = fundingInterval;
+        int256 accum = int256(b.premiumAccum) + int256(b.premium) * int256(uint256(f.nextBoundary) - b.lastTouch);
+        int256 r = _rate(accum * 1e6 / int256(interval));
+        int256 cum = c.cum;
+        int256 carry = _fundingCarry;
+        int256 delta;
+        while (true) {
+            (delta, carry) = FundingMath.indexDelta(r, c.index, lotSize, carry);
+            cum += delta;
+            emit FundingSettled(f.epoch, r, c.index, cum);
+            f.epoch += 1;
+            f.nextBoundary += uint40(interval);
+            f.lastRate = int64(r);
+            if (block.timestamp < f.nextBoundary) break;
+            r = _rate(int256(b.premium) * 1e6);
+        }
+        b.premiumAccum = 0;
+        b.lastTouch = uint40(f.nextBoundary - interval);
+        c.cum = cum;
+        _cumFunding = cum.toInt128();
+        _fundingCarry = carry.toInt128();
+    }
+
+    /// @dev The cumulative funding index is read only when a position or a fill needs it.
+    function _ensureCum(Ctx memory c) internal view {
+        if (!c.cumLoaded) {
+            c.cum = _cumFunding;
+            c.cumLoaded = true;
+        }
+    }
+
+    function _rate(int256 avgPremium) internal view returns (int256) {
+        return FundingMath.rate(avgPremium, interestRate8h, premiumClamp, fundingCap, fundingInterval);
+    }
+
+    /// @dev Apply lazy funding: size x (cumulative index now - index at last touch).
+    function _settleFunding(Ctx memory c, Acct memory a, address owner) internal {
+        if (a.ps.lots == 0) return;
+        _ensureCum(c);
+        if (a.snapshot == c.cum) return;
+        int256 owed = int256(a.ps.lots) * (c.cum - a.snapshot);
+        a.m.collateral = (int256(a.m.collateral) - owed).toInt96();
+        a.snapshot = c.cum;
+        a.snapshotDirty = true;
+        emit FundingPaid(owner, owed);
+    }
+
+    // ------------------------------------------------------------------ margin
+
+    /// @dev End of a place/batch: margin check, then write the account and the book.
+    function _finish(Ctx memory c, Acct memory a) internal {
+        int256 pos = a.ps.lots;
+        int256 start = a.startLots;
+        uint256 absPos = uint256(pos < 0 ? -pos : pos);
+        uint256 absStart = uint256(start < 0 ? -start : start);
+        bool increased = a.rested || absPos > absStart || (pos != 0 && start != 0 && (pos > 0) != (start > 0));
+        if (increased || a.traded) {
+            if (pos != 0 && !c.fresh) _ensureFresh(c);
+            (int256 equity, uint256 im) = _equityAndInitial(c, a);
+            // Reducing trades need only keep equity non-negative: they must never be blocked by
+            // the initial margin, but must not create bad debt either.
+            if (!increased) im = 0;
+            if (equity < int256(im)) revert InsufficientMargin(equity, im);
+        }
+        _storeAcct(a);
+        _store(c);
+    }
+
+    function _equityAndInitial(Ctx memory c, Acct memory a) internal view returns (int256 equity, uint256 im) {
+        im = PriceLib.bpsOf(_max(a.m.bidNotional, a.m.askNotional), initialMarginBps);
+        if (a.ps.lots == 0) return (a.m.collateral, im);
+        uint256 mark = _mark(c);
+        equity = _equity(a, mark);
+        im += PriceLib.bpsOf(_absNotional(a.ps.lots, mark), initialMarginBps);
+    }
+
+    function _equity(Acct memory a, uint256 mark) internal view returns (int256) {
+        return int256(a.m.collateral) + _signedNotional(a.ps.lots, mark) - a.ps.openNotional;
+    }
+
+    function _signedNotional(int256 lots, uint256 price) internal view returns (int256) {
+        return lots * int256(lotSize) * int256(price) / int256(PriceLib.BASE_UNIT);
+    }
+
+    function _absNotional(int256 lots, uint256 price) internal view returns (uint256) {
+        return PriceLib.notional(uint256(lots < 0 ? -lots : lots), price, lotSize);
+    }
+
+    function _mark(Ctx memory c) internal view returns (uint256) {
+        return _median(c.index, c.book.bestBid, c.book.bestAsk);
+    }
+
+    function _markView() internal view returns (uint256) {
+        Book memory b = _book;
+        return _median(_readOracle(), b.bestBid, b.bestAsk);
+    }
+
+    function _median(uint256 index, uint256 bid, uint256 ask) internal view returns (uint256) {
+        uint256 bidPx = bid == 0 ? index : bid * tickSize;
+        uint256 askPx = ask == 0 ? index : ask * tickSize;
+        return PriceLib.median(index, bidPx, askPx);
+    }
+
+    function _readOracle() internal view returns (uint256) {
+        (, int256 answer,, uint256 updatedAt,) = AggregatorV3Interface(oracle).latestRoundData();
+        if (answer <= 0) revert InvalidOraclePrice(answer);
+        if (updatedAt == 0 || block.timestamp > updatedAt + oracleMaxAge) {
+            revert StaleOracle(updatedAt, block.timestamp);
+        }
+        uint256 price = PriceLib.fromOracle(uint256(answer), _feedDecimals, _collateralDecimals);
+        if (price == 0) revert InvalidOraclePrice(answer);
+        return price;
+    }
+
+    // ------------------------------------------------------------------ state io
+
+    function _load() internal view returns (Ctx memory c) {
+        c.book = _book;
+    }
+
+    /// @dev Resample the premium from the final book and write the book word and fees once.
+    function _store(Ctx memory c) internal {
+        if (!c.premiumFrozen) {
+            Book memory b = c.book;
+            uint256 index = c.index;
+            uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * tickSize;
+            uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * tickSize;
+            b.premium = int48(FundingMath.premium((bidPx + askPx) / 2, index));
+        }
+        _book = c.book;
+        if (c.feeDelta != 0) _fees = (uint256(_fees) + uint256(c.feeDelta)).toUint128();
+    }
+
+    function _idOf(address account) internal view returns (uint256 id) {
+        id = accountIdOf[account];
+        if (id == 0) revert UnknownAccount(account);
+    }
+
+    function _register(address account) internal returns (uint256 id) {
+        id = ++_nextAccountId;
+        accountIdOf[account] = uint32(id);
+        _metas[id].owner = account;
+    }
+
+    function _loadAcct(uint256 id) internal view returns (Acct memory a) {
+        a.id = id;
+        a.m = _margins[id];
+        a.ps = _positions[id];
+        if (a.ps.lots != 0) a.snapshot = _metas[id].fundingSnapshot;
+        a.startLots = a.ps.lots;
+    }
+
+    function _storeAcct(Acct memory a) internal {
+        _margins[a.id] = a.m;
+        _positions[a.id] = a.ps;
+        if (a.snapshotDirty) _metas[a.id].fundingSnapshot = a.snapshot.toInt96();
+    }
+
+    /// @dev Cancels touch only the margin slot.
+    function _loadMargin(uint256 id) internal view returns (Acct memory a) {
+        a.id = id;
+        a.m = _margins[id];
+    }
+
+    function _storeMargin(Acct memory a) internal {
+        _margins[a.id] = a.m;
+    }
+
+    // ------------------------------------------------------------------ view helpers
+
+    function _liveLots(uint8 side, uint256 tick) internal view returns (uint256 live) {
+        Level memory lv = _levels[(uint256(side) << 24) | tick];
+        uint256 base = (uint256(side) << 64) | (tick << 40);
+        for (uint256 i = lv.head; i < lv.tail; ++i) {
+            Order memory o = _orders[base | i];
+            if (_isLive(o)) live += o.lots;
+        }
+    }
+
+    function _collectLevel(uint256 id, uint8 side, uint256 tick, OrderView[] memory out, uint256 count, bool write)
+        internal
+        view
+        returns (uint256)
+    {
+        Level memory lv = _levels[(uint256(side) << 24) | tick];
+        uint256 base = (uint256(side) << 64) | (tick << 40);
+        for (uint256 i = lv.head; i < lv.tail; ++i) {
+            Order memory o = _orders[base | i];
+            if (o.accountId != id || !_isLive(o)) continue;
+            if (write) {
+                out[count] = OrderView({
+                    orderId: (uint256(o.seq) << 65) | base | i,
+                    clientId: o.clientId,
+                    side: side,
+                    tick: uint24(tick),
+                    lots: o.lots,
+                    expiry: o.expiry
+                });
+            }
+            ++count;
+        }
+        return count;
+    }
+
+    function _isLive(Order memory o) internal view returns (bool) {
+        if (o.lots == 0) return false;
+        if (o.expiry != 0 && o.expiry <= block.timestamp) return false;
+        return o.epoch == _margins[o.accountId].orderEpoch;
+    }
+
+    function _max(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a > b ? a : b;
+    }
+}
