@@ -19,13 +19,14 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("agent.runtime", "cli_main", "run the market-making keeper bot (--config mm.toml)"),
     "status": ("agent.runtime", "status_cli_main", "show a running agent's health and state"),
-    "cancel-all": ("agent.runtime", "cancel_all_cli_main", "cancel every resting order now"),
+    "cancel-all": ("agent.runtime", "cancel_all_cli_main", "halt the agent, cancel every order"),
+    "resume": ("agent.runtime", "resume_cli_main", "let a HALTED agent resume (operator)"),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
     "backtest": ("sims.backtest", "cli_main", "fast backtests (e.g. `backtest as`)"),
     "stress": ("sims.stress", "cli_main", "scripted stress tests on forked chain state"),
     "fork-state": ("sims.stress", "fork_state_cli_main", "build forked chain state (build --out)"),
     "demo": ("sims.stress", "demo_cli_main", "the whole system on an embedded local chain"),
-    "cex-sim": ("sims.cex", "cli_main", "run the CEX exchange simulator on 127.0.0.1"),
+    "cex-sim": ("sims.cex.__main__", "cli_main", "run the CEX exchange simulator on 127.0.0.1"),
 }
 
 

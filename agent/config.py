@@ -53,6 +53,9 @@ class ChainSettings(_Strict):
     market_address: str | None = None
     """Overrides the deployment record's market address."""
     poll_interval_s: float = Field(0.25, gt=0, le=60)
+    cancel_max_fee_gwei: float | None = Field(None, gt=0)
+    """Fee ceiling for risk-driven cancels (default 5 × tx.max_fee_gwei): a gas spike must not
+    block the cancel it demands."""
     rpc_timeout_s: float = Field(5.0, gt=0, le=120)
 
     @field_validator("rpc_url")

@@ -9,7 +9,7 @@ component       definition
 spread          edge of each DEX fill against the DEX mid at the fill: (mid − price) × signed size
 inventory       net delta (DEX position + CEX hedge position) × change of the index
 basis           DEX position × change of (DEX mid − index) + hedge × change of (CEX mid − index)
-funding         DEX funding received − paid, plus CEX funding
+funding         DEX funding received − paid (applied, plus accrued but not yet applied), CEX funding
 fees            DEX fees paid (negative) and maker rebates (positive)
 gas             native gas spent × native price (negative)
 hedge           edge of each CEX fill against the CEX mid at the fill, minus CEX fees
@@ -75,6 +75,9 @@ class PnlLedger:
 
     dex_position: float = 0.0
     hedge_position: float = 0.0
+    accrued_funding: float = 0.0
+    """DEX funding accrued at settled snapshots but not yet applied to the account (the market
+    applies it lazily on the next touch); + means receivable."""
     _index: float | None = None
     _dex_mid: float | None = None
     _cex_mid: float | None = None
@@ -119,10 +122,16 @@ class PnlLedger:
         """Book a funding payment: positive received, negative paid (either venue)."""
         self._c["funding"] += amount
 
+    def set_accrued_funding(self, amount: float) -> None:
+        """Set the funding accrued but not yet applied (from the account view; + receivable)."""
+        self.accrued_funding = amount
+
     def on_gas(self, cost: float) -> None:
         """Book gas spent, in collateral units (positive number)."""
         self._c["gas"] -= cost
 
     def snapshot(self) -> PnlComponents:
         """Return the cumulative components."""
-        return PnlComponents(**self._c)
+        c = dict(self._c)
+        c["funding"] += self.accrued_funding
+        return PnlComponents(**c)

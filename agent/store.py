@@ -573,6 +573,14 @@ class Journal:
             )
         return cur.rowcount == 1
 
+    def remove_fill(self, tx_hash: str, log_index: int) -> bool:
+        """Delete a fill a chain reorganisation removed; False when it was not recorded."""
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM fills WHERE tx_hash=? AND log_index=?", (tx_hash, log_index)
+            )
+        return cur.rowcount == 1
+
     def fills(self, since_block: int = 0) -> list[Fill]:
         """Return recorded fills from `since_block` on, in chain order."""
         rows = self._db.execute(

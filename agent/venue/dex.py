@@ -1,0 +1,662 @@
+"""The venue adapter for our on-chain order book (contracts/src/PerpMarket.sol).
+
+Reads
+    One JSON-RPC batch per refresh returns everything a decision needs (head block, both book
+    sides, index, mark, funding state, our account and our open orders), so state is one round
+    trip old, never a mix of many.
+Events
+    One ``eth_getLogs`` per poll over the market's address. Reorganisations are detected by block
+    hash (the last processed block's hash is re-checked every poll); events from orphaned blocks
+    are undone (an ``"undo"`` event with the original key) and the range is read again.
+Writes
+    A quote refresh is one ``batch(cancelIds, places)`` transaction. At most one quote transaction
+    is in flight: a newer decision *replaces* the pending one at the same nonce (bumped fees)
+    instead of queueing behind it, and ``cancel_all`` pre-empts a pending quote the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from agent.chain.abi import AbiCodec, DecodedLog
+from agent.chain.rpc import AsyncRpc, RpcError
+from agent.chain.txpipe import TxHandle, TxIntent, TxPipeline
+from agent.errors import ChainError, VenueError
+from agent.types import Fill, Lots, Order, Quote, Side, Tick
+from agent.venue.base import BookSnapshot, FundingState, MarketInfo, PositionState, VenueEvent
+
+__all__ = ["FLAG_POST_ONLY", "DexMarketParams", "DexSnapshot", "DexVenue"]
+
+log = logging.getLogger(__name__)
+
+FLAG_POST_ONLY = 1
+FLAG_IOC = 2
+FLAG_REDUCE_ONLY = 4
+_WAD = 10**18
+_MAX_TICK = 2**24  # uint24 tick
+_MAX_LOTS = 2**48  # uint48 lots
+_DECIMALS_SELECTOR = "0x313ce567"  # decimals()
+_LATEST_ROUND_SELECTOR = "0xfeaf968c"  # latestRoundData(); updatedAt is the 4th word
+_ORDER_EVENTS = {
+    "OrderPlaced": "placed",
+    "OrderCancelled": "cancelled",
+    "AllOrdersCancelled": "cancelled_all",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DexMarketParams:
+    """The market's immutable parameters, raw (as published in ``MarketCreated``)."""
+
+    collateral: str
+    oracle: str
+    tick_size_raw: int
+    lot_size_wei: int
+    min_notional_raw: int
+    initial_margin_bps: int
+    maintenance_margin_bps: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    max_fills: int
+    funding_interval_s: int
+    oracle_max_age_s: int
+    keeper_reward_raw: int
+    collateral_decimals: int
+
+    @property
+    def unit(self) -> float:
+        """Raw collateral units per 1.0 of collateral (1e6 for a 6-decimal USD token)."""
+        return float(10**self.collateral_decimals)
+
+    def price(self, tick: int) -> float:
+        """Price of a tick, collateral per base unit."""
+        return tick * self.tick_size_raw / self.unit
+
+    def base(self, lots: int) -> float:
+        """Base units of `lots`."""
+        return lots * self.lot_size_wei / _WAD
+
+
+@dataclass(frozen=True, slots=True)
+class DexSnapshot:
+    """One consistent read of the market and our account."""
+
+    block_number: int
+    block_hash: str
+    block_time_s: int
+    base_fee_wei: int
+    gas_used: int
+    gas_limit: int
+    oracle_updated_s: int
+    """The oracle's latest ``updatedAt`` (0 when unreadable)."""
+    book: BookSnapshot
+    index: float | None
+    """None when the oracle is stale or invalid (see `index_error`)."""
+    index_error: str | None
+    mark: float | None
+    funding: FundingState
+    position: PositionState | None
+    """None when the view reverted (it needs a fresh oracle); keep the last known one."""
+    open_orders: tuple[Order, ...]
+
+
+class DexVenue:
+    """:class:`~agent.venue.base.Venue` for PerpMarket, through the transaction pipeline.
+
+    Parameters
+    ----------
+    rpc
+        JSON-RPC client for reads.
+    pipe
+        Transaction pipeline of the signing account (writes).
+    codec
+        ABI codec of the market (``IPerpMarket``).
+    market
+        Market contract address.
+    start_block
+        Where to look for ``MarketCreated`` and where event polling starts (the deployment block).
+    session
+        A short tag that makes intent ids unique across restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        rpc: AsyncRpc,
+        pipe: TxPipeline,
+        codec: AbiCodec,
+        market: str,
+        start_block: int = 0,
+        book_depth: int = 10,
+        quote_gas_limit: int = 1_200_000,
+        cancel_all_gas_limit: int = 150_000,
+        keeper_gas_limit: int = 1_500_000,
+        cancel_max_fee_gwei: float | None = None,
+        reorg_window_blocks: int = 64,
+        session: str = "s",
+    ) -> None:
+        self.rpc = rpc
+        self.pipe = pipe
+        self.codec = codec
+        self.market_address = to_checksum_address(market)
+        self.account = to_checksum_address(pipe.address)
+        self._acct_lower = self.account.lower()
+        self.start_block = start_block
+        self.book_depth = book_depth
+        self.quote_gas_limit = quote_gas_limit
+        self.cancel_all_gas_limit = cancel_all_gas_limit
+        self.keeper_gas_limit = keeper_gas_limit
+        self.cancel_max_fee_gwei = cancel_max_fee_gwei
+        self.reorg_window_blocks = reorg_window_blocks
+        self.session = session
+        self.params: DexMarketParams | None = None
+        self._seq = itertools.count(1)
+        self._quote_intent: str | None = None
+        self._last_block: int | None = None
+        self._last_hash: str | None = None
+        self._seen: dict[int, list[VenueEvent]] = {}
+        """Events delivered per block, kept for the reorg window so they can be undone."""
+        self._block_hashes: dict[int, str] = {}
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    async def connect(self, expected_chain_id: int | None = None) -> None:
+        """Check chain id and code at the market; load the market's parameters."""
+        if expected_chain_id is not None:
+            chain_id = int(await self.rpc.call("eth_chainId"), 16)
+            if chain_id != expected_chain_id:
+                raise VenueError(
+                    f"RPC is chain {chain_id}, config says {expected_chain_id}: point "
+                    "chain.rpc_url at the right network or fix chain.chain_id"
+                )
+        code = await self.rpc.call("eth_getCode", [self.market_address, "latest"])
+        if code in (None, "0x", "0x0"):
+            raise VenueError(
+                f"no contract code at market address {self.market_address}: check the deployment "
+                "record or chain.market_address (and that the RPC is the chain it was deployed on)"
+            )
+        logs = await self.rpc.call(
+            "eth_getLogs",
+            [
+                {
+                    "address": self.market_address,
+                    "fromBlock": hex(self.start_block),
+                    "toBlock": "latest",
+                    "topics": [self.codec.topic("MarketCreated")],
+                }
+            ],
+        )
+        if not logs:
+            raise VenueError(
+                f"MarketCreated not found for {self.market_address} from block {self.start_block}: "
+                "set the deployment record's block (or 0) correctly"
+            )
+        decoded = self.codec.decode_log(logs[0])
+        assert decoded is not None
+        p = decoded.args["params"]
+        dec_raw = await self.rpc.call(
+            "eth_call", [{"to": p[0], "data": _DECIMALS_SELECTOR}, "latest"]
+        )
+        self.params = DexMarketParams(
+            collateral=to_checksum_address(p[0]),
+            oracle=to_checksum_address(p[1]),
+            tick_size_raw=int(p[3]),
+            lot_size_wei=int(p[4]),
+            min_notional_raw=int(p[5]),
+            initial_margin_bps=int(p[6]),
+            maintenance_margin_bps=int(p[7]),
+            maker_fee_bps=int(p[8]),
+            taker_fee_bps=int(p[9]),
+            max_fills=int(p[10]),
+            funding_interval_s=int(p[11]),
+            oracle_max_age_s=int(p[12]),
+            keeper_reward_raw=int(p[18]),
+            collateral_decimals=int(dec_raw, 16),
+        )
+        if self._last_block is None:
+            self._last_block = max(self.start_block - 1, int(logs[0]["blockNumber"], 16) - 1)
+
+    def market_info(self) -> MarketInfo:
+        """Static parameters as floats for the model."""
+        p = self._params()
+        return MarketInfo(
+            tick_size=p.tick_size_raw / p.unit,
+            lot_size=p.lot_size_wei / _WAD,
+            min_notional=p.min_notional_raw / p.unit,
+            maker_fee_bps=float(p.maker_fee_bps),
+            taker_fee_bps=float(p.taker_fee_bps),
+            funding_interval_s=p.funding_interval_s,
+            collateral_decimals=p.collateral_decimals,
+        )
+
+    def market(self) -> MarketInfo:
+        """Alias of :meth:`market_info` (the Venue protocol name)."""
+        return self.market_info()
+
+    def _params(self) -> DexMarketParams:
+        if self.params is None:
+            raise VenueError("DexVenue.connect() has not been called")
+        return self.params
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def snapshot(self) -> DexSnapshot:
+        """Read everything a decision needs in one round trip."""
+        p = self._params()
+        c = self.codec
+        mk = self.market_address
+
+        def call(data: bytes) -> tuple[str, list[Any]]:
+            return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
+
+        res = await self.rpc.batch(
+            [
+                ("eth_getBlockByNumber", ["latest", False]),
+                call(c.encode_call("bookLevels", 0, self.book_depth)),
+                call(c.encode_call("bookLevels", 1, self.book_depth)),
+                call(c.encode_call("indexPrice")),
+                call(c.encode_call("markPrice")),
+                call(c.encode_call("fundingState")),
+                call(c.encode_call("accountState", self.account)),
+                call(c.encode_call("openOrders", self.account)),
+                ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
+            ]
+        )
+        block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res
+        if isinstance(block, RpcError) or block is None:
+            raise ChainError(f"could not read the latest block: {block}")
+        for name, r in (("bookLevels", bids_r), ("fundingState", fund_r), ("openOrders", orders_r)):
+            if isinstance(r, RpcError):
+                raise ChainError(f"{name} view failed: {r}")
+        number = int(block["number"], 16)
+        bids = self._levels(bids_r)
+        asks = self._levels(asks_r)
+        index_error = None
+        index = None
+        if isinstance(index_r, RpcError):
+            index_error = self._revert_name(index_r)
+        else:
+            index = int(index_r, 16) / p.unit
+        mark = None if isinstance(mark_r, RpcError) else int(mark_r, 16) / p.unit
+        f = c.decode_output("fundingState", fund_r)
+        funding = FundingState(
+            epoch=int(f[0]),
+            next_boundary_s=int(f[1]),
+            running_premium=int(f[2]) / _WAD,
+            last_rate=int(f[3]) / _WAD,
+            cumulative_index=int(f[4]) / p.unit,
+        )
+        position = None
+        if not isinstance(acct_r, RpcError):
+            a = c.decode_output("accountState", acct_r)[0]
+            position = PositionState(
+                size_lots=int(a[1]),
+                entry_notional=int(a[2]) / p.unit,
+                collateral=int(a[0]) / p.unit,
+                unrealized_pnl=int(a[3]) / p.unit,
+                funding_owed=int(a[4]) / p.unit,
+                equity=int(a[5]) / p.unit,
+                initial_margin=int(a[6]) / p.unit,
+                maintenance_margin=int(a[7]) / p.unit,
+                reserved_margin=int(a[8]) / p.unit,
+            )
+        orders = tuple(
+            Order(
+                order_id=int(o[0]),
+                side=Side(int(o[2])),
+                price_ticks=Tick(int(o[3])),
+                size_lots=Lots(int(o[4])),
+                remaining_lots=Lots(int(o[4])),
+                client_id=int(o[1]),
+            )
+            for o in c.decode_output("openOrders", orders_r)[0]
+        )
+        return DexSnapshot(
+            block_number=number,
+            block_hash=str(block["hash"]),
+            block_time_s=int(block["timestamp"], 16),
+            base_fee_wei=int(block.get("baseFeePerGas", "0x0"), 16),
+            gas_used=int(block.get("gasUsed", "0x0"), 16),
+            gas_limit=int(block.get("gasLimit", "0x1"), 16),
+            oracle_updated_s=0
+            if isinstance(round_r, RpcError)
+            else int(round_r[2 + 3 * 64 : 2 + 4 * 64], 16),
+            book=BookSnapshot(bids=bids, asks=asks, block_number=number),
+            index=index,
+            index_error=index_error,
+            mark=mark,
+            funding=funding,
+            position=position,
+            open_orders=orders,
+        )
+
+    def _levels(self, raw: str) -> tuple[tuple[int, int], ...]:
+        ticks, lots = self.codec.decode_output("bookLevels", raw)
+        return tuple((int(t), int(n)) for t, n in zip(ticks, lots, strict=True) if n > 0)
+
+    def _revert_name(self, err: RpcError) -> str:
+        decoded = self.pipe.decode_revert(_revert_bytes(err))
+        return decoded.name or decoded.message
+
+    async def book(self, depth: int) -> BookSnapshot:
+        """Aggregated book levels (one round trip)."""
+        return (await self.snapshot()).book
+
+    async def open_orders(self) -> list[Order]:
+        """Our resting orders as the chain sees them now."""
+        return list((await self.snapshot()).open_orders)
+
+    async def position(self) -> PositionState:
+        """Our account state; raises when the view cannot be read (stale oracle)."""
+        pos = (await self.snapshot()).position
+        if pos is None:
+            raise VenueError("accountState reverted (oracle stale or invalid)")
+        return pos
+
+    async def funding(self) -> FundingState:
+        """The market's funding clock and rates."""
+        return (await self.snapshot()).funding
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def quote_in_flight(self) -> str | None:
+        """The intent id of the pending quote transaction, if any."""
+        if self._quote_intent is None:
+            return None
+        st = self.pipe.status(self._quote_intent)
+        if st is None or st.terminal:
+            self._quote_intent = None
+        return self._quote_intent
+
+    def _intent_id(self, purpose: str) -> str:
+        return f"{purpose}-{self.session}-{next(self._seq)}"
+
+    def encode_batch(
+        self, cancel_ids: Sequence[int], quotes: Sequence[Quote], expiry_s: int = 0
+    ) -> bytes:
+        """Calldata of ``batch(cancelIds, places)``: post-only places, client ids from `seq`."""
+        # stress-runner fix: refuse a quote the market cannot represent with a VenueError (the
+        # runtime counts it as a failed cycle) instead of an eth_abi ValueOutOfBounds crash.
+        for q in quotes:
+            if not 1 <= int(q.price_ticks) < _MAX_TICK or not 1 <= int(q.size_lots) < _MAX_LOTS:
+                raise VenueError(
+                    f"quote {q.side.name} {int(q.size_lots)} lots @ tick {int(q.price_ticks)} is "
+                    f"outside the market's range (ticks 1..{_MAX_TICK - 1}, lots 1..{_MAX_LOTS - 1})"
+                    ": not sent; check the model's spread inputs"
+                )
+        places = [
+            (
+                int(q.side),
+                FLAG_POST_ONLY,
+                int(q.price_ticks),
+                int(q.size_lots),
+                next(self._seq),
+                expiry_s,
+            )
+            for q in quotes
+        ]
+        return self.codec.encode_call("batch", [int(i) for i in cancel_ids], places)
+
+    async def replace_quotes(
+        self, cancel_ids: Sequence[int], quotes: Sequence[Quote], expiry_s: int = 0
+    ) -> str:
+        """Send one batch transaction; replace the pending quote tx rather than queue behind it.
+
+        Returns
+        -------
+        str
+            The intent id. Raises :class:`~agent.errors.GasOverBudget` when the base fee is above
+            the pipeline's ceiling (nothing is sent).
+        """
+        intent = TxIntent(
+            intent_id=self._intent_id("quote"),
+            purpose="quote",
+            to=self.market_address,
+            data=self.encode_batch(cancel_ids, quotes, expiry_s),
+            gas_limit=self.quote_gas_limit,
+        )
+        pending = self.quote_in_flight()
+        handle: TxHandle
+        if pending is not None:
+            handle = await self.pipe.replace(pending, intent)
+        else:
+            handle = await self.pipe.submit(intent)
+        self._quote_intent = handle.intent_id if not handle.status.terminal else None
+        return handle.intent_id
+
+    async def cancel_all(self) -> str:
+        """Cancel every order of ours (O(1) on chain); pre-empts a pending quote transaction."""
+        intent = TxIntent(
+            intent_id=self._intent_id("cancel_all"),
+            purpose="cancel_all",
+            to=self.market_address,
+            data=self.codec.encode_call("cancelAll"),
+            gas_limit=self.cancel_all_gas_limit,
+            max_fee_gwei=self.cancel_max_fee_gwei,
+        )
+        pending = self.quote_in_flight()
+        if pending is not None:
+            handle = await self.pipe.replace(pending, intent)
+        else:
+            handle = await self.pipe.submit(intent)
+        self._quote_intent = None
+        return handle.intent_id
+
+    async def settle_funding(self) -> str:
+        """Send ``settleFunding()`` (keeper duty)."""
+        handle = await self.pipe.submit(
+            TxIntent(
+                intent_id=self._intent_id("settle_funding"),
+                purpose="settle_funding",
+                to=self.market_address,
+                data=self.codec.encode_call("settleFunding"),
+                gas_limit=self.keeper_gas_limit,
+            )
+        )
+        return handle.intent_id
+
+    async def liquidate(self, account: str) -> str:
+        """Send ``liquidate(account)`` (keeper duty)."""
+        handle = await self.pipe.submit(
+            TxIntent(
+                intent_id=self._intent_id("liquidate"),
+                purpose="liquidate",
+                to=self.market_address,
+                data=self.codec.encode_call("liquidate", to_checksum_address(account)),
+                gas_limit=self.keeper_gas_limit,
+            )
+        )
+        return handle.intent_id
+
+    async def account_health(self, account: str) -> tuple[float, float, int] | None:
+        """(equity, maintenance margin, position lots) of any account; None if unreadable."""
+        p = self._params()
+        data = self.codec.encode_call("accountState", to_checksum_address(account))
+        try:
+            raw = await self.rpc.call(
+                "eth_call", [{"to": self.market_address, "data": "0x" + data.hex()}, "latest"]
+            )
+        except RpcError:
+            return None
+        a = self.codec.decode_output("accountState", raw)[0]
+        return int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1])
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def poll_events(
+        self, head: int | None = None, head_hash: str | None = None
+    ) -> list[VenueEvent]:
+        """Return new events since the last poll, each once; undo events of orphaned blocks.
+
+        Parameters
+        ----------
+        head, head_hash
+            The latest block (from a snapshot) to read up to; fetched when not given.
+        """
+        if head is None or head_hash is None:
+            blk = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            head, head_hash = int(blk["number"], 16), str(blk["hash"])
+        out: list[VenueEvent] = []
+        out += await self._check_reorg()
+        start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
+        if head < start:
+            return out
+        logs = await self.rpc.call(
+            "eth_getLogs",
+            [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
+        )
+        for raw in logs:
+            if raw.get("removed"):
+                continue
+            d = self.codec.decode_log(raw)
+            if d is None:
+                continue
+            self._block_hashes[d.block_number] = d.block_hash
+            for ev in self._route(d):
+                self._seen.setdefault(d.block_number, []).append(ev)
+                out.append(ev)
+        self._last_block, self._last_hash = head, head_hash
+        self._block_hashes[head] = head_hash
+        floor = head - self.reorg_window_blocks
+        for b in [b for b in self._block_hashes if b < floor]:
+            self._block_hashes.pop(b, None)
+            self._seen.pop(b, None)
+        return out
+
+    async def _check_reorg(self) -> list[VenueEvent]:
+        if self._last_block is None or self._last_hash is None:
+            return []
+        blk = await self.rpc.call("eth_getBlockByNumber", [hex(self._last_block), False])
+        if blk is not None and str(blk["hash"]) == self._last_hash:
+            return []
+        # Walk back through the blocks we know until the chain agrees with us.
+        fork_point = self._last_block - self.reorg_window_blocks
+        for b in sorted(self._block_hashes, reverse=True):
+            if b >= self._last_block:
+                continue
+            cur = await self.rpc.call("eth_getBlockByNumber", [hex(b), False])
+            if cur is not None and str(cur["hash"]) == self._block_hashes[b]:
+                fork_point = b
+                break
+        undo: list[VenueEvent] = []
+        for b in sorted((b for b in self._seen if b > fork_point), reverse=True):
+            for ev in reversed(self._seen.pop(b)):
+                undo.append(
+                    VenueEvent(
+                        kind="undo",
+                        block_number=b,
+                        key=ev.key,
+                        fill=ev.fill,
+                        data={"kind": ev.kind, "amount": ev.amount},
+                    )
+                )
+        for b in [b for b in self._block_hashes if b > fork_point]:
+            self._block_hashes.pop(b)
+        log.warning(
+            "chain reorganisation: rolled back to block %d, undid %d events", fork_point, len(undo)
+        )
+        self._last_block = max(fork_point, self.start_block - 1)
+        self._last_hash = self._block_hashes.get(self._last_block)
+        return undo
+
+    def _route(self, d: DecodedLog) -> list[VenueEvent]:
+        p = self._params()
+        a = d.args
+        me = self._acct_lower
+        evs: list[VenueEvent] = []
+        if d.name == "Fill":
+            maker, taker = str(a["maker"]).lower(), str(a["taker"]).lower()
+            taker_side = int(a["takerSide"])
+            evs.append(
+                VenueEvent(
+                    kind="trade",
+                    block_number=d.block_number,
+                    key=d.key,
+                    data={
+                        "price": p.price(int(a["tick"])),
+                        "size": p.base(int(a["lots"])),
+                        "taker_side": taker_side,
+                        "maker": maker,
+                        "taker": taker,
+                    },
+                )
+            )
+            if maker == me or taker == me:
+                ours_maker = maker == me
+                side = Side(1 - taker_side) if ours_maker else Side(taker_side)
+                fee = int(a["makerFee"]) if ours_maker else int(a["takerFee"])
+                fill = Fill(
+                    order_id=int(a["makerOrderId"]) if ours_maker else 0,
+                    side=side,
+                    price_ticks=Tick(int(a["tick"])),
+                    size_lots=Lots(int(a["lots"])),
+                    fee_raw=fee,
+                    block_number=d.block_number,
+                    tx_hash=d.tx_hash,
+                    log_index=d.log_index,
+                )
+                evs.append(
+                    VenueEvent(
+                        kind="fill",
+                        block_number=d.block_number,
+                        key=d.key + ":own",
+                        fill=fill,
+                        data={"maker": ours_maker, "client_id": int(a["makerClientId"])},
+                    )
+                )
+        elif d.name == "FundingPaid" and str(a["account"]).lower() == me:
+            evs.append(
+                VenueEvent(
+                    kind="funding",
+                    block_number=d.block_number,
+                    key=d.key,
+                    amount=-int(a["amount"]) / p.unit,
+                )
+            )
+        elif d.name == "FundingSettled":
+            evs.append(
+                VenueEvent(
+                    kind="funding_settled",
+                    block_number=d.block_number,
+                    key=d.key,
+                    data={
+                        "epoch": int(a["epoch"]),
+                        "rate": int(a["rate"]) / _WAD,
+                        "index": int(a["indexPrice"]) / p.unit,
+                    },
+                )
+            )
+        elif d.name == "Liquidation":
+            evs.append(
+                VenueEvent(
+                    kind="liquidation",
+                    block_number=d.block_number,
+                    key=d.key,
+                    data={"account": str(a["account"]), "keeper": str(a["keeper"])},
+                )
+            )
+        elif d.name in _ORDER_EVENTS and str(a["account"]).lower() == me:
+            evs.append(
+                VenueEvent(
+                    kind=_ORDER_EVENTS[d.name], block_number=d.block_number, key=d.key, data=dict(a)
+                )
+            )
+        return evs
+
+
+def _revert_bytes(err: RpcError) -> bytes:
+    data = err.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return b""

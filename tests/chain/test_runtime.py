@@ -1,0 +1,304 @@
+"""The agent's loop against a real anvil, the real market and the exchange simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from decimal import Decimal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from eth_account.signers.local import LocalAccount
+
+from agent.chain.anvil import Anvil, find_anvil
+from agent.config import AgentConfig
+from agent.risk.engine import RiskState
+from agent.runtime import Agent, build_agent
+from sims.cex import Faults, SimServer
+from sims.cex.exchange import SimConfig, SymbolSpec
+
+pytestmark = [pytest.mark.chain]
+
+BID, ASK, POST, IOC = 0, 1, 1, 2
+
+
+class FakeClock:
+    """Wall-clock seconds that tests move forward explicitly."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, s: float) -> None:
+        self.t += s
+
+
+def _config(dex: Any, anvil: Anvil, tmp_path: Path, **over: Any) -> AgentConfig:
+    raw: dict[str, Any] = {
+        "chain": {"rpc_url": anvil.url, "deployment_file": str(dex.record)},
+        "signer": {"source": "dev", "dev_index": 1},  # the "maker" account
+        "hedge": {"enabled": False},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "quoting": {
+            "base_size_base": 0.1,
+            "ref_depth_base": 0.5,
+            "inventory_cap_base": 2.0,
+            "native_price_quote": 100.0,
+        },
+    }
+    for section, values in over.items():
+        raw.setdefault(section, {}).update(values)
+    return AgentConfig.model_validate(raw)
+
+
+async def _agent(cfg: AgentConfig, clock: Callable[[], float]) -> tuple[Agent, list[Any]]:
+    agent, closers = await build_agent(cfg, clock=clock)
+    await agent.start()
+    return agent, closers
+
+
+async def _close(agent: Agent, closers: list[Any]) -> None:
+    await agent.shutdown(timeout_s=3.0)
+    for c in closers:
+        r = c()
+        if asyncio.iscoroutine(r):
+            await r
+
+
+def _market_setup(dex: Any, accounts: dict[str, LocalAccount]) -> None:
+    dex.fund(accounts["maker"], 100_000)
+    dex.fund(accounts["taker"], 100_000)
+    # Background liquidity so the book is two-sided around $3000.
+    dex.place(accounts["taker"], BID, 2990.0, 0.5)
+    dex.place(accounts["taker"], ASK, 3010.0, 0.5)
+
+
+def _our_side_prices(dex: Any, who: str) -> tuple[list[float], list[float]]:
+    orders = dex.open_orders(who)
+    bids = sorted((o[3] * 0.01 for o in orders if o[2] == BID), reverse=True)
+    asks = sorted(o[3] * 0.01 for o in orders if o[2] == ASK)
+    return bids, asks
+
+
+@pytest_asyncio.fixture
+async def cex() -> AsyncIterator[SimServer]:
+    cfg = SimConfig(symbols=(SymbolSpec(initial_mid=Decimal("3000")),))
+    async with SimServer(cfg, faults=Faults(latency_ms=10.0, jitter_ms=2.0)) as sim:
+        yield sim
+
+
+@pytest.mark.asyncio
+async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _market_setup(dex, accounts)
+    monkeypatch.setenv("MM_CEX_API_KEY", "sim-api-key")
+    monkeypatch.setenv("MM_CEX_API_SECRET", "sim-api-secret")
+    cfg = _config(
+        dex,
+        anvil,
+        tmp_path,
+        hedge={
+            "enabled": True,
+            "base_url": cex.url,
+            "symbol": "ETHUSDT",
+            "policy": {"dead_band_base": 0.01, "twap_threshold_base": 10.0},
+        },
+    )
+    clock = FakeClock()
+    agent, closers = await _agent(cfg, clock)
+    try:
+        await agent.step()
+        maker = accounts["maker"].address
+        bids, asks = _our_side_prices(dex, maker)
+        assert bids and asks, "the agent must quote both sides"
+        assert max(bids) < min(asks)
+        assert 2990.0 < max(bids) < 3000.0 < min(asks) < 3010.0
+
+        # A taker lifts our best ask with web3 (IOC buy of 0.05).
+        dex.place(accounts["taker"], BID, min(asks), 0.05, flags=IOC, cid=9)
+        clock.advance(1.0)
+        await agent.step()
+        assert agent.status.fills == 1
+        assert agent.status.inventory_base == pytest.approx(-0.05)
+        assert dex.position_lots(maker) == -5
+        assert agent.status.pnl["spread"] > 0
+        # The hedge goes to the exchange: we are short 0.05 on the DEX, so it buys 0.05.
+        assert agent.hedger is not None
+        await agent.hedger.hedger.drain()
+        assert float(cex.exchange.position_qty("ETHUSDT")) == pytest.approx(0.05)
+
+        # Another taker hits our best bid with cast (no Python involved).
+        bids, _ = _our_side_prices(dex, maker)
+        cast = find_anvil().parent / "cast"
+        if not cast.exists():
+            cast = Path(__file__).resolve().parents[2] / "contracts/node_modules/.bin/cast"
+        dex.fund(accounts["keeper"], 10_000)
+        out = subprocess.run(
+            [
+                str(cast),
+                "send",
+                "--json",
+                "--rpc-url",
+                anvil.url,
+                "--private-key",
+                accounts["keeper"].key.hex(),
+                dex.market.address,
+                "place((uint8,uint8,uint24,uint48,uint64,uint32))",
+                f"(1,{IOC},{round(max(bids) / 0.01)},5,11,0)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["status"] in ("0x1", 1), out.stdout
+        clock.advance(1.0)
+        await agent.step()
+        assert agent.status.fills == 2
+        assert agent.status.inventory_base == pytest.approx(0.0)
+        assert len(agent.journal.fills()) == 2
+        await agent.step()
+        await agent.hedger.hedger.drain()
+        assert float(cex.exchange.position_qty("ETHUSDT")) == pytest.approx(0.0)
+        assert cex.state()["client_ids_accepted_more_than_once"] == []
+    finally:
+        await _close(agent, closers)
+    assert dex.open_orders(accounts["maker"].address) == []
+
+
+@pytest.mark.asyncio
+async def test_funding_boundary_is_settled_by_the_keeper_and_shows_in_pnl(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    try:
+        await agent.step()
+        _, asks = _our_side_prices(dex, accounts["maker"].address)
+        dex.place(accounts["taker"], BID, min(asks), 0.1, flags=IOC, cid=9)  # we go short 0.1
+        await agent.step()
+        assert agent.status.inventory_base == pytest.approx(-0.1)
+        boundary = int(dex.market.functions.fundingState().call()[1])
+        anvil.set_next_block_timestamp(boundary + 5)
+        dex.push_price(3000.0)  # keeps the oracle fresh in the new block
+        clock.advance(5.0)
+        await agent.step()  # sees the boundary passed: the keeper duty sends settleFunding
+        anvil.mine()
+        clock.advance(1.0)
+        await agent.step()
+        assert any("funding settled" in e for e in agent.status.events), agent.status.events
+        assert int(dex.market.functions.fundingState().call()[0]) >= 1
+        # Longs pay shorts at a positive rate (interest only here): we are short, we receive.
+        assert agent.status.pnl["funding"] > 0
+    finally:
+        await _close(agent, closers)
+
+
+async def _steps_until(
+    agent: Agent, anvil: Anvil, clock: FakeClock, state: RiskState, dt: float, n: int
+) -> None:
+    for _ in range(n):
+        if agent.risk.state is state:
+            return
+        clock.advance(dt)
+        anvil.mine()
+        await agent.step()
+        clock.advance(0.2)  # poll receipts promptly: a long gap would read as inclusion delay
+        await agent.step()
+    assert agent.risk.state is state, list(agent.status.events)
+
+
+@pytest.mark.asyncio
+async def test_stale_oracle_withdraws_quotes_and_recovery_steps_down(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    maker = accounts["maker"].address
+    try:
+        await agent.step()
+        assert dex.open_orders(maker)
+        anvil.increase_time(4_000)  # past the market's 3600 s oracle max age, no push
+        anvil.mine()
+        await agent.step()
+        assert agent.risk.state is RiskState.WITHDRAWN
+        anvil.mine()  # the risk cancel is in the pool (automine mined it already)
+        await agent.step()
+        assert dex.open_orders(maker) == []
+        dex.push_price(3000.0)
+        await _steps_until(agent, anvil, clock, RiskState.NORMAL, dt=61.0, n=12)
+        await agent.step()
+        assert dex.open_orders(maker), "quotes come back once the state is NORMAL again"
+        states = [t[2] for t in agent.journal.risk_transitions()]
+        assert states[0] == "WITHDRAWN" and states[-1] == "NORMAL"
+        assert len(states) >= 3, "de-escalation goes one level at a time"
+    finally:
+        await _close(agent, closers)
+
+
+@pytest.mark.asyncio
+async def test_gas_spike_over_budget_withdraws_and_the_cancel_still_lands(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    cfg = _config(dex, anvil, tmp_path, tx={"max_fee_gwei": 5.0})
+    agent, closers = await _agent(cfg, clock)
+    maker = accounts["maker"].address
+    try:
+        await agent.step()
+        assert dex.open_orders(maker)
+        anvil.set_next_base_fee(12 * 10**9)  # 12 gwei next: over the 5 gwei budget
+        anvil.mine()
+        clock.advance(1.0)
+        await agent.step()
+        assert agent.risk.state is RiskState.WITHDRAWN
+        # The cancel may pay up to 5 × the budget: it lands although quotes could not.
+        for _ in range(3):
+            anvil.mine()
+            clock.advance(1.0)
+            await agent.step()
+        assert dex.open_orders(maker) == []
+    finally:
+        await _close(agent, closers)
+
+
+@pytest.mark.asyncio
+async def test_reorg_undoes_a_fill(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    try:
+        await agent.step()
+        _, asks = _our_side_prices(dex, accounts["maker"].address)
+        dex.place(accounts["taker"], BID, min(asks), 0.05, flags=IOC, cid=9)
+        await agent.step()
+        assert len(agent.journal.fills()) == 1
+        spread_before = agent.ledger.snapshot().spread
+        anvil.reorg(2)  # the taker's block is replaced by empty ones
+        clock.advance(1.0)
+        await agent.step()
+        assert agent.journal.fills() == []
+        assert any("reorg" in e for e in agent.status.events)
+        assert agent.ledger.snapshot().spread < spread_before
+        assert agent.status.inventory_base == pytest.approx(0.0)
+    finally:
+        await _close(agent, closers)
