@@ -387,8 +387,8 @@ class DexVenue:
             if not 1 <= int(q.price_ticks) < _MAX_TICK or not 1 <= int(q.size_lots) < _MAX_LOTS:
                 raise VenueError(
                     f"quote {q.side.name} {int(q.size_lots)} lots @ tick {int(q.price_ticks)} is "
-                    f"outside the market's range (ticks 1..{_MAX_TICK - 1}, lots 1..{_MAX_LOTS - 1})"
-                    ": not sent; check the model's spread inputs"
+                    f"outside the market's range (ticks 1..{_MAX_TICK - 1}, "
+                    f"lots 1..{_MAX_LOTS - 1}): not sent; check the model's spread inputs"
                 )
         places = [
             (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from decimal import Decimal
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
