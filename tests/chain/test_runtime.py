@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil, find_anvil
+from agent.chain.anvil import Anvil
 from agent.config import AgentConfig
 from agent.risk.engine import RiskState
 from agent.runtime import Agent, build_agent
@@ -142,9 +142,7 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
 
         # Another taker hits our best bid with cast (no Python involved).
         bids, _ = _our_side_prices(dex, maker)
-        cast = find_anvil().parent / "cast"
-        if not cast.exists():
-            cast = Path(__file__).resolve().parents[2] / "contracts/node_modules/.bin/cast"
+        cast = Path(__file__).resolve().parents[2] / "contracts/node_modules/.bin/cast"
         dex.fund(accounts["keeper"], 10_000)
         out = subprocess.run(
             [
