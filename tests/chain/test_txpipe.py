@@ -486,7 +486,7 @@ async def test_key_never_appears_in_logs_output_or_journal(
     out = capsys.readouterr()
     journal_bytes = b"".join(
         p.read_bytes()
-        for p in tmp_path.glob("j.db*")  # noqa: ASYNC240 - a test, after the run
+        for p in tmp_path.glob("j.db*")
     )
     text = (caplog.text + out.out + out.err + repr(signer)).lower()
     assert "debug" in caplog.text.lower() or caplog.records  # logging really was captured
