@@ -254,6 +254,8 @@ class Agent:
         self._last_block = -1
         self._last_block_hash = ""
         self._fill_mids: dict[tuple[str, int], float] = {}
+        self._pnl_written_s = -math.inf
+        self._status_written_s = -math.inf
         self._block_seen_s = clock()
         self._position: PositionState | None = None
         self._rpc_window: deque[tuple[float, int, int]] = deque()
@@ -789,12 +791,16 @@ class Agent:
         self._m_inv.set(inventory)
         for k, v in s.pnl.items():
             self._m_pnl.labels(component=k).set(v)
-        if snap.block_number % 10 == 0:
+        now = self.clock()
+        if now - self._pnl_written_s >= 10.0:
+            self._pnl_written_s = now
             self.journal.record_decision(
-                int(self.clock() * 1000),
+                int(now * 1000),
                 "pnl",
                 {**s.pnl, "inventory_base": inventory, "hedge_base": s.hedge_base},
             )
+        if now - self._status_written_s >= 1.0:
+            self._status_written_s = now
             self._write_status()
 
     def _write_status(self) -> None:
