@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -362,6 +363,11 @@ class Agent:
         now = self.clock()
         self._control_files_check()
         snap = await self.venue.snapshot()
+        await self._ingest(snap, now)
+        await self.on_snapshot(snap, now)
+
+    async def _ingest(self, snap: DexSnapshot, now: float) -> None:
+        """Take in what happened since the last cycle: venue events and transaction outcomes."""
         # Key on the head's hash, not its number: a reorg can replace the head at equal height.
         if snap.block_hash != self._last_block_hash:
             events = await self.venue.poll_events(snap.block_number, snap.block_hash)
@@ -372,6 +378,13 @@ class Agent:
             self.est.base_fee.update_block(now, snap.base_fee_wei, snap.gas_used, snap.gas_limit)
         self._absorb_snapshot(snap)
         await self._poll_pipe()
+
+    async def on_snapshot(self, snap: DexSnapshot, now: float) -> None:
+        """The hot path: estimators → risk → model and cost gate → order diff → one batch tx.
+
+        Quoting comes first; hedging (scheduled, never awaited), keeper duties and bookkeeping
+        follow, so none of them delays the transaction.
+        """
         mid = self._mid(snap)
         self._book_hedge_moves()
         if mid is not None:
@@ -385,6 +398,7 @@ class Agent:
         directive = self.risk.evaluate(self._risk_inputs(now, snap, mid, inventory, estimates))
         self.directive = directive
         transitions = self.risk.drain_transitions()
+        await self._quote(now, snap, mid, inventory, estimates, directive)
         self.risk_telemetry.record(directive, transitions)
         for tr in transitions:
             self.journal.record_risk_transition(
@@ -392,7 +406,6 @@ class Agent:
             )
             self._note(f"risk {tr.from_state.name} → {tr.to_state.name}: {tr.reason}")
         await self._hedge(inventory, snap.mark or mid or 0.0, now, directive)
-        await self._quote(now, snap, mid, inventory, estimates, directive)
         await self._keeper_duties(now, snap)
         self._update_status(snap, mid, inventory, estimates, directive)
 
@@ -963,7 +976,17 @@ def risk_limits_from_table(table: dict[str, Any]) -> RiskLimits:
                 raise ConfigError(f"{path}: {v!r} is not a state; use one of {valid}") from None
         return v
 
-    return table_to_dataclass(RiskLimits, names(table, "risk"), "risk")
+    # A band table may set only some fields (say `warn`): the rest keep the default band's.
+    defaults = {f.name: f.default for f in dataclasses.fields(RiskLimits)}
+    merged = {
+        k: {**dataclasses.asdict(d), **v}
+        if isinstance(v, dict)
+        and dataclasses.is_dataclass(d := defaults.get(k))
+        and not isinstance(d, type)
+        else v
+        for k, v in table.items()
+    }
+    return table_to_dataclass(RiskLimits, names(merged, "risk"), "risk")
 
 
 def _restored_state(journal: Journal) -> RiskState:

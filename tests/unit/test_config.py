@@ -74,3 +74,19 @@ def test_table_to_dataclass_rejects_unknown_and_bad_values() -> None:
         table_to_dataclass(_Params, {"levels": "many"}, "quoting")
     with pytest.raises(ConfigError, match="gamma must be > 0"):
         table_to_dataclass(_Params, {"gamma": -1.0}, "quoting")
+
+
+def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
+    from agent.risk.engine import RiskLimits, RiskState
+    from agent.runtime import risk_limits_from_table
+
+    lim = risk_limits_from_table({"drawdown_frac": {"warn": 0.03}, "cooldown_reduced_s": 5.0})
+    assert lim.drawdown_frac.warn == 0.03
+    assert lim.drawdown_frac.breach == RiskLimits().drawdown_frac.breach
+    assert lim.cooldown_reduced_s == 5.0
+    lim = risk_limits_from_table({"oracle_age_s": {"breach_state": "halted"}})
+    assert lim.oracle_age_s.breach_state is RiskState.HALTED
+    with pytest.raises(ConfigError, match=r"risk\.oracle_age_s\.breach_state: 'panic'"):
+        risk_limits_from_table({"oracle_age_s": {"breach_state": "panic"}})
+    with pytest.raises(ConfigError, match=r"risk\.drawdown_fracc: unknown key"):
+        risk_limits_from_table({"drawdown_fracc": {"warn": 1}})
