@@ -484,10 +484,7 @@ async def test_key_never_appears_in_logs_output_or_journal(
         await pipe.poll()
         await mine_and_poll(node, pipe)
     out = capsys.readouterr()
-    journal_bytes = b"".join(
-        p.read_bytes()
-        for p in tmp_path.glob("j.db*")
-    )
+    journal_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("j.db*"))
     text = (caplog.text + out.out + out.err + repr(signer)).lower()
     assert "debug" in caplog.text.lower() or caplog.records  # logging really was captured
     assert any(r.levelno == logging.DEBUG for r in caplog.records)
