@@ -1,0 +1,574 @@
+"""The world around the agent in a stress run: a forked chain driven block by block.
+
+:class:`ChainWorld` plays one :class:`~sims.scenario.Step` at a time against a forked anvil node
+whose automine is off, in this order::
+
+    next block timestamp ─► base-fee override ─► oracle push (unless stale) ─► background makers
+        ─► taker bots ─► funding fallback ─► mempool faults (drop / hold the agent's txs) ─► mine
+
+Nothing is mined during a stall: transactions wait in the pool and time still passes. Every world
+transaction is sent by an anvil dev account (unlocked on every anvil, forks included) with an
+explicit nonce, gas limit and fees, so the node never estimates and the same seed always builds the
+same blocks.
+
+Actors (anvil dev account indices, see :class:`Roles`)
+
+==============  ==================================================================================
+oracle updater  pushes the index into the ``ManualPriceFeed`` when the timeline says so
+makers          background liquidity: a ladder around the timeline's target DEX mid (index plus
+                premium), refreshed by one ``batch`` when the target moves or the ladder ages
+takers          IOC orders ``aggressiveness_bps`` through the current DEX mid; they are what
+                pushes the DEX mid toward the target and so what makes funding
+keeper          calls ``settleFunding`` when a boundary passed and nobody settled it
+==============  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from agent.chain.abi import AbiCodec
+from agent.chain.anvil import Anvil
+from agent.chain.contracts import load_artifact, market_abi
+from agent.chain.deploy import Deployment
+from agent.chain.signer import dev_account
+from agent.errors import ChainError, ConfigError
+from agent.types import Side
+from sims.scenario import Step, TakerOrder
+
+__all__ = [
+    "ChainWorld",
+    "MakerLadder",
+    "MarketDeployment",
+    "MarketSpec",
+    "Roles",
+    "WorldStats",
+]
+
+_WAD = 10**18
+_GWEI = 10**9
+_FLAG_IOC = 2
+_MAX_DRIP_RAW = 1_000_000 * 10**6
+_WORLD_TIP_WEI = 1 * _GWEI
+_WORLD_MAX_FEE_WEI = 50_000 * _GWEI
+_GAS_ORACLE = 120_000
+_GAS_TAKER = 3_000_000
+_GAS_MAKER = 4_000_000
+_GAS_KEEPER = 1_500_000
+_GAS_SIMPLE = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDeployment:
+    """Where one market lives: a deployment record of agent/chain/deploy.py, plus its interval."""
+
+    record: Deployment
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> MarketDeployment:
+        """Validate a deployment record (the JSON :meth:`Deployment.save` writes).
+
+        Raises
+        ------
+        ConfigError
+            If a field is missing or unknown.
+        """
+        try:
+            return cls(Deployment(**rec))
+        except TypeError as exc:
+            raise ConfigError(f"deployment record: {exc}") from None
+
+    def to_record(self) -> dict[str, Any]:
+        """The record, as the agent's ``chain.deployment_file`` reads it."""
+        return dataclasses.asdict(self.record)
+
+    @property
+    def market(self) -> str:
+        """Market address."""
+        return to_checksum_address(self.record.market)
+
+    @property
+    def collateral(self) -> str:
+        """Collateral token address."""
+        return to_checksum_address(self.record.token)
+
+    @property
+    def oracle(self) -> str:
+        """Price feed address."""
+        return to_checksum_address(self.record.oracle)
+
+    @property
+    def block(self) -> int:
+        """Deployment block."""
+        return self.record.block_number
+
+    @property
+    def funding_interval_s(self) -> int:
+        """Funding interval from the recorded parameters (0 when not recorded)."""
+        return int(self.record.params.get("funding_interval_s", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """The market's parameters the world needs, read from its ``MarketCreated`` event."""
+
+    tick_size_usd: float
+    lot_size_base: float
+    min_notional_usd: float
+    funding_interval_s: int
+    collateral_unit: int
+    """Raw collateral units per 1.0 (1e6 for a 6-decimal token)."""
+    oracle_decimals: int
+
+    def tick(self, price_usd: float) -> int:
+        """The nearest tick to a price (at least 1)."""
+        return max(1, round(price_usd / self.tick_size_usd))
+
+    def lots(self, size_base: float, price_usd: float) -> int:
+        """Lots for a size, at least one lot and at least the minimum notional."""
+        lots = max(1, round(size_base / self.lot_size_base))
+        need = math.ceil(self.min_notional_usd / max(price_usd * self.lot_size_base, 1e-12))
+        return max(lots, need)
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Which anvil dev account plays which part."""
+
+    oracle_updater: int = 0
+    agent: int = 1
+    makers: tuple[int, ...] = (2, 3)
+    takers: tuple[int, ...] = (4, 5, 6, 7, 8)
+    keeper: int = 9
+
+    def address(self, index: int) -> str:
+        """Checksummed address of dev account `index`."""
+        return str(dev_account(index).address)
+
+
+@dataclass(frozen=True, slots=True)
+class MakerLadder:
+    """Background liquidity: levels at ``offsets_bps`` either side of the target mid."""
+
+    offsets_bps: tuple[float, ...] = (6.0, 12.0, 20.0, 35.0, 60.0)
+    sizes_base: tuple[float, ...] = (0.4, 0.8, 1.5, 3.0, 6.0)
+    refresh_s: float = 6.0
+    """Re-post at least this often."""
+    move_bps: float = 3.0
+    """Re-post at once when the target moved this much since the last post."""
+
+
+@dataclass(slots=True)
+class WorldStats:
+    """What the world did (for the report and for tests)."""
+
+    blocks_mined: int = 0
+    stalled_steps: int = 0
+    oracle_pushes: int = 0
+    taker_orders: int = 0
+    maker_refreshes: int = 0
+    funding_settled_by_world: int = 0
+    agent_txs_dropped: int = 0
+    agent_txs_held: int = 0
+    world_txs: int = 0
+    world_txs_reverted: int = 0
+
+
+@dataclass(slots=True)
+class _Held:
+    raw: str
+    release_block: int
+
+
+@dataclass(slots=True)
+class _MakerState:
+    center_usd: float = 0.0
+    posted_s: float = -math.inf
+
+
+class ChainWorld:
+    """Drive a forked chain through a scenario timeline (see the module docstring).
+
+    Parameters
+    ----------
+    node
+        The forked anvil node (automine off).
+    deployment
+        The market to drive.
+    roles
+        Account roles.
+    ladder
+        Background makers' ladder.
+    """
+
+    def __init__(
+        self,
+        node: Anvil,
+        deployment: MarketDeployment,
+        roles: Roles | None = None,
+        ladder: MakerLadder | None = None,
+    ) -> None:
+        self.node = node
+        self.dep = deployment
+        self.roles = roles or Roles()
+        self.ladder = ladder or MakerLadder()
+        self.market = _codec("PerpMarket")
+        self.erc20 = _codec("FaucetUSD")
+        self.feed = _codec("ManualPriceFeed")
+        self.stats = WorldStats()
+        self.spec = self._read_spec()
+        self.agent_address = self.roles.address(self.roles.agent)
+        self._nonces: dict[str, int] = {}
+        self._makers = {i: _MakerState() for i in self.roles.makers}
+        self._taker_turn = 0
+        self._held: list[_Held] = []
+        self._hold_seen: dict[str, int] = {}
+        self._world_hashes: list[str] = []
+        self.last_ts = int(self.node.latest_block()["timestamp"], 16)
+        self.block = self.node.block_number()
+        self.updater = self._oracle_updater()
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _read_spec(self) -> MarketSpec:
+        logs = self.node.rpc(
+            "eth_getLogs",
+            [
+                {
+                    "address": self.dep.market,
+                    "fromBlock": hex(self.dep.block),
+                    "toBlock": "latest",
+                    "topics": [self.market.topic("MarketCreated")],
+                }
+            ],
+        )
+        if not logs:
+            raise ChainError(
+                f"MarketCreated not found for {self.dep.market} from block {self.dep.block}"
+            )
+        decoded = self.market.decode_log(logs[0])
+        assert decoded is not None
+        p = decoded.args["params"]
+        decimals = int(self._call(p[0], self.erc20.encode_call("decimals")), 16)
+        unit = 10**decimals
+        feed_dec = int(self._call(p[1], self.feed.encode_call("decimals")), 16)
+        return MarketSpec(
+            tick_size_usd=int(p[3]) / unit,
+            lot_size_base=int(p[4]) / _WAD,
+            min_notional_usd=int(p[5]) / unit,
+            funding_interval_s=int(p[11]),
+            collateral_unit=unit,
+            oracle_decimals=feed_dec,
+        )
+
+    def _oracle_updater(self) -> str:
+        # A ManualPriceFeed names its updater; on a fork of someone else's chain we impersonate it.
+        try:
+            raw = self._call(self.dep.oracle, self.feed.encode_call("updater"))
+            addr = to_checksum_address("0x" + raw[-40:])
+        except ChainError:
+            return self.roles.address(self.roles.oracle_updater)
+        if addr != self.roles.address(self.roles.oracle_updater):
+            self.node.impersonate(addr)
+            self.node.set_balance(addr, 10**22)
+        return addr
+
+    def _call(self, to: str, data: bytes) -> str:
+        res: str = self.node.rpc("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
+        return res
+
+    def ensure_funded(self, deposits_usd: Mapping[int, float]) -> int:
+        """Top every role up to its deposit (faucet drip, approve, deposit); return txs sent.
+
+        Works on any fork whose collateral token has a ``drip`` faucet; accounts already funded
+        (as in a fork-state file) cost one read each.
+        """
+        sent = 0
+        unit = self.spec.collateral_unit
+        for index, usd in deposits_usd.items():
+            who = self.roles.address(index)
+            raw = self._call(self.dep.market, self.market.encode_call("accountState", who))
+            collateral = int(self.market.decode_output("accountState", raw)[0][0])
+            want = int(usd * unit)
+            if collateral >= want // 2:
+                continue
+            need = want - max(collateral, 0)
+            left = need
+            while left > 0:
+                amt = min(left, _MAX_DRIP_RAW)
+                self._send(who, self.dep.collateral, self.erc20.encode_call("drip", who, amt))
+                left -= amt
+            self._send(
+                who, self.dep.collateral, self.erc20.encode_call("approve", self.dep.market, need)
+            )
+            self._send(who, self.dep.market, self.market.encode_call("deposit", need))
+            sent += 3
+        return sent
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _nonce(self, who: str) -> int:
+        if who not in self._nonces:
+            self._nonces[who] = int(self.node.rpc("eth_getTransactionCount", [who, "pending"]), 16)
+        n = self._nonces[who]
+        self._nonces[who] = n + 1
+        return n
+
+    def _send(self, who: str, to: str, data: bytes, gas: int = _GAS_SIMPLE) -> str:
+        tx = {
+            "from": who,
+            "to": to,
+            "data": "0x" + data.hex(),
+            "gas": hex(gas),
+            "nonce": hex(self._nonce(who)),
+            "maxFeePerGas": hex(_WORLD_MAX_FEE_WEI),
+            "maxPriorityFeePerGas": hex(_WORLD_TIP_WEI),
+        }
+        try:
+            h = str(self.node.rpc("eth_sendTransaction", [tx]))
+        except ChainError:
+            self._nonces.pop(who, None)  # re-read the nonce next time
+            raise
+        self.stats.world_txs += 1
+        self._world_hashes.append(h)
+        return h
+
+    def mine(self, timestamp_s: int) -> None:
+        """Mine one block at `timestamp_s` (strictly after the last block)."""
+        ts = max(timestamp_s, self.last_ts + 1)
+        self.node.set_next_block_timestamp(ts)
+        self.node.mine(1)
+        self.last_ts = ts
+        self.block += 1
+        self.stats.blocks_mined += 1
+
+    def check_world_receipts(self) -> int:
+        """Count reverted world transactions since the last check (one batch of receipts)."""
+        hashes, self._world_hashes = self._world_hashes, []
+        if not hashes:
+            return 0
+        reverted = 0
+        for h in hashes:
+            r = self.node.rpc("eth_getTransactionReceipt", [h])
+            if r is not None and r.get("status") == "0x0":
+                reverted += 1
+        self.stats.world_txs_reverted += reverted
+        return reverted
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def best_prices(self) -> tuple[float | None, float | None]:
+        """(best bid, best ask) of the book in USD, live levels only."""
+        out: list[float | None] = []
+        for side in (0, 1):
+            raw = self._call(self.dep.market, self.market.encode_call("bookLevels", side, 1))
+            ticks, lots = self.market.decode_output("bookLevels", raw)
+            live = [t for t, n in zip(ticks, lots, strict=True) if n > 0]
+            out.append(live[0] * self.spec.tick_size_usd if live else None)
+        return out[0], out[1]
+
+    def account(self, who: str) -> tuple[int, int, int]:
+        """(collateral raw, position lots, equity raw) of `who` (raises if the view reverts)."""
+        raw = self._call(self.dep.market, self.market.encode_call("accountState", who))
+        a = self.market.decode_output("accountState", raw)[0]
+        return int(a[0]), int(a[1]), int(a[5])
+
+    def open_order_ids(self, who: str) -> list[int]:
+        """Ids of `who`'s live resting orders."""
+        raw = self._call(self.dep.market, self.market.encode_call("openOrders", who))
+        return [int(o[0]) for o in self.market.decode_output("openOrders", raw)[0]]
+
+    def funding_next_boundary(self) -> int:
+        """The market's next funding boundary (unix s)."""
+        raw = self._call(self.dep.market, self.market.encode_call("fundingState"))
+        return int(self.market.decode_output("fundingState", raw)[1])
+
+    # -- actors --------------------------------------------------------------------------------
+
+    def push_oracle(self, price_usd: float) -> None:
+        """Publish `price_usd` through the feed (lands in the next mined block)."""
+        answer = round(price_usd * 10**self.spec.oracle_decimals)
+        self._send(
+            self.updater, self.dep.oracle, self.feed.encode_call("push", answer), _GAS_ORACLE
+        )
+        self.stats.oracle_pushes += 1
+
+    def refresh_makers(self, center_usd: float, now_s: float, force: bool = False) -> int:
+        """Re-post the background ladders that are old or off-centre; return how many."""
+        n = 0
+        for index, st in self._makers.items():
+            moved = abs(center_usd / st.center_usd - 1.0) * 1e4 if st.center_usd else math.inf
+            if (
+                not force
+                and moved < self.ladder.move_bps
+                and now_s - st.posted_s < self.ladder.refresh_s
+            ):
+                continue
+            who = self.roles.address(index)
+            cancel = self.open_order_ids(who)
+            places = []
+            for k, (off, size) in enumerate(
+                zip(self.ladder.offsets_bps, self.ladder.sizes_base, strict=True)
+            ):
+                for side, sign in ((Side.BID, -1.0), (Side.ASK, 1.0)):
+                    px = center_usd * (1.0 + sign * off * 1e-4)
+                    # Two makers interleave (the second a hair wider) so levels are not all equal.
+                    px *= 1.0 + sign * 0.5e-4 * (index - self.roles.makers[0])
+                    places.append(
+                        (int(side), 0, self.spec.tick(px), self.spec.lots(size, px), 1000 + k, 0)
+                    )
+            self._send(
+                who, self.dep.market, self.market.encode_call("batch", cancel, places), _GAS_MAKER
+            )
+            st.center_usd, st.posted_s = center_usd, now_s
+            self.stats.maker_refreshes += 1
+            n += 1
+        return n
+
+    def send_takers(self, orders: Sequence[TakerOrder], reference_usd: float) -> None:
+        """Send each taker order as an IOC limit `aggressiveness_bps` through `reference_usd`."""
+        for o in orders:
+            sign = 1.0 if o.side is Side.BID else -1.0
+            px = reference_usd * (1.0 + sign * o.aggressiveness_bps * 1e-4)
+            index = self.roles.takers[self._taker_turn % len(self.roles.takers)]
+            self._taker_turn += 1
+            place = (
+                int(o.side),
+                _FLAG_IOC,
+                self.spec.tick(px),
+                self.spec.lots(o.size_base, px),
+                7,
+                0,
+            )
+            self._send(
+                self.roles.address(index),
+                self.dep.market,
+                self.market.encode_call("place", place),
+                _GAS_TAKER,
+            )
+            self.stats.taker_orders += 1
+
+    def settle_funding_if_due(self, grace_s: float) -> bool:
+        """Call ``settleFunding`` when a boundary passed `grace_s` ago and is still open."""
+        interval = self.spec.funding_interval_s
+        last_boundary = self.last_ts // interval * interval
+        if self.last_ts - last_boundary < grace_s or self.last_ts - last_boundary >= grace_s + 2:
+            return False
+        return self.settle_funding_now()
+
+    def settle_funding_now(self) -> bool:
+        """Call ``settleFunding`` if a boundary has passed and is still open; True if sent."""
+        if self.funding_next_boundary() > self.last_ts:
+            return False  # the agent's keeper duty (or a trade) already closed it
+        self._send(
+            self.roles.address(self.roles.keeper),
+            self.dep.market,
+            self.market.encode_call("settleFunding"),
+            _GAS_KEEPER,
+        )
+        self.stats.funding_settled_by_world += 1
+        return True
+
+    # -- mempool faults ------------------------------------------------------------------------
+
+    def _agent_pending(self) -> list[str]:
+        content = self.node.txpool_content()
+        hashes: list[str] = []
+        for group in ("pending", "queued"):
+            by_sender = content.get(group, {})
+            for sender, txs in by_sender.items():
+                if sender.lower() == self.agent_address.lower():
+                    hashes += [
+                        str(tx["hash"]) for _, tx in sorted(txs.items(), key=lambda kv: int(kv[0]))
+                    ]
+        return hashes
+
+    def drop_agent_txs(self) -> int:
+        """Drop every pending transaction of the agent from the pool (the network lost them)."""
+        hashes = self._agent_pending()
+        for h in hashes:
+            self.node.drop_transaction(h)
+        self.stats.agent_txs_dropped += len(hashes)
+        return len(hashes)
+
+    def hold_agent_txs(self, delay_blocks: int) -> None:
+        """Keep the agent's new transactions out of the next `delay_blocks` blocks.
+
+        Each pending transaction is taken out of the pool (its signed bytes kept) and re-sent once
+        that many blocks have been mined since it was first seen, as a congested network would
+        include it late.
+        """
+        if delay_blocks <= 0 and not self._held:
+            return
+        if delay_blocks > 0:
+            for h in self._agent_pending():
+                first = self._hold_seen.setdefault(h, self.block)
+                raw = self.node.rpc("eth_getRawTransactionByHash", [h])
+                if raw is None:
+                    continue
+                self.node.drop_transaction(h)
+                self._held.append(_Held(str(raw), first + delay_blocks))
+                self.stats.agent_txs_held += 1
+        keep: list[_Held] = []
+        for held in self._held:
+            if held.release_block <= self.block:
+                # It may have been replaced meanwhile (same nonce, higher fee): then it is refused.
+                with contextlib.suppress(ChainError):
+                    self.node.rpc("eth_sendRawTransaction", [held.raw])
+            else:
+                keep.append(held)
+        self._held = keep
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def play(
+        self,
+        step: Step,
+        start_ts: int,
+        *,
+        settle_grace_s: float = 3.0,
+        quiet_base_fee_gwei: float | None = None,
+    ) -> None:
+        """Apply one timeline step to the chain (mine, or not during a stall).
+
+        `quiet_base_fee_gwei` holds the base fee at the scenario's quiet level outside spikes
+        (a busy network's steady state); None lets the mostly empty local blocks decay it.
+        """
+        fee = step.base_fee_override_gwei
+        if step.mined and (fee is not None or quiet_base_fee_gwei is not None):
+            gwei = fee if fee is not None else quiet_base_fee_gwei
+            assert gwei is not None
+            self.node.set_next_base_fee(int(gwei * _GWEI))
+        if step.oracle_update and step.mined:
+            self.push_oracle(step.oracle_usd)
+        now_s = start_ts + step.t_s
+        self.refresh_makers(step.target_dex_mid_usd, now_s)
+        if step.takers:
+            bid, ask = self.best_prices()
+            ref = (
+                (bid + ask) / 2 if bid is not None and ask is not None else step.target_dex_mid_usd
+            )
+            self.send_takers(step.takers, ref)
+        if not step.mined:
+            self.stats.stalled_steps += 1
+            return
+        self.settle_funding_if_due(settle_grace_s)
+        if step.drop_txs:
+            self.drop_agent_txs()
+        self.hold_agent_txs(step.inclusion_delay_blocks)
+        self.mine(start_ts + round(step.t_s))
+
+
+@functools.cache
+def _codec(name: str) -> AbiCodec:
+    if name == "PerpMarket":
+        return AbiCodec(market_abi())
+    return AbiCodec(load_artifact(name).abi)
