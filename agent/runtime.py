@@ -301,6 +301,15 @@ class Agent:
             )
         snap = await self.venue.snapshot()
         self._absorb_snapshot(snap)
+        ref = snap.index or self._mid(snap)
+        if ref:
+            # Trade distances live on the price's scale: 20 bins of 2.5 bps span 50 bps from mid,
+            # and the prior assumes fills thin out over about 5 bps until trades say otherwise.
+            self.est.fills = FillIntensity(
+                bin_width=max(self.params.tick_size, ref * 2.5e-4),
+                prior_a_per_s=1.0,
+                prior_k_per_price=1.0 / (ref * 5e-4),
+            )
         # Orders resting from a previous run are orphans: the journal cannot vouch for them
         # matching the current decision, so they go before the first quote.
         if snap.open_orders:

@@ -148,7 +148,10 @@ class FillIntensity:
 
     Trades of ``sides`` sides are pooled; ``A`` is reported per side.
     Falls back to the priors with fewer than ``min_trades`` decayed trades, fewer than three
-    non-empty tail bins, or a fitted ``k`` that is not positive.
+    non-empty tail bins, or a fitted ``k`` the histogram cannot identify: not positive, or a decay
+    length ``1/k`` beyond ten times the binned span (trades all landing in the last, open-ended
+    bin give a flat tail whose slope is rounding noise; taking it would make ``k`` vanish and the
+    quoted spread explode).
     """
 
     def __init__(
@@ -219,7 +222,8 @@ class FillIntensity:
         sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
         sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True))
         slope = sxy / sxx if sxx > 0.0 else 0.0
-        if slope >= 0.0:
+        span = self._bin_width * len(self._counts)
+        if slope >= 0.0 or -slope * 10.0 * span < 1.0:
             return FillIntensitySnapshot(a0, k0, False, total)
         a_total = math.exp(my - slope * mx)
         return FillIntensitySnapshot(a_total / self._sides, -slope, True, total)

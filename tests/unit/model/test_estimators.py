@@ -121,3 +121,13 @@ def test_estimators_bundle_snapshot() -> None:
     snap = e.snapshot(0.0, sigma_implied_per_sqrt_s=0.3)
     assert snap.fill_a_per_s == 2.0 and snap.inclusion_delay_s == 4.0 and snap.tip_wei == 5.0
     assert snap.sigma_implied_per_sqrt_s == 0.3
+
+
+def test_fill_intensity_refuses_an_unidentifiable_flat_tail() -> None:
+    # Bins far too narrow for the market: every trade lands in the last, open-ended bin.
+    f = FillIntensity(bin_width=0.02, n_bins=20, prior_a_per_s=2.0, prior_k_per_price=0.5)
+    for i in range(500):
+        f.update_trade(float(i), 50.0 + (i % 7))
+    snap = f.snapshot(500.0)
+    assert not snap.fitted
+    assert (snap.a_per_s, snap.k_per_price) == (2.0, 0.5)
