@@ -22,6 +22,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel-all": ("agent.runtime", "cancel_all_cli_main", "halt the agent, cancel every order"),
     "resume": ("agent.runtime", "resume_cli_main", "let a HALTED agent resume (operator)"),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
+    "deploy": ("agent.chain.deploy", "cli_main", "deploy a market and write its record"),
     "backtest": ("sims.backtest", "cli_main", "fast backtests (e.g. `backtest as`)"),
     "stress": ("sims.stress", "cli_main", "scripted stress tests on forked chain state"),
     "fork-state": ("sims.stress", "fork_state_cli_main", "build forked chain state (build --out)"),

@@ -23,23 +23,69 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import TxParams, TxReceipt
 
 from agent.chain.contracts import ContractArtifact, ErrorDecoder, load_artifact
+from agent.chain.signer import Signer
 from agent.errors import ConfigError, TxError, TxReverted
 
 __all__ = [
     "Deployment",
     "MarketConfig",
+    "SignerAccount",
+    "TxSigner",
+    "cli_main",
     "deploy_market",
     "send_transaction",
 ]
+
+
+class SignedRaw(Protocol):
+    """What signing returns: the raw transaction bytes."""
+
+    @property
+    def raw_transaction(self) -> bytes: ...
+
+
+class TxSigner(Protocol):
+    """Anything that can sign a transaction dict for one address (an eth-account LocalAccount,
+    or :class:`SignerAccount` wrapping the agent's :class:`~agent.chain.signer.Signer`)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedRaw: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    raw_transaction: bytes
+
+
+class SignerAccount:
+    """Adapts :class:`~agent.chain.signer.Signer` to :class:`TxSigner` (the key stays inside)."""
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+
+    @property
+    def address(self) -> str:
+        """The signing address."""
+        return self._signer.address
+
+    def sign_transaction(self, tx: dict[str, Any]) -> SignedRaw:
+        """Sign with the wrapped signer (which stamps its own chain id)."""
+        fields = {k: v for k, v in tx.items() if k not in ("from", "chainId")}
+        fields.setdefault("type", 2)
+        fields.setdefault("value", 0)
+        data = fields.get("data", b"")
+        fields["data"] = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+        return _Raw(self._signer.sign(fields).raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +187,7 @@ class Deployment:
 
 def send_transaction(
     w3: Web3,
-    account: LocalAccount,
+    account: TxSigner,
     tx: TxParams,
     *,
     decoder: ErrorDecoder | None = None,
@@ -155,7 +201,9 @@ def send_transaction(
     full: dict[str, Any] = dict(tx)
     full.setdefault("from", account.address)
     full.setdefault("chainId", w3.eth.chain_id)
-    full.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
+    full.setdefault(
+        "nonce", w3.eth.get_transaction_count(to_checksum_address(account.address), "pending")
+    )
     if "gasPrice" not in full:
         base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
         tip = int(full.get("maxPriorityFeePerGas", 10**9))
@@ -199,7 +247,7 @@ def _revert_data(exc: Exception) -> bytes | None:
 
 def _deploy(
     w3: Web3,
-    account: LocalAccount,
+    account: TxSigner,
     artifact: ContractArtifact,
     args: tuple[Any, ...],
     decoder: ErrorDecoder,
@@ -215,7 +263,7 @@ def _deploy(
 
 def deploy_market(
     w3: Web3,
-    account: LocalAccount,
+    account: TxSigner,
     config: MarketConfig,
     *,
     token: str | None = None,
@@ -284,3 +332,53 @@ def deploy_market(
     if record_path is not None:
         dep.save(record_path)
     return dep
+
+
+def cli_main(argv: list[str]) -> int:
+    """``mm-agent deploy --config mm.toml --out deployments/NAME.json``: deploy a market.
+
+    The RPC, chain id and signing key come from the config (``[chain]``, ``[signer]``); market
+    parameters from flags (defaults: an ETH-like market with $0.01 ticks and 0.001 lots). Without
+    ``--token`` / ``--oracle`` a faucet token and a manual price feed are deployed (test chains).
+    """
+    import argparse
+
+    from agent.chain.signer import load_signer
+    from agent.config import load_config
+    from agent.runtime import key_source
+
+    ap = argparse.ArgumentParser(prog="mm-agent deploy", description=cli_main.__doc__)
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path, help="deployment record to write")
+    ap.add_argument("--token", help="existing 6-decimal collateral token")
+    ap.add_argument("--oracle", help="existing Chainlink AggregatorV3 feed (8 decimals)")
+    defaults = MarketConfig()
+    ap.add_argument("--tick-size", type=int, default=defaults.tick_size)
+    ap.add_argument("--lot-size", type=int, default=defaults.lot_size)
+    ap.add_argument("--initial-price", type=float, default=3000.0, help="manual feed's first price")
+    ap.add_argument("--funding-interval-s", type=int, default=defaults.funding_interval_s)
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    w3 = Web3(Web3.HTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 60}))
+    if int(w3.eth.chain_id) != cfg.chain.chain_id:
+        raise ConfigError(
+            f"chain.chain_id: config says {cfg.chain.chain_id}, the RPC is chain {w3.eth.chain_id}"
+        )
+    signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+    config = MarketConfig(
+        tick_size=args.tick_size,
+        lot_size=args.lot_size,
+        funding_interval_s=args.funding_interval_s,
+        initial_price=int(args.initial_price * 10**8),
+    )
+    dep = deploy_market(
+        w3,
+        SignerAccount(signer),
+        config,
+        token=args.token,
+        oracle=args.oracle,
+        record_path=args.out,
+    )
+    print(f"market {dep.market} on chain {dep.chain_id} at block {dep.block_number}")
+    print(f"record written to {args.out}: point chain.deployment_file at it")
+    return 0
