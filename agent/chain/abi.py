@@ -1,4 +1,4 @@
-"""A small, fast ABI codec built from a contract's JSON ABI.
+"""A small, fast ABI codec built from a contract's JSON ABI, and the custom-error decoder.
 
 web3's contract objects are convenient but slow on a hot path (hundreds of microseconds per encoded
 call). The quoting loop encodes a batch transaction per decision, so this codec precomputes
@@ -7,7 +7,7 @@ selectors and canonical types once and calls eth_abi directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-__all__ = ["AbiCodec", "DecodedLog", "canonical_type"]
+__all__ = ["AbiCodec", "DecodedError", "DecodedLog", "ErrorDecoder", "canonical_type"]
 
 
 def canonical_type(param: Mapping[str, Any]) -> str:
@@ -123,3 +123,87 @@ class AbiCodec:
             tx_hash=str(log["transactionHash"]),
             log_index=int(log["logIndex"], 16),
         )
+
+
+_PANIC_CODES = {
+    0x01: "assert failed",
+    0x11: "arithmetic overflow",
+    0x12: "division by zero",
+    0x21: "bad enum value",
+    0x31: "pop on empty array",
+    0x32: "index out of bounds",
+    0x41: "out of memory",
+    0x51: "uninitialised function pointer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedError:
+    """A decoded revert payload: the custom error's name and arguments, or why it is unknown."""
+
+    name: str | None
+    """None when the payload is empty or its selector is in none of the ABIs."""
+    args: tuple[Any, ...]
+    selector: str
+    message: str
+    arg_names: tuple[str, ...] = ()
+
+    def named(self) -> dict[str, Any]:
+        """The arguments by parameter name (``arg0``… where the ABI leaves them unnamed)."""
+        return dict(zip(self.arg_names, self.args, strict=False))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ErrorDecoder:
+    """Decode revert payloads against the custom errors of a set of ABIs.
+
+    ``Error(string)`` and ``Panic(uint256)`` are always known. :meth:`decode` never raises: an empty
+    payload, an unknown selector or malformed arguments still give a :class:`DecodedError` that
+    says so.
+    """
+
+    def __init__(self, abis: Iterable[Sequence[Mapping[str, Any]]] = ()) -> None:
+        self._errors: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+            keccak(text="Error(string)")[:4]: ("Error", ("string",), ("message",)),
+            keccak(text="Panic(uint256)")[:4]: ("Panic", ("uint256",), ("code",)),
+        }
+        for abi in abis:
+            for item in abi:
+                if item.get("type") != "error":
+                    continue
+                inputs = item.get("inputs", ())
+                types = tuple(canonical_type(p) for p in inputs)
+                names = tuple(str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs))
+                sig = f"{item['name']}({','.join(types)})"
+                self._errors[keccak(text=sig)[:4]] = (str(item["name"]), types, names)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every error name the decoder knows."""
+        return frozenset(n for n, _, _ in self._errors.values())
+
+    def decode(self, data: bytes | str) -> DecodedError:
+        """Decode `data` (selector + ABI-encoded arguments; bytes or 0x-hex)."""
+        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+        if len(raw) < 4:
+            return DecodedError(None, (), "0x", "reverted without data")
+        selector, body = raw[:4], raw[4:]
+        sel = "0x" + selector.hex()
+        known = self._errors.get(selector)
+        if known is None:
+            return DecodedError(None, (), sel, f"reverted with unknown error {sel}")
+        name, types, names = known
+        try:
+            args = tuple(abi_decode(list(types), body))
+        except Exception:  # malformed payload: report the name, never crash the caller
+            args = ()
+        if name == "Error" and args:
+            message = f"reverted: {args[0]}"
+        elif name == "Panic" and args:
+            message = f"panic 0x{args[0]:02x} ({_PANIC_CODES.get(args[0], 'unknown')})"
+        else:
+            inner = ", ".join(f"{k}={v!r}" for k, v in zip(names, args, strict=False))
+            message = f"reverted with {name}({inner})"
+        return DecodedError(name, args, sel, message, names)

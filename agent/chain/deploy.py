@@ -30,7 +30,8 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import TxParams, TxReceipt
 
-from agent.chain.contracts import ContractArtifact, ErrorDecoder, load_artifact
+from agent.chain.abi import ErrorDecoder
+from agent.chain.contracts import ContractArtifact, error_decoder, load_artifact
 from agent.chain.signer import Signer
 from agent.errors import ConfigError, TxError, TxReverted
 
@@ -225,8 +226,8 @@ def send_transaction(
 def _reverted(exc: Exception, decoder: ErrorDecoder | None) -> TxError:
     data = _revert_data(exc)
     decoded = decoder.decode(data) if (decoder and data) else None
-    if decoded is not None:
-        return TxReverted(f"call reverted: {decoded}", error_name=decoded.name)
+    if decoded is not None and decoded.name is not None:
+        return TxReverted(f"call {decoded.message}", error_name=decoded.name)
     return TxReverted(f"call reverted: {exc}")
 
 
@@ -290,7 +291,7 @@ def deploy_market(
     record_path
         Where to write the deployment record as JSON.
     """
-    decoder = ErrorDecoder.from_build(out_dir)
+    decoder = error_decoder(out_dir)
     hashes: dict[str, str] = {}
     if token is None:
         token, hashes["token"] = _deploy(

@@ -53,10 +53,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
+from agent.chain.abi import DecodedError, ErrorDecoder
 from agent.chain.rpc import AsyncRpc, RpcError, RpcHealth
 from agent.chain.signer import Signer
 from agent.errors import GasOverBudget, RpcUnavailable, TxError
@@ -64,7 +63,6 @@ from agent.errors import TxReverted as TxRevertedError
 from agent.store import DelaySample, IntentRow, Journal, TxRow
 
 __all__ = [
-    "DecodedRevert",
     "Dropped",
     "Failed",
     "FeeQuote",
@@ -72,7 +70,6 @@ __all__ = [
     "IntentStatus",
     "PendingTx",
     "Replaced",
-    "RevertDecoder",
     "Reverted",
     "Sent",
     "SpedUp",
@@ -198,16 +195,6 @@ class PendingTx:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedRevert:
-    """A decoded revert payload: custom error name and arguments, or the raw selector."""
-
-    name: str | None
-    args: tuple[Any, ...]
-    selector: str
-    message: str
-
-
 # -- events --------------------------------------------------------------------------------
 
 
@@ -269,7 +256,7 @@ class Reverted:
     nonce: int
     tx_hash: str
     receipt: Mapping[str, Any]
-    error: DecodedRevert
+    error: DecodedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,72 +360,6 @@ def bump_fees(
 
 
 # -- revert decoding -----------------------------------------------------------------------
-
-
-def _canonical_type(param: Mapping[str, Any]) -> str:
-    t = str(param["type"])
-    if t.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param.get("components", []))
-        return f"({inner}){t[len('tuple') :]}"
-    return t
-
-
-_PANIC_CODES = {
-    0x01: "assert failed",
-    0x11: "arithmetic overflow",
-    0x12: "division by zero",
-    0x21: "bad enum value",
-    0x31: "pop on empty array",
-    0x32: "index out of bounds",
-    0x41: "out of memory",
-    0x51: "uninitialised function pointer",
-}
-
-
-class RevertDecoder:
-    """Decode revert payloads against custom errors declared in a set of ABIs.
-
-    Parameters
-    ----------
-    abis
-        ABI lists (e.g. the ``abi`` member of forge's ``out/X.sol/X.json``).
-    """
-
-    def __init__(self, abis: Iterable[Sequence[Mapping[str, Any]]] = ()) -> None:
-        self._errors: dict[bytes, tuple[str, list[str]]] = {
-            keccak(text="Error(string)")[:4]: ("Error", ["string"]),
-            keccak(text="Panic(uint256)")[:4]: ("Panic", ["uint256"]),
-        }
-        for abi in abis:
-            for item in abi:
-                if item.get("type") != "error":
-                    continue
-                types = [_canonical_type(p) for p in item.get("inputs", [])]
-                sig = f"{item['name']}({','.join(types)})"
-                self._errors[keccak(text=sig)[:4]] = (str(item["name"]), types)
-
-    def decode(self, data: bytes) -> DecodedRevert:
-        """Decode `data` (selector + ABI-encoded arguments)."""
-        if len(data) < 4:
-            return DecodedRevert(None, (), "0x", "reverted without data")
-        selector, body = data[:4], data[4:]
-        known = self._errors.get(selector)
-        if known is None:
-            return DecodedRevert(
-                None, (), "0x" + selector.hex(), f"reverted with unknown error 0x{selector.hex()}"
-            )
-        name, types = known
-        try:
-            args = tuple(abi_decode(types, body))
-        except Exception:  # malformed payload: report the name, not a crash
-            args = ()
-        if name == "Error" and args:
-            message = f"reverted: {args[0]}"
-        elif name == "Panic" and args:
-            message = f"panic 0x{args[0]:02x} ({_PANIC_CODES.get(args[0], 'unknown')})"
-        else:
-            message = f"reverted with {name}{args!r}"
-        return DecodedRevert(name, args, "0x" + selector.hex(), message)
 
 
 def _revert_bytes(err: RpcError) -> bytes | None:
@@ -560,7 +481,7 @@ class TxPipeline:
         self._rpc = rpc
         self._signer = signer
         self._journal = journal
-        self._decoder = RevertDecoder(error_abis)
+        self._decoder = ErrorDecoder(error_abis)
         self._clock = clock
         self._on_event = on_event
         self._fault = fault_hook
@@ -787,7 +708,7 @@ class TxPipeline:
                 f"{intent.purpose} would revert: {decoded.message}", decoded.name
             ) from exc
 
-    def decode_revert(self, data: bytes) -> DecodedRevert:
+    def decode_revert(self, data: bytes) -> DecodedError:
         """Decode a revert payload against the configured ABIs."""
         return self._decoder.decode(data)
 
@@ -1196,7 +1117,7 @@ class TxPipeline:
         for e in losers:
             self._emit(e)
 
-    async def _decode_mined_revert(self, intent: TxIntent, block: int) -> DecodedRevert:
+    async def _decode_mined_revert(self, intent: TxIntent, block: int) -> DecodedError:
         # Replay on the state before the block: exact unless an earlier tx in the same block
         # changed what the call depends on.
         call = self._call_obj(intent)
@@ -1206,8 +1127,8 @@ class TxPipeline:
             data = _revert_bytes(exc)
             if data is not None:
                 return self._decoder.decode(data)
-            return DecodedRevert(None, (), "0x", f"reverted: {exc.rpc_message}")
-        return DecodedRevert(None, (), "0x", "reverted (the replay succeeded: state-dependent)")
+            return DecodedError(None, (), "0x", f"reverted: {exc.rpc_message}")
+        return DecodedError(None, (), "0x", "reverted (the replay succeeded: state-dependent)")
 
     def _call_obj(self, intent: TxIntent) -> dict[str, Any]:
         return {

@@ -19,8 +19,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from agent.chain.abi import ErrorDecoder
 from agent.chain.anvil import Anvil, AnvilConfig
-from agent.chain.contracts import ErrorDecoder, load_artifact, market_abi
+from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import MarketConfig, deploy_market, send_transaction
 from agent.chain.signer import dev_account
 from sims.bench import BenchResult
@@ -58,7 +59,7 @@ class _Driver:
 def measure(node: Anvil) -> dict[str, int]:
     """Run every scenario on `node` and return receipt gas per operation name."""
     w3 = node.w3
-    decoder = ErrorDecoder.from_build()
+    decoder = error_decoder()
     deployer, mm, taker, alice, keeper, carol = (dev_account(i) for i in range(6))
     dep = deploy_market(w3, deployer, MarketConfig(lot_size=10**16, maker_fee_bps=-1))
     market = w3.eth.contract(address=Web3.to_checksum_address(dep.market), abi=market_abi())

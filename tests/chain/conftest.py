@@ -12,8 +12,9 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
+from agent.chain.abi import ErrorDecoder
 from agent.chain.anvil import Anvil
-from agent.chain.contracts import ErrorDecoder, load_artifact, market_abi
+from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
 
 TICK_USD = 0.01
@@ -81,7 +82,7 @@ def dex(anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path) -> Dex:
             address=Web3.to_checksum_address(dep.oracle),
             abi=list(load_artifact("ManualPriceFeed").abi),
         ),
-        decoder=ErrorDecoder.from_build(),
+        decoder=error_decoder(),
     )
     d.deployer = accounts["deployer"]
     return d

@@ -13,8 +13,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from agent.chain.abi import ErrorDecoder
 from agent.chain.anvil import Anvil
-from agent.chain.contracts import ErrorDecoder, load_artifact, market_abi
+from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
 from agent.errors import ToolchainError, TxReverted
 
@@ -28,7 +29,7 @@ USD = 10**6
 
 @pytest.fixture
 def decoder() -> ErrorDecoder:
-    return ErrorDecoder.from_build()
+    return error_decoder()
 
 
 @pytest.fixture
@@ -149,9 +150,8 @@ def test_revert_is_decoded_to_custom_error(
     except Exception as exc:  # web3 raises ContractCustomError carrying the revert data
         raw = exc.args[1] if len(exc.args) > 1 else exc.args[0]
         decoded = decoder.decode(raw)
-        assert decoded is not None
         assert decoded.name == "PostOnlyWouldCross"
-        assert decoded.args == {"tick": PX, "bestOpposite": PX}
+        assert decoded.named() == {"tick": PX, "bestOpposite": PX}
     else:
         pytest.fail("a crossing post-only order must revert")
 

@@ -10,7 +10,8 @@ from eth_utils.crypto import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.chain.txpipe import RevertDecoder, TxPipelineConfig, bump_fees, quote_fees
+from agent.chain.abi import ErrorDecoder
+from agent.chain.txpipe import TxPipelineConfig, bump_fees, quote_fees
 from agent.errors import GasOverBudget
 
 GWEI = 10**9
@@ -108,7 +109,7 @@ REVERTER_ERRORS = [
 
 
 def test_decoder_names_custom_errors_with_arguments() -> None:
-    dec = RevertDecoder([REVERTER_ERRORS])
+    dec = ErrorDecoder([REVERTER_ERRORS])
     addr = "0x" + "11" * 20
     payload = keccak(text="InsufficientMargin(address,uint256,uint256)")[:4] + encode(
         ["address", "uint256", "uint256"], [addr, 5, 3]
@@ -121,7 +122,7 @@ def test_decoder_names_custom_errors_with_arguments() -> None:
 
 
 def test_decoder_builtin_and_unknown_errors() -> None:
-    dec = RevertDecoder()
+    dec = ErrorDecoder()
     reason = keccak(text="Error(string)")[:4] + encode(["string"], ["too late"])
     assert dec.decode(reason).message == "reverted: too late"
     panic = keccak(text="Panic(uint256)")[:4] + encode(["uint256"], [0x12])
