@@ -315,7 +315,7 @@ class Agent:
         if snap.open_orders:
             log.info("cancelling %d orphaned orders from a previous run", len(snap.open_orders))
             await self._cancel_all("orphans at start")
-        self._control_files_check(start=True)
+        self._control_files_check()
         self._note(f"started at block {snap.block_number}")
 
     async def shutdown(self, timeout_s: float = 8.0) -> None:
@@ -443,7 +443,6 @@ class Agent:
         self.params = replace(
             self.base_params, inventory_cap_base=cap or self.base_params.inventory_cap_base
         )
-        bb, ba = snap.book.best_bid, snap.book.best_ask
         own = {(int(o.side), int(o.price_ticks)) for o in snap.open_orders}
         inputs = DecisionInputs(
             time_s=now,
@@ -466,7 +465,6 @@ class Agent:
                 force_cancel=False,
             ),
         )
-        del bb, ba
         live = LiveQuotes(
             quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders)
         )
@@ -836,7 +834,7 @@ class Agent:
         tmp.write_text(json.dumps(payload, default=str))
         tmp.replace(self.data_dir / _STATUS_FILE)
 
-    def _control_files_check(self, start: bool = False) -> None:
+    def _control_files_check(self) -> None:
         if self.data_dir is None:
             return
         halt, resume = self.data_dir / _HALT_FILE, self.data_dir / _RESUME_FILE
@@ -849,7 +847,6 @@ class Agent:
             halt.unlink(missing_ok=True)
             if self.risk.state is RiskState.HALTED:
                 self.risk.operator_resume(now, who)
-        del start
 
 
 # -- assembly and the command line ----------------------------------------------------------------
