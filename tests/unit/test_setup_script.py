@@ -21,7 +21,7 @@ def _run_with_path(tmp_path: Path, tools: dict[str, str]) -> subprocess.Complete
         found = next(
             (
                 Path(d) / base
-                for d in os.defpath.split(":") + ["/usr/bin", "/bin"]
+                for d in [*os.defpath.split(":"), "/usr/bin", "/bin"]
                 if (Path(d) / base).exists()
             ),
             None,
