@@ -43,32 +43,36 @@ contract PerpMarket is PerpMarketBase {
     function place(Place calldata order) external returns (uint256 orderId) {
         Acct memory a = _loadAcct(_idOf(msg.sender));
         Ctx memory c = _load();
-        _sync(c, false);
+        _syncHot(c);
         _settleFunding(c, a, msg.sender);
         orderId = _place(c, a, order);
         _finish(c, a);
     }
 
     /// @notice See IPerpMarket.
+    /// @dev Never reads the oracle. The book word is read only if the order's level empties,
+    ///      and written, with a premium resample at the cached index, only if a best price moved.
     function cancel(uint256 orderId) external returns (bool cancelled) {
         Acct memory a = _loadMargin(_idOf(msg.sender));
-        Ctx memory c = _load();
-        _syncLight(c);
+        Ctx memory c;
         cancelled = _cancel(c, a, orderId);
-        _storeMargin(a);
+        if (cancelled) _storeMargin(a);
         _store(c);
     }
 
     /// @notice See IPerpMarket.
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds) {
         uint256 id = _idOf(msg.sender);
-        Acct memory a = places.length == 0 ? _loadMargin(id) : _loadAcct(id);
-        Ctx memory c = _load();
-        if (places.length == 0) {
-            _syncLight(c);
-        } else {
-            _sync(c, false);
+        bool placing = places.length != 0;
+        Acct memory a;
+        Ctx memory c;
+        if (placing) {
+            a = _loadAcct(id);
+            _loadBook(c);
+            _syncHot(c);
             _settleFunding(c, a, msg.sender);
+        } else {
+            a = _loadMargin(id);
         }
         for (uint256 i; i < cancelIds.length; ++i) {
             _cancel(c, a, cancelIds[i]);
@@ -77,11 +81,11 @@ contract PerpMarket is PerpMarketBase {
         for (uint256 i; i < places.length; ++i) {
             newIds[i] = _place(c, a, places[i]);
         }
-        if (places.length == 0) {
+        if (placing) {
+            _finish(c, a);
+        } else {
             _storeMargin(a);
             _store(c);
-        } else {
-            _finish(c, a);
         }
     }
 

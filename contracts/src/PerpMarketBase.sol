@@ -123,6 +123,10 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     struct Position {
         int64 lots;
         int128 openNotional;
+        // `block.timestamp / fundingInterval` when the funding snapshot was last taken: while it
+        // equals the open interval's number no interval has closed since, so nothing is owed and
+        // neither the snapshot nor the cumulative index needs reading.
+        uint32 fundingMark;
     }
 
     struct Meta {
@@ -149,12 +153,18 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     // ------------------------------------------------------------------ memory frames
 
-    /// @dev Per-transaction view of the market, written back once.
+    /// @dev Per-transaction view of the market, written back once. The book word is read only
+    ///      when needed (a cancel that leaves its level non-empty never reads it) and written
+    ///      back only if it changed; the cached index only if the premium must be resampled.
     struct Ctx {
         Book book;
+        bool bookLoaded;
+        uint24 bid0; // best prices as loaded: the premium is resampled only if they move
+        uint24 ask0;
+        bool seqBumped;
         uint256 index;
+        bool indexLoaded;
         bool fresh;
-        bool premiumFrozen;
         int256 cum;
         bool cumLoaded;
         int256 feeDelta;
@@ -165,9 +175,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint256 id;
         Margin m;
         Position ps;
-        int256 snapshot;
+        int256 snapshot; // read lazily by _settleFunding (see Position.fundingMark)
+        bool snapshotLoaded;
         bool snapshotDirty;
         int256 startLots;
+        bool psDirty; // the position slot needs writing
         bool rested;
         bool traded;
     }
@@ -248,6 +260,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     function _place(Ctx memory c, Acct memory a, Place calldata p) internal returns (uint256 orderId) {
         _validate(p);
         uint48 seq = ++c.book.orderSeq;
+        c.seqBumped = true;
         uint256 remaining = p.lots;
         bool reduceOnly = p.flags & FLAG_REDUCE_ONLY != 0;
         if (reduceOnly) remaining = _clipReduceOnly(a, p.side, remaining);
@@ -311,15 +324,18 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
         lv.tail = uint40(idx + 1);
         lv.lots = (uint256(lv.lots) + lots).toUint64();
-        _levels[levelKey] = lv;
-        _orders[(side << 64) | (tick << 40) | idx] = Order({
-            accountId: uint32(a.id),
-            epoch: a.m.orderEpoch,
-            lots: uint48(lots),
-            clientId: p.clientId,
-            expiry: p.expiry,
-            seq: seq
-        });
+        _writeLevel(levelKey, lv);
+        _writeOrder(
+            (side << 64) | (tick << 40) | idx,
+            Order({
+                accountId: uint32(a.id),
+                epoch: a.m.orderEpoch,
+                lots: uint48(lots),
+                clientId: p.clientId,
+                expiry: p.expiry,
+                seq: seq
+            })
+        );
         uint256 n = PriceLib.tickNotional(lots, tick, notionalUnit);
         if (side == BID) {
             a.m.bidNotional = (uint256(a.m.bidNotional) + n).toUint64();
@@ -364,10 +380,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             lv.head = lv.tail;
             _clearLevel(c, side, tick);
         }
-        _levels[levelKey] = lv;
+        _writeLevel(levelKey, lv);
     }
 
     function _clearLevel(Ctx memory c, uint8 side, uint256 tick) internal {
+        if (!c.bookLoaded) _loadBook(c);
         if (side == BID) {
             _bidBits.clear(tick);
             if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.nextBelow(tick));
@@ -446,7 +463,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             _clearLevel(c, makerSide, tick);
             emptied = true;
         }
-        _levels[levelKey] = lv;
+        _writeLevel(levelKey, lv);
     }
 
     /// @dev Handle one non-empty resting order; returns the lots it leaves the book with (all of
@@ -530,6 +547,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         Meta memory meta = _metas[id];
         owner = meta.owner;
         m.snapshot = meta.fundingSnapshot;
+        m.snapshotLoaded = true;
         _settleFunding(c, m, owner);
         _release(m.m, makerSide, uint256(dNotional < 0 ? -dNotional : dNotional));
         _applyTrade(m, dLots, dNotional, c);
@@ -539,7 +557,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     /// @dev Apply a finished take to the taker.
-    function _applyTake(Ctx memory c, Acct memory a, Take memory t) internal pure {
+    function _applyTake(Ctx memory c, Acct memory a, Take memory t) internal view {
         if (t.lots == 0) return;
         _applyTrade(a, t.lots, t.notional, c);
         a.m.collateral = (int256(a.m.collateral) - int256(t.fee)).toInt96();
@@ -549,13 +567,17 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     /// @dev Trade `dLots` for `dNotional` (same sign; buying is positive). Realized PnL is the
     ///      closing notional against the pro-rata cost basis, so the account's value at the trade
     ///      price is unchanged and the sum over accounts is exactly conserved.
-    function _applyTrade(Acct memory a, int256 dLots, int256 dNotional, Ctx memory c) internal pure {
+    function _applyTrade(Acct memory a, int256 dLots, int256 dNotional, Ctx memory c) internal view {
         int256 pos = a.ps.lots;
         int256 open = a.ps.openNotional;
         if (pos == 0) {
+            _ensureCum(c);
             a.snapshot = c.cum;
+            a.snapshotLoaded = true;
             a.snapshotDirty = true;
+            a.ps.fundingMark = _fundingMark();
         }
+        a.psDirty = true;
         if (pos == 0 || (pos > 0) == (dLots > 0)) {
             open += dNotional;
         } else {
@@ -574,7 +596,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             a.m.collateral = (int256(a.m.collateral) + realized).toInt96();
         }
         pos += dLots;
-        if (pos == 0) open = 0;
+        if (pos == 0) {
+            // A flat account's slot clears to zero (a refund); the mark is set again on reopening.
+            open = 0;
+            a.ps.fundingMark = 0;
+        }
         a.ps.lots = pos.toInt64();
         a.ps.openNotional = open.toInt128();
     }
@@ -648,6 +674,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         } else {
             c.index = f.lastIndex;
         }
+        c.indexLoaded = true;
         if (due) {
             _ensureCum(c);
             _closeIntervals(c, f);
@@ -656,21 +683,31 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         if (c.fresh) _funding = f;
     }
 
-    /// @dev For cancel-only calls, which must work when the oracle is down: no oracle read. If a
-    ///      boundary is due, the premium is left untouched until the next full sync closes it.
-    function _syncLight(Ctx memory c) internal view {
-        FundingSlot memory f = _funding;
-        if (block.timestamp >= f.nextBoundary) {
-            c.premiumFrozen = true;
-            return;
-        }
-        c.index = f.lastIndex;
-        _accumulate(c);
+    /// @dev The hot-path sync (place, batch): a full `_sync` only if a boundary is due. Otherwise
+    ///      nothing is read here: the premium accumulator is linear in time, so accumulating the
+    ///      unchanged sample later (in `_store`, if the best prices move) gives the same total, and
+    ///      the cached index is read only then.
+    function _syncHot(Ctx memory c) internal {
+        if (_due(c.book.lastTouch)) _sync(c, false);
+    }
+
+    /// @dev A boundary is due iff the clock left the interval of the last touch. Exact because
+    ///      `lastTouch` always lies in the open interval `[nextBoundary - interval, nextBoundary)`
+    ///      (the constructor, `_closeIntervals` and `_accumulate` keep it there) and boundaries
+    ///      are multiples of `fundingInterval`; so the hot path needs no read of `_funding`.
+    function _due(uint256 lastTouch) internal view returns (bool) {
+        return block.timestamp / fundingInterval != lastTouch / fundingInterval;
+    }
+
+    /// @dev Number of the open funding interval once the market is synced (see Position.fundingMark).
+    function _fundingMark() internal view returns (uint32) {
+        return uint32(block.timestamp / fundingInterval);
     }
 
     function _ensureFresh(Ctx memory c) internal {
         c.index = _readOracle();
         c.fresh = true;
+        c.indexLoaded = true;
         _funding.lastIndex = c.index.toUint96();
     }
 
@@ -722,10 +759,20 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         return FundingMath.rate(avgPremium, interestRate8h, premiumClamp, fundingCap, fundingInterval);
     }
 
-    /// @dev Apply lazy funding: size x (cumulative index now - index at last touch).
+    /// @dev Apply lazy funding: size x (cumulative index now - index at last touch). Call only
+    ///      once the market is synced. The index changes only when an interval closes, so an
+    ///      account touched earlier in the open interval owes nothing and costs no read.
     function _settleFunding(Ctx memory c, Acct memory a, address owner) internal {
         if (a.ps.lots == 0) return;
+        uint32 mark = _fundingMark();
+        if (a.ps.fundingMark == mark) return;
+        a.ps.fundingMark = mark;
+        a.psDirty = true;
         _ensureCum(c);
+        if (!a.snapshotLoaded) {
+            a.snapshot = _metas[a.id].fundingSnapshot;
+            a.snapshotLoaded = true;
+        }
         if (a.snapshot == c.cum) return;
         int256 owed = int256(a.ps.lots) * (c.cum - a.snapshot);
         a.m.collateral = (int256(a.m.collateral) - owed).toInt96();
@@ -743,7 +790,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint256 absPos = uint256(pos < 0 ? -pos : pos);
         uint256 absStart = uint256(start < 0 ? -start : start);
         bool increased = a.rested || absPos > absStart || (pos != 0 && start != 0 && (pos > 0) != (start > 0));
-        if (increased || a.traded) {
+        // A trade has read the oracle already; a placement by an account with a position skips
+        // the oracle call when the check provably passes at any index (see _holdsAtAnyIndex).
+        if ((increased || a.traded) && !(pos != 0 && !c.fresh && _holdsAtAnyIndex(c, a))) {
             if (pos != 0 && !c.fresh) _ensureFresh(c);
             (int256 equity, uint256 im) = _equityAndInitial(c, a);
             // Reducing trades need only keep equity non-negative: they must never be blocked by
@@ -753,6 +802,29 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
         _storeAcct(a);
         _store(c);
+    }
+
+    /// @dev True if the initial-margin check would pass whatever the oracle answers, so the
+    ///      oracle call (~9k gas) can be skipped without weakening the check. With both sides
+    ///      of the book non-empty the mark, `median(index, bidPx, askPx)`, lies in
+    ///      `[lo, hi] = [min(bidPx, askPx), max(bidPx, askPx)]` for every index. Over that range
+    ///      equity is monotone in the mark (non-decreasing for a long, non-increasing for a
+    ///      short; the rounding keeps this) and the initial margin is non-decreasing, so
+    ///      `equity(worst end) >= IM(hi)` implies `equity(mark) >= IM(mark)` at the live index.
+    ///      If it fails, the caller runs the exact check at a fresh index. The oracle's own
+    ///      validity is not checked on this path: like a flat account's placement, a placement
+    ///      that cannot fail the margin check at any price needs no price. Not reading the oracle
+    ///      also leaves the cached index (used only for premium samples) as it was.
+    function _holdsAtAnyIndex(Ctx memory c, Acct memory a) internal view returns (bool) {
+        uint256 lo = uint256(c.book.bestBid) * tickSize;
+        uint256 hi = uint256(c.book.bestAsk) * tickSize;
+        if (lo == 0 || hi == 0) return false;
+        if (lo > hi) (lo, hi) = (hi, lo);
+        int256 pos = a.ps.lots;
+        int256 equity = _equity(a, pos > 0 ? lo : hi);
+        uint256 im = PriceLib.bpsOf(_max(a.m.bidNotional, a.m.askNotional), initialMarginBps)
+            + PriceLib.bpsOf(_absNotional(pos, hi), initialMarginBps);
+        return equity >= int256(im);
     }
 
     function _equityAndInitial(Ctx memory c, Acct memory a) internal view returns (int256 equity, uint256 im) {
@@ -804,19 +876,43 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     // ------------------------------------------------------------------ state io
 
     function _load() internal view returns (Ctx memory c) {
-        c.book = _book;
+        _loadBook(c);
     }
 
-    /// @dev Resample the premium from the final book and write the book word and fees once.
+    function _loadBook(Ctx memory c) internal view {
+        c.book = _book;
+        c.bookLoaded = true;
+        c.bid0 = c.book.bestBid;
+        c.ask0 = c.book.bestAsk;
+    }
+
+    /// @dev Write the book word and fees once. The stored premium sample is always the premium of
+    ///      the stored best prices at the cached index (every write that changes either
+    ///      resamples), except after a cancel while a boundary is due, which leaves the sample for
+    ///      the next full sync to close the interval with; that sync always resamples. So the
+    ///      sample is recomputed only if the best prices moved or the index was refreshed.
     function _store(Ctx memory c) internal {
-        if (!c.premiumFrozen) {
+        if (c.bookLoaded) {
             Book memory b = c.book;
-            uint256 index = c.index;
-            uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * tickSize;
-            uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * tickSize;
-            b.premium = int48(FundingMath.premium((bidPx + askPx) / 2, index));
+            if (c.fresh || b.bestBid != c.bid0 || b.bestAsk != c.ask0) {
+                // A fresh index implies a full sync, so only a cancel-only call can find the
+                // boundary due here: it must work without the oracle and leaves the sample.
+                if (c.fresh || !_due(b.lastTouch)) {
+                    if (!c.indexLoaded) {
+                        c.index = _funding.lastIndex;
+                        c.indexLoaded = true;
+                    }
+                    _accumulate(c);
+                    uint256 index = c.index;
+                    uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * tickSize;
+                    uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * tickSize;
+                    b.premium = int48(FundingMath.premium((bidPx + askPx) / 2, index));
+                }
+                _writeBook(b);
+            } else if (c.seqBumped) {
+                _writeBook(b);
+            }
         }
-        _book = c.book;
         if (c.feeDelta != 0) _fees = (uint256(_fees) + uint256(c.feeDelta)).toUint128();
     }
 
@@ -835,13 +931,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         a.id = id;
         a.m = _margins[id];
         a.ps = _positions[id];
-        if (a.ps.lots != 0) a.snapshot = _metas[id].fundingSnapshot;
         a.startLots = a.ps.lots;
     }
 
     function _storeAcct(Acct memory a) internal {
-        _margins[a.id] = a.m;
-        _positions[a.id] = a.ps;
+        _writeMargin(a.id, a.m);
+        if (a.psDirty) _writePosition(a.id, a.ps);
         if (a.snapshotDirty) _metas[a.id].fundingSnapshot = a.snapshot.toInt96();
     }
 
@@ -852,7 +947,58 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _storeMargin(Acct memory a) internal {
-        _margins[a.id] = a.m;
+        _writeMargin(a.id, a.m);
+    }
+
+    // ------------------------------------------------------------------ packed writes
+
+    // Solidity stores a memory struct member by member, re-reading the slot to keep the other
+    // members; these write the whole word once. The layout is Solidity's own (members from the
+    // low-order bits, in declaration order), so reads through the structs see the same values;
+    // the casts below only reinterpret signed members as their two's-complement bits.
+
+    function _writeBook(Book memory b) internal {
+        uint256 w = uint256(b.bestBid) | (uint256(b.bestAsk) << 24) | (uint256(b.lastTouch) << 48)
+            | (uint256(uint48(b.premium)) << 88) | (uint256(uint64(b.premiumAccum)) << 136)
+            | (uint256(b.orderSeq) << 200);
+        assembly ("memory-safe") {
+            sstore(_book.slot, w)
+        }
+    }
+
+    function _writeMargin(uint256 id, Margin memory m) internal {
+        Margin storage s = _margins[id];
+        uint256 w = uint256(uint96(m.collateral)) | (uint256(m.orderEpoch) << 96) | (uint256(m.bidNotional) << 128)
+            | (uint256(m.askNotional) << 192);
+        assembly ("memory-safe") {
+            sstore(s.slot, w)
+        }
+    }
+
+    function _writePosition(uint256 id, Position memory ps) internal {
+        Position storage s = _positions[id];
+        uint256 w =
+            uint256(uint64(ps.lots)) | (uint256(uint128(ps.openNotional)) << 64) | (uint256(ps.fundingMark) << 192);
+        assembly ("memory-safe") {
+            sstore(s.slot, w)
+        }
+    }
+
+    function _writeLevel(uint256 key, Level memory lv) internal {
+        Level storage s = _levels[key];
+        uint256 w = uint256(lv.head) | (uint256(lv.tail) << 40) | (uint256(lv.lots) << 80);
+        assembly ("memory-safe") {
+            sstore(s.slot, w)
+        }
+    }
+
+    function _writeOrder(uint256 key, Order memory o) internal {
+        Order storage s = _orders[key];
+        uint256 w = uint256(o.accountId) | (uint256(o.epoch) << 32) | (uint256(o.lots) << 64)
+            | (uint256(o.clientId) << 112) | (uint256(o.expiry) << 176) | (uint256(o.seq) << 208);
+        assembly ("memory-safe") {
+            sstore(s.slot, w)
+        }
     }
 
     // ------------------------------------------------------------------ view helpers

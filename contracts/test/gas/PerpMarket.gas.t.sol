@@ -88,6 +88,23 @@ contract GasCancel is GasBase {
     }
 }
 
+/// @dev The cancel of the order measured by GasPlaceExistingLevel: its level keeps another
+///      order, so the best prices do not move (GasCancel is the level-emptying worst case).
+contract GasCancelSharedLevel is GasBase {
+    uint256 internal id;
+
+    function setUp() public override {
+        super.setUp();
+        place(alice, BID, PX - 10, 10, POST);
+        id = place(mm, BID, PX - 10, 10, POST);
+    }
+
+    function test_gas_cancel_SharedLevel() public {
+        vm.prank(mm);
+        assertTrue(m.cancel(id), "cancelled");
+    }
+}
+
 contract GasBatchRefresh is GasBase {
     uint256[] internal ids;
 

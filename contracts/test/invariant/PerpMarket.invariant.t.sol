@@ -4,6 +4,8 @@ pragma solidity 0.8.30;
 import {MarketFixture} from "../utils/MarketFixture.sol";
 import {Handler} from "./Handler.sol";
 import {IPerpMarketTypes} from "../../src/interfaces/IPerpMarketTypes.sol";
+import {PerpMarket} from "../../src/PerpMarket.sol";
+import {FundingMath} from "../../src/libraries/FundingMath.sol";
 
 /// @notice System invariants under random traffic (see Handler).
 /// @dev Accounting identity: a trade at any price leaves `collateral - entryNotional` summed over
@@ -81,5 +83,52 @@ contract PerpMarketInvariantTest is MarketFixture {
             IPerpMarketTypes.AccountState memory s = m.accountState(handler.actors(i));
             if (s.positionLots == 0) assertGe(s.collateral, 0, "flat account below zero");
         }
+    }
+
+    // The hot path relies on three facts about the packed state (see PerpMarketBase: _due,
+    // Position.fundingMark, _store). They are internal, so they are read with vm.load: slot 0 is
+    // the Book word, slot 1 the FundingSlot, slot 6 the positions mapping.
+
+    /// @dev `_due` derives the boundary from the book word: the last touch lies in the open interval.
+    function invariant_LastTouchInOpenInterval() public view {
+        uint256 book = uint256(vm.load(market, bytes32(uint256(0))));
+        uint256 lastTouch = uint40(book >> 48);
+        (, uint256 nextBoundary,,,) = m.fundingState();
+        assertEq((lastTouch / 3600 + 1) * 3600, nextBoundary, "lastTouch in [next - interval, next)");
+    }
+
+    /// @dev A position whose funding mark is the open interval owes nothing (its snapshot is current).
+    function invariant_FundingMarkOfOpenIntervalOwesNothing() public view {
+        (, uint256 nextBoundary,,,) = m.fundingState();
+        uint256 open = nextBoundary / 3600 - 1;
+        address[] memory all = _accounts();
+        for (uint256 i; i < all.length; ++i) {
+            uint256 id = PerpMarket(market).accountIdOf(all[i]);
+            if (id == 0) continue;
+            uint256 w = uint256(vm.load(market, keccak256(abi.encode(id, uint256(6)))));
+            int256 lots = int64(uint64(w));
+            uint256 mark = uint32(w >> 192);
+            if (lots == 0) {
+                assertEq(mark, 0, "flat: mark cleared");
+                continue;
+            }
+            assertTrue(mark != 0 && mark <= open, "mark set, never ahead");
+            if (mark == open) assertEq(m.accountState(all[i]).fundingOwed, 0, "mark current => nothing owed");
+        }
+    }
+
+    /// @dev Outside a due boundary the stored premium sample is the premium of the stored best
+    ///      prices at the cached index, so skipping a resample that would not move them is exact.
+    function invariant_PremiumSampleMatchesBook() public view {
+        (, uint256 nextBoundary,,,) = m.fundingState();
+        if (block.timestamp >= nextBoundary) return;
+        uint256 book = uint256(vm.load(market, bytes32(uint256(0))));
+        uint256 index = uint96(uint256(vm.load(market, bytes32(uint256(1)))) >> 136);
+        uint256 bid = uint24(book);
+        uint256 ask = uint24(book >> 24);
+        uint256 bidPx = bid == 0 ? index : bid * 1e4;
+        uint256 askPx = ask == 0 ? index : ask * 1e4;
+        int256 stored = int48(uint48(book >> 88));
+        assertEq(stored, FundingMath.premium((bidPx + askPx) / 2, index), "premium sample == premium(book, index)");
     }
 }

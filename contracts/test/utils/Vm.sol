@@ -10,6 +10,7 @@ interface Vm {
     }
 
     function warp(uint256) external;
+    function load(address target, bytes32 slot) external view returns (bytes32);
     function roll(uint256) external;
     function prank(address) external;
     function startPrank(address) external;
@@ -17,6 +18,7 @@ interface Vm {
     function expectRevert(bytes4) external;
     function expectRevert(bytes calldata) external;
     function expectRevert() external;
+    function expectPartialRevert(bytes4) external;
     function expectEmit(bool, bool, bool, bool) external;
     function expectEmit(bool, bool, bool, bool, address) external;
     function assume(bool) external pure;
