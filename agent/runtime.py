@@ -72,6 +72,7 @@ from agent.model.estimators import (
     FillIntensity,
     FundingPredictor,
     InclusionDelay,
+    QuoteLife,
 )
 from agent.model.quoting import DecisionInputs, LiveQuotes, ModelParams, decide
 from agent.model.quoting import RiskDirective as ModelRisk
@@ -247,6 +248,7 @@ class Agent:
             InclusionDelay(),
             FundingPredictor(),
         )
+        self.quote_life = QuoteLife(prior_s=model_params.quote_life_s)
         self.ledger = PnlLedger()
         self.status = AgentStatus()
         self.risk_telemetry = RiskTelemetry(self.metrics, log)
@@ -441,7 +443,9 @@ class Agent:
             return
         cap = max(directive.inventory_cap_base, 0.0)
         self.params = replace(
-            self.base_params, inventory_cap_base=cap or self.base_params.inventory_cap_base
+            self.base_params,
+            inventory_cap_base=cap or self.base_params.inventory_cap_base,
+            quote_life_s=self.quote_life.expected_s(now),
         )
         own = {(int(o.side), int(o.price_ticks)) for o in snap.open_orders}
         inputs = DecisionInputs(
@@ -497,6 +501,7 @@ class Agent:
             self._journal_decision(now, "gas_over_budget", decision, directive, str(exc))
             return
         self._quote_sends.append(now)
+        self.quote_life.update_send(now)
         self._m_quotes.inc()
         self.status.quote_txs += 1
         self.status.last_decision = (

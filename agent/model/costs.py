@@ -119,17 +119,28 @@ def ladder_value_quote(
     a_per_s: float,
     k_per_price: float,
     horizon_s: float,
+    gamma: float,
 ) -> float:
-    """Return the expected edge of quotes over ``horizon_s`` against the reservation price.
+    """Return the value of quotes over ``horizon_s`` under the model's own objective.
 
-    A bid at ``p`` earns ``r - p`` per unit when filled, an ask ``p - r``; a stale quote on the
-    wrong side of ``r`` has negative value, which is what makes replacing it worth gas.
+    Each leg earns, per fill, the CARA certainty equivalent of its edge against the reservation
+    price, ``(1 − exp(−γ·size·edge)) / γ`` (a bid at ``p`` has edge ``r − p``, an ask ``p − r``),
+    times its expected number of fills, ``A·exp(−k·δ)·horizon`` with ``δ`` its distance from mid.
+    For one leg this is maximised exactly at the GLFT/A-S distance ``ln(1 + γ·size/k)/(γ·size)``
+    from ``r``, so the model's fresh quotes are worth at least as much as stale ones and the gate
+    compares like with like. (A risk-neutral edge × fill-probability value would instead favour
+    wide stale quotes over the model's optimum, and the gate would almost never refresh.) A stale
+    quote on the wrong side of ``r`` has a negative, convexly growing value.
     """
     total = 0.0
     for sign, price, size in legs:
         distance = (mid - price) * sign
-        p_fill = fill_probability(a_per_s, k_per_price, distance, horizon_s)
-        total += p_fill * size * (reservation - price) * sign
+        rate = a_per_s * math.exp(-k_per_price * distance) if distance > 0.0 else a_per_s
+        edge = (reservation - price) * sign
+        x = gamma * size * edge
+        # (1 − e^(−x))/γ, with the γ → 0 limit size·edge; expm1 keeps small x exact.
+        gain = -math.expm1(-x) / gamma if gamma > 0.0 else size * edge
+        total += rate * horizon_s * gain
     return total
 
 

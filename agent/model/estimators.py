@@ -34,6 +34,7 @@ __all__ = [
     "FundingSnapshot",
     "InclusionDelay",
     "ModelEstimates",
+    "QuoteLife",
     "VolSnapshot",
 ]
 
@@ -424,6 +425,40 @@ class FundingPredictor:
         else:
             flip = _normal_cdf(-abs(twap - threshold) / sd)
         return FundingSnapshot(rate, flip, remaining, twap)
+
+
+class QuoteLife:
+    """How long a ladder rests before the next refresh: an EWMA of intervals between sends.
+
+    The model values quotes and amortizes a refresh's gas over this horizon
+    (``ModelParams.quote_life_s``). It is measured, not assumed: a fixed short horizon makes the
+    gas floor push quotes out, fills dwindle and refreshes stop altogether. The feedback through
+    the measurement is stabilising: rarer refreshes mean longer-lived, more valuable quotes.
+    """
+
+    def __init__(
+        self, prior_s: float, alpha: float = 0.1, min_s: float = 1.0, max_s: float = 900.0
+    ) -> None:
+        if not (0.0 < alpha <= 1.0) or not (0.0 < min_s <= max_s):
+            raise ConfigError("QuoteLife: need 0 < alpha <= 1 and 0 < min_s <= max_s")
+        self._mean = min(max(prior_s, min_s), max_s)
+        self._alpha = alpha
+        self._bounds = (min_s, max_s)
+        self._last: float | None = None
+
+    def update_send(self, t_s: float) -> None:
+        """Record that a quote refresh was sent at ``t_s``."""
+        if self._last is not None and t_s > self._last:
+            self._mean += self._alpha * (t_s - self._last - self._mean)
+        self._last = t_s
+
+    def expected_s(self, t_s: float) -> float:
+        """Expected life of the ladder resting now; the open interval counts once it is longer."""
+        mean = self._mean
+        if self._last is not None:
+            mean = max(mean, t_s - self._last)
+        lo, hi = self._bounds
+        return min(max(mean, lo), hi)
 
 
 class Estimators:

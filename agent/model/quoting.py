@@ -123,7 +123,7 @@ class ModelParams:
     """Adverse-selection premium in the spread floor, bps of mid."""
     adverse_sigma_mult: float = 1.0
     """Extra floor per side: this many σ·√(inclusion delay) (quotes are stale while they land)."""
-    quote_life_s: float = 5.0
+    quote_life_s: float = 30.0
     """Expected rest time of a quote before the next refresh (values quotes, amortizes gas)."""
     min_expected_fills: float = 0.05
     """Floor on expected fills per quote life when amortizing gas (keeps the floor finite)."""
@@ -382,8 +382,8 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         (qt.side.sign, qt.price_ticks * tick, qt.size_lots * lot) for qt in live.quotes
     ]
     value = UpdateValue(
-        ladder_value_quote(new_legs, mid, r, a, k, p.quote_life_s),
-        ladder_value_quote(old_legs, mid, r, a, k, p.quote_life_s),
+        ladder_value_quote(new_legs, mid, r, a, k, p.quote_life_s, p.gamma),
+        ladder_value_quote(old_legs, mid, r, a, k, p.quote_life_s, p.gamma),
     )
     cost = update_cost(
         old_legs=old_legs,

@@ -15,6 +15,7 @@ from agent.model.costs import (
     effective_gas_price_wei,
     fill_probability,
     gas_cost_quote,
+    ladder_value_quote,
     should_send,
     update_cost,
 )
@@ -97,3 +98,24 @@ def test_should_send_is_gain_over_cost_unless_forced(gain: float, total: float) 
     c = UpdateCost(total, 0.0, 0.0, 0.0, 0.0)
     assert should_send(value, c, forced=False) is (gain > total)
     assert should_send(value, c, forced=True)
+
+
+@given(
+    gamma=st.floats(0.001, 5.0),
+    k=st.floats(0.05, 20.0),
+    size=st.floats(0.01, 5.0),
+    other=st.floats(0.0, 10.0),
+)
+def test_leg_value_peaks_at_the_closed_form_distance(
+    gamma: float, k: float, size: float, other: float
+) -> None:
+    # The gate values quotes by the objective the model optimises, so the closed-form distance
+    # from the reservation price (here = mid) is worth at least as much as any other distance.
+    best = math.log1p(gamma * size / k) / (gamma * size)
+    r = 100.0
+
+    def value(delta: float) -> float:
+        return ladder_value_quote([(-1, r + delta, size)], r, r, 1.0, k, 10.0, gamma)
+
+    assert value(best) >= value(other) - 1e-9 * (1 + abs(value(best)))
+    assert ladder_value_quote([(1, r + 1.0, size)], r, r, 1.0, k, 10.0, gamma) < 0  # wrong side

@@ -131,3 +131,16 @@ def test_fill_intensity_refuses_an_unidentifiable_flat_tail() -> None:
     snap = f.snapshot(500.0)
     assert not snap.fitted
     assert (snap.a_per_s, snap.k_per_price) == (2.0, 0.5)
+
+
+def test_quote_life_tracks_send_intervals_within_bounds() -> None:
+    from agent.model.estimators import QuoteLife
+
+    life = QuoteLife(prior_s=30.0, alpha=0.5, min_s=1.0, max_s=900.0)
+    assert life.expected_s(0.0) == 30.0
+    for t in range(0, 200, 2):  # a refresh every 2 s
+        life.update_send(float(t))
+    assert life.expected_s(198.0) == pytest.approx(2.0, rel=0.01)
+    # A ladder that has already rested 100 s is expected to rest at least that long.
+    assert life.expected_s(298.0) == pytest.approx(100.0)
+    assert life.expected_s(1e6) == 900.0
