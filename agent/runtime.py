@@ -827,6 +827,7 @@ class Agent:
         if now - self._status_written_s >= 1.0:
             self._status_written_s = now
             self._write_status()
+            self.journal.checkpoint()
 
     def _write_status(self) -> None:
         if self.data_dir is None:

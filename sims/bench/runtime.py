@@ -85,7 +85,8 @@ async def _measure(fsync: bool) -> list[float]:
                 },
             }
         )
-        agent, closers = await build_agent(cfg)
+        sim_now = [time.time()]  # one clock for the agent and its pipeline: simulated seconds
+        agent, closers = await build_agent(cfg, clock=lambda: sim_now[0])
         await agent.start()
         await agent.step()
         sent_at: list[float] = []
@@ -101,9 +102,9 @@ async def _measure(fsync: bool) -> list[float]:
         samples: list[float] = []
         try:
             base = await agent.venue.snapshot()
-            t_sim = time.time()
             for i in range(_N):
-                t_sim += 1.0  # one event per simulated second, like one block per second
+                sim_now[0] += 1.0  # one event per simulated second, like one block per second
+                t_sim = sim_now[0]
                 await agent._poll_pipe()  # let the previous quote tx resolve (untimed)
                 shift = 200 if i % 2 == 0 else -200  # ±$2 moves: always worth a refresh
                 bids = tuple((t + shift, n) for t, n in base.book.bids)
