@@ -95,17 +95,15 @@ def run() -> list[BenchResult]:
         )
     return [
         BenchResult("txpipe: build+sign quote batch (median)", f"{sign_us:.0f} µs"),
+        # Includes the RPC round trip of eth_sendRawTransaction, so it is not held to the
+        # event → wire target (sims/bench/runtime.py measures that, up to the hand-off).
         BenchResult(
-            "txpipe: submit incl. fsync'd journal + broadcast (p50)",
+            "txpipe: submit() incl. fsync'd journal + RPC round trip (p50)",
             f"{submit_p50 * 1e3:.2f} ms",
-            "≤ 1 ms",
-            submit_p50 <= 1e-3,
         ),
         BenchResult(
-            "txpipe: submit incl. fsync'd journal + broadcast (p99)",
+            "txpipe: submit() incl. fsync'd journal + RPC round trip (p99)",
             f"{submit_p99 * 1e3:.2f} ms",
-            "≤ 3 ms",
-            submit_p99 <= 3e-3,
         ),
         BenchResult(
             "txpipe: send → receipt, anvil automine (median)", f"{receipt_p50 * 1e3:.2f} ms"
