@@ -699,14 +699,17 @@ class Agent:
             log.warning("hedge scheduling failed: %s", exc)
 
     def _book_hedge_moves(self) -> None:
-        # The hedger owns CEX fills; the ledger needs the position change to attribute inventory
-        # and basis correctly. Booked at the CEX mark, so execution slippage on the exchange is
-        # not attributed here (the hedger journals each order's average price).
+        # Each CEX execution is booked with its edge against the mark the hedger saw before it,
+        # minus the taker fee: that is the hedge component. Whatever the fills do not explain
+        # (a reconciliation adopting the outcome of an unknown-status order) is booked at the
+        # mark, so the ledger's hedge position always equals the exchange's.
         if self.hedger is None:
             return
-        pos = self.hedger.hedge_position_base()
-        delta = pos - self.ledger.hedge_position
         cex = self.hedger.cex_mid()
+        for f in self.hedger.hedger.drain_fills():
+            mark = f.mark if math.isfinite(f.mark) else (cex or f.price)
+            self.ledger.on_cex_fill(f.signed_base, f.price, f.fee_quote, mark)
+        delta = self.hedger.hedge_position_base() - self.ledger.hedge_position
         if abs(delta) > 1e-12 and cex is not None:
             self.ledger.on_cex_fill(delta, cex, 0.0, cex)
 

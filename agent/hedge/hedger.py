@@ -51,6 +51,7 @@ from agent.hedge.binance import (
 
 __all__ = [
     "HedgeAttribution",
+    "HedgeFill",
     "HedgeHealth",
     "HedgeJournal",
     "HedgeRecord",
@@ -131,6 +132,8 @@ class HedgerConfig:
     reconcile_interval_s: float = 10.0
     """How often the CEX position, mark and funding are re-read from the exchange."""
     client_id_prefix: str = "mmh"
+    taker_fee_bps: float = 4.0
+    """The exchange's taker fee for this account, used only to attribute hedge P&L."""
 
     def __post_init__(self) -> None:
         if self.hedge_ratio < 0 or not math.isfinite(self.hedge_ratio):
@@ -144,6 +147,8 @@ class HedgerConfig:
             )
         if self.max_orders_per_step < 1:
             raise ConfigError("max_orders_per_step must be ≥ 1")
+        if not 0 <= self.taker_fee_bps < 100:
+            raise ConfigError(f"taker_fee_bps must be in [0, 100), not {self.taker_fee_bps}")
         if not 1 <= len(self.client_id_prefix) <= 8 or not self.client_id_prefix.isalnum():
             raise ConfigError("client_id_prefix must be 1-8 alphanumeric characters")
 
@@ -192,6 +197,21 @@ class HedgeAttribution:
     """Σ (dex_position + cex_position) × Δ cex mark: P&L from the unhedged remainder."""
     cex_funding_pnl_quote: float
     """Funding received (+) or paid (−) on the CEX position at each funding time observed."""
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeFill:
+    """One execution of a hedge order, for P&L attribution (hedge edge against the CEX mark)."""
+
+    signed_base: float
+    """Positive: bought on the exchange."""
+    price: float
+    """Average price of this execution."""
+    mark: float
+    """The CEX mark the hedger last saw before the execution (NaN before the first)."""
+    fee_quote: float
+    """Estimated exchange fee (taker rate from the config), collateral units."""
+    at_s: float
 
 
 def hedge_intent_id(symbol: str, seq: int, target_base: float, created_ms: int) -> str:
@@ -243,6 +263,7 @@ class Hedger:
         self._dex_pos = 0.0
         self._cex_pos = 0.0
         self._intent: _Intent | None = None
+        self._fills: list[HedgeFill] = []
         self._seq = 0
         self._next_slice_s = -math.inf
         self._next_reconcile_s = -math.inf
@@ -470,6 +491,11 @@ class Hedger:
         # Only the fills since the last report move the position.
         delta = state.signed_filled_base - resting.signed_filled_base
         self._cex_pos += float(delta)
+        if delta != 0:
+            # Price of just these fills: total cost now minus total cost at the last report.
+            cost = state.avg_price * state.executed_qty_base
+            cost -= resting.avg_price * resting.executed_qty_base
+            self._record_fill(float(delta), float(cost / abs(delta)), now_s)
         self._journal_state(state, now_s)
 
     async def _reconcile(self, now_s: float) -> None:
@@ -506,7 +532,19 @@ class Hedger:
 
     def _apply(self, state: OrderState, now_s: float) -> None:
         self._cex_pos += float(state.signed_filled_base)
+        self._record_fill(float(state.signed_filled_base), float(state.avg_price), now_s)
         self._journal_state(state, now_s)
+
+    def _record_fill(self, signed_base: float, price: float, now_s: float) -> None:
+        if signed_base == 0.0 or not price > 0.0:
+            return
+        fee = abs(signed_base) * price * self.config.taker_fee_bps / 1e4
+        self._fills.append(HedgeFill(signed_base, price, self._cex_mark, fee, now_s))
+
+    def drain_fills(self) -> list[HedgeFill]:
+        """Return executions since the last call (each once), oldest first."""
+        fills, self._fills = self._fills, []
+        return fills
 
     def _journal_state(self, state: OrderState, now_s: float) -> None:
         self._journal.update_hedge(

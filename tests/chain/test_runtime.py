@@ -173,6 +173,9 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
         await agent.hedger.hedger.drain()
         assert float(cex.exchange.position_qty("ETHUSDT")) == pytest.approx(0.0)
         assert cex.state()["client_ids_accepted_more_than_once"] == []
+        await agent.step()  # books the hedge executions into the ledger
+        assert agent.ledger.hedge_position == pytest.approx(0.0, abs=1e-9)
+        assert agent.ledger.snapshot().hedge < 0  # two hedge trades: edge vs mark minus fees
     finally:
         await _close(agent, closers)
     assert dex.open_orders(accounts["maker"].address) == []

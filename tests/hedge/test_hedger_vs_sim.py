@@ -75,6 +75,13 @@ async def test_hedger_keeps_delta_in_band_with_latency_and_partial_fills() -> No
             assert health.can_hedge and health.consecutive_failures == 0
             now += 1.0
         assert_invariants(sim, hedger, journal)
+        # Every execution, partial ones included, is reported once for P&L attribution.
+        fills = hedger.drain_fills()
+        assert math.isclose(
+            sum(f.signed_base for f in fills), hedger.health().cex_position_base, abs_tol=1e-9
+        )
+        assert all(1_900 < f.price < 2_100 and f.fee_quote > 0 for f in fills)
+        assert hedger.drain_fills() == []
         # The small move 0.8 -> 0.83 sat inside the band: no order for it.
         assert len({r.intent_id for r in journal.rows.values()}) == len(dex_positions) - 2
         partial = [r for r in journal.rows.values() if 0 < r.filled_qty < r.qty]
