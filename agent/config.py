@@ -53,6 +53,11 @@ class ChainSettings(_Strict):
     market_address: str | None = None
     """Overrides the deployment record's market address."""
     poll_interval_s: float = Field(0.25, gt=0, le=60)
+    """Cycle at least this often (timers, the CEX, risk cooldowns), new heads or not."""
+    subscribe_heads: bool = True
+    """Wake on every new block through an ``eth_subscribe`` WebSocket; falls back to polling."""
+    ws_url: str | None = None
+    """The node's WebSocket URL; by default ``rpc_url`` with ws:// (same host and port)."""
     cancel_max_fee_gwei: float | None = Field(None, gt=0)
     """Fee ceiling for risk-driven cancels (default 5 × tx.max_fee_gwei): a gas spike must not
     block the cancel it demands."""

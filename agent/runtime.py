@@ -41,6 +41,7 @@ from typing import Any
 from agent.chain.abi import AbiCodec
 from agent.chain.contracts import market_abi
 from agent.chain.deploy import Deployment
+from agent.chain.heads import HeadWatcher, ws_url_for
 from agent.chain.rpc import AsyncRpc, RpcConfig
 from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey, load_signer
 from agent.chain.txpipe import (
@@ -338,15 +339,36 @@ class Agent:
                 await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout=3.0)
         self._write_status()
 
-    async def run(self, stop: asyncio.Event, poll_interval_s: float = 0.25) -> None:
-        """Run cycles until `stop` is set, then shut down cleanly."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        poll_interval_s: float = 0.25,
+        heads: HeadWatcher | None = None,
+    ) -> None:
+        """Run cycles until `stop` is set, then shut down cleanly.
+
+        A cycle runs on every new head when `heads` is subscribed, and otherwise (or in
+        addition: timers, the CEX and risk cooldowns need time to pass) every `poll_interval_s`.
+        """
         await self.start()
+        if heads is not None:
+            heads.start()
+        stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
                 await self.step()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=poll_interval_s)
+                waits: set[asyncio.Future[Any]] = {stopping}
+                head = asyncio.ensure_future(heads.wake.wait()) if heads is not None else None
+                if head is not None:
+                    waits.add(head)
+                await asyncio.wait(waits, timeout=poll_interval_s, return_when="FIRST_COMPLETED")
+                if head is not None:
+                    head.cancel()
+                    heads.wake.clear()  # type: ignore[union-attr]
         finally:
+            stopping.cancel()
+            if heads is not None:
+                await heads.stop()
             await self.shutdown()
 
     # -- one cycle -----------------------------------------------------------------------------
@@ -1027,8 +1049,13 @@ async def _run_agent(cfg: AgentConfig) -> int:
     await server.start()
     (cfg.storage.data_dir / "telemetry.port").write_text(str(server.port))
     log.info("telemetry on http://%s:%d (/metrics, /healthz)", cfg.telemetry.host, server.port)
+    heads = (
+        HeadWatcher(cfg.chain.ws_url or ws_url_for(cfg.chain.rpc_url))
+        if cfg.chain.subscribe_heads
+        else None
+    )
     try:
-        await agent.run(stop, poll_interval_s=cfg.chain.poll_interval_s)
+        await agent.run(stop, poll_interval_s=cfg.chain.poll_interval_s, heads=heads)
     finally:
         await server.stop()
         for close in closers:
