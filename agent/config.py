@@ -27,6 +27,7 @@ from agent.errors import ConfigError
 __all__ = [
     "AgentConfig",
     "ChainSettings",
+    "ExecutionSettings",
     "HedgeSettings",
     "KeeperSettings",
     "SignerSettings",
@@ -114,6 +115,15 @@ class KeeperSettings(_Strict):
     """Act only when reward − gas cost exceeds this."""
 
 
+class ExecutionSettings(_Strict):
+    """How the runtime trades out of inventory when risk asks for a time-weighted unload."""
+
+    unload_max_slippage_bps: float = Field(50.0, gt=0, le=1000)
+    """Reduce-only orders go no further than this from the opposite best price."""
+    unload_min_interval_s: float = Field(2.0, ge=0, le=3600)
+    """At most one unload slice per this many seconds (and one in flight at a time)."""
+
+
 class TelemetrySettings(_Strict):
     """Logs, metrics and health."""
 
@@ -149,6 +159,7 @@ class AgentConfig(_Strict):
     signer: SignerSettings = Field(default_factory=SignerSettings)
     hedge: HedgeSettings = Field(default_factory=HedgeSettings)
     keeper: KeeperSettings = Field(default_factory=KeeperSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     quoting: dict[str, Any] = Field(default_factory=dict)

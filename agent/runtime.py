@@ -54,7 +54,7 @@ from agent.chain.txpipe import (
     TxPipeline,
     TxPipelineConfig,
 )
-from agent.config import AgentConfig, load_config, table_to_dataclass
+from agent.config import AgentConfig, ExecutionSettings, load_config, table_to_dataclass
 from agent.errors import (
     AgentError,
     ChainError,
@@ -185,6 +185,7 @@ class AgentStatus:
     fills: int = 0
     quote_txs: int = 0
     skipped: int = 0
+    unload_slices: int = 0
     gas_spent_native: float = 0.0
 
 
@@ -225,6 +226,7 @@ class Agent:
         health: Health | None = None,
         expected_chain_id: int | None = None,
         max_fee_gwei: float = 200.0,
+        execution: ExecutionSettings | None = None,
     ) -> None:
         self.venue = venue
         self.pipe = pipe
@@ -240,6 +242,9 @@ class Agent:
         self.health = health or Health(clock=clock)
         self.expected_chain_id = expected_chain_id
         self.max_fee_gwei = max_fee_gwei
+        self.execution = execution or ExecutionSettings()
+        self._unload_intent: str | None = None
+        self._unload_last_s: float | None = None
         self.est = Estimators(
             # Seed with the model's reference volatility: an empty history must not read as a
             # volatility spike (or as calm) to the risk engine.
@@ -432,6 +437,7 @@ class Agent:
         self.directive = directive
         transitions = self.risk.drain_transitions()
         await self._quote(now, snap, mid, inventory, estimates, directive)
+        await self._unload(now, snap, directive)
         self.risk_telemetry.record(directive, transitions)
         for tr in transitions:
             self.journal.record_risk_transition(
@@ -530,6 +536,47 @@ class Agent:
             f"sent: -{len(diff.cancel_ids)} +{len(diff.place)} orders; " + why
         )
         self._journal_decision(now, "send", decision, directive, why)
+
+    async def _unload(self, now: float, snap: DexSnapshot, d: RiskDirective) -> None:
+        """Work a time-weighted unload plan with reduce-only orders, one slice at a time."""
+        plan = d.unload
+        if plan is None or snap.index is None or d.state is RiskState.HALTED:
+            self._unload_last_s = None
+            return
+        if self._unload_intent is not None:
+            st = self.pipe.status(self._unload_intent)
+            if st is not None and not st.terminal:
+                return  # one slice in flight at a time
+            self._unload_intent = None
+        gap = self.execution.unload_min_interval_s
+        elapsed = now - self._unload_last_s if self._unload_last_s is not None else gap
+        if elapsed < gap:
+            return
+        lot, tick = self.params.lot_size, self.params.tick_size
+        slice_base = min(plan.excess_base, plan.rate_base_per_s * max(elapsed, 1.0))
+        lots = int(slice_base / lot + 1e-9)
+        if lots < 1:
+            lots = 1 if plan.excess_base >= lot else 0
+        if lots < 1:
+            return
+        own = {(int(o.side), int(o.price_ticks)) for o in snap.open_orders}
+        opposite = Side.BID if plan.side is Side.ASK else Side.ASK
+        ref = self._best_other(snap, opposite, own) or snap.index
+        band = self.execution.unload_max_slippage_bps / 1e4
+        if plan.side is Side.ASK:  # selling: accept down to ref × (1 − band)
+            limit = math.ceil(ref * (1 - band) / tick)
+        else:  # buying: pay up to ref × (1 + band)
+            limit = math.floor(ref * (1 + band) / tick)
+        try:
+            self._unload_intent = await self.venue.reduce(plan.side, lots, max(limit, 1))
+        except GasOverBudget:
+            return
+        self._unload_last_s = now
+        self.status.unload_slices += 1
+        self._note(
+            f"unload {plan.side.name} {lots * lot:g} (excess {plan.excess_base:g}, "
+            f"limit {max(limit, 1) * tick:,.2f})"
+        )
 
     def _best_other(self, snap: DexSnapshot, side: Side, own: set[tuple[int, int]]) -> float | None:
         # The model must not treat our own resting quotes as "the opposite best" it may not cross.
@@ -990,6 +1037,7 @@ async def build_agent(
         health=Health(max_heartbeat_age_s=cfg.telemetry.stale_heartbeat_s, clock=clock),
         expected_chain_id=cfg.chain.chain_id,
         max_fee_gwei=tx_cfg.max_fee_gwei,
+        execution=cfg.execution,
     )
 
     def close_journal() -> None:

@@ -465,6 +465,23 @@ class DexVenue:
         self._quote_intent = None
         return handle.intent_id
 
+    async def reduce(self, side: Side, lots: int, limit_tick: int) -> str:
+        """Send a reduce-only order (IOC by the market's rules): unload inventory up to `lots`,
+        at `limit_tick` or better; what cannot fill at that price is dropped, never rests."""
+        handle = await self.pipe.submit(
+            TxIntent(
+                intent_id=self._intent_id("unload"),
+                purpose="unload",
+                to=self.market_address,
+                data=self.codec.encode_call(
+                    "place", (int(side), FLAG_REDUCE_ONLY, limit_tick, lots, next(self._seq), 0)
+                ),
+                gas_limit=self.keeper_gas_limit,
+                max_fee_gwei=self.cancel_max_fee_gwei,
+            )
+        )
+        return handle.intent_id
+
     async def settle_funding(self) -> str:
         """Send ``settleFunding()`` (keeper duty)."""
         handle = await self.pipe.submit(

@@ -303,3 +303,36 @@ async def test_reorg_undoes_a_fill(
         assert agent.status.inventory_base == pytest.approx(0.0)
     finally:
         await _close(agent, closers)
+
+
+@pytest.mark.asyncio
+async def test_inventory_over_the_cap_is_unloaded_in_reduce_only_slices(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    _market_setup(dex, accounts)
+    maker = accounts["maker"].address
+    # The agent's account starts long 0.3 (it bought the taker's ask before the agent ran).
+    dex.place(accounts["maker"], BID, 3010.0, 0.3, flags=IOC, cid=5)
+    assert dex.position_lots(maker) == 30
+    clock = FakeClock()
+    cfg = _config(dex, anvil, tmp_path, quoting={"inventory_cap_base": 0.05})
+    agent, closers = await _agent(cfg, clock)
+    try:
+        for _ in range(60):
+            clock.advance(2.0)
+            anvil.mine()
+            await agent.step()
+            if dex.position_lots(maker) <= 5:
+                break
+        lots = dex.position_lots(maker)
+        assert 0 < lots <= 5, (
+            lots,
+            agent.risk.state,
+            agent.directive,
+            list(agent.status.events),
+        )  # target 0.8 × cap = 4 lots, never flips
+        unloads = [e for e in agent.status.events if e.startswith("unload ASK")]
+        assert unloads or any("unload" in e for e in agent.status.events)
+        assert agent.status.fills >= 2  # several slices, not one sweep
+    finally:
+        await _close(agent, closers)
