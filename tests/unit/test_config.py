@@ -90,3 +90,19 @@ def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
         risk_limits_from_table({"oracle_age_s": {"breach_state": "panic"}})
     with pytest.raises(ConfigError, match=r"risk\.drawdown_fracc: unknown key"):
         risk_limits_from_table({"drawdown_fracc": {"warn": 1}})
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    from agent.chain.txpipe import TxPipelineConfig
+    from agent.hedge.hedger import HedgerConfig
+    from agent.model.quoting import ModelParams
+    from agent.runtime import key_source, risk_limits_from_table
+
+    example = Path(__file__).resolve().parents[2] / "mm.example.toml"
+    cfg = load_config(example, env={})
+    table_to_dataclass(ModelParams, cfg.quoting, "quoting")
+    table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
+    table_to_dataclass(HedgerConfig, {"symbol": cfg.hedge.symbol, **cfg.hedge.policy}, "hedge")
+    risk_limits_from_table(cfg.risk)
+    key_source(cfg)
+    assert cfg.execution.unload_max_slippage_bps == 50.0
