@@ -383,8 +383,8 @@ class Agent:
         t0 = time.perf_counter()
         try:
             await self._step()
-        # stress-runner fix: VenueError (e.g. a quote outside the market's tick range) is a
-        # failed cycle like a chain error, not a crash of the loop.
+        # A VenueError (e.g. a quote outside the market's tick range) is a failed cycle like a
+        # chain error, not a crash of the loop.
         except (ChainError, TxError, VenueError) as exc:
             self._m_errors.labels(kind=type(exc).__name__).inc()
             log.warning("cycle failed: %s", exc)
@@ -811,7 +811,7 @@ class Agent:
                     await self.venue.settle_funding()
                     self._note("keeper: settleFunding sent")
                 except GasOverBudget:
-                    pass
+                    self._settle_tried_epoch = -1  # try again when the base fee is back down
         if not self.keeper.liquidate or snap.block_number % 5:
             return
         for acct in list(self._accounts)[:20]:
@@ -984,7 +984,6 @@ async def build_agent(
     signer = load_signer(key_source(cfg), cfg.chain.chain_id)
     journal = Journal(cfg.journal_path, fsync=cfg.storage.journal_fsync)
     rpc = AsyncRpc(RpcConfig(url=cfg.chain.rpc_url, timeout_s=cfg.chain.rpc_timeout_s), clock=clock)
-    # stress-runner fix: agent.chain.contracts exports market_abi(), not load_abi()
     abi = market_abi()
     pipe = TxPipeline(rpc, signer, journal, tx_cfg, error_abis=[abi], clock=clock)
     venue = DexVenue(
@@ -1009,8 +1008,8 @@ async def build_agent(
                 timeout_s=cfg.hedge.request_timeout_s,
             ),
             Credentials.from_env(cfg.hedge.api_key_env, cfg.hedge.api_secret_env),
-            # stress-runner fix: request timestamps come from the injected clock too (simulated
-            # time in sims; time.time live), so a driven exchange never sees them drift.
+            # Request timestamps come from the injected clock too (simulated time in sims,
+            # time.time live), so a driven exchange never sees them drift.
             wall_ms=lambda: int(clock() * 1000),
         )
         await client.connect([cfg.hedge.symbol])

@@ -382,7 +382,7 @@ class DexVenue:
         self, cancel_ids: Sequence[int], quotes: Sequence[Quote], expiry_s: int = 0
     ) -> bytes:
         """Calldata of ``batch(cancelIds, places)``: post-only places, client ids from `seq`."""
-        # stress-runner fix: refuse a quote the market cannot represent with a VenueError (the
+        # Refuse a quote the market cannot represent with a VenueError (the
         # runtime counts it as a failed cycle) instead of an eth_abi ValueOutOfBounds crash.
         for q in quotes:
             if not 1 <= int(q.price_ticks) < _MAX_TICK or not 1 <= int(q.size_lots) < _MAX_LOTS:
