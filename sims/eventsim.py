@@ -19,7 +19,7 @@ funding, fees and gas; the parts sum to the final mark-to-market P&L. Same seed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -32,6 +32,7 @@ from agent.model.estimators import (
     FillIntensity,
     FundingPredictor,
     InclusionDelay,
+    QuoteLife,
 )
 from agent.model.quoting import (
     DecisionInputs,
@@ -164,6 +165,8 @@ def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
         tip_wei=config.tip_wei,
     )
     gas_limit = config.base_fee.gas_limit
+    # As in the live runtime: the model values quotes over their measured life, not a constant.
+    life = QuoteLife(prior_s=p.quote_life_s)
 
     q = 0.0
     cash = 0.0
@@ -226,7 +229,7 @@ def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
             seconds_to_funding=t_next_funding - t,
         )
         live = LiveQuotes(in_flight[1] if in_flight is not None else live_quotes)
-        decision = decide(inputs, p, live)
+        decision = decide(inputs, replace(p, quote_life_s=life.expected_s(t)), live)
         decisions += 1
         changed = decision.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
         want = (changed or decision.send) if config.refresh == "every_tick" else decision.send
@@ -236,6 +239,7 @@ def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
             )
             land = i + max(1, math.ceil(outcome.delay_s / dt))
             in_flight = (land, decision.quotes, outcome.included, t)
+            life.update_send(t)
             sent += 1
         elif changed and not want:
             skipped += 1
