@@ -102,6 +102,7 @@ _YEAR_S = 365.0 * 86_400.0
 _HALT_FILE = "HALT"
 _RESUME_FILE = "RESUME"
 _STATUS_FILE = "status.json"
+_BLIND_CYCLES_BEFORE_CANCEL = 3
 
 
 class HedgeLeg:
@@ -244,6 +245,7 @@ class Agent:
         self.max_fee_gwei = max_fee_gwei
         self.execution = execution or ExecutionSettings()
         self._unload_intent: str | None = None
+        self._failed_cycles = 0
         self._unload_last_s: float | None = None
         self.est = Estimators(
             # Seed with the model's reference volatility: an empty history must not read as a
@@ -389,6 +391,16 @@ class Agent:
             self._m_errors.labels(kind=type(exc).__name__).inc()
             log.warning("cycle failed: %s", exc)
             self._note(f"cycle error: {exc}")
+            await self._after_failed_cycle()
+        except Exception as exc:
+            # A malformed answer (a missing field, bad hex) must not kill a keeper bot. Logged
+            # with its traceback and counted, so a real bug is loud, not silent.
+            self._m_errors.labels(kind="unexpected").inc()
+            log.exception("cycle failed unexpectedly")
+            self._note(f"cycle error (unexpected {type(exc).__name__}): {exc}")
+            await self._after_failed_cycle()
+        else:
+            self._failed_cycles = 0
         finally:
             self._m_cycle.observe(time.perf_counter() - t0)
             self.health.beat(
@@ -396,6 +408,14 @@ class Agent:
                 cex_ok=self.hedger.health_flags()[0] if self.hedger else True,
                 risk_state=self.risk.state.name,
             )
+
+    async def _after_failed_cycle(self) -> None:
+        # Quotes resting while the agent cannot see the market are a free option for everyone
+        # else: after a few blind cycles in a row, pull them (cancelAll needs no reads).
+        self._failed_cycles += 1
+        if self._failed_cycles == _BLIND_CYCLES_BEFORE_CANCEL:
+            with contextlib.suppress(AgentError, OSError):
+                await self._cancel_all(f"{self._failed_cycles} failed cycles in a row")
 
     async def _step(self) -> None:
         now = self.clock()

@@ -336,3 +336,40 @@ async def test_inventory_over_the_cap_is_unloaded_in_reduce_only_slices(
         assert agent.status.fills >= 2  # several slices, not one sweep
     finally:
         await _close(agent, closers)
+
+
+@pytest.mark.asyncio
+async def test_malformed_rpc_answers_never_crash_the_loop_and_blind_cycles_pull_quotes(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    maker = accounts["maker"].address
+    try:
+        await agent.step()
+        assert dex.open_orders(maker)
+        real_batch = agent.venue.rpc.batch
+
+        async def garbage(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+            return [{"unexpected": "shape"} for _ in calls]  # valid JSON, nonsense content
+
+        monkeypatch.setattr(agent.venue.rpc, "batch", garbage)
+        for _ in range(3):
+            clock.advance(1.0)
+            await agent.step()  # must not raise
+        assert "unexpected" in agent.metrics.render()
+        monkeypatch.setattr(agent.venue.rpc, "batch", real_batch)
+        anvil.mine()
+        assert dex.open_orders(maker) == [], "blind for 3 cycles: quotes must be pulled"
+        clock.advance(1.0)
+        await agent.step()
+        clock.advance(1.0)
+        await agent.step()
+        assert dex.open_orders(maker), "answers are sane again: quoting resumes"
+    finally:
+        await _close(agent, closers)
