@@ -246,6 +246,7 @@ class Agent:
         self.execution = execution or ExecutionSettings()
         self._unload_intent: str | None = None
         self._failed_cycles = 0
+        self._resend_cancel = False
         self._unload_last_s: float | None = None
         self.est = Estimators(
             # Seed with the model's reference volatility: an empty history must not read as a
@@ -413,9 +414,14 @@ class Agent:
         # Quotes resting while the agent cannot see the market are a free option for everyone
         # else: after a few blind cycles in a row, pull them (cancelAll needs no reads).
         self._failed_cycles += 1
-        if self._failed_cycles == _BLIND_CYCLES_BEFORE_CANCEL:
-            with contextlib.suppress(AgentError, OSError):
+        if self._failed_cycles % _BLIND_CYCLES_BEFORE_CANCEL == 0:
+            try:
+                # Learn what was mined first: a cancel that "replaces" a quote tx already
+                # included would lose the nonce race and never happen.
+                await self._poll_pipe()
                 await self._cancel_all(f"{self._failed_cycles} failed cycles in a row")
+            except Exception:  # the fail-safe must never be what crashes the loop
+                log.exception("fail-safe cancel-all could not be sent; retrying in a few cycles")
 
     async def _step(self) -> None:
         now = self.clock()
@@ -436,6 +442,9 @@ class Agent:
             self.est.base_fee.update_block(now, snap.base_fee_wei, snap.gas_used, snap.gas_limit)
         self._absorb_snapshot(snap)
         await self._poll_pipe()
+        if self._resend_cancel:
+            self._resend_cancel = False
+            await self._cancel_all("re-sent: the previous cancel-all did not happen")
 
     async def on_snapshot(self, snap: DexSnapshot, now: float) -> None:
         """The hot path: estimators → risk → model and cost gate → order diff → one batch tx.
@@ -770,11 +779,16 @@ class Agent:
                 self._settle_tried_epoch = -1  # try again on a later block
         elif isinstance(ev, Dropped):
             self.est.delay.update_dropped(self.clock())
-        elif isinstance(ev, Replaced) and ev.purpose == "cancel_all" and ev.by_intent_id is None:
-            # Someone else took our cancel's nonce: the cancel did not happen. Re-decide next cycle.
-            self._cancel_sent_state = None
-        elif isinstance(ev, Failed):
-            self._note(f"{ev.purpose} failed: {ev.reason}")
+        elif isinstance(ev, (Replaced, Failed)) or (
+            isinstance(ev, Dropped) and ev.action == "nonce_reused"
+        ):
+            if ev.purpose == "cancel_all":
+                # The cancel did not happen (its nonce went to a quote tx that was mined first,
+                # to someone else, or the node refused it): send it again at a fresh nonce.
+                self._cancel_sent_state = None
+                self._resend_cancel = True
+            if isinstance(ev, Failed):
+                self._note(f"{ev.purpose} failed: {ev.reason}")
 
     # -- hedging -------------------------------------------------------------------------------
 

@@ -353,19 +353,19 @@ async def test_malformed_rpc_answers_never_crash_the_loop_and_blind_cycles_pull_
     try:
         await agent.step()
         assert dex.open_orders(maker)
-        real_batch = agent.venue.rpc.batch
+        real_snapshot = agent.venue.snapshot
 
-        async def garbage(calls: list[tuple[str, list[Any]]]) -> list[Any]:
-            return [{"unexpected": "shape"} for _ in calls]  # valid JSON, nonsense content
+        async def malformed() -> Any:
+            raise KeyError("number")  # what parsing a block without its number does
 
-        monkeypatch.setattr(agent.venue.rpc, "batch", garbage)
+        monkeypatch.setattr(agent.venue, "snapshot", malformed)
         for _ in range(3):
             clock.advance(1.0)
             await agent.step()  # must not raise
-        assert "unexpected" in agent.metrics.render()
-        monkeypatch.setattr(agent.venue.rpc, "batch", real_batch)
+        assert 'kind="unexpected"' in agent.metrics.render()
+        monkeypatch.setattr(agent.venue, "snapshot", real_snapshot)
         anvil.mine()
-        assert dex.open_orders(maker) == [], "blind for 3 cycles: quotes must be pulled"
+        assert dex.open_orders(maker) == [], list(agent.status.events)
         clock.advance(1.0)
         await agent.step()
         clock.advance(1.0)
