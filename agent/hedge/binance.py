@@ -834,26 +834,14 @@ class BinanceFuturesClient:
         self, symbol: str, *, client_order_id: str | None = None, order_id: int | None = None
     ) -> OrderState:
         """Look an order up by client id or exchange id (raises :class:`UnknownOrder`)."""
-        params = {"symbol": symbol}
-        if order_id is not None:
-            params["orderId"] = str(order_id)
-        elif client_order_id is not None:
-            params["origClientOrderId"] = client_order_id
-        else:
-            raise ValueError("pass client_order_id or order_id")
+        params = _order_ref(symbol, client_order_id, order_id)
         return _order_state(await self._read("GET", "/fapi/v1/order", params, signed=True))
 
     async def cancel_order(
         self, symbol: str, *, client_order_id: str | None = None, order_id: int | None = None
     ) -> OrderState:
         """Cancel an open order; if it is already final, return its final state."""
-        params = {"symbol": symbol}
-        if order_id is not None:
-            params["orderId"] = str(order_id)
-        elif client_order_id is not None:
-            params["origClientOrderId"] = client_order_id
-        else:
-            raise ValueError("pass client_order_id or order_id")
+        params = _order_ref(symbol, client_order_id, order_id)
         try:
             return _order_state(await self._read("DELETE", "/fapi/v1/order", params, signed=True))
         except UnknownOrder:
@@ -1089,3 +1077,12 @@ def _error(
     if code in _FILTER_CODES:
         return FilterRejected(code, msg, status)
     return ExchangeError(code, msg or f"HTTP {status}", status)
+
+
+def _order_ref(symbol: str, client_order_id: str | None, order_id: int | None) -> dict[str, str]:
+    """The parameters naming one order: the exchange id when given, else our client id."""
+    if order_id is not None:
+        return {"symbol": symbol, "orderId": str(order_id)}
+    if client_order_id is not None:
+        return {"symbol": symbol, "origClientOrderId": client_order_id}
+    raise ValueError("pass client_order_id or order_id")
