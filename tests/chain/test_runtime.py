@@ -211,15 +211,16 @@ async def test_funding_boundary_is_settled_by_the_keeper_and_shows_in_pnl(
 
 
 async def _steps_until(
-    agent: Agent, anvil: Anvil, clock: FakeClock, state: RiskState, dt: float, n: int
+    agent: Agent, dex: Any, clock: FakeClock, state: RiskState, dt: float, n: int
 ) -> None:
+    # Time moves in small steps, as in the live loop: a transaction sent in one step has its
+    # receipt polled in the next, so inclusion delay reads true; the oracle is pushed every
+    # block, as a live feed would be, so only the cooldowns stand between the agent and NORMAL.
     for _ in range(n):
         if agent.risk.state is state:
             return
         clock.advance(dt)
-        anvil.mine()
-        await agent.step()
-        clock.advance(0.2)  # poll receipts promptly: a long gap would read as inclusion delay
+        dex.push_price(3000.0)  # one block
         await agent.step()
     assert agent.risk.state is state, list(agent.status.events)
 
@@ -243,7 +244,7 @@ async def test_stale_oracle_withdraws_quotes_and_recovery_steps_down(
         await agent.step()
         assert dex.open_orders(maker) == []
         dex.push_price(3000.0)
-        await _steps_until(agent, anvil, clock, RiskState.NORMAL, dt=61.0, n=12)
+        await _steps_until(agent, dex, clock, RiskState.NORMAL, dt=3.0, n=150)
         await agent.step()
         assert dex.open_orders(maker), "quotes come back once the state is NORMAL again"
         states = [t[2] for t in agent.journal.risk_transitions()]
