@@ -329,23 +329,43 @@ class Agent:
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
 
-    async def shutdown(self, timeout_s: float = 8.0) -> None:
-        """Cancel every DEX order and every open CEX order, flush the journal."""
-        deadline = self.clock() + timeout_s
-        with contextlib.suppress(AgentError, OSError):
-            snap = await self.venue.snapshot()
-            if snap.open_orders or self.venue.quote_in_flight():
-                intent = await self._cancel_all("shutdown")
-                while self.clock() < deadline:
-                    await self._poll_pipe()
+    async def shutdown(self, timeout_s: float = 8.0) -> bool:
+        """Cancel every DEX order and every open CEX order, flush the journal.
+
+        Returns True when the chain shows no order of ours resting (False: the deadline passed).
+
+        The chain is the judge: a cancel-all can lose its nonce to the quote transaction it
+        pre-empted (mined first), so shutdown re-reads the book and sends again until no order
+        of ours rests or the deadline passes. The deadline is wall time, not the agent's clock,
+        which in simulations may not move while we wait.
+        """
+        deadline = time.monotonic() + timeout_s
+        intent: str | None = None
+        clear = False
+        while time.monotonic() < deadline:
+            try:
+                # Learn what was mined first, so the cancel does not replace a landed quote.
+                await self._poll_pipe()
+                if intent is not None:
                     st = self.pipe.status(intent)
-                    if st is not None and st.terminal:
-                        break
-                    await asyncio.sleep(0.1)
+                    if st is not None and not st.terminal:
+                        await asyncio.sleep(0.1)
+                        continue
+                snap = await self.venue.snapshot()
+                if not snap.open_orders and not self.venue.quote_in_flight():
+                    clear = True
+                    break
+                intent = await self._cancel_all("shutdown")
+            except (AgentError, OSError) as exc:
+                log.warning("shutdown cancel-all: %s; retrying", exc)
+                await asyncio.sleep(0.2)
+        else:
+            log.error("shutdown: orders may still rest on the book after %.0f s", timeout_s)
         if self.hedger is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout=3.0)
         self._write_status()
+        return clear
 
     async def run(
         self,
@@ -1198,6 +1218,7 @@ def cancel_all_cli_main(argv: list[str]) -> int:
     )
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--reason", default="operator cancel-all")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
@@ -1209,18 +1230,12 @@ def cancel_all_cli_main(argv: list[str]) -> int:
         try:
             await agent.venue.connect(cfg.chain.chain_id)
             await agent.pipe.start()
-            intent = await agent.venue.cancel_all()
-            for _ in range(100):
-                await agent.pipe.poll()
-                st = agent.pipe.status(intent)
-                if st is not None and st.terminal:
-                    print(f"cancelAll {st.value}")
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                print("cancelAll sent, not yet included")
-            if agent.hedger is not None:
-                await agent.hedger.close(cancel_open=True)
+            # The same verified path as a shutdown: re-read the book, re-send a cancel that
+            # lost its nonce (e.g. to the running agent's last quote), until nothing rests.
+            clear = await agent.shutdown(timeout_s=args.timeout)
+            print("cancelAll done: no order rests" if clear else "orders may still rest")
+            if not clear:
+                return 1
         finally:
             for close in closers:
                 res = close()

@@ -203,6 +203,39 @@ def test_kill_9_and_restart_duplicates_nothing(
         assert len(fills) == len({(f.tx_hash, f.log_index) for f in fills}) == 1
 
 
+def test_cancel_all_from_another_shell_halts_the_running_agent_and_clears_the_book(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path, cex_process: str
+) -> None:
+    _setup(dex, accounts)
+    maker = accounts["maker"].address
+    cfg = _write_config(tmp_path, anvil, dex, cex_process)
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log)
+    try:
+        _wait(lambda: len(dex.open_orders(maker)) >= 2, what=f"quotes ({log.read_text()[-2000:]})")
+        # Same key, second process: the two race for nonces; the command must still verify.
+        out = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "cancel-all", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+            env=ENV,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "no order rests" in out.stdout
+        status = tmp_path / "data" / "status.json"
+        _wait(lambda: json.loads(status.read_text())["state"] == "HALTED", what="HALTED")
+        time.sleep(1.0)  # several cycles of the running agent
+        assert dex.open_orders(maker) == [], "a halted agent must not quote again"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_malformed_config_names_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[quoting]\ngama = 0.1\n")

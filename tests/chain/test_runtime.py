@@ -374,3 +374,36 @@ async def test_malformed_rpc_answers_never_crash_the_loop_and_blind_cycles_pull_
         assert dex.open_orders(maker), "answers are sane again: quoting resumes"
     finally:
         await _close(agent, closers)
+
+
+@pytest.mark.asyncio
+async def test_shutdown_cancel_that_loses_its_nonce_to_the_mined_quote_is_sent_again(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    """The CI failure of session 1: the shutdown cancel-all "replaced" a quote tx that was
+    already mined, lost the nonce race, and shutdown gave up with the quotes still resting."""
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    maker = accounts["maker"].address
+    anvil.set_automine(False)
+    await agent.step()  # the first quote batch waits in the mempool
+    assert agent.venue.quote_in_flight() is not None
+    original = agent.venue.cancel_all
+    raced = []
+
+    async def quote_lands_first() -> str:
+        if not raced:  # the quote is mined between our last poll and the replacement
+            raced.append(True)
+            anvil.mine()
+            anvil.set_automine(True)
+        return await original()
+
+    agent.venue.cancel_all = quote_lands_first  # type: ignore[method-assign]
+    await agent.shutdown(timeout_s=10.0)
+    for c in closers:
+        r = c()
+        if asyncio.iscoroutine(r):
+            await r
+    assert raced, "the race was staged"
+    assert dex.open_orders(maker) == []
