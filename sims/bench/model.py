@@ -18,18 +18,18 @@ from agent.model import (
     ModelParams,
     decide,
 )
-from sims.backtest import run_as_table
+from sims.backtest import PAPER_GAMMAS, run_as_table
 from sims.bench import BenchResult
 
 __all__ = ["run"]
 
 
 def _as_table_seconds(repeats: int = 5) -> float:
-    run_as_table((0.1, 0.01, 1.0), 1000, seed=0)  # warm up
+    run_as_table(PAPER_GAMMAS, 1000, seed=0)  # warm up
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        run_as_table((0.1, 0.01, 1.0), 1000, seed=0)
+        run_as_table(PAPER_GAMMAS, 1000, seed=0)
         best = min(best, time.perf_counter() - t0)
     return best
 
