@@ -269,6 +269,8 @@ class SymbolFilters:
     min_price: Decimal
     max_price: Decimal
     min_notional: Decimal
+    margin_asset: str = "USDT"
+    """The asset fees and P&L settle in (``marginAsset``): our collateral units."""
 
     def round_qty(self, qty_base: Decimal) -> Decimal:
         """Round a quantity *down* to the step: a hedge never trades more than was asked."""
@@ -593,6 +595,7 @@ class BinanceFuturesClient:
                 min_qty=Decimal(f["LOT_SIZE"]["minQty"]),
                 max_qty=Decimal(f["LOT_SIZE"]["maxQty"]),
                 min_notional=Decimal(f.get("MIN_NOTIONAL", {}).get("notional", "0")),
+                margin_asset=str(s.get("marginAsset") or s.get("quoteAsset") or "USDT"),
             )
         missing = wanted - self._filters.keys()
         if missing:

@@ -197,6 +197,9 @@ class HedgeAttribution:
     """Σ (dex_position + cex_position) × Δ cex mark: P&L from the unhedged remainder."""
     cex_funding_pnl_quote: float
     """Funding received (+) or paid (−) on the CEX position at each funding time observed."""
+    fees_paid_quote: float = 0.0
+    """Commissions the exchange reported for this session's hedge trades (read at each
+    reconciliation; a trade not yet read is not in it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,10 @@ class HedgeFill:
     mark: float
     """The CEX mark the hedger last saw before the execution (NaN before the first)."""
     fee_quote: float
-    """Estimated exchange fee (taker rate from the config), collateral units."""
+    """Exchange fee, collateral units. An execution carries the estimate at the configured taker
+    rate; once the exchange reports the real commission (``userTrades``, read at each
+    reconciliation), a correction follows as a fill with ``signed_base == 0`` whose fee is the
+    difference (negative when the estimate was too high)."""
     at_s: float
 
 
@@ -287,6 +293,9 @@ class Hedger:
         self._basis_pnl = 0.0
         self._delta_pnl = 0.0
         self._funding_pnl = 0.0
+        # commissions: the next exchange trade id to read; None until the session's baseline
+        self._trade_cursor: int | None = None
+        self._fees_paid = 0.0
 
     # ------------------------------------------------------------------ driving
 
@@ -359,6 +368,7 @@ class Hedger:
             basis_pnl_quote=self._basis_pnl,
             delta_pnl_quote=self._delta_pnl,
             cex_funding_pnl_quote=self._funding_pnl,
+            fees_paid_quote=self._fees_paid,
         )
 
     # ------------------------------------------------------------------ work
@@ -388,7 +398,9 @@ class Hedger:
             return
         if self._resting is not None:
             await self._settle_resting(now_s)
-        if self._unknown or self._needs_reconcile or now_s >= self._next_reconcile_s:
+        # No commission baseline yet: a trade now would be taken for an earlier run's.
+        baseline = self._trade_cursor is None
+        if self._unknown or self._needs_reconcile or baseline or now_s >= self._next_reconcile_s:
             await self._reconcile(now_s)
             if self._unknown:
                 return  # outcome still unknown: trading now could double the hedge
@@ -528,7 +540,43 @@ class Hedger:
             self._funding_pnl -= self._cex_pos * float(premium.mark_price) * self._cex_funding
         self._next_funding_ms = premium.next_funding_time_ms
         self._mark(self._dex_mark, float(premium.mark_price))
+        await self._book_commissions(now_s)
         self._ok()
+
+    async def _book_commissions(self, now_s: float) -> None:
+        """Replace the fee estimates with the commissions the exchange reports.
+
+        The first call only sets the baseline: trades before it belong to an earlier run. After
+        that, every new trade's commission minus its estimate (the configured taker rate on its
+        notional, exactly what the execution was booked with) is booked as a correction. A
+        commission paid in another asset than the margin asset (e.g. a BNB discount) cannot be
+        valued here and keeps its estimate.
+        """
+        cfg = self.config
+        trades = await self._client.user_trades(cfg.symbol, from_id=self._trade_cursor)
+        if self._trade_cursor is None:
+            self._trade_cursor = max((t.trade_id for t in trades), default=-1) + 1
+            return
+        margin_asset = self._client.filters(cfg.symbol).margin_asset
+        correction = 0.0
+        for t in trades:
+            if t.trade_id < self._trade_cursor:
+                continue  # a venue that ignores fromId must not make us book a trade twice
+            self._trade_cursor = t.trade_id + 1
+            estimate = float(t.qty_base * t.price) * cfg.taker_fee_bps / 1e4
+            if t.commission_asset == margin_asset:
+                correction += float(t.commission) - estimate
+                self._fees_paid += float(t.commission)
+            else:
+                self._fees_paid += estimate
+                _log.warning(
+                    "hedge trade %d paid commission in %s, not %s: kept the estimate",
+                    t.trade_id,
+                    t.commission_asset,
+                    margin_asset,
+                )
+        if abs(correction) > 1e-12:
+            self._fills.append(HedgeFill(0.0, 0.0, self._cex_mark, correction, now_s))
 
     def _apply(self, state: OrderState, now_s: float) -> None:
         self._cex_pos += float(state.signed_filled_base)

@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from agent.hedge import BinanceFuturesClient, Credentials, Hedger, HedgerConfig
+from agent.hedge.binance import OrderRequest
 from sims.cex import Faults, SimConfig, SimServer
 
 from .cex_simkit import FAST, SYMBOL, MemoryJournal, client_config
@@ -197,3 +198,46 @@ async def test_gap_below_exchange_minimum_does_not_churn(
     await hedger.drain()
     assert sim.exchange.orders() == []
     assert "minimum" in (hedger.health().last_error or "")
+
+
+@pytest.mark.asyncio
+async def test_booked_fees_become_the_commissions_the_exchange_reports() -> None:
+    # The exchange charges 6 bps; the hedger's config estimates 4 bps.
+    sim = SimServer(SimConfig(seed=7, taker_fee_bps=Decimal("6")), faults=FAST)
+    await sim.start()
+    creds = Credentials(sim.config.api_key, sim.config.api_secret)
+    client = BinanceFuturesClient(client_config(sim.url, timeout_s=1.5), creds)
+    await client.connect([SYMBOL])
+    earlier = await client.place_order(
+        OrderRequest(SYMBOL, "BUY", Decimal("0.5"), "earlier-run-1", order_type="MARKET")
+    )
+    assert earlier.executed_qty_base > 0  # a trade from "an earlier run": never booked
+    journal = MemoryJournal()
+    cfg = HedgerConfig(SYMBOL, dead_band_base=0.01, taker_fee_bps=4.0, reconcile_interval_s=5)
+    hedger = Hedger(client, journal, cfg)
+    try:
+        now = 1_000.0
+        for dex in (0.7, -0.4, 1.1):
+            await hedger.on_position(dex, dex_mark=2000.0, now_s=now)
+            await hedger.drain()
+            now += 1.0
+        now += 10.0  # past the reconcile interval: the commissions are read
+        await hedger.step(now)
+        await hedger.drain()
+        trades = await client.user_trades(SYMBOL)
+        ours = trades[1:]
+        assert ours and all(t.commission_asset == "USDT" for t in ours)
+        reported = sum(float(t.commission) for t in ours)
+        fills = hedger.drain_fills()
+        assert math.isclose(sum(f.fee_quote for f in fills), reported, rel_tol=1e-9)
+        assert any(f.signed_base == 0.0 and f.fee_quote > 0 for f in fills)  # the correction
+        assert math.isclose(hedger.attribution().fees_paid_quote, reported, rel_tol=1e-9)
+        # Nothing is booked twice on the next reconciliation.
+        now += 10.0
+        await hedger.step(now)
+        await hedger.drain()
+        assert [f for f in hedger.drain_fills() if f.signed_base == 0.0] == []
+    finally:
+        await hedger.aclose()
+        await client.aclose()
+        await sim.stop()
