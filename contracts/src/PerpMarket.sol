@@ -7,6 +7,11 @@ import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 
+/// @dev The extension's parameter hash, checked at deployment.
+interface IParamsHash {
+    function paramsHash() external view returns (bytes32);
+}
+
 /// @title PerpMarket
 /// @notice One perpetual market: a price-time priority order book with internal collateral
 ///         accounting, hourly funding snapshots and permissionless liquidation. Its ABI is
@@ -14,6 +19,7 @@ import {TickBitmap} from "./libraries/TickBitmap.sol";
 ///         every other function is served by `extension` through the fallback (delegatecall).
 contract PerpMarket is PerpMarketBase {
     using SafeCastLib for uint256;
+    using TickBitmap for mapping(uint256 => uint256);
 
     /// @notice The contract holding the cold functions, run in this contract's storage.
     address public immutable extension;
@@ -21,7 +27,7 @@ contract PerpMarket is PerpMarketBase {
     /// @param p Market parameters (bounded; see IPerpMarketTypes.MarketParams).
     /// @param extension_ A PerpMarketExtension deployed with the same `p`.
     constructor(MarketParams memory p, address extension_) PerpMarketBase(p) {
-        if (PerpMarketBase(extension_).paramsHash() != paramsHash) revert InvalidParam("extension");
+        if (IParamsHash(extension_).paramsHash() != _paramsHash) revert InvalidParam("extension");
         extension = extension_;
         uint256 index = _readOracle();
         _book.lastTouch = uint40(block.timestamp);
@@ -41,12 +47,139 @@ contract PerpMarket is PerpMarketBase {
 
     /// @notice See IPerpMarket.
     function place(Place calldata order) external returns (uint256 orderId) {
-        Acct memory a = _loadAcct(_idOf(msg.sender));
+        uint256 id = _idOf(msg.sender);
+        orderId = _placeResting(id, order);
+        if (orderId != 0) return orderId;
+        Acct memory a = _loadAcct(id);
         Ctx memory c = _load();
         _syncHot(c);
         _settleFunding(c, a, msg.sender);
         orderId = _place(c, a, order);
         _finish(c, a);
+    }
+
+    /// @dev `place`'s fast path, on packed words (see the layouts in PerpMarketBase): the same
+    ///      checks and writes as `_syncHot`, `_settleFunding`, `_place`, `_rest` and `_finish` in
+    ///      the one case a quoting maker hits most: a GTC or post-only order that rests at once,
+    ///      while no funding boundary is due and the account owes no funding settlement, whose
+    ///      margin check needs no oracle (a flat account, or `_holdsAtAnyIndex` passes). It writes
+    ///      nothing and returns 0 (never a valid id of a resting order) in every other case - other
+    ///      flags, boundary due, funding to settle, an order that crosses, a bound that fails -
+    ///      and `place` then runs the general path from scratch. Invalid orders revert in
+    ///      `_validate` with the general path's errors (nothing before it can revert there).
+    function _placeResting(uint256 id, Place calldata p) internal returns (uint256 orderId) {
+        if (p.flags > FLAG_POST_ONLY) return 0;
+        uint256 psw;
+        uint256 nbw;
+        uint256 n;
+        {
+            uint256 bw = _loadWord(_slotOf(_book));
+            if (_due(uint40(bw >> 48))) return 0;
+            psw = _loadWord(_slotOf(_positions[id]));
+            if (int64(uint64(psw)) != 0 && uint32(psw >> 192) != _fundingMark()) return 0;
+            n = _validate(p);
+            nbw = _bookAfterRest(bw, p.side, p.tick);
+            if (nbw == 0) return 0; // crosses
+        }
+        // `_rest`'s level and margin updates, then `_finish`'s margin check, before any write.
+        (uint256 ls, uint256 lw, uint256 idx) = _levelAfterRest(p);
+        uint256 mw = _reserveMargin(id, psw, nbw, p.side, n);
+        if (mw == 0) return 0; // the exact margin check needs the oracle
+        // The order word's owner fields: account id and order epoch.
+        orderId = _restWrites(p, ls, lw, idx, id | (uint256(uint32(mw >> 96)) << 32), nbw);
+    }
+
+    /// @dev The writes of `_placeResting` once every check passed: `lw` and `nbw` are the new
+    ///      level and book words, `idx` the order's queue index, `owner` its account and epoch.
+    function _restWrites(Place calldata p, uint256 ls, uint256 lw, uint256 idx, uint256 owner, uint256 nbw)
+        internal
+        returns (uint256 orderId)
+    {
+        uint256 side = p.side;
+        uint256 tick = p.tick;
+        uint256 lots = p.lots;
+        if (uint64(lw >> 80) == lots) {
+            // The level was empty.
+            if (side == BID) _bidBits.set(tick);
+            else _askBits.set(tick);
+        }
+        _storeWord(ls, lw);
+        uint256 seq = uint48(nbw >> 200);
+        _storeWord(
+            _slotOf(_orders[(side << 64) | (tick << 40) | (idx - uint40(lw >> 144))]),
+            owner | (lots << 64) | (uint256(p.clientId) << 112) | (uint256(p.expiry) << 176) | (seq << 208)
+        );
+        _storeWord(_slotOf(_book), nbw);
+        orderId = (seq << 65) | (side << 64) | (tick << 40) | idx;
+        _emitPlaced(orderId, p, lots);
+    }
+
+    /// @dev The book word after a valid order rests: the sequence bumped (checked, as
+    ///      `++c.book.orderSeq`), the best price of its side updated and, if it moved, the premium
+    ///      resampled (as `_store`; no boundary is due here); 0 if the order crosses.
+    function _bookAfterRest(uint256 bw, uint256 side, uint256 tick) internal view returns (uint256 nbw) {
+        uint48 seq = uint48(bw >> 200) + 1;
+        uint256 bid = uint24(bw);
+        uint256 ask = uint24(bw >> 24);
+        if (side == BID) {
+            if (ask != 0 && tick >= ask) return 0;
+            if (tick > bid) bid = tick;
+        } else {
+            if (bid != 0 && tick <= bid) return 0;
+            if (ask == 0 || tick < ask) ask = tick;
+        }
+        nbw = (bw & ~((uint256(type(uint48).max) << 200) | type(uint48).max)) | bid | (ask << 24)
+            | (uint256(seq) << 200);
+        if (uint48(nbw) != uint48(bw)) nbw = _resampleWord(nbw);
+    }
+
+    /// @dev `_rest`'s level update: the level's slot, its word after the order joins it (checked,
+    ///      as `_rest`) and the order's queue index.
+    function _levelAfterRest(Place calldata p) internal view returns (uint256 ls, uint256 lw, uint256 idx) {
+        ls = _slotOf(_levels[(uint256(p.side) << 24) | p.tick]);
+        lw = _loadWord(ls);
+        idx = uint40(lw >> 40);
+        uint256 levelLots = uint64(lw >> 80);
+        uint256 head = levelLots == 0 ? idx : uint40(lw);
+        lw = head | (uint256(uint40(idx + 1)) << 40) | (uint256((levelLots + p.lots).toUint64()) << 80)
+            | (uint256(uint40(lw >> 144)) << 144);
+    }
+
+    /// @dev The account's margin word with the order's notional `n` reserved on `side` (checked,
+    ///      as `_rest`), and `_finish`'s initial-margin check with the book word `nbw`: reverts as
+    ///      `_finish` for a flat account; for one with a position, returns 0 unless
+    ///      `_holdsAtAnyIndex` passes. The last check of `_placeResting`: the word is written
+    ///      (returned non-zero) only if it passes.
+    function _reserveMargin(uint256 id, uint256 psw, uint256 nbw, uint256 side, uint256 n)
+        internal
+        returns (uint256 mw)
+    {
+        uint256 ms = _slotOf(_margins[id]);
+        ms = _slotOf(_margins[id]);
+        mw = _loadWord(ms);
+        {
+            uint256 shift = side == BID ? 128 : 192;
+            uint256 reserved = (uint256(uint64(mw >> shift)) + n).toUint64();
+            mw = (mw & ~(uint256(type(uint64).max) << shift)) | (reserved << shift);
+        }
+        uint256 maxReserved = _max(uint64(mw >> 128), uint64(mw >> 192));
+        if (int64(uint64(psw)) == 0) {
+            int256 collat = int96(uint96(mw));
+            uint256 im = PriceLib.bpsOf(maxReserved, _initialMarginBps);
+            if (collat < int256(im)) revert InsufficientMargin(collat, im);
+        } else if (
+            !_holds(
+                uint24(nbw),
+                uint24(nbw >> 24),
+                int96(uint96(mw)),
+                int64(uint64(psw)),
+                int128(uint128(psw >> 64)),
+                maxReserved
+            )
+        ) {
+            return 0;
+        }
+        _storeWord(ms, mw);
     }
 
     /// @notice See IPerpMarket.
@@ -63,7 +196,7 @@ contract PerpMarket is PerpMarketBase {
         uint256 mw = _loadWord(ms);
         // Orders of an old epoch were already cancelled (and their margin released) by cancelAll.
         if (uint32(ow >> 32) != uint32(mw >> 96)) return false;
-        uint256 n = PriceLib.tickNotional(lots, uint24(orderId >> 40), notionalUnit);
+        uint256 n = PriceLib.tickNotional(lots, uint24(orderId >> 40), _notionalUnit);
         uint256 shift = (orderId >> 64) & 1 == BID ? 128 : 192;
         uint256 reserved = uint64(mw >> shift) - n; // checked: the reservation covers the order
         _storeWord(ms, (mw & ~(uint256(type(uint64).max) << shift)) | (reserved << shift));
@@ -100,9 +233,24 @@ contract PerpMarket is PerpMarketBase {
             // Emptied: head = tail, and the order's slot is left for the next order here (see
             // Level): base = tail - p maps index tail to slot p.
             _storeWord(ls, tail | (tail << 40) | ((tail - p) << 144));
-            Ctx memory c;
-            _clearLevel(c, uint8(side), tick);
-            _store(c);
+            // `_clearLevel` and `_store` on the book word: it is written only if a best price
+            // moved, with a premium resample unless a boundary is due (see `_store`).
+            uint256 bs = _slotOf(_book);
+            uint256 bw = _loadWord(bs);
+            uint256 nbw = bw;
+            if (side == BID) {
+                _bidBits.clear(tick);
+                if (uint24(bw) == tick) nbw = (bw & ~uint256(type(uint24).max)) | uint24(_bidBits.nextBelow(tick));
+            } else {
+                _askBits.clear(tick);
+                if (uint24(bw >> 24) == tick) {
+                    nbw = (bw & ~(uint256(type(uint24).max) << 24)) | (uint256(uint24(_askBits.nextAbove(tick))) << 24);
+                }
+            }
+            if (nbw != bw) {
+                if (!_due(uint40(bw >> 48))) nbw = _resampleWord(nbw);
+                _storeWord(bs, nbw);
+            }
         } else {
             _storeWord(ls, (lw & ~(uint256(type(uint64).max) << 80)) | (levelLots << 80));
             _storeWord(os, 0);

@@ -54,31 +54,31 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     // ------------------------------------------------------------------ immutables
 
-    address public immutable collateral;
-    address public immutable oracle;
-    address public immutable feeRecipient;
-    uint256 public immutable tickSize;
-    uint256 public immutable lotSize;
-    uint256 public immutable minNotional;
-    uint256 public immutable initialMarginBps;
-    uint256 public immutable maintenanceMarginBps;
-    int256 public immutable makerFeeBps;
-    uint256 public immutable takerFeeBps;
-    uint256 public immutable maxFills;
-    uint256 public immutable fundingInterval;
-    uint256 public immutable oracleMaxAge;
-    int256 public immutable interestRate8h;
-    int256 public immutable premiumClamp;
-    int256 public immutable fundingCap;
-    uint256 public immutable liquidationFeeBps;
-    uint256 public immutable liquidationBandBps;
-    uint256 public immutable keeperReward;
+    address internal immutable _collateral;
+    address internal immutable _oracle;
+    address internal immutable _feeRecipient;
+    uint256 internal immutable _tickSize;
+    uint256 internal immutable _lotSize;
+    uint256 internal immutable _minNotional;
+    uint256 internal immutable _initialMarginBps;
+    uint256 internal immutable _maintenanceMarginBps;
+    int256 internal immutable _makerFeeBps;
+    uint256 internal immutable _takerFeeBps;
+    uint256 internal immutable _maxFills;
+    uint256 internal immutable _fundingInterval;
+    uint256 internal immutable _oracleMaxAge;
+    int256 internal immutable _interestRate8h;
+    int256 internal immutable _premiumClamp;
+    int256 internal immutable _fundingCap;
+    uint256 internal immutable _liquidationFeeBps;
+    uint256 internal immutable _liquidationBandBps;
+    uint256 internal immutable _keeperReward;
     /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.
-    uint256 public immutable notionalUnit;
+    uint256 internal immutable _notionalUnit;
     uint8 internal immutable _feedDecimals;
     uint8 internal immutable _collateralDecimals;
     /// @notice keccak256 of the ABI-encoded MarketParams this code was built with.
-    bytes32 public immutable paramsHash;
+    bytes32 internal immutable _paramsHash;
 
     // ------------------------------------------------------------------ storage
 
@@ -238,30 +238,30 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
         if (p.keeperReward > 1e12) revert InvalidParam("keeperReward");
 
-        collateral = p.collateral;
-        oracle = p.oracle;
-        feeRecipient = p.feeRecipient;
-        tickSize = p.tickSize;
-        lotSize = p.lotSize;
-        minNotional = p.minNotional;
-        initialMarginBps = p.initialMarginBps;
-        maintenanceMarginBps = p.maintenanceMarginBps;
-        makerFeeBps = p.makerFeeBps;
-        takerFeeBps = p.takerFeeBps;
-        maxFills = p.maxFills;
-        fundingInterval = p.fundingInterval;
-        oracleMaxAge = p.oracleMaxAge;
-        interestRate8h = int256(uint256(p.interestRate8h));
-        premiumClamp = int256(uint256(p.premiumClamp));
-        fundingCap = int256(uint256(p.fundingCap));
-        liquidationFeeBps = p.liquidationFeeBps;
-        liquidationBandBps = p.liquidationBandBps;
-        keeperReward = p.keeperReward;
-        notionalUnit = p.tickSize * p.lotSize / PriceLib.BASE_UNIT;
+        _collateral = p.collateral;
+        _oracle = p.oracle;
+        _feeRecipient = p.feeRecipient;
+        _tickSize = p.tickSize;
+        _lotSize = p.lotSize;
+        _minNotional = p.minNotional;
+        _initialMarginBps = p.initialMarginBps;
+        _maintenanceMarginBps = p.maintenanceMarginBps;
+        _makerFeeBps = p.makerFeeBps;
+        _takerFeeBps = p.takerFeeBps;
+        _maxFills = p.maxFills;
+        _fundingInterval = p.fundingInterval;
+        _oracleMaxAge = p.oracleMaxAge;
+        _interestRate8h = int256(uint256(p.interestRate8h));
+        _premiumClamp = int256(uint256(p.premiumClamp));
+        _fundingCap = int256(uint256(p.fundingCap));
+        _liquidationFeeBps = p.liquidationFeeBps;
+        _liquidationBandBps = p.liquidationBandBps;
+        _keeperReward = p.keeperReward;
+        _notionalUnit = p.tickSize * p.lotSize / PriceLib.BASE_UNIT;
         _feedDecimals = AggregatorV3Interface(p.oracle).decimals();
         _collateralDecimals = IERC20Decimals(p.collateral).decimals();
 
-        paramsHash = keccak256(abi.encode(p));
+        _paramsHash = keccak256(abi.encode(p));
     }
 
     // ------------------------------------------------------------------ placement
@@ -292,7 +292,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         orderId = _rest(c, a, p, seq, remaining);
     }
 
-    function _validate(Place calldata p) internal view {
+    /// @dev Returns the order's notional at its tick.
+    function _validate(Place calldata p) internal view returns (uint256 n) {
         if (p.side > ASK) revert InvalidSide(p.side);
         if (p.tick == 0) revert InvalidTick(p.tick);
         if (p.lots == 0) revert InvalidLots();
@@ -301,8 +302,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             revert InvalidFlags(f);
         }
         if (p.expiry != 0 && p.expiry <= block.timestamp) revert InvalidExpiry(p.expiry);
-        uint256 n = PriceLib.tickNotional(p.lots, p.tick, notionalUnit);
-        if (n < minNotional) revert BelowMinNotional(n, minNotional);
+        n = PriceLib.tickNotional(p.lots, p.tick, _notionalUnit);
+        if (n < _minNotional) revert BelowMinNotional(n, _minNotional);
     }
 
     function _clipReduceOnly(Acct memory a, uint8 side, uint256 lots) internal pure returns (uint256) {
@@ -345,7 +346,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                 seq: seq
             })
         );
-        uint256 n = PriceLib.tickNotional(lots, tick, notionalUnit);
+        uint256 n = PriceLib.tickNotional(lots, tick, _notionalUnit);
         if (side == BID) {
             a.m.bidNotional = (uint256(a.m.bidNotional) + n).toUint64();
             if (tick > c.book.bestBid) c.book.bestBid = uint24(tick);
@@ -377,7 +378,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         _unlink(c, side, tick, levelKey, lv, key, o.lots);
         // Orders of an old epoch were already cancelled (and their margin released) by cancelAll.
         if (o.epoch != a.m.orderEpoch) return false;
-        _release(a.m, side, PriceLib.tickNotional(o.lots, tick, notionalUnit));
+        _release(a.m, side, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
         bool expired = o.expiry != 0 && o.expiry <= block.timestamp;
         emit OrderCancelled(msg.sender, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_USER);
         return true;
@@ -449,7 +450,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _match(Ctx memory c, Acct memory a, Take memory t) internal {
         _ensureCum(c);
-        while (t.remaining != 0 && t.touched < maxFills) {
+        while (t.remaining != 0 && t.touched < _maxFills) {
             uint256 best = t.side == ASK ? c.book.bestBid : c.book.bestAsk;
             if (best == 0 || (t.side == BID ? best > t.limit : best < t.limit)) break;
             if (!_matchLevel(c, a, t, best)) break;
@@ -467,7 +468,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint256 idx = lv.head;
         uint256 base = (uint256(makerSide) << 64) | (tick << 40);
         uint256 slotBase = base - lv.base; // slot key of index idx: slotBase + idx (see Level)
-        while (idx < lv.tail && t.touched < maxFills) {
+        while (idx < lv.tail && t.touched < _maxFills) {
             Order storage os = _orders[slotBase + idx];
             Order memory o = os;
             if (o.lots == 0) {
@@ -511,7 +512,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             t.touched += 1;
             // Self-trade prevention (expire maker): the resting order of the taker is cancelled.
             if (live) {
-                _release(a.m, makerSide, PriceLib.tickNotional(o.lots, tick, notionalUnit));
+                _release(a.m, makerSide, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
                 emit OrderCancelled(t.taker, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_SELF_TRADE);
             }
             return o.lots;
@@ -523,7 +524,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         if (o.expiry != 0 && o.expiry <= block.timestamp) {
             t.touched += 1;
             Margin storage mm = _margins[o.accountId];
-            uint256 n = PriceLib.tickNotional(o.lots, tick, notionalUnit);
+            uint256 n = PriceLib.tickNotional(o.lots, tick, _notionalUnit);
             if (makerSide == BID) mm.bidNotional -= uint64(n);
             else mm.askNotional -= uint64(n);
             emit OrderCancelled(_metas[o.accountId].owner, orderId, o.clientId, o.lots, CANCEL_EXPIRED);
@@ -538,9 +539,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _fill(Ctx memory c, Take memory t, Order memory o, uint256 q, uint256 orderId) internal {
-        uint256 n = PriceLib.tickNotional(q, t.tick, notionalUnit);
-        int256 makerFee = int256(n) * makerFeeBps / int256(BPS);
-        uint256 takerFee = n * takerFeeBps / BPS;
+        uint256 n = PriceLib.tickNotional(q, t.tick, _notionalUnit);
+        int256 makerFee = int256(n) * _makerFeeBps / int256(BPS);
+        uint256 takerFee = n * _takerFeeBps / BPS;
         // Signed from the maker's point of view: a resting bid buys.
         int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
         int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
@@ -638,11 +639,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     function _liquidationTake(uint256 mark, int256 pos, address account) internal view returns (Take memory t) {
         t = _newTake(pos > 0 ? ASK : BID, 0, uint256(pos > 0 ? pos : -pos), account);
         if (pos > 0) {
-            uint256 floorPrice = mark * (BPS - liquidationBandBps) / BPS;
-            t.limit = (floorPrice + tickSize - 1) / tickSize;
+            uint256 floorPrice = mark * (BPS - _liquidationBandBps) / BPS;
+            t.limit = (floorPrice + _tickSize - 1) / _tickSize;
             if (t.limit == 0) t.limit = 1;
         } else {
-            t.limit = mark * (BPS + liquidationBandBps) / BPS / tickSize;
+            t.limit = mark * (BPS + _liquidationBandBps) / BPS / _tickSize;
             if (t.limit > MAX_TICK) t.limit = MAX_TICK;
         }
     }
@@ -657,8 +658,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ) internal view {
         // The fund buys a long below the mark and sells a short above it: the discount is the
         // liquidation penalty on this part.
-        uint256 price = closingLong ? mark * (BPS - liquidationFeeBps) / BPS : mark * (BPS + liquidationFeeBps) / BPS;
-        int256 n = int256(PriceLib.notional(lots, price, lotSize));
+        uint256 price = closingLong ? mark * (BPS - _liquidationFeeBps) / BPS : mark * (BPS + _liquidationFeeBps) / BPS;
+        int256 n = int256(PriceLib.notional(lots, price, _lotSize));
         int256 l = int256(lots);
         if (closingLong) {
             _applyTrade(a, -l, -n, c);
@@ -724,12 +725,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      (the constructor, `_closeIntervals` and `_accumulate` keep it there) and boundaries
     ///      are multiples of `fundingInterval`; so the hot path needs no read of `_funding`.
     function _due(uint256 lastTouch) internal view returns (bool) {
-        return block.timestamp / fundingInterval != lastTouch / fundingInterval;
+        return block.timestamp / _fundingInterval != lastTouch / _fundingInterval;
     }
 
     /// @dev Number of the open funding interval once the market is synced (see Position.fundingMark).
     function _fundingMark() internal view returns (uint32) {
-        return uint32(block.timestamp / fundingInterval);
+        return uint32(block.timestamp / _fundingInterval);
     }
 
     function _ensureFresh(Ctx memory c) internal {
@@ -752,14 +753,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      constant at the last sample. All use the current (fresh) index.
     function _closeIntervals(Ctx memory c, FundingSlot memory f) internal {
         Book memory b = c.book;
-        uint256 interval = fundingInterval;
+        uint256 interval = _fundingInterval;
         int256 accum = int256(b.premiumAccum) + int256(b.premium) * int256(uint256(f.nextBoundary) - b.lastTouch);
         int256 r = _rate(accum * 1e6 / int256(interval));
         int256 cum = c.cum;
         int256 carry = _fundingCarry;
         int256 delta;
         while (true) {
-            (delta, carry) = FundingMath.indexDelta(r, c.index, lotSize, carry);
+            (delta, carry) = FundingMath.indexDelta(r, c.index, _lotSize, carry);
             cum += delta;
             emit FundingSettled(f.epoch, r, c.index, cum);
             f.epoch += 1;
@@ -784,7 +785,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _rate(int256 avgPremium) internal view returns (int256) {
-        return FundingMath.rate(avgPremium, interestRate8h, premiumClamp, fundingCap, fundingInterval);
+        return FundingMath.rate(avgPremium, _interestRate8h, _premiumClamp, _fundingCap, _fundingInterval);
     }
 
     /// @dev Apply lazy funding: size x (cumulative index now - index at last touch). Call only
@@ -844,23 +845,45 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      that cannot fail the margin check at any price needs no price. Not reading the oracle
     ///      also leaves the cached index (used only for premium samples) as it was.
     function _holdsAtAnyIndex(Ctx memory c, Acct memory a) internal view returns (bool) {
-        uint256 lo = uint256(c.book.bestBid) * tickSize;
-        uint256 hi = uint256(c.book.bestAsk) * tickSize;
+        return _holds(
+            c.book.bestBid,
+            c.book.bestAsk,
+            a.m.collateral,
+            a.ps.lots,
+            a.ps.openNotional,
+            _max(a.m.bidNotional, a.m.askNotional)
+        );
+    }
+
+    /// @dev `_holdsAtAnyIndex` on plain values (also used by `place`'s resting fast path):
+    ///      best ticks, the account's collateral, position, open notional and larger side's
+    ///      reserved notional.
+    function _holds(uint24 bestBid, uint24 bestAsk, int256 collat, int256 pos, int256 open, uint256 reserved)
+        internal
+        view
+        returns (bool)
+    {
+        uint256 lo;
+        uint256 hi;
+        unchecked {
+            // Ticks are below 2**24 and tickSize at most 2**96 (see the constructor).
+            lo = uint256(bestBid) * _tickSize;
+            hi = uint256(bestAsk) * _tickSize;
+        }
         if (lo == 0 || hi == 0) return false;
         if (lo > hi) (lo, hi) = (hi, lo);
-        int256 pos = a.ps.lots;
-        int256 equity = _equity(a, pos > 0 ? lo : hi);
-        uint256 im = PriceLib.bpsOf(_max(a.m.bidNotional, a.m.askNotional), initialMarginBps)
-            + PriceLib.bpsOf(_absNotional(pos, hi), initialMarginBps);
+        int256 equity = collat + _signedNotional(pos, pos > 0 ? lo : hi) - open;
+        uint256 im =
+            PriceLib.bpsOf(reserved, _initialMarginBps) + PriceLib.bpsOf(_absNotional(pos, hi), _initialMarginBps);
         return equity >= int256(im);
     }
 
     function _equityAndInitial(Ctx memory c, Acct memory a) internal view returns (int256 equity, uint256 im) {
-        im = PriceLib.bpsOf(_max(a.m.bidNotional, a.m.askNotional), initialMarginBps);
+        im = PriceLib.bpsOf(_max(a.m.bidNotional, a.m.askNotional), _initialMarginBps);
         if (a.ps.lots == 0) return (a.m.collateral, im);
         uint256 mark = _mark(c);
         equity = _equity(a, mark);
-        im += PriceLib.bpsOf(_absNotional(a.ps.lots, mark), initialMarginBps);
+        im += PriceLib.bpsOf(_absNotional(a.ps.lots, mark), _initialMarginBps);
     }
 
     function _equity(Acct memory a, uint256 mark) internal view returns (int256) {
@@ -868,11 +891,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _signedNotional(int256 lots, uint256 price) internal view returns (int256) {
-        return lots * int256(lotSize) * int256(price) / int256(PriceLib.BASE_UNIT);
+        return lots * int256(_lotSize) * int256(price) / int256(PriceLib.BASE_UNIT);
     }
 
     function _absNotional(int256 lots, uint256 price) internal view returns (uint256) {
-        return PriceLib.notional(uint256(lots < 0 ? -lots : lots), price, lotSize);
+        return PriceLib.notional(uint256(lots < 0 ? -lots : lots), price, _lotSize);
     }
 
     function _mark(Ctx memory c) internal view returns (uint256) {
@@ -885,15 +908,15 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _median(uint256 index, uint256 bid, uint256 ask) internal view returns (uint256) {
-        uint256 bidPx = bid == 0 ? index : bid * tickSize;
-        uint256 askPx = ask == 0 ? index : ask * tickSize;
+        uint256 bidPx = bid == 0 ? index : bid * _tickSize;
+        uint256 askPx = ask == 0 ? index : ask * _tickSize;
         return PriceLib.median(index, bidPx, askPx);
     }
 
     function _readOracle() internal view returns (uint256) {
-        (, int256 answer,, uint256 updatedAt,) = AggregatorV3Interface(oracle).latestRoundData();
+        (, int256 answer,, uint256 updatedAt,) = AggregatorV3Interface(_oracle).latestRoundData();
         if (answer <= 0) revert InvalidOraclePrice(answer);
-        if (updatedAt == 0 || block.timestamp > updatedAt + oracleMaxAge) {
+        if (updatedAt == 0 || block.timestamp > updatedAt + _oracleMaxAge) {
             revert StaleOracle(updatedAt, block.timestamp);
         }
         uint256 price = PriceLib.fromOracle(uint256(answer), _feedDecimals, _collateralDecimals);
@@ -932,8 +955,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                     }
                     _accumulate(c);
                     uint256 index = c.index;
-                    uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * tickSize;
-                    uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * tickSize;
+                    uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * _tickSize;
+                    uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * _tickSize;
                     b.premium = int48(FundingMath.premium((bidPx + askPx) / 2, index));
                 }
                 _writeBook(b);
@@ -942,6 +965,39 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             }
         }
         if (c.feeDelta != 0) _fees = (uint256(_fees) + uint256(c.feeDelta)).toUint128();
+    }
+
+    /// @dev `_store`'s premium resample on the packed book word (see Book): accumulate the stored
+    ///      sample up to now (`_accumulate`), then sample the premium of the word's best prices at
+    ///      the cached index. Call only when the best prices moved and no boundary is due.
+    function _resampleWord(uint256 bw) internal view returns (uint256) {
+        uint256 lastTouch = uint40(bw >> 48);
+        int256 accum = int64(uint64(bw >> 136));
+        if (block.timestamp > lastTouch) {
+            unchecked {
+                // `_accumulate`. No boundary is due, so lastTouch lies in the open interval and
+                // the elapsed time is below fundingInterval (at most a day, 2**17 s): a 48-bit
+                // sample times it plus a 64-bit accumulator cannot overflow 256 bits.
+                accum = int64(accum + int256(int48(uint48(bw >> 88))) * int256(block.timestamp - lastTouch));
+            }
+            lastTouch = block.timestamp;
+        }
+        uint256 index = _funding.lastIndex;
+        int256 premium;
+        unchecked {
+            // FundingMath.premium, without overflow checks that cannot fail here: ticks are below
+            // 2**24 and tickSize at most 2**96 (see the constructor), so prices are below 2**120,
+            // and the index is a uint96. Division by zero still reverts.
+            uint256 bid = uint24(bw);
+            uint256 ask = uint24(bw >> 24);
+            uint256 bidPx = bid == 0 ? index : bid * _tickSize;
+            uint256 askPx = ask == 0 ? index : ask * _tickSize;
+            premium = (int256((bidPx + askPx) / 2) - int256(index)) * FundingMath.PREMIUM_SCALE / int256(index);
+        }
+        premium = int48(FundingMath.clamp(premium, FundingMath.PREMIUM_BOUND));
+        // Bits 48..199 hold lastTouch (40), premium (48) and premiumAccum (64).
+        return (bw & ~(((uint256(1) << 152) - 1) << 48)) | (lastTouch << 48) | (uint256(uint48(int48(premium))) << 88)
+            | (uint256(uint64(int64(accum))) << 136);
     }
 
     function _idOf(address account) internal view returns (uint256 id) {
@@ -1027,6 +1083,18 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             | (uint256(o.clientId) << 112) | (uint256(o.expiry) << 176) | (uint256(o.seq) << 208);
         assembly ("memory-safe") {
             sstore(s.slot, w)
+        }
+    }
+
+    function _slotOf(Book storage s) internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            slot := s.slot
+        }
+    }
+
+    function _slotOf(Position storage s) internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            slot := s.slot
         }
     }
 

@@ -37,7 +37,7 @@ contract PerpMarketExtension is PerpMarketBase {
     /// @notice See IPerpMarket.
     function deposit(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
-        collateral.safeTransferFrom(msg.sender, address(this), amount);
+        _collateral.safeTransferFrom(msg.sender, address(this), amount);
         uint256 id = accountIdOf[msg.sender];
         if (id == 0) id = _register(msg.sender);
         Margin storage m = _margins[id];
@@ -60,14 +60,14 @@ contract PerpMarketExtension is PerpMarketBase {
         if (equity < int256(im)) revert InsufficientMargin(equity, im);
         _storeAcct(a);
         if (a.ps.lots != 0) _store(c);
-        collateral.safeTransfer(msg.sender, amount);
+        _collateral.safeTransfer(msg.sender, amount);
         emit Withdraw(msg.sender, amount);
     }
 
     /// @notice See IPerpMarket.
     function depositInsurance(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
-        collateral.safeTransferFrom(msg.sender, address(this), amount);
+        _collateral.safeTransferFrom(msg.sender, address(this), amount);
         Margin storage m = _margins[INSURANCE_ID];
         m.collateral = (int256(m.collateral) + amount.toInt256()).toInt96();
         emit InsuranceDeposit(msg.sender, amount);
@@ -78,8 +78,8 @@ contract PerpMarketExtension is PerpMarketBase {
         amount = _fees;
         if (amount == 0) revert ZeroAmount();
         _fees = 0;
-        collateral.safeTransfer(feeRecipient, amount);
-        emit FeesClaimed(feeRecipient, amount);
+        _collateral.safeTransfer(_feeRecipient, amount);
+        emit FeesClaimed(_feeRecipient, amount);
     }
 
     // ------------------------------------------------------------------ keepers
@@ -91,10 +91,10 @@ contract PerpMarketExtension is PerpMarketBase {
         Ctx memory c = _load();
         _sync(c, true);
         _store(c);
-        uint256 reward = keeperReward < _fees ? keeperReward : _fees;
+        uint256 reward = _keeperReward < _fees ? _keeperReward : _fees;
         if (reward != 0) {
             _fees -= uint128(reward);
-            collateral.safeTransfer(msg.sender, reward);
+            _collateral.safeTransfer(msg.sender, reward);
             emit KeeperRewardPaid(msg.sender, reward);
         }
     }
@@ -111,7 +111,7 @@ contract PerpMarketExtension is PerpMarketBase {
         _pruneTop(c, ASK);
         uint256 mark = _mark(c);
         int256 equity = _equity(a, mark);
-        uint256 mm = PriceLib.bpsOf(_absNotional(a.ps.lots, mark), maintenanceMarginBps);
+        uint256 mm = PriceLib.bpsOf(_absNotional(a.ps.lots, mark), _maintenanceMarginBps);
         // The insurance fund's own position is never liquidated against itself.
         if (a.ps.lots == 0 || a.id == INSURANCE_ID || equity >= int256(mm)) {
             revert NotLiquidatable(equity, mm);
@@ -127,7 +127,7 @@ contract PerpMarketExtension is PerpMarketBase {
         Take memory t = _liquidationTake(mark, pos, account);
         _match(c, a, t);
         _applyTake(c, a, t);
-        uint256 penalty = PriceLib.bpsOf(uint256(t.notional < 0 ? -t.notional : t.notional), liquidationFeeBps);
+        uint256 penalty = PriceLib.bpsOf(uint256(t.notional < 0 ? -t.notional : t.notional), _liquidationFeeBps);
         uint256 insuranceLots = t.remaining;
         Acct memory ins = _loadAcct(INSURANCE_ID);
         _settleFunding(c, ins, address(this));
@@ -138,15 +138,15 @@ contract PerpMarketExtension is PerpMarketBase {
         // The reward never exceeds the penalty the position was worth, so liquidating one's own
         // tiny accounts cannot drain the fund.
         uint256 reward = ins.m.collateral > 0 ? uint256(int256(ins.m.collateral)) : 0;
-        uint256 cap = PriceLib.bpsOf(_absNotional(pos, mark), liquidationFeeBps);
-        if (cap > keeperReward) cap = keeperReward;
+        uint256 cap = PriceLib.bpsOf(_absNotional(pos, mark), _liquidationFeeBps);
+        if (cap > _keeperReward) cap = _keeperReward;
         if (reward > cap) reward = cap;
         ins.m.collateral -= int96(int256(reward));
         _storeAcct(a);
         _storeAcct(ins);
         _store(c);
         if (reward != 0) {
-            collateral.safeTransfer(msg.sender, reward);
+            _collateral.safeTransfer(msg.sender, reward);
             emit KeeperRewardPaid(msg.sender, reward);
         }
         emit Liquidation(
@@ -231,9 +231,9 @@ contract PerpMarketExtension is PerpMarketBase {
         s.fundingOwed = int256(ps.lots) * (int256(_cumFunding) - int256(_metas[id].fundingSnapshot));
         s.equity = s.collateral + s.unrealizedPnl - s.fundingOwed;
         uint256 posNotional = _absNotional(ps.lots, mark);
-        s.reservedMargin = PriceLib.bpsOf(_max(m.bidNotional, m.askNotional), initialMarginBps);
-        s.initialMargin = PriceLib.bpsOf(posNotional, initialMarginBps) + s.reservedMargin;
-        s.maintenanceMargin = PriceLib.bpsOf(posNotional, maintenanceMarginBps);
+        s.reservedMargin = PriceLib.bpsOf(_max(m.bidNotional, m.askNotional), _initialMarginBps);
+        s.initialMargin = PriceLib.bpsOf(posNotional, _initialMarginBps) + s.reservedMargin;
+        s.maintenanceMargin = PriceLib.bpsOf(posNotional, _maintenanceMarginBps);
     }
 
     /// @notice See IPerpMarket.
@@ -244,7 +244,7 @@ contract PerpMarketExtension is PerpMarketBase {
     {
         FundingSlot memory f = _funding;
         Book memory b = _book;
-        uint256 start = f.nextBoundary - fundingInterval;
+        uint256 start = f.nextBoundary - _fundingInterval;
         uint256 end = block.timestamp < f.nextBoundary ? block.timestamp : f.nextBoundary;
         int256 accum = int256(b.premiumAccum);
         if (end > b.lastTouch) accum += int256(b.premium) * int256(end - b.lastTouch);
@@ -286,5 +286,97 @@ contract PerpMarketExtension is PerpMarketBase {
     /// @notice See IPerpMarket.
     function accruedFees() external view returns (uint256) {
         return _fees;
+    }
+
+    // ------------------------------------------------------------------ parameters
+
+    // The market's parameters (see IPerpMarketTypes.MarketParams). Served here, through
+    // PerpMarket's fallback, to keep the hot contract's code small; `paramsHash` is also read
+    // from the extension itself when a market is deployed.
+
+    function collateral() external view returns (address) {
+        return _collateral;
+    }
+
+    function oracle() external view returns (address) {
+        return _oracle;
+    }
+
+    function feeRecipient() external view returns (address) {
+        return _feeRecipient;
+    }
+
+    function tickSize() external view returns (uint256) {
+        return _tickSize;
+    }
+
+    function lotSize() external view returns (uint256) {
+        return _lotSize;
+    }
+
+    function minNotional() external view returns (uint256) {
+        return _minNotional;
+    }
+
+    function initialMarginBps() external view returns (uint256) {
+        return _initialMarginBps;
+    }
+
+    function maintenanceMarginBps() external view returns (uint256) {
+        return _maintenanceMarginBps;
+    }
+
+    function makerFeeBps() external view returns (int256) {
+        return _makerFeeBps;
+    }
+
+    function takerFeeBps() external view returns (uint256) {
+        return _takerFeeBps;
+    }
+
+    function maxFills() external view returns (uint256) {
+        return _maxFills;
+    }
+
+    function fundingInterval() external view returns (uint256) {
+        return _fundingInterval;
+    }
+
+    function oracleMaxAge() external view returns (uint256) {
+        return _oracleMaxAge;
+    }
+
+    function interestRate8h() external view returns (int256) {
+        return _interestRate8h;
+    }
+
+    function premiumClamp() external view returns (int256) {
+        return _premiumClamp;
+    }
+
+    function fundingCap() external view returns (int256) {
+        return _fundingCap;
+    }
+
+    function liquidationFeeBps() external view returns (uint256) {
+        return _liquidationFeeBps;
+    }
+
+    function liquidationBandBps() external view returns (uint256) {
+        return _liquidationBandBps;
+    }
+
+    function keeperReward() external view returns (uint256) {
+        return _keeperReward;
+    }
+
+    /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.
+    function notionalUnit() external view returns (uint256) {
+        return _notionalUnit;
+    }
+
+    /// @notice keccak256 of the ABI-encoded MarketParams this code was built with.
+    function paramsHash() external view returns (bytes32) {
+        return _paramsHash;
     }
 }
