@@ -329,10 +329,12 @@ class Agent:
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
 
-    async def shutdown(self, timeout_s: float = 8.0) -> bool:
+    async def shutdown(self, timeout_s: float = 6.0) -> bool:
         """Cancel every DEX order and every open CEX order, flush the journal.
 
         Returns True when the chain shows no order of ours resting (False: the deadline passed).
+        The default deadline plus the CEX's 3 s keeps a SIGTERM exit inside the 10 s a process
+        supervisor is promised.
 
         The chain is the judge: a cancel-all can lose its nonce to the quote transaction it
         pre-empted (mined first), so shutdown re-reads the book and sends again until no order
