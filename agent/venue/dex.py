@@ -106,6 +106,27 @@ class DexSnapshot:
     open_orders: tuple[Order, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _ReorgPrefetch:
+    """The event poll's reorg check (our last block, read again) as fetched with a snapshot."""
+
+    last_block: int
+    last_hash: str
+    block_now: Any  # eth_getBlockByNumber(last_block) result, or an RpcError
+    snapshot_head: int  # the head the snapshot read: the check is only good for that poll
+
+    def no_reorg(self, last_block: int | None, last_hash: str | None, head: int) -> bool:
+        """True when this poll follows the snapshot that made the check, the cursor has not
+        moved since, and the chain still had our last block then."""
+        return (
+            head == self.snapshot_head
+            and last_block == self.last_block
+            and last_hash == self.last_hash
+            and isinstance(self.block_now, dict)
+            and str(self.block_now.get("hash")) == last_hash
+        )
+
+
 class DexVenue:
     """:class:`~agent.venue.base.Venue` for PerpMarket, through the transaction pipeline.
 
@@ -161,6 +182,8 @@ class DexVenue:
         self._quote_intent: str | None = None
         self._last_block: int | None = None
         self._last_hash: str | None = None
+        # The event poll's reorg check, fetched inside the snapshot's batch (see `snapshot`).
+        self._prefetch: _ReorgPrefetch | None = None
         self._seen: dict[int, list[VenueEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
         self._block_hashes: dict[int, str] = {}
@@ -256,22 +279,31 @@ class DexVenue:
         def call(data: bytes) -> tuple[str, list[Any]]:
             return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
 
-        res = await self.rpc.batch(
-            [
-                ("eth_getBlockByNumber", ["latest", False]),
-                call(c.encode_call("bookLevels", 0, self.book_depth)),
-                call(c.encode_call("bookLevels", 1, self.book_depth)),
-                call(c.encode_call("indexPrice")),
-                call(c.encode_call("markPrice")),
-                call(c.encode_call("fundingState")),
-                call(c.encode_call("accountState", self.account)),
-                call(c.encode_call("openOrders", self.account)),
-                ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
-            ]
-        )
-        block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res
+        requests: list[tuple[str, list[Any]]] = [
+            ("eth_getBlockByNumber", ["latest", False]),
+            call(c.encode_call("bookLevels", 0, self.book_depth)),
+            call(c.encode_call("bookLevels", 1, self.book_depth)),
+            call(c.encode_call("indexPrice")),
+            call(c.encode_call("markPrice")),
+            call(c.encode_call("fundingState")),
+            call(c.encode_call("accountState", self.account)),
+            call(c.encode_call("openOrders", self.account)),
+            ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
+        ]
+        # The next event poll's reorg check rides along (one round trip less per cycle). It
+        # reads a fixed block number, so where the node runs it inside the batch does not
+        # matter. The logs cannot ride along: "up to the newest block" read in the same batch
+        # could be evaluated before the head read and miss a block the cursor then skips.
+        last_block, last_hash = self._last_block, self._last_hash
+        if last_block is not None and last_hash is not None:
+            requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
+        res = await self.rpc.batch(requests)
+        block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res[:9]
+        self._prefetch = None
         if isinstance(block, RpcError) or block is None:
             raise ChainError(f"could not read the latest block: {block}")
+        if last_block is not None and last_hash is not None and len(res) == 10:
+            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[9], int(block["number"], 16))
         for name, r in (("bookLevels", bids_r), ("fundingState", fund_r), ("openOrders", orders_r)):
             if isinstance(r, RpcError):
                 raise ChainError(f"{name} view failed: {r}")
@@ -536,15 +568,25 @@ class DexVenue:
         if head is None or head_hash is None:
             blk = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
             head, head_hash = int(blk["number"], 16), str(blk["hash"])
+        prefetch, self._prefetch = self._prefetch, None
         out: list[VenueEvent] = []
-        out += await self._check_reorg()
-        start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
+        if prefetch is None or not prefetch.no_reorg(self._last_block, self._last_hash, head):
+            out += await self._check_reorg()
+        start = self._log_start()
         if head < start:
             return out
-        logs = await self.rpc.call(
-            "eth_getLogs",
-            [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
-        )
+        logs = await self.rpc.call("eth_getLogs", [self._log_filter(start, hex(head))])
+        return out + self._absorb_logs(logs, head, head_hash)
+
+    def _log_start(self) -> int:
+        return (self._last_block if self._last_block is not None else self.start_block - 1) + 1
+
+    def _log_filter(self, start: int, to_block: str) -> dict[str, Any]:
+        return {"address": self.market_address, "fromBlock": hex(start), "toBlock": to_block}
+
+    def _absorb_logs(self, logs: list[Any], head: int, head_hash: str) -> list[VenueEvent]:
+        """Route new logs to events (each once), and move the cursor to `head`."""
+        out: list[VenueEvent] = []
         for raw in logs:
             if raw.get("removed"):
                 continue
