@@ -310,8 +310,14 @@ class SimServer:
         jitter = self._rng.uniform(-f.jitter_ms, f.jitter_ms) if f.jitter_ms > 0 else 0.0
         return max(0.0, f.latency_ms + jitter) / 1000
 
+    def _window_now(self) -> float:
+        """Seconds on the exchange's clock: the per-minute weight and order windows are minutes
+        of *exchange* time, so a stress run on compressed simulated time is limited per simulated
+        minute, as the real exchange would limit the same activity (wall time otherwise)."""
+        return self.exchange.clock.now_ms() / 1000
+
     def _usage_headers(self) -> dict[str, str]:
-        now = time.monotonic()
+        now = self._window_now()
         while self._weight and now - self._weight[0][0] > 60:
             self._weight.popleft()
         while self._orders_1m and now - self._orders_1m[0] > 60:
@@ -347,13 +353,16 @@ class SimServer:
                 429,
             )
         weight = _WEIGHTS.get(path, 1)
+        window_now = self._window_now()
+        while self._weight and window_now - self._weight[0][0] > 60:
+            self._weight.popleft()
         used = sum(w for _, w in self._weight)
         if used + weight > faults.weight_limit_1m:
             self._retry_until = now + faults.retry_after_s
             raise SimError(-1003, "Too many requests; current limit is exceeded.", 429)
-        self._weight.append((now, weight))
+        self._weight.append((window_now, weight))
         if (method, path) in _ORDER_PATHS:
-            self._orders_1m.append(now)
+            self._orders_1m.append(window_now)
 
     def _params(
         self, query: str, body: bytes, headers: dict[str, str]
