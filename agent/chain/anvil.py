@@ -92,6 +92,14 @@ class AnvilConfig:
     load_state: Path | None = None
     dump_state: Path | None = None
     hardfork: str | None = None
+    cache_path: Path | None = None
+    """Where anvil persists old block states once they overflow memory. None: a private
+    temporary directory, removed when the node stops. (anvil's own default is
+    ``~/.foundry/anvil/tmp``, which it does not clean: a day of tests and stress runs left
+    75 GB there.)"""
+    prune_history: int | None = None
+    """Keep at most this many block states, in memory only (``--prune-history N``): nothing is
+    written to disk, and calls against older blocks fail."""
     port: int = 0
     """0 picks a free port; a restarted node keeps the port it first got."""
     startup_timeout_s: float = 20.0
@@ -124,6 +132,10 @@ class AnvilConfig:
             a += ["--dump-state", str(self.dump_state)]
         if self.hardfork is not None:
             a += ["--hardfork", self.hardfork]
+        if self.cache_path is not None:
+            a += ["--cache-path", str(self.cache_path)]
+        if self.prune_history is not None:
+            a += ["--prune-history", str(self.prune_history)]
         return a + list(self.extra_args)
 
 
@@ -163,6 +175,7 @@ class Anvil:
         self._http: httpx.Client | None = None
         self._w3: Web3 | None = None
         self._ids = 0
+        self._cache_dir: str | None = None  # our private --cache-path, removed on stop
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -172,6 +185,9 @@ class Anvil:
             return self
         binary = find_anvil()
         cfg = self.config if self._port is None else replace(self.config, port=self._port)
+        if cfg.cache_path is None:
+            self._cache_dir = tempfile.mkdtemp(prefix="anvil-cache-")
+            cfg = replace(cfg, cache_path=Path(self._cache_dir))
         # A file, not a pipe: anvil logs every transaction and would block on a full pipe.
         self._log = tempfile.TemporaryFile(prefix="anvil-", suffix=".log")  # noqa: SIM115
         try:
@@ -184,6 +200,9 @@ class Anvil:
             )
         except OSError as exc:
             self._close_log()
+            if self._cache_dir is not None:
+                shutil.rmtree(self._cache_dir, ignore_errors=True)
+                self._cache_dir = None
             raise ToolchainError(f"could not start anvil ({binary}): {exc}") from exc
         _live.add(self)
         try:
@@ -235,6 +254,9 @@ class Anvil:
             self._http = None
         self._w3 = None
         self._close_log()
+        if self._cache_dir is not None:
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+            self._cache_dir = None
         _live.discard(self)
 
     def restart(self) -> Self:

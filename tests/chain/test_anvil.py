@@ -165,6 +165,28 @@ def test_interval_mining_and_mine_with_interval(anvil: Anvil) -> None:
     assert int(anvil.latest_block()["timestamp"], 16) >= t0 + 5 * 12
 
 
+def test_old_states_go_to_a_private_cache_that_stop_removes() -> None:
+    # anvil's default (~/.foundry/anvil/tmp) is never cleaned: it grew to 75 GB here.
+    node = Anvil().start()
+    try:
+        cache = node._cache_dir
+        assert cache is not None
+        node.mine(600)  # more block states than anvil keeps in memory
+        assert any(files for _, _, files in os.walk(cache)), "anvil did not use the cache path"
+    finally:
+        node.stop()
+    assert not os.path.exists(cache)
+
+
+def test_prune_history_keeps_states_in_memory_only() -> None:
+    with Anvil(AnvilConfig(prune_history=50)) as node:
+        node.mine(600)
+        cache = node._cache_dir
+        assert cache is not None
+        assert not any(files for _, _, files in os.walk(cache))
+        assert node.w3.eth.block_number == 600
+
+
 def test_missing_binary_gives_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ANVIL_BIN", str(tmp_path / "nope"))
     with pytest.raises(ToolchainError, match="ANVIL_BIN"):
