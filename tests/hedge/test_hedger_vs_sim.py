@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from agent.hedge import BinanceFuturesClient, Credentials, Hedger, HedgerConfig
-from agent.hedge.binance import OrderRequest
+from agent.hedge.binance import ExchangeUnavailable, OrderRequest
 from sims.cex import Faults, SimConfig, SimServer
 
 from .cex_simkit import FAST, SYMBOL, MemoryJournal, client_config
@@ -241,3 +241,29 @@ async def test_booked_fees_become_the_commissions_the_exchange_reports() -> None
         await hedger.aclose()
         await client.aclose()
         await sim.stop()
+
+
+@pytest.mark.asyncio
+async def test_commissions_unreadable_never_block_hedging(
+    fast: tuple[SimServer, BinanceFuturesClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "compatible" venue without userTrades: bookkeeping fails, hedging must not.
+    sim, client = fast
+
+    async def no_trades(*_: object, **__: object) -> list[object]:
+        raise ExchangeUnavailable("userTrades is not served here")
+
+    monkeypatch.setattr(client, "user_trades", no_trades)
+    journal = MemoryJournal()
+    hedger = Hedger(client, journal, HedgerConfig(SYMBOL, dead_band_base=0.01))
+    try:
+        await hedger.on_position(0.6, dex_mark=2000.0, now_s=1_000.0)
+        await hedger.drain()
+        health = hedger.health()
+        assert math.isclose(health.cex_position_base, -0.6, abs_tol=1e-9)
+        assert health.can_hedge and health.consecutive_failures == 0
+        fills = hedger.drain_fills()
+        assert fills and all(f.signed_base != 0 for f in fills)  # estimates only, no correction
+        assert_invariants(sim, hedger, journal)
+    finally:
+        await hedger.aclose()
