@@ -149,6 +149,34 @@ contract GasBatchRefreshReusedLevels is GasBase {
     }
 }
 
+/// @dev The market-making agent's quote refresh: a maker with a position (GasBase) cancels six
+///      resting quotes and places six at price levels never used before, in one batch.
+contract GasBatchRefresh6 is GasBase {
+    uint256[] internal ids;
+
+    function setUp() public override {
+        super.setUp();
+        for (uint24 i; i < 3; ++i) {
+            ids.push(place(mm, BID, PX - 10 - i, 10, POST));
+            ids.push(place(mm, ASK, PX + 10 + i, 10, POST));
+        }
+    }
+
+    function test_gas_batch_Cancel6Place6() public {
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](6);
+        for (uint24 i; i < 3; ++i) {
+            ps[2 * i] = order(BID, PX - 20 - i, 10, POST);
+            ps[2 * i + 1] = order(ASK, PX + 20 + i, 10, POST);
+        }
+        vm.prank(mm);
+        uint256[] memory newIds = m.batch(ids, ps);
+        for (uint256 i; i < 6; ++i) {
+            assertTrue(newIds[i] != 0, "rests");
+        }
+        assertEq(m.openOrders(mm).length, 8, "six new quotes and the two old ones");
+    }
+}
+
 contract GasSweep1 is GasBase {
     function setUp() public override {
         super.setUp();
