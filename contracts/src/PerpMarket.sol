@@ -155,7 +155,6 @@ contract PerpMarket is PerpMarketBase {
         returns (uint256 mw)
     {
         uint256 ms = _slotOf(_margins[id]);
-        ms = _slotOf(_margins[id]);
         mw = _loadWord(ms);
         {
             uint256 shift = side == BID ? 128 : 192;
