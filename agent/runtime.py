@@ -335,15 +335,24 @@ class Agent:
         Returns True when the chain shows no order of ours resting (False: the deadline passed).
         The default deadline plus the CEX's 3 s keeps a SIGTERM exit inside the 10 s a process
         supervisor is promised.
+        """
+        clear = await self.cancel_all_verified(timeout_s)
+        if self.hedger is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout=3.0)
+        self._write_status()
+        return clear
+
+    async def cancel_all_verified(self, timeout_s: float, why: str = "shutdown") -> bool:
+        """Cancel every DEX order of ours and return True once the chain shows none resting.
 
         The chain is the judge: a cancel-all can lose its nonce to the quote transaction it
-        pre-empted (mined first), so shutdown re-reads the book and sends again until no order
-        of ours rests or the deadline passes. The deadline is wall time, not the agent's clock,
-        which in simulations may not move while we wait.
+        pre-empted (mined first), so this re-reads the book and sends again until no order of
+        ours rests or the deadline passes (False). The deadline is wall time, not the agent's
+        clock, which in simulations may not move while we wait.
         """
         deadline = time.monotonic() + timeout_s
         intent: str | None = None
-        clear = False
         while time.monotonic() < deadline:
             try:
                 # Learn what was mined first, so the cancel does not replace a landed quote.
@@ -355,19 +364,13 @@ class Agent:
                         continue
                 snap = await self.venue.snapshot()
                 if not snap.open_orders and not self.venue.quote_in_flight():
-                    clear = True
-                    break
-                intent = await self._cancel_all("shutdown")
+                    return True
+                intent = await self._cancel_all(why)
             except (AgentError, OSError) as exc:
-                log.warning("shutdown cancel-all: %s; retrying", exc)
+                log.warning("cancel-all: %s; retrying", exc)
                 await asyncio.sleep(0.2)
-        else:
-            log.error("shutdown: orders may still rest on the book after %.0f s", timeout_s)
-        if self.hedger is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout=3.0)
-        self._write_status()
-        return clear
+        log.error("cancel-all: orders may still rest on the book after %.0f s", timeout_s)
+        return False
 
     async def run(
         self,
@@ -1233,8 +1236,11 @@ def cancel_all_cli_main(argv: list[str]) -> int:
             await agent.venue.connect(cfg.chain.chain_id)
             await agent.pipe.start()
             # The same verified path as a shutdown: re-read the book, re-send a cancel that
-            # lost its nonce (e.g. to the running agent's last quote), until nothing rests.
-            clear = await agent.shutdown(timeout_s=args.timeout)
+            # lost its nonce (e.g. to the running agent's last quote), until nothing rests. No
+            # status write: status.json belongs to the running agent.
+            clear = await agent.cancel_all_verified(args.timeout, args.reason)
+            if agent.hedger is not None:
+                await agent.hedger.close(cancel_open=True)
             print("cancelAll done: no order rests" if clear else "orders may still rest")
             if not clear:
                 return 1
