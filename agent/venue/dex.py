@@ -572,21 +572,13 @@ class DexVenue:
         out: list[VenueEvent] = []
         if prefetch is None or not prefetch.no_reorg(self._last_block, self._last_hash, head):
             out += await self._check_reorg()
-        start = self._log_start()
+        start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
         if head < start:
             return out
-        logs = await self.rpc.call("eth_getLogs", [self._log_filter(start, hex(head))])
-        return out + self._absorb_logs(logs, head, head_hash)
-
-    def _log_start(self) -> int:
-        return (self._last_block if self._last_block is not None else self.start_block - 1) + 1
-
-    def _log_filter(self, start: int, to_block: str) -> dict[str, Any]:
-        return {"address": self.market_address, "fromBlock": hex(start), "toBlock": to_block}
-
-    def _absorb_logs(self, logs: list[Any], head: int, head_hash: str) -> list[VenueEvent]:
-        """Route new logs to events (each once), and move the cursor to `head`."""
-        out: list[VenueEvent] = []
+        logs = await self.rpc.call(
+            "eth_getLogs",
+            [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
+        )
         for raw in logs:
             if raw.get("removed"):
                 continue
