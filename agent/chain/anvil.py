@@ -200,9 +200,7 @@ class Anvil:
             )
         except OSError as exc:
             self._close_log()
-            if self._cache_dir is not None:
-                shutil.rmtree(self._cache_dir, ignore_errors=True)
-                self._cache_dir = None
+            self._drop_cache_dir()
             raise ToolchainError(f"could not start anvil ({binary}): {exc}") from exc
         _live.add(self)
         try:
@@ -254,15 +252,18 @@ class Anvil:
             self._http = None
         self._w3 = None
         self._close_log()
-        if self._cache_dir is not None:
-            shutil.rmtree(self._cache_dir, ignore_errors=True)
-            self._cache_dir = None
+        self._drop_cache_dir()
         _live.discard(self)
 
     def restart(self) -> Self:
         """Stop and start again on the same port (state is lost unless load/dump are set)."""
         self.stop()
         return self.start()
+
+    def _drop_cache_dir(self) -> None:
+        if self._cache_dir is not None:
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+            self._cache_dir = None
 
     def _close_log(self) -> None:
         if self._log is not None:

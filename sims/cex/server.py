@@ -316,12 +316,17 @@ class SimServer:
         minute, as the real exchange would limit the same activity (wall time otherwise)."""
         return self.exchange.clock.now_ms() / 1000
 
-    def _usage_headers(self) -> dict[str, str]:
+    def _prune_windows(self) -> float:
+        """Drop usage older than a minute; return the window clock's now."""
         now = self._window_now()
         while self._weight and now - self._weight[0][0] > 60:
             self._weight.popleft()
         while self._orders_1m and now - self._orders_1m[0] > 60:
             self._orders_1m.popleft()
+        return now
+
+    def _usage_headers(self) -> dict[str, str]:
+        self._prune_windows()
         return {
             "X-MBX-USED-WEIGHT-1M": str(sum(w for _, w in self._weight)),
             "X-MBX-ORDER-COUNT-1M": str(len(self._orders_1m)),
@@ -353,9 +358,7 @@ class SimServer:
                 429,
             )
         weight = _WEIGHTS.get(path, 1)
-        window_now = self._window_now()
-        while self._weight and window_now - self._weight[0][0] > 60:
-            self._weight.popleft()
+        window_now = self._prune_windows()
         used = sum(w for _, w in self._weight)
         if used + weight > faults.weight_limit_1m:
             self._retry_until = now + faults.retry_after_s
