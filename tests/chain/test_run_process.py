@@ -95,6 +95,18 @@ def _start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`mm-agent ARGS` from another shell (a separate process), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=ENV,
+    )
+
+
 def _wait(pred: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -109,6 +121,24 @@ def _setup(dex: Any, accounts: dict[str, LocalAccount]) -> None:
     dex.fund(accounts["taker"], 100_000)
     dex.place(accounts["taker"], BID, 2990.0, 0.5)
     dex.place(accounts["taker"], ASK, 3010.0, 0.5)
+
+
+def _start_quoting(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path, cex_url: str
+) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+    """Fund the book, start `mm-agent run` and wait until it quotes: (config, log, process)."""
+    _setup(dex, accounts)
+    cfg = _write_config(tmp_path, anvil, dex, cex_url)
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log)
+    maker = accounts["maker"].address
+    try:
+        _wait(lambda: len(dex.open_orders(maker)) >= 2, what=f"quotes ({log.read_text()[-2000:]})")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return cfg, log, proc
 
 
 def _cex_state(url: str) -> dict[str, Any]:
@@ -127,26 +157,15 @@ def _cex_position(url: str) -> float:
 def test_sigterm_leaves_no_open_orders_on_chain_or_exchange(
     dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path, cex_process: str
 ) -> None:
-    _setup(dex, accounts)
     maker = accounts["maker"].address
-    cfg = _write_config(tmp_path, anvil, dex, cex_process)
-    log = tmp_path / "agent.log"
-    proc = _start(cfg, log)
+    cfg, log, proc = _start_quoting(dex, anvil, accounts, tmp_path, cex_process)
     try:
-        _wait(lambda: len(dex.open_orders(maker)) >= 2, what=f"quotes ({log.read_text()[-2000:]})")
         # A fill makes the agent hedge on the exchange.
         asks = sorted(o[3] for o in dex.open_orders(maker) if o[2] == ASK)
         dex.place(accounts["taker"], BID, asks[0] * 0.01, 0.05, flags=IOC, cid=9)
         _wait(lambda: len(_cex_state(cex_process)["orders"]) > 0, what="a hedge order")
         # The status command works from another shell while the agent runs.
-        out = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "status", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            env=ENV,
-        )
+        out = _cli("status", "--config", str(cfg), timeout_s=30)
         assert out.returncode == 0 and "state" in out.stdout, out.stdout + out.stderr
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -216,22 +235,11 @@ def test_kill_9_and_restart_duplicates_nothing(
 def test_cancel_all_from_another_shell_halts_the_running_agent_and_clears_the_book(
     dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path, cex_process: str
 ) -> None:
-    _setup(dex, accounts)
     maker = accounts["maker"].address
-    cfg = _write_config(tmp_path, anvil, dex, cex_process)
-    log = tmp_path / "agent.log"
-    proc = _start(cfg, log)
+    cfg, log, proc = _start_quoting(dex, anvil, accounts, tmp_path, cex_process)
     try:
-        _wait(lambda: len(dex.open_orders(maker)) >= 2, what=f"quotes ({log.read_text()[-2000:]})")
         # Same key, second process: the two race for nonces; the command must still verify.
-        out = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "cancel-all", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-            env=ENV,
-        )
+        out = _cli("cancel-all", "--config", str(cfg), timeout_s=90)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "no order rests" in out.stdout
         status = tmp_path / "data" / "status.json"
@@ -249,13 +257,7 @@ def test_cancel_all_from_another_shell_halts_the_running_agent_and_clears_the_bo
 def test_malformed_config_names_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[quoting]\ngama = 0.1\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = _cli("run", "--config", str(cfg), "--check")
     assert out.returncode == 1
     assert "quoting.gama: unknown key" in out.stderr
     cfg.write_text('[chain]\nrpc_url = "http://127.0.0.1:1"\nchain_id = -5\n')
