@@ -132,7 +132,7 @@ def run_as_table(
     rng = np.random.default_rng(seed)
     g = np.repeat(np.asarray(gammas, dtype=np.float64), 2)[:, None]  # (runs, 1)
     inventory_run = np.tile(np.array([True, False]), len(gammas))[:, None]
-    avg_quoted = np.repeat([_average_spread(float(x), st, steps) for x in gammas], 2)[:, None]
+    inventory_avg = np.repeat([_average_spread(float(x), st, steps) for x in gammas], 2)[:, None]
     runs = g.shape[0]
     s = np.full(n_paths, st.s0)
     q = np.zeros((runs, n_paths))
@@ -163,6 +163,8 @@ def run_as_table(
         if not st.fills_see_new_mid:
             s = s + moves
     profit: npt.NDArray[np.float64] = x + q * s
+    # What each run really quoted on average: the symmetric strategy's spread is constant.
+    avg_quoted = np.where(inventory_run, inventory_avg, log_term)
     rows: list[AsRow] = []
     for j in range(runs):
         rows.append(
@@ -175,9 +177,7 @@ def run_as_table(
                 final_q_mean=float(q[j].mean()),
                 final_q_std=float(q[j].std(ddof=1)),
                 paths=n_paths,
-                avg_quoted=float(avg_quoted[j, 0])
-                if bool(inventory_run[j, 0])
-                else float(log_term[j, 0]),
+                avg_quoted=float(avg_quoted[j, 0]),
             )
         )
     return rows
