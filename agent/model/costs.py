@@ -3,7 +3,8 @@
 A refresh is a transaction. It costs
 
 * **gas**: gas units × expected effective gas price, where the price leans toward the gas
-  estimator's spike quantile by ``spike_weight`` (a refresh sent into a spike pays the spike);
+  estimator's spike quantile by ``spike_weight`` (a refresh sent into a spike pays the spike),
+  plus on an L2 the L1 data fee: calldata bytes × the L1 fee per byte;
 * **exposure**: while the update waits in the mempool and for its block, the *old* quotes stay
   live. Each old quote risks ``size × σ × √delay`` times the probability of being hit in that time;
 * **funding**: the change in expected funding paid at the next snapshot caused by swapping the old
@@ -31,6 +32,7 @@ __all__ = [
     "exposure_quote",
     "fill_probability",
     "gas_cost_quote",
+    "l1_data_fee_quote",
     "ladder_value_quote",
     "should_send",
     "snapshot_fill_delta_base",
@@ -96,6 +98,13 @@ def effective_gas_price_wei(
 def gas_cost_quote(gas_units: float, gas_price_wei: float, native_price_quote: float) -> float:
     """Convert gas units at a gas price into quote currency."""
     return gas_units * gas_price_wei / WEI_PER_NATIVE * native_price_quote
+
+
+def l1_data_fee_quote(
+    calldata_bytes: float, l1_fee_per_byte_wei: float, native_price_quote: float
+) -> float:
+    """Return an L2 transaction's L1 data fee in quote currency (0 on an L1: fee per byte 0)."""
+    return calldata_bytes * l1_fee_per_byte_wei / WEI_PER_NATIVE * native_price_quote
 
 
 def fill_probability(
@@ -193,15 +202,17 @@ def update_cost(
     delay_s: float,
     funding_per_unit_quote: float,
     seconds_to_snapshot: float,
+    l1_data_fee_quote: float = 0.0,
 ) -> UpdateCost:
     """Price one refresh: gas + exposure of the old quotes during the delay + funding change.
 
     ``funding_per_unit_quote`` is the expected payment per unit of long inventory held at the next
     snapshot (positive when longs pay). The funding term compares the inventory the new and old
     quotes are expected to add before the snapshot; it is signed (a refresh that moves us off the
-    paying side lowers the cost).
+    paying side lowers the cost). ``l1_data_fee_quote`` (an L2's data fee for the refresh's
+    calldata) is part of the gas term.
     """
-    gas = gas_cost_quote(gas_units, gas_price_wei, native_price_quote)
+    gas = gas_cost_quote(gas_units, gas_price_wei, native_price_quote) + l1_data_fee_quote
     exposure = exposure_quote(old_legs, mid, sigma, a_per_s, k_per_price, delay_s)
     funding = 0.0
     if funding_per_unit_quote != 0.0 and seconds_to_snapshot > delay_s:

@@ -9,6 +9,7 @@ estimator              what it tracks
 ====================== ========================================================================
 EwmaVolatility         σ of log returns per √s (time-decayed EWMA of r²/Δt), reported absolute
 FillIntensity          (A, k) of λ(δ) = A·e^(−kδ) from trade distances to mid (log-linear fit)
+QuoteFillIntensity     (A, k) from our own quotes' fills per exposure time by distance from fair
 BaseFeeForecaster      next base fee by the EIP-1559 rule, EWMA log-fee p95/p99, spike flag
 InclusionDelay         submit → inclusion seconds and blocks, drop rate
 FundingPredictor       running premium TWAP → predicted rate, P(sign flips before snapshot)
@@ -34,6 +35,7 @@ __all__ = [
     "FundingSnapshot",
     "InclusionDelay",
     "ModelEstimates",
+    "QuoteFillIntensity",
     "QuoteLife",
     "VolSnapshot",
 ]
@@ -71,6 +73,11 @@ class ModelEstimates:
     """Predicted funding rate for the next snapshot, fraction per interval (+: longs pay)."""
     funding_flip_prob: float
     sigma_implied_per_sqrt_s: float | None = None
+    paid_gas_price_wei: float | None = None
+    """Gas price the pipeline actually pays (its base fee + tip estimate); when set it replaces
+    ``base_fee_wei + tip_wei`` in the model (the spike tail is still added)."""
+    l1_fee_per_byte_wei: float = 0.0
+    """L2 only: L1 data fee per byte of calldata, wei (0 on an L1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +237,190 @@ class FillIntensity:
         return FillIntensitySnapshot(a_total / self._sides, -slope, True, total)
 
 
+class QuoteFillIntensity:
+    """Fit ``λ(δ) = A·exp(−kδ)`` from our own quotes: exposure time and fills by distance from fair.
+
+    Each resting quote at distance ``δ`` from *fair value* (never from a mid that contains our own
+    quotes) accrues exposure time in ``δ``'s bucket; each fill of one of our quotes counts in the
+    bucket of its distance at the time it filled. Per bucket the fill rate is
+    ``fills / exposure``, a Poisson rate per quote (so ``A`` is per side). The fit is the
+    maximum-likelihood Poisson regression of fills on exposure, with a **prior** entered as
+    pseudo-observations: ``prior_weight_s`` quote-seconds in every bucket filled at the prior's
+    rate ``A0·exp(−k0·δ)``. Hence
+
+    * the estimate starts at the prior and moves toward the data as exposure accrues: there is no
+      switch between "prior" and "fit", so nothing ever jumps back to the prior;
+    * counts decay with ``halflife_s`` (an EWMA of the data), the prior does not: a quiet spell
+      drifts the estimate toward the prior, smoothly;
+    * a distance never quoted carries only the prior, so ``k`` cannot collapse because we stopped
+      quoting somewhere (the old trade-distance fit did, as our quotes moved the mid it measured
+      from).
+
+    The state (counts, bucket width, clock) round-trips through ``to_state`` / ``from_state`` for
+    persistence across restarts.
+
+    Parameters
+    ----------
+    bin_width
+        Bucket width, price units (e.g. 1 bp of the price).
+    n_bins
+        Buckets; distances beyond the last go into it.
+    prior_a_per_s
+        Prior arrivals per second per side reaching fair value (~0.05 on a thin perp DEX).
+    prior_k_per_price
+        Prior decay per price unit (e.g. ``1 / (5 bps of price)``).
+    prior_weight_s
+        Pseudo-exposure of the prior per bucket, quote-seconds: how much data outweighs it.
+    halflife_s
+        Half-life of the observed counts.
+    """
+
+    def __init__(
+        self,
+        bin_width: float,
+        n_bins: int = 24,
+        prior_a_per_s: float = 0.05,
+        prior_k_per_price: float = 1.0,
+        prior_weight_s: float = 120.0,
+        halflife_s: float = 3_600.0,
+    ) -> None:
+        if bin_width <= 0.0 or n_bins < 3 or halflife_s <= 0.0:
+            raise ConfigError("QuoteFillIntensity: need bin_width > 0, n_bins >= 3, halflife_s > 0")
+        if prior_a_per_s <= 0.0 or prior_k_per_price <= 0.0 or prior_weight_s <= 0.0:
+            raise ConfigError("QuoteFillIntensity: the prior's A, k and weight must be > 0")
+        self._bin_width = bin_width
+        self._prior = (prior_a_per_s, prior_k_per_price, prior_weight_s)
+        self._halflife_s = halflife_s
+        self._exposure = [0.0] * n_bins
+        self._fills = [0.0] * n_bins
+        self._t: float | None = None
+        self._resting: tuple[float, ...] = ()
+
+    @classmethod
+    def for_price(
+        cls,
+        ref_price: float,
+        prior_a_per_s: float = 0.05,
+        prior_decay_bps: float = 5.0,
+        bin_bps: float = 1.0,
+        **kw: float,
+    ) -> QuoteFillIntensity:
+        """Return an estimator scaled to a market at ``ref_price`` (prior 1/k in bps of price)."""
+        if ref_price <= 0.0:
+            raise ConfigError("QuoteFillIntensity.for_price: ref_price must be > 0")
+        return cls(
+            bin_width=ref_price * bin_bps * 1e-4,
+            prior_a_per_s=prior_a_per_s,
+            prior_k_per_price=1.0 / (ref_price * prior_decay_bps * 1e-4),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def _bin(self, distance: float) -> int:
+        return min(int(max(distance, 0.0) / self._bin_width), len(self._fills) - 1)
+
+    def _advance(self, t_s: float) -> None:
+        if self._t is None:
+            self._t = t_s
+            return
+        dt = t_s - self._t
+        if dt <= 0.0:
+            return
+        w = _decay(dt, self._halflife_s)
+        self._exposure = [e * w for e in self._exposure]
+        # Exposure accrued over the interval, each instant decayed to t_s: ∫ e^(−λ(t−s)) ds.
+        accrued = (1.0 - w) * self._halflife_s / _LN2
+        for d in self._resting:
+            self._exposure[self._bin(d)] += accrued
+        self._fills = [f * w for f in self._fills]
+        self._t = t_s
+
+    def update_quotes(self, t_s: float, distances: tuple[float, ...]) -> None:
+        """Credit exposure to the quotes resting until ``t_s`` and set the ones resting from now.
+
+        ``distances`` are the new resting quotes' distances from fair value (price units, ≥ 0 on
+        the passive side; a quote through fair counts as distance 0), one per quote, both sides.
+        """
+        self._advance(t_s)
+        self._resting = tuple(max(d, 0.0) for d in distances)
+
+    def update_fill(self, t_s: float, distance: float) -> None:
+        """Record a fill of one of our quotes that rested ``distance`` from fair value."""
+        self._advance(t_s)
+        self._fills[self._bin(distance)] += 1.0
+
+    def snapshot(self, t_s: float | None = None) -> FillIntensitySnapshot:
+        """Return the posterior (A per side, k); ``trades`` is the decayed observed fill count."""
+        if t_s is not None and self._t is not None and t_s > self._t:
+            self._advance(t_s)
+        a0, k0, w0 = self._prior
+        xs = [(i + 0.5) * self._bin_width for i in range(len(self._fills))]
+        expo = [e + w0 for e in self._exposure]
+        fills = [f + w0 * a0 * math.exp(-k0 * x) for f, x in zip(self._fills, xs, strict=True)]
+        k = _poisson_decay_mle(xs, fills, expo, k0)
+        weights = [e * math.exp(-k * x) for e, x in zip(expo, xs, strict=True)]
+        a = sum(fills) / sum(weights)
+        observed = sum(self._fills)
+        return FillIntensitySnapshot(a, k, observed > 0.0, observed)
+
+    def to_state(self) -> dict[str, object]:
+        """Return a JSON-ready state for persistence (restore with ``from_state``)."""
+        return {
+            "version": 1,
+            "bin_width": self._bin_width,
+            "prior": list(self._prior),
+            "halflife_s": self._halflife_s,
+            "exposure": list(self._exposure),
+            "fills": list(self._fills),
+            "t": self._t,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> QuoteFillIntensity:
+        """Rebuild an estimator from ``to_state``'s output.
+
+        The clock restarts at the next update (the process clock of a new run is not the old
+        one's), so downtime neither decays nor adds exposure.
+        """
+        if state.get("version") != 1:
+            raise ConfigError(f"QuoteFillIntensity: unknown state version {state.get('version')!r}")
+        exposure = [float(x) for x in state["exposure"]]  # type: ignore[attr-defined]
+        fills = [float(x) for x in state["fills"]]  # type: ignore[attr-defined]
+        a0, k0, w0 = (float(x) for x in state["prior"])  # type: ignore[attr-defined]
+        out = cls(
+            bin_width=float(state["bin_width"]),  # type: ignore[arg-type]
+            n_bins=len(fills),
+            prior_a_per_s=a0,
+            prior_k_per_price=k0,
+            prior_weight_s=w0,
+            halflife_s=float(state["halflife_s"]),  # type: ignore[arg-type]
+        )
+        out._exposure, out._fills = exposure, fills
+        return out
+
+
+def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_start: float) -> float:
+    """Return k maximising the Poisson likelihood of counts ``n`` over exposures ``expo``.
+
+    With ``A`` profiled out, the score is zero where the exposure-weighted mean distance under
+    weights ``expo·e^(−kx)`` equals the fills' mean distance; that mean falls in k, so bisection
+    on ln k finds the root. Bounded to [k_start/100, k_start·100].
+    """
+    total = sum(n)
+    target = sum(c * x for c, x in zip(n, xs, strict=True)) / total
+    lo, hi = math.log(k_start / 100.0), math.log(k_start * 100.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        k = math.exp(mid)
+        x_min = xs[0]
+        w = [e * math.exp(-k * (x - x_min)) for e, x in zip(expo, xs, strict=True)]
+        mean = sum(wi * x for wi, x in zip(w, xs, strict=True)) / sum(w)
+        if mean > target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
 @dataclass(frozen=True, slots=True)
 class BaseFeeSnapshot:
     """Base-fee forecast for the next block and its spike quantiles."""
@@ -340,12 +531,16 @@ class FundingSnapshot:
 class FundingPredictor:
     """Predict the next funding rate from the running premium and the chance its sign flips.
 
-    The rate paid at a snapshot is the time-weighted average premium over the interval plus
-    ``clamp(interest − premium, ±clamp)`` (the common perp convention). Snapshots fall at multiples
-    of ``interval_s`` from ``offset_s``. The premium is modeled as a random walk whose variance per
-    second is an EWMA of observed increments; the remaining part of the TWAP then has variance
-    ``v·τ/3`` around the current premium, which gives ``P(sign of the final rate ≠ sign of the
-    prediction)``.
+    The rate paid at a snapshot is the contract's (``FundingMath.rate``): an 8-hour rate
+    ``r8h = P + clamp(I − P, ±clamp)`` from the time-weighted average premium ``P`` over the
+    interval, scaled to the interval and capped, ``r = clamp(r8h · interval / 8 h, ±cap)``.
+    ``interest_rate`` and ``clamp`` are per ``rate_basis_s`` (8 h) as in the contract; the
+    predicted rate is **per interval**, what a unit of position pays at the snapshot as a fraction
+    of mark. Build it with the market's interval, interest, clamp and cap. Snapshots fall at
+    multiples of ``interval_s`` from ``offset_s``. The premium is modeled as a random walk whose
+    variance per second is an EWMA of observed increments; the remaining part of the TWAP then has
+    variance ``v·τ/3`` around the current premium, which gives
+    ``P(sign of the final rate ≠ sign of the prediction)``.
     """
 
     def __init__(
@@ -355,9 +550,15 @@ class FundingPredictor:
         interest_rate: float = 0.0001,
         clamp: float = 0.0005,
         halflife_s: float = 3_600.0,
+        rate_basis_s: float = 28_800.0,
+        cap: float = math.inf,
     ) -> None:
-        if interval_s <= 0.0 or halflife_s <= 0.0:
-            raise ConfigError("FundingPredictor: interval_s and halflife_s must be > 0")
+        if interval_s <= 0.0 or halflife_s <= 0.0 or rate_basis_s <= 0.0:
+            raise ConfigError("FundingPredictor: interval_s, halflife_s, rate_basis_s must be > 0")
+        if not cap > 0.0:
+            raise ConfigError("FundingPredictor: cap must be > 0")
+        self._scale = interval_s / rate_basis_s
+        self._cap = cap
         self._interval = interval_s
         self._offset = offset_s
         self._interest = interest_rate
@@ -396,7 +597,8 @@ class FundingPredictor:
         self._last_p = premium
 
     def _rate(self, premium: float) -> float:
-        return premium + max(-self._clamp, min(self._clamp, self._interest - premium))
+        r8h = premium + max(-self._clamp, min(self._clamp, self._interest - premium))
+        return max(-self._cap, min(self._cap, r8h * self._scale))
 
     def snapshot(self, t_s: float) -> FundingSnapshot:
         """Return the predicted rate and flip probability as of ``t_s``."""
@@ -472,18 +674,39 @@ class Estimators:
         delay: InclusionDelay,
         funding: FundingPredictor,
         tip_wei: float = 1e8,
+        quote_fills: QuoteFillIntensity | None = None,
     ) -> None:
         self.vol = vol
         self.fills = fills
+        self.quote_fills = quote_fills
+        """When set, (A, k) come from our own quotes' fill rates, not from trade distances."""
         self.base_fee = base_fee
         self.delay = delay
         self.funding = funding
         self.tip_wei = tip_wei
+        self.paid_gas_price_wei: float | None = None
+        self.l1_fee_per_byte_wei = 0.0
+
+    def update_paid_fee(self, base_fee_wei: float, tip_wei: float) -> None:
+        """Feed the pipeline's current fee quote (next base fee + its tip estimate).
+
+        From then on the model prices gas at what the pipeline pays, not at ``tip_wei``.
+        """
+        self.paid_gas_price_wei = float(base_fee_wei) + float(tip_wei)
+        self.tip_wei = float(tip_wei)
+
+    def update_l1_fee(self, l1_fee_per_byte_wei: float) -> None:
+        """Feed an L2's L1 data fee per calldata byte (wei)."""
+        self.l1_fee_per_byte_wei = max(float(l1_fee_per_byte_wei), 0.0)
 
     def snapshot(self, t_s: float, sigma_implied_per_sqrt_s: float | None = None) -> ModelEstimates:
         """Combine every estimator's view at ``t_s``."""
         v = self.vol.snapshot()
-        f = self.fills.snapshot(t_s)
+        f = (
+            self.quote_fills.snapshot(t_s)
+            if self.quote_fills is not None
+            else self.fills.snapshot(t_s)
+        )
         g = self.base_fee.snapshot()
         d = self.delay.snapshot()
         fu = self.funding.snapshot(t_s)
@@ -498,4 +721,6 @@ class Estimators:
             funding_rate=fu.predicted_rate,
             funding_flip_prob=fu.flip_prob,
             sigma_implied_per_sqrt_s=sigma_implied_per_sqrt_s,
+            paid_gas_price_wei=self.paid_gas_price_wei,
+            l1_fee_per_byte_wei=self.l1_fee_per_byte_wei,
         )

@@ -11,7 +11,10 @@ inventory, size        base units (signed inventory: + long)
 A (``fill_a_per_s``)   taker arrivals per second reaching mid
 k (``fill_k_per_price``) decay of arrivals per price unit of distance from mid
 γ (``gamma``)          risk aversion per (price unit × base unit)
-funding rate           fraction of mark paid per funding interval (+: longs pay)
+funding rate           fraction of mark paid at the next snapshot, per *interval* in the
+                       contract's units (the 8-hour rate × interval / 8 h; +: longs pay)
+fair value             the market's price (``agent.model.fairvalue``), never a mid containing
+                       our own quotes; every distance and the reservation price centre on it
 =====================  ==========================================================
 
 Models
@@ -23,7 +26,16 @@ Models
          ``c1 = ln(1 + γΔ/k)/(γΔ)`` and ``c2 = √(γσ²/(2AΔk) · (1 + γΔ/k)^(1 + k/(γΔ)))``.
 
 Both are written as a reservation price ``r`` and a half-spread ``h`` (bid = r - h, ask = r + h),
-then shifted by the funding terms, floored, scaled by the risk directive and laddered.
+then shifted by the funding terms and the exchange momentum, floored, scaled by the risk directive
+and laddered.
+
+Funding is counted once. A unit bought now pays ``rate × mark`` at each snapshot it is still held
+at; held for an exponential time of mean ``H`` (``expected_holding_s``) it pays in expectation
+``pay · e^(−t/H) · (1 + e^(−I/H) + e^(−2I/H) + …)`` with ``t`` the time to the next snapshot and
+``I`` the interval. The first term is ``snapshot_shift``, the rest ``funding_drift``; ``r`` moves
+down by their sum. Inside the settlement window (``settlement_window_s``, at most
+``settlement_window_frac`` of the interval) the paying side is penalised further, in proportion to
+the dollars at stake (``funding_material_quote``): a rate worth cents changes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from agent.model.costs import (
     UpdateValue,
     effective_gas_price_wei,
     gas_cost_quote,
+    l1_data_fee_quote,
     ladder_value_quote,
     should_send,
     update_cost,
@@ -77,6 +90,8 @@ class GateReason(enum.StrEnum):
     RISK_CANCEL = "risk_cancel"
     RISK_SIDE = "risk_side"
     NOTHING_LIVE = "nothing_live"
+    NO_GATE = "no_gate"
+    """The cost gate is off (baseline strategies): any change is sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +115,13 @@ class ModelParams:
     maker_fee_bps: float = 1.0
     taker_fee_bps: float = 5.0
     gas_units_per_refresh: int = 180_000
+    """Gas of one refresh of the full ladder (the cost gate's gas term)."""
+    gas_units_per_level: int = 30_000
+    """Marginal gas of one more ladder level; a level is quoted only if it is worth this."""
+    calldata_bytes_per_refresh: int = 600
+    """Calldata of one refresh, bytes (priced by an L2's L1 data fee per byte)."""
+    calldata_bytes_per_level: int = 64
+    """Marginal calldata of one more ladder level, bytes."""
     native_price_quote: float = 2000.0
     """Quote currency per unit of the chain's native token (prices gas)."""
     gas_spike_weight: float = 0.25
@@ -136,6 +158,23 @@ class ModelParams:
     """Inventory-skew multiplier on the paying side inside the settlement window."""
     settlement_size_mult: float = 0.5
     """Size multiplier inside the window on the side that adds to the paying position."""
+    settlement_window_frac: float = 0.03125
+    """The settlement window is at most this fraction of the funding interval (900 s of 8 h)."""
+    funding_material_quote: float = 5.0
+    """Funding at stake (|rate × mark| × inventory cap, quote currency) at which the settlement
+    penalties apply in full; they scale linearly below it."""
+    min_depth_factor: float = 0.25
+    """Floor of the book-depth size factor: a thin or empty book shrinks sizes, never to zero."""
+    momentum_horizon_s: float = 5.0
+    """The reservation price moves by exchange momentum × this horizon (adverse selection)."""
+    quote_expiry_s: float = 0.0
+    """Life stamped on every new order, seconds (0: good till cancelled)."""
+    cost_gate: bool = True
+    """Send only updates whose gain exceeds their cost (False: send every change)."""
+    price_gas: bool = True
+    """Amortise gas in the spread floor and price it in the gate."""
+    funding_terms: bool = True
+    """Shift quotes for funding and apply the settlement window."""
 
     def __post_init__(self) -> None:
         checks = (
@@ -153,6 +192,16 @@ class ModelParams:
             (0.0 <= self.gas_spike_weight <= 1.0, "gas_spike_weight must be in [0, 1]"),
             (0.0 < self.settlement_size_mult <= 1.0, "settlement_size_mult must be in (0, 1]"),
             (self.settlement_skew_mult >= 1.0, "settlement_skew_mult must be >= 1"),
+            (0.0 < self.settlement_window_frac <= 1.0, "settlement_window_frac must be in (0, 1]"),
+            (self.funding_material_quote > 0.0, "funding_material_quote must be > 0"),
+            (0.0 < self.min_depth_factor <= 1.0, "min_depth_factor must be in (0, 1]"),
+            (self.momentum_horizon_s >= 0.0, "momentum_horizon_s must be >= 0"),
+            (self.quote_expiry_s >= 0.0, "quote_expiry_s must be >= 0"),
+            (
+                min(self.gas_units_per_level, self.calldata_bytes_per_refresh) >= 0
+                and self.calldata_bytes_per_level >= 0,
+                "gas units and calldata bytes must be >= 0",
+            ),
         )
         for ok, message in checks:
             if not ok:
@@ -177,7 +226,12 @@ class RiskDirective:
 
 @dataclass(frozen=True, slots=True)
 class DecisionInputs:
-    """Everything one decision sees. Time is injected (``time_s``), never read from a clock."""
+    """Everything one decision sees. Time is injected (``time_s``), never read from a clock.
+
+    ``mid`` is the DEX mid (kept for callers that have nothing better); ``fair_value`` is what the
+    model centres on and should always be given (``FairValueEstimator``): without it the model
+    falls back to ``mid``, which contains our own quotes.
+    """
 
     time_s: float
     mid: float
@@ -191,6 +245,10 @@ class DecisionInputs:
     estimates: ModelEstimates
     seconds_to_funding: float
     risk: RiskDirective = field(default_factory=RiskDirective)
+    fair_value: float | None = None
+    """Fair value of the perp (price units); None falls back to ``mid``."""
+    momentum_per_s: float = 0.0
+    """Exchange mid drift, price units per second (``ExchangeMomentum``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +256,8 @@ class LiveQuotes:
     """The quotes resting (or in flight) on the venue, in chain units."""
 
     quotes: tuple[Quote, ...] = ()
+    expires_at_s: float | None = None
+    """When the live quotes expire on chain (same clock as ``time_s``); None: never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +299,12 @@ class Decision:
     inventory_cap_base: float
     value: UpdateValue
     cost: UpdateCost
+    fair_value: float = math.nan
+    """The centre used (fair value, or the mid when none was given)."""
+    expires_at_s: float | None = None
+    """Expiry to stamp on the new orders (``time_s + quote_expiry_s``), None for none."""
+    gas_price_wei: float = 0.0
+    """Gas price the gate priced the refresh at."""
 
     @property
     def quotes(self) -> tuple[Quote, ...]:
@@ -298,7 +364,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     p = params
     est = inputs.estimates
     risk = inputs.risk
-    mid = inputs.mid
+    mid = inputs.fair_value if inputs.fair_value is not None else inputs.mid
     q = inputs.inventory_base
     a = max(est.fill_a_per_s, 1e-9)
     k = max(est.fill_k_per_price, 1e-9)
@@ -306,42 +372,63 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     if est.sigma_implied_per_sqrt_s is not None and est.sigma_implied_per_sqrt_s > sigma:
         sigma = est.sigma_implied_per_sqrt_s
 
-    # Funding. The flip probability shrinks the expected rate toward (and past) zero.
-    rate = est.funding_rate * (1.0 - 2.0 * est.funding_flip_prob)
-    pay_per_unit = rate * inputs.mark
-    funding_drift = pay_per_unit * p.expected_holding_s / p.funding_interval_s
-    t_snap = inputs.seconds_to_funding
-    in_window = 0.0 <= t_snap <= p.settlement_window_s
-    # Inside the window a unit bought now is still held at the snapshot with prob exp(-t/H).
-    snapshot_shift = pay_per_unit * math.exp(-t_snap / p.expected_holding_s) if in_window else 0.0
-    paying = in_window and q * rate > 0.0
-    q_skew = q * p.settlement_skew_mult if paying else q
-
-    # Sizing: shrink with volatility (realized or implied, the larger) and thin depth.
+    # Sizing: shrink with volatility (realized or implied, the larger) and thin depth, down to a
+    # floor: an empty side must still be quoted (sizes scaled by depth never start a market).
     sigma_rel = sigma / mid if mid > 0.0 else 0.0
     vol_factor = min(1.0, p.ref_sigma_rel_per_sqrt_s / sigma_rel) if sigma_rel > 0.0 else 1.0
-    bid_depth_factor = min(1.0, max(inputs.bid_depth_base, 0.0) / p.ref_depth_base)
-    ask_depth_factor = min(1.0, max(inputs.ask_depth_base, 0.0) / p.ref_depth_base)
+    bid_depth_factor = _depth_factor(inputs.bid_depth_base, p)
+    ask_depth_factor = _depth_factor(inputs.ask_depth_base, p)
     cap = p.inventory_cap_base * vol_factor * min(bid_depth_factor, ask_depth_factor)
     size_mult = min(max(risk.size_mult, 0.0), 1.0)
     bid_size = p.base_size_base * vol_factor * bid_depth_factor * size_mult
     ask_size = p.base_size_base * vol_factor * ask_depth_factor * size_mult
+
+    # Funding, once (see the module docstring). The flip probability shrinks the next rate.
+    rate = est.funding_rate * (1.0 - 2.0 * est.funding_flip_prob) if p.funding_terms else 0.0
+    pay_per_unit = rate * inputs.mark
+    t_snap = max(inputs.seconds_to_funding, 0.0)
+    held_at_next = math.exp(-t_snap / p.expected_holding_s)
+    later = math.exp(-p.funding_interval_s / p.expected_holding_s)
+    snapshot_shift = pay_per_unit * held_at_next
+    funding_drift = snapshot_shift * later / (1.0 - later)
+    window_s = min(p.settlement_window_s, p.settlement_window_frac * p.funding_interval_s)
+    in_window = p.funding_terms and t_snap <= window_s
+    # The settlement penalties scale with the dollars at stake, up to full at the material level.
+    weight = min(1.0, abs(pay_per_unit) * p.inventory_cap_base / p.funding_material_quote)
+    paying = in_window and q * rate > 0.0
+    q_skew = q * (1.0 + (p.settlement_skew_mult - 1.0) * weight) if paying else q
+    size_cut = 1.0 - (1.0 - p.settlement_size_mult) * weight
     if in_window and rate > 0.0:
-        bid_size *= p.settlement_size_mult
+        bid_size *= size_cut
     elif in_window and rate < 0.0:
-        ask_size *= p.settlement_size_mult
+        ask_size *= size_cut
 
     if p.model is QuoteModel.AS:
         r, h_model = as_quotes(mid, q_skew, p.gamma, sigma, p.horizon_s, k)
     else:
         r, h_model = glft_quotes(mid, q_skew, p.gamma, sigma, a, k, p.base_size_base)
     r -= funding_drift + snapshot_shift
+    r += inputs.momentum_per_s * p.momentum_horizon_s
+
+    # Gas at what the pipeline pays (base + tip), leaning toward the spike quantile; on an L2
+    # the refresh's calldata also pays the L1 data fee.
+    if est.paid_gas_price_wei is not None:
+        tail = max(0.0, est.base_fee_p99_wei - est.base_fee_wei)
+        gas_price = est.paid_gas_price_wei + p.gas_spike_weight * tail
+    else:
+        gas_price = effective_gas_price_wei(
+            est.base_fee_wei, est.base_fee_p99_wei, p.gas_spike_weight, est.tip_wei
+        )
+    native = p.native_price_quote
+    l1_fee = l1_data_fee_quote(p.calldata_bytes_per_refresh, est.l1_fee_per_byte_wei, native)
+    gas_quote = gas_cost_quote(p.gas_units_per_refresh, gas_price, native) + l1_fee
+    level_cost = gas_cost_quote(p.gas_units_per_level, gas_price, native) + l1_data_fee_quote(
+        p.calldata_bytes_per_level, est.l1_fee_per_byte_wei, native
+    )
+    if not p.price_gas:
+        gas_quote = level_cost = 0.0
 
     # Spread floor: fees + gas amortized over expected fills + adverse selection.
-    gas_price = effective_gas_price_wei(
-        est.base_fee_wei, est.base_fee_p99_wei, p.gas_spike_weight, est.tip_wei
-    )
-    gas_quote = gas_cost_quote(p.gas_units_per_refresh, gas_price, p.native_price_quote)
     fills = max(p.min_expected_fills, 2.0 * a * math.exp(-k * h_model) * p.quote_life_s)
     unit_size = max(0.5 * (bid_size + ask_size), p.lot_size)
     h_floor = (
@@ -351,6 +438,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     )
     h = max(h_model, h_floor) * max(risk.spread_mult, 1.0)
 
+    new_life = min(p.quote_life_s, p.quote_expiry_s) if p.quote_expiry_s > 0.0 else p.quote_life_s
     ladder: tuple[LadderLevel, ...] = ()
     if not risk.force_cancel:
         allow_bid = risk.allow_bid and not (risk.reduce_only and q >= 0.0)
@@ -371,8 +459,9 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
             bid_room,
             ask_room,
         )
+        ladder = _prune_levels(ladder, p, mid, r, a, k, new_life, level_cost)
 
-    # Cost gate.
+    # Cost gate. Live quotes are worth only the life they have left before they expire.
     tick = p.tick_size
     lot = p.lot_size
     new_legs: list[QuoteLeg] = [
@@ -381,9 +470,12 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     old_legs: list[QuoteLeg] = [
         (qt.side.sign, qt.price_ticks * tick, qt.size_lots * lot) for qt in live.quotes
     ]
+    old_life = p.quote_life_s
+    if live.expires_at_s is not None:
+        old_life = min(old_life, max(0.0, live.expires_at_s - inputs.time_s))
     value = UpdateValue(
-        ladder_value_quote(new_legs, mid, r, a, k, p.quote_life_s, p.gamma),
-        ladder_value_quote(old_legs, mid, r, a, k, p.quote_life_s, p.gamma),
+        ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma),
+        ladder_value_quote(old_legs, mid, r, a, k, old_life, p.gamma),
     )
     cost = update_cost(
         old_legs=old_legs,
@@ -392,16 +484,23 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         sigma=sigma,
         a_per_s=a,
         k_per_price=k,
-        gas_units=p.gas_units_per_refresh,
+        gas_units=p.gas_units_per_refresh if p.price_gas else 0,
         gas_price_wei=gas_price,
-        native_price_quote=p.native_price_quote,
+        native_price_quote=native,
         delay_s=est.inclusion_delay_s,
         funding_per_unit_quote=pay_per_unit,
         seconds_to_snapshot=t_snap,
+        l1_data_fee_quote=l1_fee if p.price_gas else 0.0,
     )
-    reason = _gate(ladder, live, risk, q, value, cost)
+    reason = _gate(ladder, live, risk, q, value, cost, cost_gate=p.cost_gate)
+    sending = (
+        GateReason.GAIN_EXCEEDS_COST,
+        GateReason.RISK_CANCEL,
+        GateReason.RISK_SIDE,
+        GateReason.NO_GATE,
+    )
     return Decision(
-        send=reason in (GateReason.GAIN_EXCEEDS_COST, GateReason.RISK_CANCEL, GateReason.RISK_SIDE),
+        send=reason in sending,
         reason=reason,
         ladder=ladder,
         reservation_price=r,
@@ -416,7 +515,44 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         inventory_cap_base=cap,
         value=value,
         cost=cost,
+        fair_value=mid,
+        expires_at_s=inputs.time_s + p.quote_expiry_s if p.quote_expiry_s > 0.0 else None,
+        gas_price_wei=gas_price,
     )
+
+
+def _depth_factor(depth_base: float, p: ModelParams) -> float:
+    return max(p.min_depth_factor, min(1.0, max(depth_base, 0.0) / p.ref_depth_base))
+
+
+def _prune_levels(
+    ladder: tuple[LadderLevel, ...],
+    p: ModelParams,
+    centre: float,
+    r: float,
+    a: float,
+    k: float,
+    life_s: float,
+    level_cost_quote: float,
+) -> tuple[LadderLevel, ...]:
+    """Drop ladder levels past the top whose expected value does not pay their marginal cost.
+
+    Depth is chosen by what a refresh costs on this chain: on an L1 at 2 gwei deep levels that
+    rarely fill are not worth their gas; at L2 gas they are kept.
+    """
+    if level_cost_quote <= 0.0:
+        return ladder
+    out: list[LadderLevel] = []
+    for side in (Side.BID, Side.ASK):
+        levels = [lv for lv in ladder if lv.side is side]
+        for i, lv in enumerate(levels):
+            leg = (side.sign, lv.price_ticks * p.tick_size, lv.size_lots * p.lot_size)
+            if i > 0 and ladder_value_quote([leg], centre, r, a, k, life_s, p.gamma) < (
+                level_cost_quote
+            ):
+                break
+            out.append(lv)
+    return tuple(out)
 
 
 def _gate(
@@ -426,6 +562,8 @@ def _gate(
     q: float,
     value: UpdateValue,
     cost: UpdateCost,
+    *,
+    cost_gate: bool = True,
 ) -> GateReason:
     if risk.force_cancel:
         return GateReason.RISK_CANCEL if live.quotes else GateReason.NOTHING_LIVE
@@ -438,6 +576,8 @@ def _gate(
             return GateReason.RISK_SIDE
     if tuple(lv.quote() for lv in ladder) == live.quotes:
         return GateReason.UNCHANGED
+    if not cost_gate:
+        return GateReason.NO_GATE
     if should_send(value, cost, forced=False):
         return GateReason.GAIN_EXCEEDS_COST
     return GateReason.COST_EXCEEDS_GAIN
@@ -479,6 +619,12 @@ def _ladder(
             want = min(size, room - used)
             size *= p.level_size_growth
             lots = _round_size_lots(want, lot)
+            if i == 0 and size0 > 0.0 and ticks > 0:
+                # The top level is never shrunk below the venue's minimum order: a thin book or
+                # a small size multiplier must not empty the side (a swept side is re-quoted).
+                min_lots = math.ceil(p.min_notional / (ticks * tick * lot) - 1e-9)
+                if lots < min_lots <= _round_size_lots(room - used, lot):
+                    lots, want = min_lots, min_lots * lot
             if ticks <= 0 or lots <= 0:
                 break
             if ticks * tick * lots * lot < p.min_notional:

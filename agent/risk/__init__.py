@@ -12,6 +12,7 @@ from agent.risk.engine import (
     Transition,
     TriggerReading,
     UnloadPlan,
+    marked_equity_quote,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Transition",
     "TriggerReading",
     "UnloadPlan",
+    "marked_equity_quote",
 ]

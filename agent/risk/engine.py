@@ -27,10 +27,13 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     index_jump_bps        high-low range in window    150  WIDENED    400   WITHDRAWN
     quote_collar_ratio    worst quote dist / collar   1.0  REDUCED    2.0   WITHDRAWN
     funding_adverse_prob  P(we pay at next snapshot)  0.5  WIDENED    0.8   HEDGING
+                          (only with ≥ funding_min_stake_quote at stake)
+    fair_value_divergence fair value vs oracle, bps   100  WIDENED    300   WITHDRAWN
     base_fee_budget_ratio base fee / fee budget       1.0  WIDENED    2.0   WITHDRAWN
     pending_tx_age_s      oldest unconfirmed tx       15   WIDENED    60    WITHDRAWN
     inclusion_delay_s     measured send → inclusion   6    REDUCED    20    WIDENED
     oracle_age_s          oracle price age            10   WIDENED    30    WITHDRAWN
+                          (1.5 / 3 heartbeats when oracle_heartbeat_s is set)
     block_age_s           latest block age            15   WIDENED    45    WITHDRAWN
     cex_feed_age_s        CEX market data age         3    WIDENED    10    WITHDRAWN
     rpc_error_rate        failed / all RPC calls      0.05 REDUCED    0.25  WITHDRAWN
@@ -43,6 +46,7 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     cex_unreachable       flag                        -               WIDENED, cap x 0.5
     cex_banned            flag                        -               REDUCED, cap x 0.5
     cex_rate_limited      flag                        -               REDUCED
+    cex_jump              flag (JumpDetector PULLED)  -               WITHDRAWN
 
 Posture of each state (multipliers are `RiskLimits` fields)::
 
@@ -59,6 +63,19 @@ A reading that is NaN counts as a breach: a broken feed must not look like a cal
 Over the (effective) inventory cap the side that adds inventory is blocked, and a time-weighted
 unload plan asks the hedger/quoter to bring inventory back to ``unload_target_frac`` of the cap by a
 deadline, catching up if behind schedule.
+
+Consistency and hysteresis
+--------------------------
+* The collar centres on fair value (``RiskInputs.fair_value``, the index when absent) and its
+  half-width is multiplied by the current state's spread multiplier: the widening a state orders
+  never trips the collar into a harsher state (it used to: HEDGING's ×3 spread read as a collar
+  breach, WITHDRAWN cancelled, the collar cleared, and the two flipped 70 times in 4 hours).
+* Every escalation within the last ``flap_window_s`` after the first multiplies the cooldowns by
+  ``flap_backoff``: a trigger that keeps coming back holds the state longer each time (30 s, 60 s,
+  120 s, ...), which bounds the flips per hour to a handful while escalation stays immediate.
+* Drawdown is measured against ``drawdown_capital_quote`` (or ``RiskInputs.strategy_capital_quote``)
+  when given, the capital the strategy uses, not the whole account; equity should be both legs
+  marked fresh at fair value (`marked_equity_quote`).
 """
 
 from __future__ import annotations
@@ -83,6 +100,7 @@ __all__ = [
     "Transition",
     "TriggerReading",
     "UnloadPlan",
+    "marked_equity_quote",
 ]
 
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
@@ -209,10 +227,33 @@ class RiskLimits:
     funding_adverse_prob: Band = Band(0.5, 0.8, _R.WIDENED, _R.HEDGING)
     funding_window_s: float = 900.0
     """Funding risk counts only this close to the next snapshot."""
+    funding_window_frac: float = 0.03125
+    """The funding window is at most this fraction of the funding interval (900 s of 8 h)."""
     funding_min_inventory_frac: float = 0.1
     """Funding risk counts only for an inventory at least this fraction of the cap."""
-    funding_min_abs_rate_bps: float = 0.5
+    funding_min_abs_rate_bps: float = 0.0
     """Funding risk counts only for a predicted rate at least this large (bps per interval)."""
+    funding_min_stake_quote: float = 5.0
+    """Funding risk counts only when |inventory| × |rate| × price (quote currency, the payment at
+    the snapshot) is at least this: the trigger weighs dollars, not the sign of a tiny rate."""
+    fair_value_divergence_bps: Band = Band(100.0, 300.0, _R.WIDENED, _R.WITHDRAWN)
+    """Fair value (exchange-led) against the oracle: the chain has not caught up with a move."""
+    cex_jump_state: RiskState = RiskState.WITHDRAWN
+    """State demanded while the exchange jump detector has quotes pulled."""
+    oracle_heartbeat_s: float | None = None
+    """The oracle feed's heartbeat; when set, the oracle-age band is derived from it."""
+    oracle_warn_heartbeats: float = 1.5
+    oracle_breach_heartbeats: float = 3.0
+    flap_window_s: float = 3_600.0
+    """Escalations within this window (after the first) lengthen the cooldowns."""
+    flap_backoff: float = 2.0
+    """Cooldown multiplier per repeated escalation within ``flap_window_s`` (1: no backoff)."""
+    drawdown_capital_quote: float | None = None
+    """Capital the strategy uses, quote currency: drawdown is a fraction of it (None: of peak)."""
+    hedging_band_mult: float = 0.5
+    """Hedge dead-band multiplier in HEDGING (the hedger hedges more of the residual)."""
+    withdrawn_band_mult: float = 0.0
+    """Hedge dead-band multiplier in WITHDRAWN: hedge the whole residual at once."""
     base_fee_budget_ratio: Band = Band(1.0, 2.0, _R.WIDENED, _R.WITHDRAWN)
     pending_tx_age_s: Band = Band(15.0, 60.0, _R.WIDENED, _R.WITHDRAWN)
     inclusion_delay_s: Band = Band(6.0, 20.0, _R.REDUCED, _R.WIDENED)
@@ -277,6 +318,19 @@ class RiskLimits:
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"risk.{name} must be >= 0 (got {getattr(self, name)!r})")
+        if self.flap_backoff < 1.0 or self.flap_window_s < 0.0:
+            raise ConfigError("risk.flap_backoff must be >= 1 and flap_window_s >= 0")
+        if self.oracle_heartbeat_s is not None and not self.oracle_heartbeat_s > 0.0:
+            raise ConfigError("risk.oracle_heartbeat_s must be > 0 when set")
+        if not 0.0 < self.oracle_warn_heartbeats < self.oracle_breach_heartbeats:
+            raise ConfigError("risk: need 0 < oracle_warn_heartbeats < oracle_breach_heartbeats")
+        if self.drawdown_capital_quote is not None and not self.drawdown_capital_quote > 0.0:
+            raise ConfigError("risk.drawdown_capital_quote must be > 0 when set")
+        if not 0.0 < self.funding_window_frac <= 1.0 or self.funding_min_stake_quote < 0.0:
+            raise ConfigError("risk: funding_window_frac in (0, 1], funding_min_stake_quote >= 0")
+        for name in ("hedging_band_mult", "withdrawn_band_mult"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"risk.{name} must be in [0, 1] (got {getattr(self, name)!r})")
         fractions = (
             "cex_degraded_inventory_cap_mult",
             "reduced_size_mult",
@@ -289,6 +343,28 @@ class RiskLimits:
         for name in ("widened_spread_mult", "hedging_spread_mult"):
             if not getattr(self, name) >= 1:
                 raise ConfigError(f"risk.{name} must be >= 1 (got {getattr(self, name)!r})")
+
+    def oracle_band(self) -> Band:
+        """Return the oracle-age band: from the heartbeat when it is known."""
+        hb = self.oracle_heartbeat_s
+        if hb is None:
+            return self.oracle_age_s
+        b = self.oracle_age_s
+        return Band(
+            hb * self.oracle_warn_heartbeats,
+            hb * self.oracle_breach_heartbeats,
+            b.warn_state,
+            b.breach_state,
+            b.release_frac,
+        )
+
+    def spread_mult(self, state: RiskState) -> float:
+        """Return the spread multiplier a state orders."""
+        if state >= RiskState.HEDGING:
+            return self.hedging_spread_mult
+        if state >= RiskState.WIDENED:
+            return self.widened_spread_mult
+        return 1.0
 
     def cooldown_s(self, state: RiskState) -> float:
         """Return how long triggers must be clear before stepping down from ``state``."""
@@ -344,6 +420,16 @@ class RiskInputs:
     """Prices of the quotes about to be posted (or resting), for the collar."""
     session_peak_equity_quote: float | None = None
     """A known peak to start from (e.g. restored from the journal); the engine tracks the rest."""
+    fair_value: float | None = None
+    """Fair value the collar centres on (``FairValueEstimator``); None: the index."""
+    fair_value_divergence_bps: float = 0.0
+    """|fair value − fresh oracle| in bps (``FairValue.divergence_bps``)."""
+    cex_jump: bool = False
+    """The exchange jump detector has quotes pulled (``JumpState.PULLED``)."""
+    funding_interval_s: float = 28_800.0
+    """The market's funding interval (the funding window scales with it)."""
+    strategy_capital_quote: float | None = None
+    """Capital the strategy uses; overrides ``RiskLimits.drawdown_capital_quote`` when given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +510,10 @@ class RiskDirective:
     """Effective |inventory| cap: the configured cap times ``inventory_cap_mult``."""
     unload: UnloadPlan | None
     readings: tuple[TriggerReading, ...]
+    hedge_band_mult: float = 1.0
+    """Multiplier on the hedger's dead band: < 1 in HEDGING, 0 in WITHDRAWN (hedge it all)."""
+    hedge_taker: bool = False
+    """The hedger should cross the spread now instead of working a passive order."""
 
 
 class _RangeWindow:
@@ -481,6 +571,7 @@ class RiskEngine:
         self._jumps = _RangeWindow(self._limits.index_jump_window_s)
         self._unload_deadline_s: float | None = None
         self._transitions: list[Transition] = []
+        self._escalations: deque[float] = deque()
 
     @property
     def limits(self) -> RiskLimits:
@@ -576,7 +667,7 @@ class RiskEngine:
             ),
             ("pending_tx_age_s", lim.pending_tx_age_s, x.oldest_pending_tx_age_s),
             ("inclusion_delay_s", lim.inclusion_delay_s, x.inclusion_delay_s),
-            ("oracle_age_s", lim.oracle_age_s, x.oracle_age_s),
+            ("oracle_age_s", lim.oracle_band(), x.oracle_age_s),
             ("block_age_s", lim.block_age_s, x.block_age_s),
             ("cex_feed_age_s", lim.cex_feed_age_s, x.cex_feed_age_s),
             ("rpc_error_rate", lim.rpc_error_rate, x.rpc_error_rate),
@@ -589,6 +680,11 @@ class RiskEngine:
                 _ratio(abs(x.inventory_base), cap_base),
             ),
             ("orders_per_min", lim.orders_per_min, x.orders_per_min),
+            (
+                "fair_value_divergence_bps",
+                lim.fair_value_divergence_bps,
+                x.fair_value_divergence_bps,
+            ),
         ]
         out: list[TriggerReading] = []
         for name, band, value in banded:
@@ -606,6 +702,7 @@ class RiskEngine:
             ("cex_unreachable", not x.cex_reachable, lim.cex_unreachable_state),
             ("cex_banned", x.cex_banned, lim.cex_banned_state),
             ("cex_rate_limited", x.cex_rate_limited, lim.cex_rate_limited_state),
+            ("cex_jump", x.cex_jump, lim.cex_jump_state),
         )
         for name, raised, state in flags:
             if raised:
@@ -621,13 +718,16 @@ class RiskEngine:
         if not x.quote_prices:
             return 0.0
         lim = self._limits
-        if not (math.isfinite(x.index_price) and x.index_price > 0):
+        centre = x.fair_value if x.fair_value is not None else x.index_price
+        if not (math.isfinite(centre) and centre > 0):
             return math.nan
         collar_bps = lim.collar_min_bps
         if math.isfinite(x.realized_vol_annual):
             sigma_h = x.realized_vol_annual * math.sqrt(lim.collar_horizon_s / _SECONDS_PER_YEAR)
             collar_bps = max(collar_bps, lim.collar_sigmas * sigma_h * _BPS)
-        worst_bps = max(abs(p - x.index_price) / x.index_price * _BPS for p in x.quote_prices)
+        # Quotes widened by the current state sit further out by design, not by mistake.
+        collar_bps *= lim.spread_mult(self._state)
+        worst_bps = max(abs(p - centre) / centre * _BPS for p in x.quote_prices)
         return _ratio(worst_bps, collar_bps)
 
     def _funding_adverse_prob(self, x: RiskInputs) -> float:
@@ -636,9 +736,13 @@ class RiskEngine:
         if any(math.isnan(v) for v in used):
             return math.nan
         inv_frac = _ratio(abs(x.inventory_base), x.inventory_cap_base)
+        window_s = min(lim.funding_window_s, lim.funding_window_frac * x.funding_interval_s)
+        price = x.fair_value if x.fair_value is not None else x.index_price
+        stake = abs(x.inventory_base * x.funding_rate_predicted) * price
         if (
             x.inventory_base == 0
-            or x.funding_snapshot_in_s > lim.funding_window_s
+            or x.funding_snapshot_in_s > window_s
+            or not stake >= lim.funding_min_stake_quote
             or inv_frac < lim.funding_min_inventory_frac
             or abs(x.funding_rate_predicted) * _BPS < lim.funding_min_abs_rate_bps
         ):
@@ -660,6 +764,9 @@ class RiskEngine:
             candidates.append(x.session_peak_equity_quote)
         peak = max(candidates)
         self._peak_equity = peak
+        capital = x.strategy_capital_quote or self._limits.drawdown_capital_quote
+        if capital is not None and capital > 0:
+            return max(peak - equity, 0.0) / capital
         if peak <= 0:
             return 0.0 if equity >= peak else math.inf
         return (peak - equity) / peak
@@ -672,6 +779,7 @@ class RiskEngine:
             self._clear_since_s = None
             return
         if demanded > current:
+            self._escalations.append(now_s)
             cause = "; ".join(r.describe() for r in readings if r.state == demanded)
             self._move(demanded, now_s, f"escalate: {cause}", readings)
             return
@@ -681,7 +789,12 @@ class RiskEngine:
         if self._clear_since_s is None:
             self._clear_since_s = now_s
         clear_for_s = now_s - self._clear_since_s
-        cooldown_s = self._limits.cooldown_s(current)
+        lim = self._limits
+        while self._escalations and self._escalations[0] < now_s - lim.flap_window_s:
+            self._escalations.popleft()
+        # The first escalation in the window is an event; every later one is a flap.
+        flaps = max(len(self._escalations) - 1, 0)
+        cooldown_s = lim.cooldown_s(current) * lim.flap_backoff**flaps
         if clear_for_s < cooldown_s:
             return
         target = RiskState(current - 1)
@@ -745,6 +858,7 @@ class RiskEngine:
         lim = self._limits
         s = self._state
         size, spread, urgency = 1.0, 1.0, HedgeUrgency.NORMAL
+        band_mult, taker = 1.0, False
         if s >= RiskState.REDUCED:
             size = lim.reduced_size_mult
         if s >= RiskState.WIDENED:
@@ -755,7 +869,10 @@ class RiskEngine:
                 lim.hedging_spread_mult,
                 HedgeUrgency.AGGRESSIVE,
             )
+            band_mult, taker = lim.hedging_band_mult, True
         withdrawn = s >= RiskState.WITHDRAWN
+        if withdrawn:
+            band_mult = lim.withdrawn_band_mult
         inv = x.inventory_base
         if math.isfinite(inv):
             allow_bid, allow_ask = inv < cap_base, inv > -cap_base
@@ -764,7 +881,7 @@ class RiskEngine:
         if withdrawn:
             allow_bid, allow_ask = allow_bid and inv < 0, allow_ask and inv > 0
         if s is RiskState.HALTED:
-            size, urgency = 0.0, HedgeUrgency.NONE
+            size, urgency, band_mult, taker = 0.0, HedgeUrgency.NONE, 1.0, False
             allow_bid = allow_ask = False
         return RiskDirective(
             state=s,
@@ -779,6 +896,8 @@ class RiskEngine:
             inventory_cap_base=cap_base,
             unload=unload,
             readings=readings,
+            hedge_band_mult=band_mult,
+            hedge_taker=taker,
         )
 
 
@@ -789,3 +908,27 @@ def _ratio(num: float, den: float) -> float:
     if den > 0:
         return num / den
     return 0.0 if num <= 0 else math.inf
+
+
+def marked_equity_quote(
+    dex_cash_quote: float,
+    dex_position_base: float,
+    hedge_cash_quote: float,
+    hedge_position_base: float,
+    fair_value: float,
+    hedge_mark: float | None = None,
+) -> float:
+    """Return both legs' equity marked fresh, quote currency (the input ``equity_quote`` wants).
+
+    Each leg is its cash (collateral plus realised P&L minus entry cost) plus its position at a
+    fresh mark: the DEX leg at fair value, the hedge at ``hedge_mark`` (the exchange mid now;
+    fair value when omitted). A delta-neutral book then shows no phantom drawdown in a crash: a
+    hedge marked at a price 10 s old inflated crash drawdowns about 2.5×.
+    """
+    mark = fair_value if hedge_mark is None else hedge_mark
+    return (
+        dex_cash_quote
+        + dex_position_base * fair_value
+        + hedge_cash_quote
+        + hedge_position_base * mark
+    )

@@ -89,11 +89,12 @@ def test_inclusion_delay_tracks_samples_and_drops() -> None:
 
 def test_funding_predictor_rate_flip_probability_and_reset() -> None:
     f = FundingPredictor(interval_s=3_600.0, interest_rate=1e-4, clamp=5e-4, halflife_s=600.0)
-    # Steady premium far above the clamp band: rate = premium - clamp, no flip.
+    # Steady premium far above the clamp band: the 8-hour rate is premium - clamp, and an hourly
+    # interval pays an eighth of it (the contract's FundingMath.rate).
     for i in range(0, 1800, 10):
         f.update_premium(float(i), 2e-3)
     snap = f.snapshot(1_800.0)
-    assert snap.predicted_rate == pytest.approx(2e-3 - 5e-4)
+    assert snap.predicted_rate == pytest.approx((2e-3 - 5e-4) / 8.0)
     assert snap.flip_prob == 0.0
     assert snap.seconds_to_snapshot == pytest.approx(1_800.0)
     # A noisy premium hovering at the band's edge (−clamp when interest > 0): coin flip.
@@ -106,6 +107,19 @@ def test_funding_predictor_rate_flip_probability_and_reset() -> None:
     f.update_premium(3_600.0, -2e-3)
     f.update_premium(3_610.0, -2e-3)
     assert f.snapshot(3_610.0).predicted_rate < 0.0
+
+
+def test_funding_predictor_scales_to_the_interval_and_caps_like_the_contract() -> None:
+    # FundingMath.rate: r = clamp(r8h * interval / 8h, ±cap). 600 s intervals pay 1/48 of r8h.
+    short = FundingPredictor(interval_s=600.0, interest_rate=1e-4, clamp=5e-4)
+    eight = FundingPredictor(interval_s=28_800.0, interest_rate=1e-4, clamp=5e-4)
+    capped = FundingPredictor(interval_s=28_800.0, interest_rate=1e-4, clamp=5e-4, cap=1e-3)
+    for f in (short, eight, capped):
+        f.update_premium(0.0, 4e-3)
+        f.update_premium(10.0, 4e-3)
+    assert eight.snapshot(20.0).predicted_rate == pytest.approx(3.5e-3)
+    assert short.snapshot(20.0).predicted_rate == pytest.approx(3.5e-3 / 48.0)
+    assert capped.snapshot(20.0).predicted_rate == pytest.approx(1e-3)
 
 
 def test_estimators_bundle_snapshot() -> None:

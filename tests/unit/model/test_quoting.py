@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -174,7 +175,7 @@ def test_long_inventory_lowers_both_quotes(q: float, sigma: float, model: QuoteM
 
 
 @settings(max_examples=100, deadline=None)
-@given(rate=st.floats(1e-6, 1e-2), q=inventories, model=models, t_snap=st.floats(0.0, 28_800.0))
+@given(rate=st.floats(1e-6, 1e-2), q=inventories, model=models, t_snap=st.floats(0.0, 1_800.0))
 def test_positive_funding_lowers_reservation_price(
     rate: float, q: float, model: QuoteModel, t_snap: float
 ) -> None:
@@ -186,10 +187,22 @@ def test_positive_funding_lowers_reservation_price(
     assert pos.reservation_price < base.reservation_price < neg.reservation_price
 
 
-def test_funding_drift_scales_with_rate_mark_and_holding_time() -> None:
-    p = replace(PARAMS, expected_holding_s=600.0, funding_interval_s=28_800.0)
-    d = decide(make_inputs(estimates=est(funding_rate=1e-4)), p, LiveQuotes())
-    assert d.funding_drift == pytest.approx(1e-4 * 2000.0 * 600.0 / 28_800.0)
+def test_funding_is_counted_once_as_expected_payments_at_the_snapshots_a_unit_is_held_at() -> None:
+    # Interval 600 s, holding 600 s, next snapshot in 300 s: a unit bought now pays at the next
+    # snapshot with probability e^-0.5, at the one after with e^-1.5, ... (a geometric series).
+    p = replace(PARAMS, expected_holding_s=600.0, funding_interval_s=600.0)
+    pay = 1e-4 * 2000.0
+    d = decide(
+        make_inputs(estimates=est(funding_rate=1e-4), seconds_to_funding=300.0), p, LiveQuotes()
+    )
+    series = sum(pay * math.exp(-(300.0 + 600.0 * j) / 600.0) for j in range(200))
+    assert d.snapshot_shift == pytest.approx(pay * math.exp(-0.5))
+    assert d.snapshot_shift + d.funding_drift == pytest.approx(series)
+    flat = decide(make_inputs(seconds_to_funding=300.0), p, LiveQuotes())
+    assert flat.reservation_price - d.reservation_price == pytest.approx(series)
+    # An 8-hour interval with the snapshot hours away: a 10-minute holding never sees it.
+    far = decide(make_inputs(estimates=est(funding_rate=1e-4)), PARAMS, LiveQuotes())
+    assert far.snapshot_shift + far.funding_drift < 1e-6 * pay
     # A 50% chance of a flip makes the expected rate zero.
     d = decide(
         make_inputs(estimates=est(funding_rate=1e-4, funding_flip_prob=0.5)), p, LiveQuotes()
@@ -210,7 +223,7 @@ def test_settlement_window_penalises_the_paying_side_then_relaxes() -> None:
         make_inputs(estimates=e, inventory_base=2.0, seconds_to_funding=28_700.0), p, LiveQuotes()
     )
     assert inside.reservation_price < before.reservation_price
-    assert inside.snapshot_shift > 0.0 and before.snapshot_shift == 0.0
+    assert inside.snapshot_shift > 1e3 * before.snapshot_shift
     assert inside.bid_size_base < before.bid_size_base  # the side that adds to a paying long
     assert inside.ask_size_base == before.ask_size_base
     assert after.reservation_price == pytest.approx(before.reservation_price)

@@ -75,8 +75,14 @@ class Case:
     calm_after: dict[str, Any] = field(default_factory=dict)
 
 
-# Funding: long half the cap, longs pay +5 bps at a snapshot 5 min away.
-_FUNDING = {"inventory_base": 5.0, "funding_rate_predicted": 0.0005, "funding_snapshot_in_s": 300.0}
+# Funding: long half the cap of a $4,000 perp, longs pay +5 bps ($10 on the position) at a
+# snapshot 5 min away.
+_FUNDING = {
+    "inventory_base": 5.0,
+    "funding_rate_predicted": 0.0005,
+    "funding_snapshot_in_s": 300.0,
+    "index_price": 4000.0,
+}
 
 CASES = [
     Case("realized_vol_annual", {"realized_vol_annual": 1.2}, {"realized_vol_annual": 2.5},
@@ -88,7 +94,7 @@ CASES = [
          S.REDUCED, S.WITHDRAWN),
     Case("funding_adverse_prob", {**_FUNDING, "funding_flip_prob": 0.4},
          {**_FUNDING, "funding_flip_prob": 0.1}, S.WIDENED, S.HEDGING,
-         calm_after={"inventory_base": 5.0}),
+         calm_after={"inventory_base": 5.0, "index_price": 4000.0}),
     Case("base_fee_budget_ratio", {"base_fee_gwei": 60.0}, {"base_fee_gwei": 150.0},
          S.WIDENED, S.WITHDRAWN),
     Case("pending_tx_age_s", {"oldest_pending_tx_age_s": 20.0}, {"oldest_pending_tx_age_s": 90.0},
@@ -109,6 +115,8 @@ CASES = [
          S.REDUCED, S.HEDGING),
     Case("orders_per_min", {"orders_per_min": 150.0}, {"orders_per_min": 300.0},
          S.WIDENED, S.WITHDRAWN),
+    Case("fair_value_divergence_bps", {"fair_value_divergence_bps": 150.0},
+         {"fair_value_divergence_bps": 400.0}, S.WIDENED, S.WITHDRAWN),
     Case("cex_unreachable", None, {"cex_reachable": False}, None, S.WIDENED),
     Case("cex_banned", None, {"cex_banned": True}, None, S.REDUCED),
     Case("cex_rate_limited", None, {"cex_rate_limited": True}, None, S.REDUCED),
@@ -331,6 +339,24 @@ def test_funding_only_counts_near_the_snapshot_and_when_it_hurts() -> None:
     assert RiskEngine().evaluate(calm(0.0, **likely_flip)).state is S.HEDGING
     tiny = {**adverse, "inventory_base": 0.5}  # 5 % of the cap
     assert RiskEngine().evaluate(calm(0.0, **tiny)).state is S.NORMAL
+
+
+def test_funding_trigger_weighs_dollars_at_stake_not_the_sign() -> None:
+    # Certain to pay, but cents: a $100 perp, 5 long, 1 bp -> $0.05 at stake. No widening.
+    cents = {**_FUNDING, "index_price": 100.0, "funding_rate_predicted": 1e-4}
+    assert RiskEngine().evaluate(calm(0.0, **cents)).state is S.NORMAL
+    # The same position on a $4,000 perp at 5 bps: $10 at stake.
+    assert RiskEngine().evaluate(calm(0.0, **_FUNDING, funding_flip_prob=0.1)).state is S.HEDGING
+    lower = RiskLimits(funding_min_stake_quote=0.01)
+    assert RiskEngine(lower).evaluate(calm(0.0, **cents)).state is S.HEDGING
+
+
+def test_funding_window_scales_with_the_interval() -> None:
+    # A 600 s interval: the window is 1/32 of it (18.75 s), not 900 s.
+    hourly = {**_FUNDING, "funding_flip_prob": 0.1, "funding_interval_s": 600.0}
+    assert RiskEngine().evaluate(calm(0.0, **hourly)).state is S.NORMAL
+    close = {**hourly, "funding_snapshot_in_s": 10.0}
+    assert RiskEngine().evaluate(calm(0.0, **close)).state is S.HEDGING
 
 
 @pytest.mark.parametrize(

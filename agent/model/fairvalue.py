@@ -1,0 +1,201 @@
+"""Fair value of the DEX perp from the market, never from our own quotes (pure, no clock reads).
+
+One estimate serves the quoting model (the centre of every quote), the risk engine's collar and its
+jump trigger, so all three agree on where the market is.
+
+Sources, best first::
+
+    source   input                                   used when
+    -------  --------------------------------------  ------------------------------------------
+    CEX      exchange mid + EWMA basis               the exchange mid is younger than
+                                                     ``max_cex_age_s``
+    ORACLE   oracle / index price                    the exchange is stale, the oracle is younger
+                                                     than ``max_oracle_age_s``
+    DEX      other makers' mid on the DEX book       both are stale and the book (without our
+             (our own orders removed by the caller)  orders) is two-sided and younger than
+                                                     ``max_dex_age_s``
+    LAST     the last estimate, flagged ``stale``    nothing is fresh (the caller withdraws)
+
+The **basis** is what the DEX perp trades at over the exchange: an EWMA (time half-life
+``basis_halflife_s``) of ``reference − exchange mid`` where the reference is the oracle index,
+blended with other makers' DEX mid by ``dex_basis_weight`` when the book has one. It is sampled
+only when the oracle reports (a fresh reference against a fresh exchange mid) and only while the
+two agree within ``band_bps``: a slow oracle heartbeat behind a fast exchange move must not drag
+fair value back to the old price. That disagreement is reported instead (``divergence_bps``): the
+risk engine reads it, and the exchange side wins, because the chain is the one that lags.
+
+The oracle is also the **sanity band**: an estimate more than ``band_bps`` away from a fresh
+oracle sets ``divergent``. Nothing is clamped: clamping to a lagging oracle is exactly how asks get
+re-posted under the new price and lifted.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from agent.errors import ConfigError
+
+__all__ = ["FairValue", "FairValueEstimator", "FairValueParams", "FairValueSource"]
+
+_LN2 = math.log(2.0)
+_BPS = 1e4
+
+
+class FairValueSource(enum.StrEnum):
+    """Which input set the estimate."""
+
+    CEX = "cex"
+    ORACLE = "oracle"
+    DEX = "dex"
+    LAST = "last"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class FairValueParams:
+    """Settings of the fair-value estimator; every field carries its unit."""
+
+    basis_halflife_s: float = 300.0
+    """Half-life of the basis EWMA, seconds (slow: the basis is a level, not a signal)."""
+    max_cex_age_s: float = 3.0
+    """The exchange mid is stale beyond this age, seconds."""
+    max_oracle_age_s: float = 120.0
+    """The oracle is stale beyond this age, seconds (a few heartbeats for a heartbeat feed)."""
+    max_dex_age_s: float = 30.0
+    """Other makers' DEX mid is stale beyond this age, seconds."""
+    band_bps: float = 100.0
+    """Sanity band around a fresh oracle: beyond it the estimate is ``divergent``."""
+    dex_basis_weight: float = 0.0
+    """Weight in [0, 1] of other makers' DEX mid in the basis reference (0: oracle only)."""
+    max_basis_bps: float = 200.0
+    """The basis EWMA is held within ± this many bps of the exchange mid."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            self.basis_halflife_s,
+            self.max_cex_age_s,
+            self.max_oracle_age_s,
+            self.max_dex_age_s,
+            self.band_bps,
+            self.max_basis_bps,
+        )
+        if not all(x > 0.0 for x in positive):
+            raise ConfigError("fair value: half-life, ages and bands must be > 0")
+        if not 0.0 <= self.dex_basis_weight <= 1.0:
+            raise ConfigError("fair value: dex_basis_weight must be in [0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class FairValue:
+    """One fair-value estimate."""
+
+    price: float
+    """Fair value, quote currency per base unit (NaN before any input)."""
+    source: FairValueSource
+    basis: float
+    """The basis added to the exchange mid, price units."""
+    age_s: float
+    """Age of the input the estimate rests on, seconds (``inf`` before any input)."""
+    divergence_bps: float
+    """|estimate − fresh oracle| in bps of the oracle (0 without a fresh oracle)."""
+    stale: bool
+    """No input is fresh: quote nothing off this number."""
+    divergent: bool
+    """The estimate is outside the oracle's sanity band."""
+
+
+class FairValueEstimator:
+    """Track the exchange mid, the oracle and other makers' DEX mid; report fair value.
+
+    Each ``update_*`` takes the observation's time (seconds, the caller's clock) and ``value(t)``
+    reports as of ``t``. Feeding the same sequence gives the same answers.
+    """
+
+    def __init__(self, params: FairValueParams | None = None) -> None:
+        self.params = params if params is not None else FairValueParams()
+        self._cex: tuple[float, float] | None = None
+        self._oracle: tuple[float, float] | None = None
+        self._dex: tuple[float, float] | None = None
+        self._basis = 0.0
+        self._basis_t: float | None = None
+        self._last: float = math.nan
+
+    @property
+    def basis(self) -> float:
+        """Return the current basis estimate, price units."""
+        return self._basis
+
+    def update_cex(self, t_s: float, mid: float) -> None:
+        """Feed the exchange mid observed at ``t_s``."""
+        if math.isfinite(mid) and mid > 0.0:
+            self._cex = (t_s, mid)
+
+    def update_dex(self, t_s: float, best_bid: float | None, best_ask: float | None) -> None:
+        """Feed the DEX book's best bid and ask *excluding our own orders* at ``t_s``.
+
+        A one-sided or crossed book carries no mid and is ignored.
+        """
+        if best_bid is None or best_ask is None or not 0.0 < best_bid < best_ask:
+            return
+        self._dex = (t_s, 0.5 * (best_bid + best_ask))
+
+    def update_oracle(self, t_s: float, price: float) -> None:
+        """Feed an oracle (index) report published at ``t_s``; samples the basis."""
+        if not (math.isfinite(price) and price > 0.0):
+            return
+        self._oracle = (t_s, price)
+        cex = self._fresh(self._cex, t_s, self.params.max_cex_age_s)
+        if cex is None:
+            return
+        ref = price
+        dex = self._fresh(self._dex, t_s, self.params.max_dex_age_s)
+        w = self.params.dex_basis_weight
+        if dex is not None and w > 0.0:
+            ref = (1.0 - w) * price + w * dex
+        if abs(price - cex) / price * _BPS > self.params.band_bps:
+            # Disagreement: one of the two has moved and the other has not caught up yet. That
+            # is not a basis; it shows as divergence until the chain side catches up.
+            return
+        target = ref - cex
+        if self._basis_t is None:
+            self._basis = target
+        else:
+            dt = max(t_s - self._basis_t, 0.0)
+            w_old = math.exp(-_LN2 * dt / self.params.basis_halflife_s)
+            self._basis = w_old * self._basis + (1.0 - w_old) * target
+        bound = cex * self.params.max_basis_bps / _BPS
+        self._basis = min(max(self._basis, -bound), bound)
+        self._basis_t = t_s
+
+    def value(self, t_s: float) -> FairValue:
+        """Return the fair value as of ``t_s``."""
+        p = self.params
+        oracle = self._fresh(self._oracle, t_s, p.max_oracle_age_s)
+        cex = self._fresh(self._cex, t_s, p.max_cex_age_s)
+        dex = self._fresh(self._dex, t_s, p.max_dex_age_s)
+        if cex is not None and self._cex is not None:
+            price, source, age = cex + self._basis, FairValueSource.CEX, t_s - self._cex[0]
+        elif oracle is not None and self._oracle is not None:
+            price, source, age = oracle, FairValueSource.ORACLE, t_s - self._oracle[0]
+        elif dex is not None and self._dex is not None:
+            price, source, age = dex, FairValueSource.DEX, t_s - self._dex[0]
+        elif math.isfinite(self._last):
+            ages = [t_s - o[0] for o in (self._cex, self._oracle, self._dex) if o is not None]
+            return FairValue(
+                self._last, FairValueSource.LAST, self._basis, min(ages), 0.0, True, False
+            )
+        else:
+            return FairValue(math.nan, FairValueSource.NONE, 0.0, math.inf, 0.0, True, False)
+        self._last = price
+        divergence = abs(price - oracle) / oracle * _BPS if oracle is not None else 0.0
+        return FairValue(
+            price, source, self._basis, max(age, 0.0), divergence, False, divergence > p.band_bps
+        )
+
+    @staticmethod
+    def _fresh(obs: tuple[float, float] | None, t_s: float, max_age_s: float) -> float | None:
+        if obs is None or t_s - obs[0] > max_age_s:
+            return None
+        return obs[1]

@@ -1,0 +1,182 @@
+"""Adverse-selection signals from the exchange, which leads the chain (pure, no clock reads).
+
+``ExchangeMomentum``
+    EWMA drift of the exchange mid, price units per second. The model shifts its reservation price
+    by ``momentum_per_s × momentum_horizon_s`` so a quote does not sit where the exchange has
+    already left (``DecisionInputs.momentum_per_s``).
+``JumpDetector``
+    Crash posture. A move of the exchange mid over ``window_s`` larger than both ``jump_bps`` and
+    ``jump_sigmas`` standard deviations pulls quotes (state ``PULLED``) before the oracle and the
+    DEX book see it. Quoting resumes (``REENTRY``, then ``NORMAL``) only once the mid has moved less
+    than ``stable_bps`` over ``stable_s``: re-entry is then around the new fair value, since the
+    model centres on the fair-value estimate, never on where it quoted before.
+
+    ==========  ======================================  ========================================
+    state       when                                    what the runtime does
+    ==========  ======================================  ========================================
+    NORMAL      no jump                                 quote
+    PULLED      a jump, or still moving after one       cancel all (risk input ``cex_jump``),
+                                                        hedge the residual now
+    REENTRY     stable for ``stable_s`` after a jump,   quote at ``reentry_size_mult`` of size and
+                for ``reentry_s``                       ``reentry_spread_mult`` of spread
+    ==========  ======================================  ========================================
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from agent.errors import ConfigError
+
+__all__ = [
+    "ExchangeMomentum",
+    "JumpDetector",
+    "JumpParams",
+    "JumpSignal",
+    "JumpState",
+]
+
+_LN2 = math.log(2.0)
+_BPS = 1e4
+
+
+class ExchangeMomentum:
+    """EWMA of the exchange mid's drift, price units per second.
+
+    Parameters
+    ----------
+    halflife_s
+        Half-life of the drift estimate: short (seconds), the signal is the last moves.
+    """
+
+    def __init__(self, halflife_s: float = 10.0) -> None:
+        if halflife_s <= 0.0:
+            raise ConfigError("ExchangeMomentum: halflife_s must be > 0")
+        self._halflife_s = halflife_s
+        self._last: tuple[float, float] | None = None
+        self._drift = 0.0
+
+    def update(self, t_s: float, mid: float) -> None:
+        """Feed the exchange mid at ``t_s``."""
+        if not (math.isfinite(mid) and mid > 0.0):
+            return
+        if self._last is not None:
+            dt = t_s - self._last[0]
+            if dt <= 0.0:
+                self._last = (self._last[0], mid)
+                return
+            w = math.exp(-_LN2 * dt / self._halflife_s)
+            # Each observed increment is an estimate of drift × dt; weight it by its elapsed time.
+            self._drift = w * self._drift + (1.0 - w) * (mid - self._last[1]) / dt
+        self._last = (t_s, mid)
+
+    def drift_per_s(self) -> float:
+        """Return the drift estimate, price units per second (+: rising)."""
+        return self._drift
+
+
+class JumpState(enum.StrEnum):
+    """Crash posture."""
+
+    NORMAL = "normal"
+    PULLED = "pulled"
+    REENTRY = "reentry"
+
+
+@dataclass(frozen=True, slots=True)
+class JumpParams:
+    """Jump-detector thresholds; every field carries its unit."""
+
+    window_s: float = 10.0
+    """Look-back over which a move counts as one jump."""
+    jump_bps: float = 50.0
+    """Smallest move over ``window_s`` that pulls quotes, bps."""
+    jump_sigmas: float = 6.0
+    """The move must also exceed this many σ·√window (σ relative, per √s)."""
+    stable_s: float = 20.0
+    """The market must stay within ``stable_bps`` for this long before quotes come back."""
+    stable_bps: float = 15.0
+    reentry_s: float = 60.0
+    """Time in REENTRY (smaller, wider quotes) before NORMAL."""
+    reentry_size_mult: float = 0.5
+    reentry_spread_mult: float = 1.5
+
+    def __post_init__(self) -> None:
+        if min(self.window_s, self.jump_bps, self.stable_s, self.stable_bps) <= 0.0:
+            raise ConfigError("jump detector: windows and thresholds must be > 0")
+        if self.jump_sigmas < 0.0 or self.reentry_s < 0.0:
+            raise ConfigError("jump detector: jump_sigmas and reentry_s must be >= 0")
+        if not 0.0 < self.reentry_size_mult <= 1.0 or self.reentry_spread_mult < 1.0:
+            raise ConfigError("jump detector: reentry size mult in (0, 1], spread mult >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class JumpSignal:
+    """The detector's view at one time."""
+
+    state: JumpState
+    move_bps: float
+    """Largest move within ``window_s`` (max − min over min), bps."""
+    size_mult: float
+    spread_mult: float
+    since_s: float
+    """When the current state began."""
+
+
+class JumpDetector:
+    """Pull quotes on an exchange jump, re-enter once the market is stable (see module doc)."""
+
+    def __init__(self, params: JumpParams | None = None) -> None:
+        self.params = params if params is not None else JumpParams()
+        self._prices: deque[tuple[float, float]] = deque()
+        self._state = JumpState.NORMAL
+        self._since_s = 0.0
+
+    def update(self, t_s: float, mid: float, sigma_rel_per_sqrt_s: float = 0.0) -> JumpSignal:
+        """Feed the exchange mid at ``t_s`` (and the current relative σ); return the signal."""
+        p = self.params
+        if math.isfinite(mid) and mid > 0.0:
+            self._prices.append((t_s, mid))
+        keep = max(p.window_s, p.stable_s)
+        while self._prices and self._prices[0][0] < t_s - keep:
+            self._prices.popleft()
+        move = self._range_bps(t_s - p.window_s)
+        sigma_move_bps = p.jump_sigmas * sigma_rel_per_sqrt_s * math.sqrt(p.window_s) * _BPS
+        threshold = max(p.jump_bps, sigma_move_bps)
+        if move >= threshold:
+            # Every new jump restarts the clock: re-entry waits for stability after the last one.
+            self._enter(JumpState.PULLED, t_s)
+        elif self._state is JumpState.PULLED:
+            # Stable: the whole last stable_s (all of it after the jump) moved less than
+            # stable_bps. The range covers the full window, so one quiet tick is not enough.
+            calm = self._range_bps(t_s - p.stable_s) < p.stable_bps
+            if calm and t_s - self._since_s >= p.stable_s:
+                self._enter(JumpState.REENTRY, t_s)
+        elif self._state is JumpState.REENTRY and t_s - self._since_s >= p.reentry_s:
+            self._enter(JumpState.NORMAL, t_s)
+        return self.signal(move)
+
+    def signal(self, move_bps: float = 0.0) -> JumpSignal:
+        """Return the current state and its multipliers."""
+        p = self.params
+        if self._state is JumpState.REENTRY:
+            size, spread = p.reentry_size_mult, p.reentry_spread_mult
+        elif self._state is JumpState.PULLED:
+            size, spread = 0.0, p.reentry_spread_mult
+        else:
+            size, spread = 1.0, 1.0
+        return JumpSignal(self._state, move_bps, size, spread, self._since_s)
+
+    def _enter(self, state: JumpState, t_s: float) -> None:
+        self._state = state
+        self._since_s = t_s
+
+    def _range_bps(self, from_s: float) -> float:
+        window = [m for t, m in self._prices if t >= from_s]
+        if len(window) < 2:
+            return 0.0
+        low = min(window)
+        return (max(window) - low) / low * _BPS
