@@ -13,7 +13,9 @@ from agent.model.estimators import (
     FundingPredictor,
     InclusionDelay,
     ModelEstimates,
+    QuoteFillIntensity,
 )
+from agent.model.fairvalue import FairValue, FairValueEstimator, FairValueParams, FairValueSource
 from agent.model.quoting import (
     Decision,
     DecisionInputs,
@@ -25,6 +27,8 @@ from agent.model.quoting import (
     RiskDirective,
     decide,
 )
+from agent.model.signals import ExchangeMomentum, JumpDetector, JumpParams, JumpSignal, JumpState
+from agent.model.strategies import Strategy, StrategyName, strategy
 
 __all__ = [
     "BaseFeeForecaster",
@@ -32,17 +36,30 @@ __all__ = [
     "DecisionInputs",
     "Estimators",
     "EwmaVolatility",
+    "ExchangeMomentum",
+    "FairValue",
+    "FairValueEstimator",
+    "FairValueParams",
+    "FairValueSource",
     "FillIntensity",
     "FundingPredictor",
     "GateReason",
     "InclusionDelay",
+    "JumpDetector",
+    "JumpParams",
+    "JumpSignal",
+    "JumpState",
     "LadderLevel",
     "LiveQuotes",
     "ModelEstimates",
     "ModelParams",
+    "QuoteFillIntensity",
     "QuoteModel",
     "RiskDirective",
+    "Strategy",
+    "StrategyName",
     "UpdateCost",
     "UpdateValue",
     "decide",
+    "strategy",
 ]

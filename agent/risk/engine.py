@@ -248,6 +248,8 @@ class RiskLimits:
     """Escalations within this window (after the first) lengthen the cooldowns."""
     flap_backoff: float = 2.0
     """Cooldown multiplier per repeated escalation within ``flap_window_s`` (1: no backoff)."""
+    flap_max_cooldown_s: float = 900.0
+    """The backoff never makes a cooldown longer than this (a settled market recovers)."""
     drawdown_capital_quote: float | None = None
     """Capital the strategy uses, quote currency: drawdown is a fraction of it (None: of peak)."""
     hedging_band_mult: float = 0.5
@@ -794,7 +796,8 @@ class RiskEngine:
             self._escalations.popleft()
         # The first escalation in the window is an event; every later one is a flap.
         flaps = max(len(self._escalations) - 1, 0)
-        cooldown_s = lim.cooldown_s(current) * lim.flap_backoff**flaps
+        base_s = lim.cooldown_s(current)
+        cooldown_s = max(base_s, min(base_s * lim.flap_backoff**flaps, lim.flap_max_cooldown_s))
         if clear_for_s < cooldown_s:
             return
         target = RiskState(current - 1)

@@ -1,0 +1,78 @@
+"""Fair value: exchange-led with a slow basis, oracle fallback and sanity band, staleness."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.model import FairValueEstimator, FairValueParams, FairValueSource
+
+
+def test_exchange_mid_plus_basis_learned_from_the_oracle() -> None:
+    fv = FairValueEstimator(FairValueParams(basis_halflife_s=60.0))
+    # The perp's oracle sits 2 (10 bps) above the exchange, steadily.
+    for t in range(0, 600, 5):
+        fv.update_cex(float(t), 2000.0)
+        fv.update_oracle(float(t), 2002.0)
+    v = fv.value(596.0)
+    assert v.source is FairValueSource.CEX and not v.stale and not v.divergent
+    assert v.basis == pytest.approx(2.0)
+    assert v.price == pytest.approx(2002.0)
+    # The exchange moves; fair value moves with it at once, keeping the basis.
+    fv.update_cex(601.0, 2010.0)
+    assert fv.value(601.0).price == pytest.approx(2012.0)
+
+
+def test_our_own_quotes_cannot_move_fair_value() -> None:
+    # The DEX book (without our orders) is an input, but with the exchange and oracle fresh it
+    # only enters the basis by its weight; a DEX mid far away does not move the estimate.
+    fv = FairValueEstimator()
+    fv.update_cex(0.0, 2000.0)
+    fv.update_oracle(0.0, 2000.0)
+    fv.update_dex(0.0, 1950.0, 1960.0)
+    assert fv.value(0.5).price == pytest.approx(2000.0)
+
+
+def test_a_lagging_oracle_does_not_drag_fair_value_back_and_shows_as_divergence() -> None:
+    fv = FairValueEstimator(FairValueParams(basis_halflife_s=30.0, band_bps=100.0))
+    for t in range(0, 300, 5):
+        fv.update_cex(float(t), 2000.0)
+        fv.update_oracle(float(t), 2000.0)
+    # A 3 % exchange move; the oracle still reports the old price for a while.
+    for t in range(300, 360, 1):
+        fv.update_cex(float(t), 2060.0)
+        if t % 10 == 0:
+            fv.update_oracle(float(t), 2000.0)
+    v = fv.value(360.0)
+    assert v.price == pytest.approx(2060.0)  # basis untouched by the disagreement
+    assert v.divergent and v.divergence_bps == pytest.approx(300.0)
+    # The oracle catches up: no divergence.
+    fv.update_oracle(361.0, 2060.0)
+    assert not fv.value(361.0).divergent
+
+
+def test_fallbacks_oracle_then_dex_then_stale_last() -> None:
+    p = FairValueParams(max_cex_age_s=3.0, max_oracle_age_s=60.0, max_dex_age_s=30.0)
+    fv = FairValueEstimator(p)
+    assert math.isnan(fv.value(0.0).price) and fv.value(0.0).stale
+    fv.update_cex(0.0, 2000.0)
+    fv.update_oracle(0.0, 2001.0)
+    fv.update_dex(50.0, 1999.0, 2003.0)
+    assert fv.value(1.0).source is FairValueSource.CEX
+    v = fv.value(10.0)  # exchange stale: the oracle
+    assert (v.source, v.price, v.age_s) == (FairValueSource.ORACLE, 2001.0, 10.0)
+    v = fv.value(70.0)  # oracle stale too: other makers' DEX mid
+    assert (v.source, v.price) == (FairValueSource.DEX, 2001.0)
+    v = fv.value(200.0)  # nothing fresh: the last estimate, flagged stale
+    assert v.source is FairValueSource.LAST and v.stale and v.price == 2001.0
+
+
+def test_one_sided_or_crossed_dex_books_are_ignored_and_params_are_checked() -> None:
+    fv = FairValueEstimator()
+    fv.update_dex(0.0, None, 2000.0)
+    fv.update_dex(0.0, 2001.0, 2000.0)
+    assert fv.value(0.0).source is FairValueSource.NONE
+    with pytest.raises(ConfigError):
+        FairValueParams(dex_basis_weight=1.5)

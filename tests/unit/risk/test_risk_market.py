@@ -1,0 +1,115 @@
+"""Risk engine and the market: fair-value collar, hysteresis, heartbeat, capital, hedge posture."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.risk import RiskEngine, RiskLimits, RiskState, marked_equity_quote
+from tests.unit.risk.test_risk_engine import calm
+
+S = RiskState
+
+
+def test_collar_centres_on_fair_value_not_on_a_lagging_index() -> None:
+    # The exchange moved 3 %; fair value follows it, the oracle index has not yet. Quotes around
+    # fair value are right, and the collar must not call them wrong.
+    around_fair = {"index_price": 100.0, "fair_value": 103.0, "quote_prices": (102.9, 103.1)}
+    assert RiskEngine().evaluate(calm(0.0, **around_fair)).state is S.NORMAL
+    # Quotes left at the old price are 3 % through fair value: the collar pulls them.
+    stale = {**around_fair, "quote_prices": (99.9, 100.1)}
+    assert RiskEngine().evaluate(calm(0.0, **stale)).state is S.WITHDRAWN
+
+
+def test_hedging_widening_does_not_trip_the_collar() -> None:
+    # In HEDGING quotes sit 3× wider: 1.5 × the base collar (41 bps at 50 % vol) must not read
+    # as a breach.
+    engine = RiskEngine()
+    wide = (100.0 * (1 - 0.0062), 100.0 * (1 + 0.0062))
+    d = engine.evaluate(calm(0.0, margin_ratio=0.6, quote_prices=wide))
+    assert d.state is S.HEDGING
+    for t in range(1, 600):
+        d = engine.evaluate(calm(float(t), margin_ratio=0.6, quote_prices=wide))
+        assert d.state is S.HEDGING
+    # The same quotes in NORMAL are outside the collar.
+    assert RiskEngine().evaluate(calm(0.0, quote_prices=wide)).state is S.REDUCED
+
+
+def test_a_flapping_trigger_flips_the_state_a_handful_of_times_per_hour() -> None:
+    # A trigger that fires for 10 s every 150 s for an hour (the collar and HEDGING used to flip
+    # 70 times in 4 hours this way).
+    def run(limits: RiskLimits) -> int:
+        engine = RiskEngine(limits)
+        for t in range(3_600):
+            bad = t % 150 < 10
+            engine.evaluate(calm(float(t), block_age_s=60.0 if bad else 1.0))
+        return sum(1 for tr in engine.drain_transitions() if tr.to_state > tr.from_state)
+
+    escalations = run(RiskLimits())
+    assert escalations <= 6
+    assert run(RiskLimits(flap_backoff=1.0)) >= 20
+
+
+def test_a_single_event_still_recovers_on_the_normal_cooldowns() -> None:
+    engine = RiskEngine()
+    engine.evaluate(calm(0.0, block_age_s=60.0))
+    t = 1.0
+    while engine.state is not S.NORMAL and t < 400:
+        engine.evaluate(calm(t))
+        t += 1.0
+    # 60 + 30 + 30 + 15 s of cooldowns, one step at a time.
+    assert engine.state is S.NORMAL and t < 200
+
+
+def test_oracle_age_limits_follow_the_feeds_heartbeat() -> None:
+    hb = RiskLimits(oracle_heartbeat_s=60.0)
+    # 45 s is two heartbeats late for the default 10/30 s band, on time for a 60 s heartbeat.
+    assert RiskEngine().evaluate(calm(0.0, oracle_age_s=45.0)).state is S.WITHDRAWN
+    assert RiskEngine(hb).evaluate(calm(0.0, oracle_age_s=45.0)).state is S.NORMAL
+    assert RiskEngine(hb).evaluate(calm(0.0, oracle_age_s=100.0)).state is S.WIDENED
+    assert RiskEngine(hb).evaluate(calm(0.0, oracle_age_s=200.0)).state is S.WITHDRAWN
+
+
+def test_drawdown_is_relative_to_the_capital_the_strategy_uses() -> None:
+    # $250k account, strategy uses $10k: a $600 loss is 0.24 % of the account, 6 % of the capital.
+    account = {"equity_quote": 250_000.0}
+    engine = RiskEngine()
+    engine.evaluate(calm(0.0, **account))
+    assert engine.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.NORMAL
+    sized = RiskEngine(RiskLimits(drawdown_capital_quote=10_000.0))
+    sized.evaluate(calm(0.0, **account))
+    assert sized.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.HALTED
+    per_input = RiskEngine()
+    per_input.evaluate(calm(0.0, strategy_capital_quote=10_000.0, **account))
+    d = per_input.evaluate(calm(1.0, strategy_capital_quote=10_000.0, equity_quote=249_750.0))
+    assert d.state is S.REDUCED  # 2.5 % of the capital
+
+
+def test_marked_equity_nets_a_hedged_book_at_fresh_marks() -> None:
+    # Long 5 on the DEX, short 5 on the exchange, both opened at 2,000. A crash to 1,500:
+    before = marked_equity_quote(-10_000.0 + 20_000.0, 5.0, 10_000.0, -5.0, 2_000.0)
+    after = marked_equity_quote(-10_000.0 + 20_000.0, 5.0, 10_000.0, -5.0, 1_500.0)
+    assert before == after == pytest.approx(20_000.0)
+    # A hedge marked at a stale price makes a phantom loss: why both legs are marked fresh.
+    stale = marked_equity_quote(10_000.0, 5.0, 10_000.0, -5.0, 1_500.0, hedge_mark=2_000.0)
+    assert stale == pytest.approx(17_500.0)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "state", "band", "taker"),
+    [
+        ({}, S.NORMAL, 1.0, False),
+        ({"margin_ratio": 0.6}, S.HEDGING, 0.5, True),
+        ({"block_age_s": 60.0}, S.WITHDRAWN, 0.0, True),
+    ],
+)
+def test_hedging_and_withdrawn_tell_the_hedger_to_shrink_its_band_and_take(
+    trigger: dict[str, float], state: RiskState, band: float, taker: bool
+) -> None:
+    d = RiskEngine().evaluate(calm(0.0, inventory_base=2.0, **trigger))
+    assert (d.state, d.hedge_band_mult, d.hedge_taker) == (state, band, taker)
+
+
+def test_an_exchange_jump_withdraws_before_the_chain_sees_it() -> None:
+    d = RiskEngine().evaluate(calm(0.0, inventory_base=2.0, cex_jump=True))
+    assert d.state is S.WITHDRAWN and d.cancel_all and d.hedge_band_mult == 0.0
+    assert [r.name for r in d.readings] == ["cex_jump"]
