@@ -24,9 +24,12 @@ Rules
   count, so a transaction sent from the same key by someone else moves our next nonce past it.
 - A sent intent whose nonce is consumed by a transaction we did not sign becomes ``replaced``
   (``by_intent_id=None``); it is not re-sent, because the runtime must re-decide on new state.
-- Fees: ``max_fee = multiplier × next base fee + tip``; the tip is a fee-history percentile with a
-  floor. If the next base fee is above the ceiling (``max_fee_gwei``, per intent or global),
-  :meth:`TxPipeline.submit` raises :class:`~agent.errors.GasOverBudget` and nothing is sent.
+- Fees: ``max_fee = multiplier × next base fee + tip``; the tip is the median over recent blocks
+  of a fee-history percentile, with a floor, leaving out the blocks that include our own
+  transactions (otherwise the estimate feeds on itself: one L2 run paid 1 gwei on all 540 txs
+  while the chain tipped 0.01). If the next base fee is above the ceiling (``max_fee_gwei``, per
+  intent or global), :meth:`TxPipeline.submit` raises :class:`~agent.errors.GasOverBudget` and
+  nothing is sent.
 - Speed-up after ``speedup_after_blocks`` blocks or ``speedup_after_s`` seconds (or at once when
   the next base fee is above the tx's max fee): both fee fields rise by at least ``bump_pct``,
   never above the ceiling. :meth:`TxPipeline.replace` (a newer decision, e.g. risk's cancel-all
@@ -49,7 +52,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,13 +306,19 @@ def gwei_to_wei(gwei: float) -> int:
 
 
 def quote_fees(
-    fee_history: Mapping[str, Any], config: TxPipelineConfig, ceiling_wei: int, now_s: float
+    fee_history: Mapping[str, Any],
+    config: TxPipelineConfig,
+    ceiling_wei: int,
+    now_s: float,
+    own_blocks: Collection[int] = frozenset(),
 ) -> FeeQuote:
     """Compute next-block EIP-1559 fees from an ``eth_feeHistory`` answer.
 
     The history must be requested with ``[config.tip_percentile]``; its last ``baseFeePerGas``
     entry is the next block's base fee. Blocks with no transactions report a zero reward and are
-    skipped, so an idle chain yields the floor rather than a zero tip.
+    skipped, so an idle chain yields the floor rather than a zero tip. Blocks in ``own_blocks``
+    (those that include one of our transactions) are skipped too: their percentile may be our own
+    tip, and a tip estimated from our own tips never comes down.
 
     Raises
     ------
@@ -320,14 +329,18 @@ def quote_fees(
     next_base = base_fees[-1]
     if next_base > ceiling_wei:
         raise GasOverBudget(next_base, ceiling_wei)
-    rewards = [int(r[0], 16) for r in fee_history.get("reward") or [] if r and int(r[0], 16) > 0]
+    oldest = int(fee_history["oldestBlock"], 16)
+    rewards = [
+        int(r[0], 16)
+        for i, r in enumerate(fee_history.get("reward") or [])
+        if r and int(r[0], 16) > 0 and oldest + i not in own_blocks
+    ]
     floor = gwei_to_wei(config.tip_floor_gwei)
     tip = max(floor, int(statistics.median(rewards))) if rewards else floor
     max_fee = math.ceil(config.base_fee_multiplier * next_base) + tip
     # Below the ceiling the base fee can still be paid; cap the headroom, not the inclusion.
     max_fee = min(max_fee, ceiling_wei)
     tip = min(tip, max_fee)
-    oldest = int(fee_history["oldestBlock"], 16)
     return FeeQuote(next_base, tip, max_fee, oldest + len(base_fees) - 2, now_s)
 
 
@@ -490,6 +503,8 @@ class TxPipeline:
         self._live: dict[str, _Live] = {}
         self._next_nonce: int | None = None
         self._fees: FeeQuote | None = None
+        self._own_blocks: set[int] = set()
+        """Recent blocks that include one of our transactions (left out of the tip estimate)."""
         self._block = 0
         self._events: list[TxEvent] = []
         self._ceiling_wei = gwei_to_wei(self.config.max_fee_gwei)
@@ -735,7 +750,7 @@ class TxPipeline:
             [hex(self.config.fee_history_blocks), "latest", [self.config.tip_percentile]],
         )
         # Quote against an unreachable ceiling so the cache holds the market, not a verdict.
-        fees = quote_fees(history, self.config, 2**255, self._clock())
+        fees = quote_fees(history, self.config, 2**255, self._clock(), self._own_blocks)
         self._fees, self._block = fees, max(self._block, fees.block)
         return fees
 
@@ -990,7 +1005,8 @@ class TxPipeline:
                 raise r
         self._block = int(block_hex, 16)
         latest, pending = int(latest_hex, 16), int(pending_hex, 16)
-        self._fees = quote_fees(history, self.config, 2**255, self._clock())
+        self._fees = quote_fees(history, self.config, 2**255, self._clock(), self._own_blocks)
+        own_before = len(self._own_blocks)
         for nonce in sorted(self._slots):
             slot = self._slots.get(nonce)
             if slot is None:
@@ -999,6 +1015,11 @@ class TxPipeline:
                 await self._settle(slot)
             else:
                 await self._advance(slot)
+        if len(self._own_blocks) != own_before:
+            # Receipts just placed our transactions in blocks of this history: quote without them.
+            self._fees = quote_fees(history, self.config, 2**255, self._clock(), self._own_blocks)
+        horizon = self._block - 4 * self.config.fee_history_blocks
+        self._own_blocks = {b for b in self._own_blocks if b > horizon}
         assert self._next_nonce is not None
         if not self._slots:
             # Nothing of ours in flight: the chain is the truth (external txs, node state loss).
@@ -1065,6 +1086,7 @@ class TxPipeline:
         now = self._clock()
         block = int(receipt["blockNumber"], 16)
         self._block = max(self._block, block)
+        self._own_blocks.add(block)
         ok = int(receipt.get("status", "0x1"), 16) == 1
         sent_s = live.first_sent_s if live.first_sent_s is not None else winner.created_s
         sent_block = live.first_sent_block if live.first_sent_block is not None else block

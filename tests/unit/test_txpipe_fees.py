@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.chain.abi import ErrorDecoder
-from agent.chain.txpipe import TxPipelineConfig, bump_fees, quote_fees
+from agent.chain.txpipe import TxPipelineConfig, bump_fees, gwei_to_wei, quote_fees
 from agent.errors import GasOverBudget
 
 GWEI = 10**9
@@ -40,6 +40,21 @@ def test_tip_has_a_floor_and_max_fee_is_capped_by_the_ceiling() -> None:
     assert q.tip_wei == GWEI // 2
     q = quote_fees(_history([GWEI, 8 * GWEI], [0, 0]), cfg, 10 * GWEI, 0.0)
     assert q.max_fee_wei == 10 * GWEI  # base fee still payable, headroom capped
+
+
+def test_tip_leaves_out_blocks_that_include_our_own_transactions() -> None:
+    # L2: the chain tips 0.01 gwei; our own txs (at 1 gwei) sit in blocks 101-106. The median over
+    # all blocks would be our own 1 gwei, and we would keep paying it forever.
+    cfg = TxPipelineConfig(tip_floor_gwei=0.001)
+    ours, chain = GWEI, GWEI // 100
+    rewards = [chain, ours, ours, ours, ours, ours, ours, chain, chain, ours]
+    history = _history([GWEI // 100] * 11, rewards)
+    assert quote_fees(history, cfg, 100 * GWEI, 0.0).tip_wei == ours
+    own = {101, 102, 103, 104, 105, 106, 109}
+    assert quote_fees(history, cfg, 100 * GWEI, 0.0, own).tip_wei == chain
+    # Every block is ours: nothing to learn from, the floor (never our own tip back).
+    every = set(range(100, 110))
+    assert quote_fees(history, cfg, 100 * GWEI, 0.0, every).tip_wei == gwei_to_wei(0.001)
 
 
 def test_base_fee_above_ceiling_is_gas_over_budget() -> None:
