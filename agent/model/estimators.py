@@ -155,11 +155,14 @@ class FillIntensity:
     weighted least-squares fit of ``ln λ(δ_i)`` on ``δ_i`` over the bins' upper tails.
 
     Trades of ``sides`` sides are pooled; ``A`` is reported per side.
-    Falls back to the priors with fewer than ``min_trades`` decayed trades, fewer than three
-    non-empty tail bins, or a fitted ``k`` the histogram cannot identify: not positive, or a decay
-    length ``1/k`` beyond ten times the binned span (trades all landing in the last, open-ended
-    bin give a flat tail whose slope is rounding noise; taking it would make ``k`` vanish and the
-    quoted spread explode).
+    Reports the priors with fewer than ``min_trades`` decayed trades or fewer than three non-empty
+    tail bins, and keeps the last accepted fit (the prior if none) for a fitted ``k`` the
+    histogram cannot identify: not positive, or a decay length ``1/k`` beyond ten times the
+    binned span (trades all landing in the last, open-ended bin give a flat tail whose slope is
+    rounding noise; taking it would make ``k`` vanish and the quoted spread explode).
+
+    Prefer ``QuoteFillIntensity``: trade distances from a mid that contains our own quotes depend
+    on where we quote, and over an hour this fit drifted 1/k from $30 to $9.5.
     """
 
     def __init__(
@@ -167,7 +170,7 @@ class FillIntensity:
         bin_width: float,
         n_bins: int = 20,
         halflife_s: float = 600.0,
-        prior_a_per_s: float = 1.0,
+        prior_a_per_s: float = 0.05,
         prior_k_per_price: float = 1.0,
         min_trades: float = 30.0,
         sides: int = 2,
@@ -178,6 +181,7 @@ class FillIntensity:
         self._counts = [0.0] * n_bins
         self._halflife_s = halflife_s
         self._prior = (prior_a_per_s, prior_k_per_price)
+        self._last_fit: tuple[float, float] | None = None
         self._min_trades = min_trades
         self._sides = max(sides, 1)
         self._t0: float | None = None
@@ -232,8 +236,12 @@ class FillIntensity:
         slope = sxy / sxx if sxx > 0.0 else 0.0
         span = self._bin_width * len(self._counts)
         if slope >= 0.0 or -slope * 10.0 * span < 1.0:
-            return FillIntensitySnapshot(a0, k0, False, total)
+            # A rejected fit keeps the last accepted one: jumping back to the prior moved the
+            # spread by the prior's error on every rejection.
+            a_keep, k_keep = self._last_fit if self._last_fit is not None else (a0, k0)
+            return FillIntensitySnapshot(a_keep, k_keep, False, total)
         a_total = math.exp(my - slope * mx)
+        self._last_fit = (a_total / self._sides, -slope)
         return FillIntensitySnapshot(a_total / self._sides, -slope, True, total)
 
 

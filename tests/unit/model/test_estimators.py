@@ -147,6 +147,21 @@ def test_fill_intensity_refuses_an_unidentifiable_flat_tail() -> None:
     assert (snap.a_per_s, snap.k_per_price) == (2.0, 0.5)
 
 
+def test_fill_intensity_keeps_the_last_fit_when_a_later_one_is_rejected() -> None:
+    f = FillIntensity(bin_width=0.1, n_bins=20, halflife_s=60.0, prior_a_per_s=2.0)
+    rng = np.random.default_rng(4)
+    for i in range(600):
+        f.update_trade(i * 0.5, float(rng.exponential(0.5)))
+    good = f.snapshot(300.0)
+    assert good.fitted
+    # Then only trades far out in the open-ended last bin: a flat, unidentifiable tail.
+    for i in range(3_000):
+        f.update_trade(300.0 + i * 0.5, 50.0)
+    snap = f.snapshot(1_800.0)
+    assert not snap.fitted
+    assert (snap.a_per_s, snap.k_per_price) == (good.a_per_s, good.k_per_price)
+
+
 def test_quote_life_tracks_send_intervals_within_bounds() -> None:
     from agent.model.estimators import QuoteLife
 
