@@ -150,3 +150,15 @@ def test_expiring_live_quotes_are_worth_less_and_new_ones_carry_an_expiry() -> N
     late = decide(inputs(time_s=1_059.0), p_long, LiveQuotes(live, expires_at_s=1_060.0))
     early = decide(inputs(time_s=1_000.0), p_long, LiveQuotes(live, expires_at_s=1_600.0))
     assert late.value.old_quote < 0.05 * early.value.old_quote
+
+
+def test_after_a_3pct_move_the_gate_replaces_quotes_resting_through_fair_value() -> None:
+    # Dear (L1) gas, yet asks left 3 % under the new fair value must go at once: a resting order
+    # through fair is lifted by the first arbitrageur.
+    l1 = replace(EST, base_fee_wei=2e9, base_fee_p99_wei=2e9, paid_gas_price_wei=2.2e9)
+    before = decide(inputs(estimates=l1), PARAMS, LiveQuotes())
+    after = decide(inputs(estimates=l1, fair_value=2060.0), PARAMS, LiveQuotes(before.quotes))
+    assert after.send and after.value.old_quote < 0.0
+    bids = [lv.price for lv in after.ladder if lv.side is Side.BID]
+    asks = [lv.price for lv in after.ladder if lv.side is Side.ASK]
+    assert max(bids) < 2060.0 < min(asks)
