@@ -58,6 +58,10 @@ Posture of each state (multipliers are `RiskLimits` fields)::
     WITHDRAWN  0.25  3       aggressive  only the reducing side     yes         yes
     HALTED     0     3       none        none                       yes         yes
 
+The hedger reads ``hedge_band_mult`` (its dead band times this: 1, 1, 1, 0.5, 0, 1 down the
+states above; in WITHDRAWN the whole residual is hedged at once) and ``hedge_taker`` (cross the
+spread now; set in HEDGING and WITHDRAWN).
+
 A reading that is NaN counts as a breach: a broken feed must not look like a calm one.
 
 Over the (effective) inventory cap the side that adds inventory is blocked, and a time-weighted
