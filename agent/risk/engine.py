@@ -46,7 +46,8 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     cex_unreachable       flag                        -               WIDENED, cap x 0.5
     cex_banned            flag                        -               REDUCED, cap x 0.5
     cex_rate_limited      flag                        -               REDUCED
-    cex_jump              flag (JumpDetector PULLED)  -               WITHDRAWN
+    cex_jump              flag (JumpDetector PULLED)  -               HEDGING, and while raised:
+                                                                      cancel all, hedge it all
 
 Posture of each state (multipliers are `RiskLimits` fields)::
 
@@ -242,8 +243,11 @@ class RiskLimits:
     the snapshot) is at least this: the trigger weighs dollars, not the sign of a tiny rate."""
     fair_value_divergence_bps: Band = Band(100.0, 300.0, _R.WIDENED, _R.WITHDRAWN)
     """Fair value (exchange-led) against the oracle: the chain has not caught up with a move."""
-    cex_jump_state: RiskState = RiskState.WITHDRAWN
-    """State demanded while the exchange jump detector has quotes pulled."""
+    cex_jump_state: RiskState = RiskState.HEDGING
+    """State demanded while the exchange jump detector has quotes pulled. The pull itself is the
+    flag's own posture (cancel all, hedge the whole residual as taker) and ends with the flag, so
+    quotes come back around the new fair value as soon as the detector sees a stable market,
+    not after WITHDRAWN's cooldowns (the target is quotes straddling fair within a minute)."""
     oracle_heartbeat_s: float | None = None
     """The oracle feed's heartbeat; when set, the oracle-age band is derived from it."""
     oracle_warn_heartbeats: float = 1.5
@@ -880,6 +884,11 @@ class RiskEngine:
         withdrawn = s >= RiskState.WITHDRAWN
         if withdrawn:
             band_mult = lim.withdrawn_band_mult
+        # An exchange jump the chain has not seen yet: pull every quote and hedge the residual
+        # now, whatever the state (HALTED below still overrides: no automated hedging there).
+        pulled = x.cex_jump and s is not RiskState.HALTED
+        if pulled:
+            band_mult, taker = 0.0, True
         inv = x.inventory_base
         if math.isfinite(inv):
             allow_bid, allow_ask = inv < cap_base, inv > -cap_base
@@ -897,7 +906,7 @@ class RiskEngine:
             allow_bid=allow_bid,
             allow_ask=allow_ask,
             reduce_only=withdrawn,
-            cancel_all=withdrawn,
+            cancel_all=withdrawn or pulled,
             hedge_urgency=urgency,
             inventory_cap_mult=cap_mult,
             inventory_cap_base=cap_base,

@@ -109,7 +109,13 @@ def test_hedging_and_withdrawn_tell_the_hedger_to_shrink_its_band_and_take(
     assert (d.state, d.hedge_band_mult, d.hedge_taker) == (state, band, taker)
 
 
-def test_an_exchange_jump_withdraws_before_the_chain_sees_it() -> None:
-    d = RiskEngine().evaluate(calm(0.0, inventory_base=2.0, cex_jump=True))
-    assert d.state is S.WITHDRAWN and d.cancel_all and d.hedge_band_mult == 0.0
+def test_an_exchange_jump_pulls_quotes_and_hedges_then_quoting_resumes_at_once() -> None:
+    engine = RiskEngine()
+    d = engine.evaluate(calm(0.0, inventory_base=2.0, cex_jump=True))
+    assert d.state is S.HEDGING and d.cancel_all
+    assert (d.hedge_band_mult, d.hedge_taker) == (0.0, True)
     assert [r.name for r in d.readings] == ["cex_jump"]
+    # The detector sees a stable market again: quotes come back (HEDGING: small and wide), not
+    # after WITHDRAWN's cooldowns.
+    d = engine.evaluate(calm(30.0, inventory_base=2.0))
+    assert d.state is S.HEDGING and not d.cancel_all and d.allow_bid and d.allow_ask
