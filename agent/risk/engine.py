@@ -417,6 +417,8 @@ class RiskInputs:
     rpc_error_rate: float
     """Failed / all RPC calls over the estimator's window, 0..1."""
     equity_quote: float
+    """Both legs marked fresh: DEX equity at fair value plus the hedge's mark-to-market at the
+    exchange mid now (`marked_equity_quote`), quote currency."""
     margin_ratio: float
     """Maintenance margin / account equity (1.0 is liquidation)."""
     liq_distance_bps: float
