@@ -140,7 +140,9 @@ class Health:
             old = self._raised.get(condition)
             since = old.since if old is not None else self._clock()
             self._raised[condition] = _Raised(reason, since)
-        if old is None or old.reason != reason:
+        # One line when raised, one when cleared: a reason that changes every cycle (a falling
+        # balance) must not write a line every cycle; /healthz shows the latest reason.
+        if old is None:
             log_event(
                 _log,
                 Event.HEALTH_CONDITION,
@@ -221,7 +223,7 @@ class Health:
 
     def describe(self) -> Iterable[Metric]:
         """Describe the families `collect` yields (lets the registry check names up front)."""
-        return self._families(None, math.nan, {})
+        return self._families(None, math.nan, ())
 
     def collect(self) -> Iterable[Metric]:
         """Yield ``mm_healthy``, ``mm_heartbeat_age_seconds`` and ``mm_health_condition``."""
@@ -232,9 +234,7 @@ class Health:
         return self._families(healthy, age if isinstance(age, float) else math.nan, raised)
 
     @staticmethod
-    def _families(
-        healthy: bool | None, age_s: float, raised: Iterable[Condition] | Mapping[Condition, str]
-    ) -> list[Metric]:
+    def _families(healthy: bool | None, age_s: float, raised: Iterable[Condition]) -> list[Metric]:
         up = GaugeMetricFamily("mm_healthy", "1 when /healthz answers 200, 0 when it answers 503")
         age = GaugeMetricFamily(
             "mm_heartbeat_age_seconds", "Seconds since the decision loop last completed a cycle"

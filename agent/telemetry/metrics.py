@@ -156,6 +156,11 @@ class MetricsRegistry:
             self.collector_registry.register(collector)
             self._collectors.append(collector)
 
+    def declared(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Return every family registered through this object: name → (kind, label names)."""
+        with self._lock:
+            return {n: (s.kind, s.labelnames) for n, (s, _) in self._families.items()}
+
     def names(self) -> frozenset[str]:
         """Return every sample name this registry exposes (``_bucket``, ``_total``, ... included).
 

@@ -91,10 +91,10 @@ def _registry_labels() -> dict[str, set[str]]:
         for n in names:
             out.setdefault(n, set()).update(labels)
     # Labelled families with no child yet have no samples: take their labels from the catalog.
-    for name, (shape, _) in reg._families.items():
+    for name, (kind, labelnames) in reg.declared().items():
         for n in (name, name + "_bucket", name + "_sum", name + "_count"):
-            out.setdefault(n, set()).update(shape.labelnames)
-        if shape.kind == "histogram":
+            out.setdefault(n, set()).update(labelnames)
+        if kind == "histogram":
             out[name + "_bucket"].add("le")
     return out
 

@@ -395,3 +395,17 @@ def test_config_binds_loopback_unless_the_opt_in_is_set(tmp_path: Path) -> None:
     )
     cfg.write_text("[telemetry]\nhost = '::1'\n")
     assert load_config(cfg, env={}).telemetry.allow_external_bind is False
+
+
+def test_a_condition_logs_once_when_raised_and_once_when_cleared(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health = Health()
+    with caplog.at_level(logging.INFO, logger="agent.telemetry.health"):
+        for balance in ("0.010", "0.009", "0.008"):  # a reason that changes every cycle
+            health.set_condition(Condition.GAS_LOW, f"{balance} ETH < 0.05 ETH")
+        health.clear_condition(Condition.GAS_LOW)
+        health.clear_condition(Condition.GAS_LOW)
+    lines = [(r.levelname, getattr(r, "active", None)) for r in caplog.records]
+    assert lines == [("WARNING", True), ("INFO", False)]
+    assert all(getattr(r, "event", None) == "health.condition" for r in caplog.records)
