@@ -197,6 +197,8 @@ def test_compose_agent_config_loads_and_matches_the_stack() -> None:
     host, port = target.split(":")
     assert services["agent"]["network_mode"] == f"service:{host}"
     assert int(port) == cfg.telemetry.port and cfg.telemetry.allow_external_bind
+    # The image's own HEALTHCHECK probes the same port.
+    assert f"127.0.0.1:{cfg.telemetry.port}/healthz" in (DEPLOY / "Dockerfile").read_text()
     # The hedge market is the one the simulator serves, at the price the deployment uses.
     sim = dict(a.removeprefix("--").split("=", 1) for a in services["cex-sim"]["command"][1:])
     assert sim["symbol"] == cfg.hedge.symbol
