@@ -14,13 +14,22 @@ Environment overlay: ``MM_<SECTION>__<KEY>=value`` (e.g. ``MM_CHAIN__RPC_URL``) 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from agent.errors import ConfigError
 
@@ -127,7 +136,12 @@ class ExecutionSettings(_Strict):
 class TelemetrySettings(_Strict):
     """Logs, metrics and health."""
 
+    # allow_external_bind comes before host: host's validator reads it (fields validate in order).
+    allow_external_bind: bool = False
+    """Allow a non-loopback ``host`` (e.g. ``0.0.0.0`` in a container): the metrics carry
+    positions and P&L, so exposing them must be a decision."""
     host: str = "127.0.0.1"
+    """Address of /metrics and /healthz: loopback unless ``allow_external_bind`` is true."""
     port: int = Field(9464, ge=0, le=65535)
     """0 picks a free port (tests); the chosen port is written to the data dir."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -136,9 +150,18 @@ class TelemetrySettings(_Strict):
 
     @field_validator("host")
     @classmethod
-    def _loopback(cls, v: str) -> str:
-        if v not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("the metrics/health server binds to loopback only (127.0.0.1)")
+    def _loopback(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("allow_external_bind", False) or v == "localhost":
+            return v
+        try:
+            loopback = ipaddress.ip_address(v).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                "not a loopback address: bind 127.0.0.1, or set "
+                "telemetry.allow_external_bind = true to expose /metrics and /healthz"
+            )
         return v
 
 

@@ -1150,7 +1150,11 @@ async def _run_agent(cfg: AgentConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = TelemetryServer(
-        agent.metrics, agent.health, host=cfg.telemetry.host, port=cfg.telemetry.port
+        agent.metrics,
+        agent.health,
+        host=cfg.telemetry.host,
+        port=cfg.telemetry.port,
+        allow_external_bind=cfg.telemetry.allow_external_bind,
     )
     await server.start()
     (cfg.storage.data_dir / "telemetry.port").write_text(str(server.port))
