@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -52,7 +51,6 @@ from agent.chain.txpipe import (
     Reverted,
     TxEvent,
     TxPipeline,
-    TxPipelineConfig,
 )
 from agent.config import AgentConfig, ExecutionSettings, load_config, table_to_dataclass
 from agent.errors import (
@@ -1035,9 +1033,7 @@ async def build_agent(
 
     Returns the agent and the async closers to call after :meth:`Agent.run` returns.
     """
-    params = table_to_dataclass(ModelParams, cfg.quoting, "quoting")
-    limits = risk_limits_from_table(cfg.risk)
-    tx_cfg = table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
+    params, limits, tx_cfg = cfg.quoting, cfg.risk, cfg.tx
     market, block = read_deployment(cfg)
     cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
     signer = load_signer(key_source(cfg), cfg.chain.chain_id)
@@ -1058,7 +1054,6 @@ async def build_agent(
     hedge: HedgeLeg | None = None
     if cfg.hedge.enabled if with_hedge is None else with_hedge:
         from agent.hedge.binance import ClientConfig, Credentials
-        from agent.hedge.hedger import HedgerConfig
 
         client = BinanceFuturesClient(
             ClientConfig(
@@ -1072,10 +1067,7 @@ async def build_agent(
             wall_ms=lambda: int(clock() * 1000),
         )
         await client.connect([cfg.hedge.symbol])
-        hcfg = table_to_dataclass(
-            HedgerConfig, {"symbol": cfg.hedge.symbol, **cfg.hedge.policy}, "hedge.policy"
-        )
-        hedger = Hedger(client, journal, hcfg)
+        hedger = Hedger(client, journal, cfg.hedge.policy)
         await hedger.resume(clock())
         hedge = HedgeLeg(hedger, client, cfg.hedge.symbol, clock)
     agent = Agent(
@@ -1106,30 +1098,8 @@ async def build_agent(
 
 
 def risk_limits_from_table(table: dict[str, Any]) -> RiskLimits:
-    """Validate ``[risk]``; states may be written by name (``warn_state = "REDUCED"``)."""
-
-    def names(v: Any, path: str) -> Any:
-        if isinstance(v, dict):
-            return {k: names(x, f"{path}.{k}") for k, x in v.items()}
-        if path.endswith("_state") and isinstance(v, str):
-            try:
-                return RiskState[v.upper()]
-            except KeyError:
-                valid = ", ".join(st.name for st in RiskState)
-                raise ConfigError(f"{path}: {v!r} is not a state; use one of {valid}") from None
-        return v
-
-    # A band table may set only some fields (say `warn`): the rest keep the default band's.
-    defaults = {f.name: f.default for f in dataclasses.fields(RiskLimits)}
-    merged = {
-        k: {**dataclasses.asdict(d), **v}
-        if isinstance(v, dict)
-        and dataclasses.is_dataclass(d := defaults.get(k))
-        and not isinstance(d, type)
-        else v
-        for k, v in table.items()
-    }
-    return table_to_dataclass(RiskLimits, names(merged, "risk"), "risk")
+    """Validate a ``[risk]`` table (partial bands merge with the defaults; states by name)."""
+    return table_to_dataclass(RiskLimits, table, "risk")
 
 
 def _restored_state(journal: Journal) -> RiskState:
@@ -1179,9 +1149,6 @@ def cli_main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     if args.check:
-        table_to_dataclass(ModelParams, cfg.quoting, "quoting")
-        risk_limits_from_table(cfg.risk)
-        table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
         key_source(cfg)
         print(f"{args.config}: OK")
         return 0
