@@ -59,6 +59,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent.chain.deploy import Deployment
+from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey
 from agent.chain.txpipe import TxPipelineConfig
 from agent.errors import ConfigError
 from agent.hedge.hedger import HedgerConfig
@@ -71,11 +73,14 @@ __all__ = [
     "ExecutionSettings",
     "HedgeSettings",
     "KeeperSettings",
+    "PreflightSettings",
     "SignerSettings",
     "StorageSettings",
     "TelemetrySettings",
     "format_validation_error",
+    "key_source",
     "load_config",
+    "read_deployment",
     "table_to_dataclass",
 ]
 
@@ -470,6 +475,19 @@ class StorageSettings(_Strict):
     kill -9 safety and saves 2-8 ms per quote update; see agent/store.py."""
 
 
+class PreflightSettings(_Strict):
+    """What ``mm-agent run --check`` (the live preflight) demands before a start."""
+
+    min_gas_refreshes: int = Field(500, ge=1, le=10_000_000)
+    """The key's native balance must pay for at least this many quote refreshes *and* as many
+    cancel-alls, at the node's current base fee plus tip (``quoting.gas_units_per_refresh`` and
+    ``cancel_gas_units`` gas each)."""
+    cancel_gas_units: int = Field(150_000, ge=21_000, le=30_000_000)
+    """Gas of one cancel-all (the DEX venue's cancel-all gas limit)."""
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    """Bound on each network check (RPC, exchange), so a dead endpoint fails fast."""
+
+
 class AgentConfig(BaseSettings):
     """The whole configuration of one agent: a TOML file's tables, overridden by ``MM_*`` env.
 
@@ -493,6 +511,7 @@ class AgentConfig(BaseSettings):
     execution: ExecutionSettings = ExecutionSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     storage: StorageSettings = StorageSettings()
+    preflight: PreflightSettings = PreflightSettings()
     quoting: QuotingSection = ModelParams()
     """Quote model, market and cost settings: agent/model/quoting.py ``ModelParams``."""
     risk: RiskSection = RiskLimits()
@@ -651,6 +670,45 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -
         if key and _env_name(key) in {k.upper() for k in environ}:
             line += f" (set by environment variable {_env_name(key)})"
         raise ConfigError(line) from None
+
+
+def key_source(cfg: AgentConfig) -> KeySource:
+    """Return the signer reference the config names (a reference only: no key is read)."""
+    s = cfg.signer
+    if s.source == "dev":
+        return DevKey(s.dev_index)
+    if s.source == "env":
+        if not s.key_env:
+            raise ConfigError(
+                "signer.key_env: required when signer.source = 'env' (an env var name)"
+            )
+        return EnvKey(s.key_env)
+    if s.keystore_path is None:
+        raise ConfigError("signer.keystore_path: required when signer.source = 'keystore'")
+    return KeystoreKey(s.keystore_path, s.password_file, s.password_env)
+
+
+def read_deployment(cfg: AgentConfig) -> tuple[str, int]:
+    """Return (market address, deployment block) from the config and its deployment record."""
+    market, block = cfg.chain.market_address, 0
+    if cfg.chain.deployment_file is not None:
+        path = cfg.chain.deployment_file
+        if not path.is_file():
+            raise ConfigError(
+                f"chain.deployment_file: {path} not found (deploy a market first, or set "
+                "chain.market_address)"
+            )
+        rec = Deployment.load(path)
+        if rec.chain_id != cfg.chain.chain_id:
+            raise ConfigError(
+                f"chain.deployment_file: {path} is for chain {rec.chain_id}, "
+                f"config says chain.chain_id = {cfg.chain.chain_id}"
+            )
+        market = market or rec.market
+        block = rec.block_number
+    if market is None:
+        raise ConfigError("chain.market_address or chain.deployment_file: one is required")
+    return market, block
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

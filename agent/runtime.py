@@ -39,10 +39,9 @@ from typing import Any
 
 from agent.chain.abi import AbiCodec
 from agent.chain.contracts import market_abi
-from agent.chain.deploy import Deployment
 from agent.chain.heads import HeadWatcher, ws_url_for
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey, load_signer
+from agent.chain.signer import load_signer
 from agent.chain.txpipe import (
     Dropped,
     Failed,
@@ -52,11 +51,17 @@ from agent.chain.txpipe import (
     TxEvent,
     TxPipeline,
 )
-from agent.config import AgentConfig, ExecutionSettings, load_config, table_to_dataclass
+from agent.config import (
+    AgentConfig,
+    ExecutionSettings,
+    key_source,
+    load_config,
+    read_deployment,
+    table_to_dataclass,
+)
 from agent.errors import (
     AgentError,
     ChainError,
-    ConfigError,
     GasOverBudget,
     TxError,
     VenueError,
@@ -985,45 +990,6 @@ class Agent:
 
 
 # -- assembly and the command line ----------------------------------------------------------------
-
-
-def key_source(cfg: AgentConfig) -> KeySource:
-    """The signer reference the config names."""
-    s = cfg.signer
-    if s.source == "dev":
-        return DevKey(s.dev_index)
-    if s.source == "env":
-        if not s.key_env:
-            raise ConfigError(
-                "signer.key_env: required when signer.source = 'env' (an env var name)"
-            )
-        return EnvKey(s.key_env)
-    if s.keystore_path is None:
-        raise ConfigError("signer.keystore_path: required when signer.source = 'keystore'")
-    return KeystoreKey(s.keystore_path, s.password_file, s.password_env)
-
-
-def read_deployment(cfg: AgentConfig) -> tuple[str, int]:
-    """(market address, deployment block) from the config and its deployment record."""
-    market, block = cfg.chain.market_address, 0
-    if cfg.chain.deployment_file is not None:
-        path = cfg.chain.deployment_file
-        if not path.is_file():
-            raise ConfigError(
-                f"chain.deployment_file: {path} not found (deploy a market first, or set "
-                "chain.market_address)"
-            )
-        rec = Deployment.load(path)
-        if rec.chain_id != cfg.chain.chain_id:
-            raise ConfigError(
-                f"chain.deployment_file: {path} is for chain {rec.chain_id}, "
-                f"config says chain.chain_id = {cfg.chain.chain_id}"
-            )
-        market = market or rec.market
-        block = rec.block_number
-    if market is None:
-        raise ConfigError("chain.market_address or chain.deployment_file: one is required")
-    return market, block
 
 
 async def build_agent(

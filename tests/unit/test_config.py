@@ -97,7 +97,7 @@ def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
 
 
 def test_the_shipped_example_config_is_valid() -> None:
-    from agent.runtime import key_source
+    from agent.config import key_source
 
     example = Path(__file__).resolve().parents[2] / "mm.example.toml"
     cfg = load_config(example, env={})
