@@ -1111,13 +1111,22 @@ def cli_main(argv: list[str]) -> int:
     """``mm-agent run --config mm.toml``: run the keeper bot until SIGINT/SIGTERM."""
     ap = argparse.ArgumentParser(prog="mm-agent run", description=cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path, help="TOML config (see mm.example.toml)")
-    ap.add_argument("--check", action="store_true", help="validate the config and exit")
+    ap.add_argument(
+        "--check", action="store_true", help="live preflight (node, market, key, gas, exchange)"
+    )
+    ap.add_argument("--offline", action="store_true", help="with --check: format checks only")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     if args.check:
         key_source(cfg)
-        print(f"{args.config}: OK")
-        return 0
+        if args.offline:
+            print(f"{args.config}: OK")
+            return 0
+        from agent.preflight import format_report, run_preflight
+
+        report, status = format_report(asyncio.run(run_preflight(cfg)), str(args.config))
+        print(report)
+        return status
     return asyncio.run(_run_agent(cfg))
 
 

@@ -243,13 +243,17 @@ def load_signer(source: KeySource, chain_id: int) -> Signer:
         return Signer(
             _refuse_dev_key(_account_from_hex(raw.strip(), where), chain_id, where), chain_id
         )
-    password = _read_password(source)
+    # The keystore first: a missing key file is the fault to report, not its password file.
     try:
         keyfile = json.loads(source.path.read_text())
     except OSError as exc:
-        raise SignerError(f"cannot read keystore {source.path}: {exc.strerror}") from None
+        raise SignerError(
+            f"cannot read keystore {source.path}: {exc.strerror} (fix the path, or create one "
+            "with `mm-agent keys new --out PATH`)"
+        ) from None
     except ValueError:
         raise SignerError(f"keystore {source.path} is not valid JSON") from None
+    password = _read_password(source)
     try:
         key = Account.decrypt(keyfile, password)
     except ValueError:
