@@ -57,6 +57,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from agent.chain.deploy import Deployment
@@ -284,7 +285,7 @@ def _table_model(cls: type[Any]) -> type[BaseModel]:
             default = ...
         fields[f.name] = (_field_type(cls, f.name, hints[f.name]), default)
     model: type[BaseModel] = create_model(
-        f"{cls.__name__}Table", __base__=_Strict, __module__=__name__, **fields
+        cls.__name__, __base__=_Strict, __module__=__name__, **fields
     )
     _TABLES[cls] = model
     return model
@@ -360,7 +361,7 @@ class ChainSettings(_Strict):
     """Wake on every new block through an ``eth_subscribe`` WebSocket; falls back to polling."""
     ws_url: str | None = None
     """The node's WebSocket URL; by default ``rpc_url`` with ws:// (same host and port)."""
-    cancel_max_fee_gwei: float | None = Field(None, gt=0)
+    cancel_max_fee_gwei: float | None = Field(None, gt=0, le=1e6)
     """Fee ceiling for risk-driven cancels (default 5 × tx.max_fee_gwei): a gas spike must not
     block the cancel it demands."""
     rpc_timeout_s: float = Field(5.0, gt=0, le=120)
@@ -434,7 +435,7 @@ class KeeperSettings(_Strict):
 
     settle_funding: bool = True
     liquidate: bool = True
-    min_profit_usd: float = Field(0.0, ge=0)
+    min_profit_usd: float = Field(0.0, ge=0, le=1e9)
     """Act only when reward − gas cost exceeds this."""
 
 
@@ -455,7 +456,7 @@ class TelemetrySettings(_Strict):
     """0 picks a free port (tests); the chosen port is written to the data dir."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_logs: bool = True
-    stale_heartbeat_s: float = Field(30.0, gt=0)
+    stale_heartbeat_s: float = Field(30.0, gt=0, le=86_400)
 
     @field_validator("host")
     @classmethod
@@ -489,11 +490,12 @@ class PreflightSettings(_Strict):
 
 
 class AgentConfig(BaseSettings):
-    """The whole configuration of one agent: a TOML file's tables, overridden by ``MM_*`` env.
+    """The whole configuration of one agent.
 
-    ``AgentConfig(**tables)`` reads ``os.environ`` (env wins over the tables);
-    ``AgentConfig.model_validate(tables)`` reads no environment; :func:`load_config` is the entry
-    point that does both with an explicit environment.
+    Constructing or validating one directly reads no environment, so a programmatic config (the
+    stress runner's, a test's) means exactly what it says. :func:`load_config` is the entry point
+    that applies the ``MM_*`` overlay, with pydantic-settings' env source over this model's
+    ``env_prefix`` and ``env_nested_delimiter``.
     """
 
     model_config = SettingsConfigDict(
@@ -533,8 +535,8 @@ class AgentConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Let the environment win over the file's tables; read no dotenv or secrets dir."""
-        return (env_settings, init_settings)
+        """Read only what is passed in: the environment is applied by :func:`load_config`."""
+        return (init_settings,)
 
     @property
     def journal_path(self) -> Path:
@@ -660,8 +662,14 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -
     environ = os.environ if env is None else env
     sources = (_MappingEnvSource(AgentConfig, environ), InitSettingsSource(AgentConfig, raw))
     merged: dict[str, Any] = {}
-    for source in reversed(sources):  # lowest priority first; the environment wins
-        merged = _deep_merge(merged, source())
+    try:
+        for source in reversed(sources):  # lowest priority first; the environment wins
+            merged = _deep_merge(merged, source())
+    except SettingsError as exc:  # a whole section in one variable that is not JSON
+        raise ConfigError(
+            f"environment: {exc}: a whole section must be a JSON object; set one key as "
+            f"{ENV_PREFIX}<SECTION>{ENV_DELIMITER}<KEY>"
+        ) from None
     try:
         return AgentConfig.model_validate(merged)
     except ValidationError as exc:

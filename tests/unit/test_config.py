@@ -232,3 +232,21 @@ def test_format_validation_error_is_one_line_with_the_key_path() -> None:
         line = format_validation_error(exc, where="scenario")
     assert line.startswith("scenario.duration_s: Input should be a valid number")
     assert line.endswith("(got 'long')") and "\n" not in line
+
+
+def test_a_whole_section_in_one_variable_must_be_json() -> None:
+    cfg = load_config(None, env={"MM_QUOTING": '{"levels": 2, "gamma": 0.1}'})
+    assert (cfg.quoting.levels, cfg.quoting.gamma) == (2, 0.1)
+    with pytest.raises(ConfigError, match=r"^environment: .*\"chain\".*MM_<SECTION>__<KEY>$"):
+        load_config(None, env={"MM_CHAIN": "http://x"})
+
+
+def test_only_load_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.config import AgentConfig
+
+    # A programmatic config (the stress runner's, a test's) means exactly what it says.
+    monkeypatch.setenv("MM_HEDGE__POLICY__HEDGE_RATIO", "0.25")
+    assert AgentConfig(hedge={"policy": {"hedge_ratio": 0.75}}).hedge.policy.hedge_ratio == 0.75
+    cfg = AgentConfig.model_validate({"hedge": {"policy": {"hedge_ratio": 0.75}}})
+    assert cfg.hedge.policy.hedge_ratio == 0.75
+    assert load_config(None).hedge.policy.hedge_ratio == 0.25  # default env: os.environ
