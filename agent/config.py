@@ -291,15 +291,16 @@ def _table_model(cls: type[Any]) -> type[BaseModel]:
     return model
 
 
-def _merge_bands(cls: type[Any], data: Any) -> Any:
-    # A band table may set only some fields (say `warn`): the rest keep that field's default band.
+def _merge_nested(cls: type[Any], data: Any) -> Any:
+    # A nested table may set only some fields (a risk band's `warn`): the rest keep that field's
+    # default (the default band), not the nested type's bare defaults.
     if not isinstance(data, Mapping):
         return data
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     out = dict(data)
     for key, value in data.items():
         d = defaults.get(key)
-        if isinstance(value, Mapping) and isinstance(d, Band):
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(d) and not isinstance(d, type):
             out[key] = {**_as_table(d), **value}
     return out
 
@@ -325,7 +326,7 @@ def _section(cls: type[Any]) -> GetPydanticSchema:
     def from_input(v: Any) -> Any:
         if isinstance(v, cls):
             v = _as_table(v)
-        return _merge_bands(cls, v) if cls is RiskLimits else v
+        return _merge_nested(cls, v)
 
     def schema(_tp: Any, handler: Any) -> core_schema.CoreSchema:
         return core_schema.no_info_before_validator_function(
