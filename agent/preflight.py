@@ -25,6 +25,7 @@ check              passes when
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import errno
 import socket
@@ -65,7 +66,8 @@ class Check:
     @property
     def line(self) -> str:
         """Return the printable line, e.g. ``FAIL  rpc: ...``."""
-        return f"{self.status.value:<4}  {self.name}: {self.detail}"
+        detail = " ".join(self.detail.split())  # one line, whatever a library put in its message
+        return f"{self.status.value:<4}  {self.name}: {detail}"
 
 
 def _ok(name: str, detail: str) -> Check:
@@ -153,6 +155,8 @@ async def _bounded(name: str, timeout_s: float, check: Awaitable[Check]) -> Chec
         return await asyncio.wait_for(check, timeout=2 * timeout_s)
     except TimeoutError:
         return _fail(name, f"no answer within {2 * timeout_s:g} s (raise preflight.timeout_s?)")
+    except AgentError as exc:  # the node failed between two checks, or refused one call
+        return _fail(name, f"{exc}: check the node at chain.rpc_url")
 
 
 # -- chain ---------------------------------------------------------------------------------------
@@ -223,13 +227,14 @@ async def _check_gas(cfg: AgentConfig, chain: _Chain, signer: Signer | None) -> 
         return _skip("gas", "the key check failed")
     if not chain.right_chain:
         return _skip("gas", "the rpc check failed")
-    history, tip_hex, balance_hex = await asyncio.gather(
+    history, balance_hex = await asyncio.gather(
         chain.rpc.call("eth_feeHistory", [1, "latest", []]),
-        chain.rpc.call("eth_maxPriorityFeePerGas"),
         chain.rpc.call("eth_getBalance", [signer.address, "latest"]),
     )
     base_fee = int(history["baseFeePerGas"][-1], 16)  # the next block's base fee
-    tip = max(int(tip_hex, 16), round(cfg.tx.tip_floor_gwei * _GWEI))
+    tip = round(cfg.tx.tip_floor_gwei * _GWEI)
+    with contextlib.suppress(RpcError):  # not every node serves it; the floor still prices a tip
+        tip = max(tip, int(await chain.rpc.call("eth_maxPriorityFeePerGas"), 16))
     balance = int(balance_hex, 16)
     p = cfg.preflight
     gas_units = p.min_gas_refreshes * (cfg.quoting.gas_units_per_refresh + p.cancel_gas_units)

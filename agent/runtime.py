@@ -1118,8 +1118,8 @@ def cli_main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     if args.check:
-        key_source(cfg)
         if args.offline:
+            key_source(cfg)
             print(f"{args.config}: OK")
             return 0
         from agent.preflight import format_report, run_preflight

@@ -340,3 +340,39 @@ async def test_cli_prints_every_line_and_exits_1_offline_keeps_the_format_check(
 
     out = await asyncio.to_thread(run, "--check", "--offline")
     assert (out.returncode, out.stdout.strip()) == (0, f"{tmp_path / 'mm.toml'}: OK")
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_rpc_fails_once_and_skips_what_depends_on_it(
+    tmp_path: Path, free_port: int
+) -> None:
+    path = tmp_path / "mm.toml"
+    path.write_text(
+        _toml(
+            {
+                "chain": {
+                    "rpc_url": f"http://127.0.0.1:{free_port}",
+                    "market_address": "0x" + "ab" * 20,
+                },
+                "hedge": {"enabled": False},
+                "telemetry": {"port": 0},
+                "preflight": {"timeout_s": 1.0},
+            }
+        )
+    )
+    checks = await run_preflight(load_config(path, env={}))
+    status = {c.name: c.status for c in checks}
+    assert status == {
+        "key": CheckStatus.OK,
+        "rpc": CheckStatus.FAIL,
+        "market": CheckStatus.SKIP,
+        "collateral": CheckStatus.SKIP,
+        "gas": CheckStatus.SKIP,
+        "exchange": CheckStatus.SKIP,
+        "exchange-auth": CheckStatus.SKIP,
+        "telemetry": CheckStatus.OK,
+    }
+    rpc = _by_name(checks)["rpc"].line
+    assert rpc.startswith(f"FAIL  rpc: http://127.0.0.1:{free_port} unreachable (")
+    assert rpc.endswith("start the node or fix chain.rpc_url")
+    assert format_report(checks, "mm.toml")[1] == 1
