@@ -57,7 +57,6 @@ from agent.config import (
     key_source,
     load_config,
     read_deployment,
-    table_to_dataclass,
 )
 from agent.errors import (
     AgentError,
@@ -82,7 +81,7 @@ from agent.model.quoting import DecisionInputs, LiveQuotes, ModelParams, decide
 from agent.model.quoting import RiskDirective as ModelRisk
 from agent.orders import diff_orders
 from agent.pnl import PnlLedger
-from agent.risk.engine import RiskDirective, RiskEngine, RiskInputs, RiskLimits, RiskState
+from agent.risk.engine import RiskDirective, RiskEngine, RiskInputs, RiskState
 from agent.store import Journal
 from agent.telemetry import Health, MetricsRegistry, RiskTelemetry, TelemetryServer
 from agent.types import Quote, Side
@@ -1061,11 +1060,6 @@ async def build_agent(
 
     closers.append(close_journal)
     return agent, closers
-
-
-def risk_limits_from_table(table: dict[str, Any]) -> RiskLimits:
-    """Validate a ``[risk]`` table (partial bands merge with the defaults; states by name)."""
-    return table_to_dataclass(RiskLimits, table, "risk")
 
 
 def _restored_state(journal: Journal) -> RiskState:

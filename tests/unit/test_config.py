@@ -82,7 +82,9 @@ def test_table_to_dataclass_rejects_unknown_and_bad_values() -> None:
 
 def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
     from agent.risk.engine import RiskLimits, RiskState
-    from agent.runtime import risk_limits_from_table
+
+    def risk_limits_from_table(table: dict[str, object]) -> RiskLimits:
+        return table_to_dataclass(RiskLimits, table, "risk")
 
     lim = risk_limits_from_table({"drawdown_frac": {"warn": 0.03}, "cooldown_reduced_s": 5.0})
     assert lim.drawdown_frac.warn == 0.03
