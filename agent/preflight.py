@@ -29,7 +29,7 @@ import contextlib
 import enum
 import errno
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from agent.chain.abi import AbiCodec
@@ -323,12 +323,12 @@ async def _check_exchange(cfg: AgentConfig) -> list[Check]:
 # -- telemetry -----------------------------------------------------------------------------------
 
 
-def _check_port(cfg: AgentConfig, bind: Callable[[str, int], None] | None = None) -> Check:
+def _check_port(cfg: AgentConfig) -> Check:
     t = cfg.telemetry
     if t.port == 0:
         return _ok("telemetry", "port 0: a free port is picked at start")
     try:
-        (bind or _try_bind)(t.host, t.port)
+        _try_bind(t.host, t.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             return _fail(
