@@ -1,14 +1,30 @@
 """Validated settings for ``mm-agent run``: a TOML file, overlaid by ``MM_*`` environment variables.
 
-Every model here is frozen and strict: an unknown key, a bad unit or an out-of-range value is one
-:class:`~agent.errors.ConfigError` that names the key and says how to fix it. Secrets are never
-stored here, only referenced (an env var name, a keystore path, a password file path).
+Every model here is frozen and strict: an unknown key, a bad unit, a non-finite number or an
+out-of-range value is one :class:`~agent.errors.ConfigError` line that names the key and says how
+to fix it (``quoting.gama: unknown key; valid keys are: ...``). Secrets are never stored here, only
+referenced (an env var name, a keystore path, a password file path).
 
-Sections whose parameters are owned by another part (``[quoting]``, ``[risk]``, ``[tx]``,
-``[hedge.policy]``) are validated directly into that part's own frozen dataclass, so each parameter
-is defined exactly once, next to the code that uses it.
+Sections whose parameters are owned by another part are validated, at load time, directly into
+that part's own frozen dataclass, so each parameter is defined once, next to the code that uses it:
 
-Environment overlay: ``MM_<SECTION>__<KEY>=value`` (e.g. ``MM_CHAIN__RPC_URL``) overrides the file.
+==================  ===========================================  ===============================
+section             type of ``cfg.<section>``                    owner
+==================  ===========================================  ===============================
+``[quoting]``       :class:`~agent.model.quoting.ModelParams`    ``agent/model/quoting.py``
+``[risk]``          :class:`~agent.risk.engine.RiskLimits`       ``agent/risk/engine.py``
+``[tx]``            :class:`~agent.chain.txpipe.TxPipelineConfig` ``agent/chain/txpipe.py``
+``[hedge.policy]``  :class:`~agent.hedge.hedger.HedgerConfig`    ``agent/hedge/hedger.py``
+==================  ===========================================  ===============================
+
+Those dataclasses check their own consistency; the *magnitudes* they accept are bounded here, in
+``_BOUNDS`` (each with its unit), so ``levels = 1e11`` or an infinite inventory cap is refused at
+load time instead of overflowing in the loop. Every float anywhere must be finite.
+
+Environment overlay (pydantic-settings): ``MM_<SECTION>__<KEY>[__<KEY>...]=value`` overrides the
+file at any depth, e.g. ``MM_CHAIN__RPC_URL``, ``MM_HEDGE__POLICY__HEDGE_RATIO=0.5`` or
+``MM_RISK__DRAWDOWN_FRAC__WARN=0.03``. An ``MM_`` variable that names a real section but a wrong
+key is the same named error as a wrong key in the file.
 """
 
 from __future__ import annotations
@@ -17,21 +33,42 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
 )
 
+from agent.chain.deploy import Deployment
+from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey
+from agent.chain.txpipe import TxPipelineConfig
 from agent.errors import ConfigError
+from agent.hedge.hedger import HedgerConfig
+from agent.model.quoting import ModelParams
+from agent.risk.engine import Band, RiskLimits, RiskState
 
 __all__ = [
     "AgentConfig",
@@ -39,18 +76,277 @@ __all__ = [
     "ExecutionSettings",
     "HedgeSettings",
     "KeeperSettings",
+    "PreflightSettings",
     "SignerSettings",
     "StorageSettings",
     "TelemetrySettings",
+    "format_validation_error",
+    "key_source",
     "load_config",
+    "read_deployment",
     "table_to_dataclass",
 ]
 
 T = TypeVar("T")
 
+ENV_PREFIX = "MM_"
+ENV_DELIMITER = "__"
+
+
+# -- bounds of the dataclass sections ------------------------------------------------------------
+
+
+class _Bound(NamedTuple):
+    """Accepted range of one numeric parameter, and its unit for the error message."""
+
+    lo: float
+    hi: float
+    unit: str
+    lo_open: bool = False
+    """True when ``lo`` itself is refused (a strictly positive quantity)."""
+    hi_open: bool = False
+
+
+_DAY_S = 86_400.0
+_POS = True  # readability: _Bound(0, x, unit, _POS) is "> 0"
+
+# Generous on purpose: each range holds every sane deployment and refuses values that can only be
+# typos or unit mix-ups (a size in wei, a count in the billions) and would blow up in the loop.
+_BOUNDS: dict[type[Any], dict[str, _Bound]] = {
+    ModelParams: {
+        "gamma": _Bound(0, 1e6, "per (price unit × base unit)", _POS),
+        "horizon_s": _Bound(0, 30 * _DAY_S, "seconds"),
+        "tick_size": _Bound(0, 1e9, "price units per tick", _POS),
+        "lot_size": _Bound(0, 1e9, "base units per lot", _POS),
+        "min_notional": _Bound(0, 1e12, "quote currency"),
+        "maker_fee_bps": _Bound(-100, 100, "bps (negative: rebate)"),
+        "taker_fee_bps": _Bound(-100, 100, "bps"),
+        "gas_units_per_refresh": _Bound(0, 30_000_000, "gas units (one block holds ~30M)", _POS),
+        "native_price_quote": _Bound(0, 1e9, "quote currency per native token", _POS),
+        "gas_spike_weight": _Bound(0, 1, "weight"),
+        "levels": _Bound(1, 50, "ladder levels per side"),
+        "level_step_ticks": _Bound(1, 1_000_000, "ticks"),
+        "level_step_frac": _Bound(0, 100, "fraction of the half-spread"),
+        "level_size_growth": _Bound(0, 10, "ratio of level i+1 to level i", _POS),
+        "base_size_base": _Bound(0, 1e9, "base units", _POS),
+        "inventory_cap_base": _Bound(0, 1e9, "base units", _POS),
+        "ref_sigma_rel_per_sqrt_s": _Bound(0, 1, "relative σ per √s", _POS),
+        "ref_depth_base": _Bound(0, 1e12, "base units", _POS),
+        "adverse_bps": _Bound(0, 10_000, "bps of mid"),
+        "adverse_sigma_mult": _Bound(0, 100, "σ·√delay multiples"),
+        "quote_life_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "min_expected_fills": _Bound(0, 1e6, "fills per quote life", _POS),
+        "funding_interval_s": _Bound(0, 30 * _DAY_S, "seconds", _POS),
+        "expected_holding_s": _Bound(0, 365 * _DAY_S, "seconds", _POS),
+        "settlement_window_s": _Bound(0, 30 * _DAY_S, "seconds"),
+        "settlement_skew_mult": _Bound(1, 100, "multiplier"),
+        "settlement_size_mult": _Bound(0, 1, "multiplier", _POS),
+    },
+    RiskLimits: {
+        "index_jump_window_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "collar_sigmas": _Bound(0, 100, "standard deviations", _POS),
+        "collar_horizon_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "collar_min_bps": _Bound(0, 10_000, "bps"),
+        "funding_window_s": _Bound(0, 30 * _DAY_S, "seconds"),
+        "funding_min_inventory_frac": _Bound(0, 10, "fraction of the inventory cap"),
+        "funding_min_abs_rate_bps": _Bound(0, 10_000, "bps per funding interval"),
+        "cex_degraded_inventory_cap_mult": _Bound(0, 1, "multiplier", _POS),
+        "cooldown_reduced_s": _Bound(0, _DAY_S, "seconds"),
+        "cooldown_widened_s": _Bound(0, _DAY_S, "seconds"),
+        "cooldown_hedging_s": _Bound(0, _DAY_S, "seconds"),
+        "cooldown_withdrawn_s": _Bound(0, _DAY_S, "seconds"),
+        "reduced_size_mult": _Bound(0, 1, "multiplier", _POS),
+        "widened_spread_mult": _Bound(1, 100, "multiplier"),
+        "hedging_size_mult": _Bound(0, 1, "multiplier", _POS),
+        "hedging_spread_mult": _Bound(1, 100, "multiplier"),
+        "unload_target_frac": _Bound(0, 1, "fraction of the effective cap", _POS),
+        "unload_horizon_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "unload_urgent_horizon_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "unload_min_remaining_s": _Bound(0, _DAY_S, "seconds", _POS),
+    },
+    Band: {
+        "warn": _Bound(0, 1e12, "the trigger's unit (see agent/risk/engine.py)", _POS),
+        "breach": _Bound(0, 1e12, "the trigger's unit (see agent/risk/engine.py)", _POS),
+        "release_frac": _Bound(0, 1, "fraction of the threshold", hi_open=True),
+    },
+    TxPipelineConfig: {
+        "max_fee_gwei": _Bound(0, 1e6, "gwei", _POS),
+        "base_fee_multiplier": _Bound(1, 100, "multiplier"),
+        "tip_percentile": _Bound(0, 100, "percentile"),
+        "tip_floor_gwei": _Bound(0, 1e6, "gwei"),
+        "fee_history_blocks": _Bound(1, 1024, "blocks"),
+        "fee_max_age_s": _Bound(0, 3600, "seconds"),
+        "bump_pct": _Bound(0, 1000, "percent", _POS),
+        "speedup_after_blocks": _Bound(1, 100_000, "blocks"),
+        "speedup_after_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "max_in_flight": _Bound(1, 1024, "transactions"),
+        "external_after_polls": _Bound(1, 1000, "polls"),
+    },
+    HedgerConfig: {
+        "hedge_ratio": _Bound(0, 10, "CEX base per DEX base"),
+        "dead_band_base": _Bound(0, 1e9, "base units"),
+        "max_slippage_bps": _Bound(0, 10_000, "bps", _POS),
+        "twap_threshold_base": _Bound(0, 1e9, "base units", _POS),
+        "twap_slice_base": _Bound(0, 1e9, "base units", _POS),
+        "twap_interval_s": _Bound(0, 3600, "seconds"),
+        "max_orders_per_step": _Bound(1, 100, "orders"),
+        "reconcile_interval_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "taker_fee_bps": _Bound(0, 100, "bps", hi_open=True),
+    },
+}
+# A numeric field another part adds later, before it gets a row above: finite and not absurd.
+_FALLBACK_BOUND = _Bound(-1e12, 1e12, "(no specific bound yet; see the field's docstring)")
+
+
+def _check_bound(name: str, bound: _Bound) -> Callable[[float], float]:
+    def check(v: float) -> float:
+        low_ok = v > bound.lo if bound.lo_open else v >= bound.lo
+        high_ok = v < bound.hi if bound.hi_open else v <= bound.hi
+        if not (low_ok and high_ok):
+            lo, hi = ("(" if bound.lo_open else "["), (")" if bound.hi_open else "]")
+            raise PydanticCustomError(
+                "out_of_bounds",
+                "must be in {range} {unit}",
+                {"range": f"{lo}{bound.lo:g}, {bound.hi:g}{hi}", "unit": bound.unit},
+            )
+        return v
+
+    check.__name__ = f"bound_{name}"
+    return check
+
+
+def _state_by_name(v: Any) -> Any:
+    # Risk states may be written by name, any case ("halted"); numbers still validate as the enum.
+    if isinstance(v, str) and not isinstance(v, RiskState):
+        try:
+            return RiskState[v.strip().upper()]
+        except KeyError:
+            valid = ", ".join(st.name for st in RiskState)
+            raise PydanticCustomError(
+                "unknown_state",
+                "{got} is not a state; use one of {valid}",
+                {"got": repr(v), "valid": valid},
+            ) from None
+    return v
+
+
+# -- strict models and dataclass sections ---------------------------------------------------------
+
+
+def _reject_unknown(model: type[BaseModel], data: Any) -> Any:
+    """Refuse unknown keys with the list of valid ones (``extra="forbid"`` does not list them)."""
+    if isinstance(data, Mapping):
+        unknown = sorted(str(k) for k in set(data) - set(model.model_fields))
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_key",
+                "unknown key {key}; valid keys are: {valid}",
+                {"key": unknown[0], "valid": ", ".join(sorted(model.model_fields))},
+            )
+    return data
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        return _reject_unknown(cls, data)
+
+
+def _field_type(cls: type[Any], name: str, tp: Any) -> Any:
+    """The annotation a dataclass field validates with: its own type plus bounds and helpers."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _section(tp)
+    if tp is RiskState:
+        return Annotated[RiskState, BeforeValidator(_state_by_name)]
+    if tp in (int, float):
+        bound = _BOUNDS.get(cls, {}).get(name, _FALLBACK_BOUND)
+        return Annotated[tp, AfterValidator(_check_bound(name, bound))]
+    return tp
+
+
+_TABLES: dict[type[Any], type[BaseModel]] = {}
+
+
+def _table_model(cls: type[Any]) -> type[BaseModel]:
+    """A strict pydantic model with the fields, defaults and bounds of dataclass ``cls``."""
+    if cls in _TABLES:
+        return _TABLES[cls]
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (_field_type(cls, f.name, hints[f.name]), default)
+    model: type[BaseModel] = create_model(
+        cls.__name__, __base__=_Strict, __module__=__name__, **fields
+    )
+    _TABLES[cls] = model
+    return model
+
+
+def _merge_nested(cls: type[Any], data: Any) -> Any:
+    # A nested table may set only some fields (a risk band's `warn`): the rest keep that field's
+    # default (the default band), not the nested type's bare defaults.
+    if not isinstance(data, Mapping):
+        return data
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    out = dict(data)
+    for key, value in data.items():
+        d = defaults.get(key)
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(d) and not isinstance(d, type):
+            out[key] = {**_as_table(d), **value}
+    return out
+
+
+def _as_table(obj: Any) -> dict[str, Any]:
+    """A dataclass instance's init fields, one level deep (nested dataclasses stay instances)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+
+
+def _section(cls: type[Any]) -> GetPydanticSchema:
+    """Pydantic metadata validating a TOML table (or an instance) into the frozen dataclass cls.
+
+    Keys, types and bounds are checked by :func:`_table_model` (so errors carry the key path);
+    then the dataclass is built, and its own ``__post_init__`` checks become a named error too.
+    """
+
+    def to_instance(table: BaseModel) -> Any:
+        try:
+            return cls(**{name: getattr(table, name) for name in type(table).model_fields})
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise PydanticCustomError("invalid_section", "{why}", {"why": str(exc)}) from None
+
+    def from_input(v: Any) -> Any:
+        if isinstance(v, cls):
+            v = _as_table(v)
+        return _merge_nested(cls, v)
+
+    def schema(_tp: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            from_input,
+            core_schema.no_info_after_validator_function(to_instance, handler(_table_model(cls))),
+            serialization=core_schema.plain_serializer_function_ser_schema(dataclasses.asdict),
+        )
+
+    return GetPydanticSchema(schema)
+
+
+QuotingSection = Annotated[ModelParams, _section(ModelParams)]
+RiskSection = Annotated[RiskLimits, _section(RiskLimits)]
+TxSection = Annotated[TxPipelineConfig, _section(TxPipelineConfig)]
+HedgePolicySection = Annotated[HedgerConfig, _section(HedgerConfig)]
+
+
+# -- the sections --------------------------------------------------------------------------------
 
 
 class ChainSettings(_Strict):
@@ -68,7 +364,7 @@ class ChainSettings(_Strict):
     """Wake on every new block through an ``eth_subscribe`` WebSocket; falls back to polling."""
     ws_url: str | None = None
     """The node's WebSocket URL; by default ``rpc_url`` with ws:// (same host and port)."""
-    cancel_max_fee_gwei: float | None = Field(None, gt=0)
+    cancel_max_fee_gwei: float | None = Field(None, gt=0, le=1e6)
     """Fee ceiling for risk-driven cancels (default 5 × tx.max_fee_gwei): a gas spike must not
     block the cancel it demands."""
     rpc_timeout_s: float = Field(5.0, gt=0, le=120)
@@ -111,8 +407,30 @@ class HedgeSettings(_Strict):
     api_secret_env: str = "MM_CEX_API_SECRET"  # noqa: S105 - the name of an env var, not a secret
     recv_window_ms: int = Field(5000, gt=0, le=60000)
     request_timeout_s: float = Field(2.0, gt=0, le=30)
-    policy: dict[str, Any] = Field(default_factory=dict)
-    """Hedger policy parameters (hedge ratio, dead band, slices): see agent/hedge/hedger.py."""
+    policy: HedgePolicySection = HedgerConfig(symbol="BTCUSDT")
+    """Hedger policy (hedge ratio, dead band, slices): agent/hedge/hedger.py ``HedgerConfig``.
+    Its ``symbol`` is always ``hedge.symbol``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_symbol(cls, data: Any) -> Any:
+        # The policy trades the section's symbol: one place to write it, never two that disagree.
+        if not isinstance(data, Mapping):
+            return data
+        symbol = data.get("symbol", cls.model_fields["symbol"].default)
+        policy = data.get("policy", {})
+        if isinstance(policy, HedgerConfig):
+            policy = _as_table(policy)
+        if isinstance(policy, Mapping):
+            if policy.get("symbol", symbol) != symbol:
+                raise PydanticCustomError(
+                    "symbol_in_policy",
+                    "policy.symbol {got} differs from hedge.symbol {want}: remove it from "
+                    "[hedge.policy] (the policy always trades hedge.symbol)",
+                    {"got": repr(policy["symbol"]), "want": repr(symbol)},
+                )
+            data = {**data, "policy": {**policy, "symbol": symbol}}
+        return data
 
 
 class KeeperSettings(_Strict):
@@ -120,7 +438,7 @@ class KeeperSettings(_Strict):
 
     settle_funding: bool = True
     liquidate: bool = True
-    min_profit_usd: float = Field(0.0, ge=0)
+    min_profit_usd: float = Field(0.0, ge=0, le=1e9)
     """Act only when reward − gas cost exceeds this."""
 
 
@@ -146,7 +464,7 @@ class TelemetrySettings(_Strict):
     """0 picks a free port (tests); the chosen port is written to the data dir."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_logs: bool = True
-    stale_heartbeat_s: float = Field(30.0, gt=0)
+    stale_heartbeat_s: float = Field(30.0, gt=0, le=86_400)
 
     @field_validator("host")
     @classmethod
@@ -175,22 +493,67 @@ class StorageSettings(_Strict):
     kill -9 safety and saves 2-8 ms per quote update; see agent/store.py."""
 
 
-class AgentConfig(_Strict):
-    """The whole configuration of one agent."""
+class PreflightSettings(_Strict):
+    """What ``mm-agent run --check`` (the live preflight) demands before a start."""
 
-    chain: ChainSettings = Field(default_factory=ChainSettings)
-    signer: SignerSettings = Field(default_factory=SignerSettings)
-    hedge: HedgeSettings = Field(default_factory=HedgeSettings)
-    keeper: KeeperSettings = Field(default_factory=KeeperSettings)
-    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    quoting: dict[str, Any] = Field(default_factory=dict)
-    """Model parameters: see agent/model (validated by :func:`table_to_dataclass`)."""
-    risk: dict[str, Any] = Field(default_factory=dict)
-    """Risk limits: see agent/risk/engine.py."""
-    tx: dict[str, Any] = Field(default_factory=dict)
-    """Transaction pipeline: see agent/chain/txpipe.py."""
+    min_gas_refreshes: int = Field(500, ge=1, le=10_000_000)
+    """The key's native balance must pay for at least this many quote refreshes *and* as many
+    cancel-alls, at the node's current base fee plus tip (``quoting.gas_units_per_refresh`` and
+    ``cancel_gas_units`` gas each)."""
+    cancel_gas_units: int = Field(150_000, ge=21_000, le=30_000_000)
+    """Gas of one cancel-all (the DEX venue's cancel-all gas limit)."""
+    timeout_s: float = Field(5.0, gt=0, le=120)
+    """Bound on each network check (RPC, exchange), so a dead endpoint fails fast."""
+
+
+class AgentConfig(BaseSettings):
+    """The whole configuration of one agent.
+
+    Constructing or validating one directly reads no environment, so a programmatic config (the
+    stress runner's, a test's) means exactly what it says. :func:`load_config` is the entry point
+    that applies the ``MM_*`` overlay, with pydantic-settings' env source over this model's
+    ``env_prefix`` and ``env_nested_delimiter``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+    )
+
+    chain: ChainSettings = ChainSettings()
+    signer: SignerSettings = SignerSettings()
+    hedge: HedgeSettings = HedgeSettings()
+    keeper: KeeperSettings = KeeperSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    storage: StorageSettings = StorageSettings()
+    preflight: PreflightSettings = PreflightSettings()
+    quoting: QuotingSection = ModelParams()
+    """Quote model, market and cost settings: agent/model/quoting.py ``ModelParams``."""
+    risk: RiskSection = RiskLimits()
+    """Risk limits: agent/risk/engine.py ``RiskLimits`` (bands may be partial; states by name)."""
+    tx: TxSection = TxPipelineConfig()
+    """Transaction pipeline: agent/chain/txpipe.py ``TxPipelineConfig``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        return _reject_unknown(cls, data)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read only what is passed in: the environment is applied by :func:`load_config`."""
+        return (init_settings,)
 
     @property
     def journal_path(self) -> Path:
@@ -198,67 +561,111 @@ class AgentConfig(_Strict):
         return self.storage.data_dir / self.storage.journal_file
 
 
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' env source over an explicit mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._env.items()}
+
+
+def format_validation_error(exc: ValidationError, where: str = "") -> str:
+    """Return one line naming the first invalid key of ``exc`` and how to fix it.
+
+    Parameters
+    ----------
+    exc
+        A pydantic validation error.
+    where
+        Key path the validated object lives at (``"risk"``), prefixed to every key.
+
+    Returns
+    -------
+    str
+        ``<key.path>: <what is wrong and the fix> (got <value>)[ and N more problems]``.
+    """
+    errors = exc.errors()
+    first = errors[0]
+    path = [str(p) for p in first["loc"]]
+    ctx = first.get("ctx") or {}
+    kind = first["type"]
+    if kind == "unknown_key":
+        path.append(str(ctx["key"]))
+        msg = f"unknown key; valid keys are: {ctx['valid']}"
+    elif kind == "extra_forbidden":
+        msg = "unknown key: check the spelling against the example config (mm.example.toml)"
+    elif kind == "finite_number":
+        msg = "must be a finite number (NaN and infinities are refused): write a bounded value"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+    key = ".".join([where, *path] if where else path)
+    got = first.get("input")
+    shown = ""
+    # Values already quoted in the message, and whole tables, are not repeated.
+    quiet = (
+        "unknown_key",
+        "extra_forbidden",
+        "invalid_section",
+        "symbol_in_policy",
+        "unknown_state",
+    )
+    if kind not in quiet and not isinstance(got, (Mapping, BaseModel)):
+        shown = f" (got {got!r})"
+    extra = len(errors) - 1
+    more = f" [and {extra} more problem{'s' if extra > 1 else ''}]" if extra else ""
+    return f"{key}: {msg}{shown}{more}" if key else f"{msg}{shown}{more}"
+
+
 def table_to_dataclass(cls: type[T], table: Mapping[str, Any], where: str) -> T:
-    """Validate a TOML table into a frozen dataclass, rejecting unknown keys.
+    """Validate a TOML table into a frozen dataclass: unknown keys, types and bounds checked.
 
     Parameters
     ----------
     cls
-        The target dataclass (defaults come from it).
+        The target dataclass (defaults come from it; bounds from this module's table).
     table
         The raw table.
     where
         The table's key path, for error messages (e.g. ``"risk"``).
-    """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}.{unknown[0]}: unknown key; valid keys are: {', '.join(sorted(known))}"
-        )
-    try:
-        return TypeAdapter(cls).validate_python(dict(table))
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, where)) from None
-    except (TypeError, ValueError) as exc:  # raised by the dataclass's own __post_init__
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _explain(exc: ValidationError, where: str = "") -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    key = f"{where}.{loc}" if where and loc else (where or loc)
-    got = first.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    extra = len(exc.errors()) - 1
-    more = f" [and {extra} more problem{'s' if extra > 1 else ''}]" if extra else ""
-    hint = first["msg"]
-    if first["type"] == "extra_forbidden":
-        hint = "unknown key: check the spelling against the example config (mm.example.toml)"
-    return f"{key}: {hint}{shown}{more}"
-
-
-def _env_overlay(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for name, value in env.items():
-        if not name.startswith("MM_") or "__" not in name:
-            continue
-        section, _, key = name[3:].lower().partition("__")
-        if section not in AgentConfig.model_fields:
-            continue
-        out.setdefault(section, {})[key] = value
-    return out
-
-
-def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -> AgentConfig:
-    """Load and validate a config file (None: defaults only) plus the ``MM_*`` env overlay.
 
     Raises
     ------
     ConfigError
-        For a missing or unparsable file, or any invalid key, naming the key and the fix.
+        One line naming the first invalid key.
+    """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    try:
+        # mypy cannot type an Annotated form built at run time; the result is a `cls` instance.
+        adapter: TypeAdapter[T] = TypeAdapter(Annotated[cls, _section(cls)])  # type: ignore[arg-type]
+        result = adapter.validate_python(table)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+    return result
+
+
+def _env_name(path: str) -> str:
+    return ENV_PREFIX + path.replace(".", ENV_DELIMITER).upper()
+
+
+def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Load and validate a config file (None: defaults only), overridden by ``MM_*`` variables.
+
+    Parameters
+    ----------
+    path
+        The TOML file, or None for defaults plus environment.
+    env
+        The environment to read (default ``os.environ``); tests pass their own.
+
+    Raises
+    ------
+    ConfigError
+        For a missing or unparsable file, or any invalid key (in the file or the environment),
+        naming the key and the fix.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -269,8 +676,71 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -
             raw = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    raw = _env_overlay(raw, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    sources = (_MappingEnvSource(AgentConfig, environ), InitSettingsSource(AgentConfig, raw))
+    merged: dict[str, Any] = {}
     try:
-        return AgentConfig.model_validate(raw)
+        for source in reversed(sources):  # lowest priority first; the environment wins
+            merged = _deep_merge(merged, source())
+    except SettingsError as exc:  # a whole section in one variable that is not JSON
+        raise ConfigError(
+            f"environment: {exc}: a whole section must be a JSON object; set one key as "
+            f"{ENV_PREFIX}<SECTION>{ENV_DELIMITER}<KEY>"
+        ) from None
+    try:
+        return AgentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        line = format_validation_error(exc)
+        key = line.partition(":")[0]
+        if key and _env_name(key) in {k.upper() for k in environ}:
+            line += f" (set by environment variable {_env_name(key)})"
+        raise ConfigError(line) from None
+
+
+def key_source(cfg: AgentConfig) -> KeySource:
+    """Return the signer reference the config names (a reference only: no key is read)."""
+    s = cfg.signer
+    if s.source == "dev":
+        return DevKey(s.dev_index)
+    if s.source == "env":
+        if not s.key_env:
+            raise ConfigError(
+                "signer.key_env: required when signer.source = 'env' (an env var name)"
+            )
+        return EnvKey(s.key_env)
+    if s.keystore_path is None:
+        raise ConfigError("signer.keystore_path: required when signer.source = 'keystore'")
+    return KeystoreKey(s.keystore_path, s.password_file, s.password_env)
+
+
+def read_deployment(cfg: AgentConfig) -> tuple[str, int]:
+    """Return (market address, deployment block) from the config and its deployment record."""
+    market, block = cfg.chain.market_address, 0
+    if cfg.chain.deployment_file is not None:
+        path = cfg.chain.deployment_file
+        if not path.is_file():
+            raise ConfigError(
+                f"chain.deployment_file: {path} not found (deploy a market first, or set "
+                "chain.market_address)"
+            )
+        rec = Deployment.load(path)
+        if rec.chain_id != cfg.chain.chain_id:
+            raise ConfigError(
+                f"chain.deployment_file: {path} is for chain {rec.chain_id}, "
+                f"config says chain.chain_id = {cfg.chain.chain_id}"
+            )
+        market = market or rec.market
+        block = rec.block_number
+    if market is None:
+        raise ConfigError("chain.market_address or chain.deployment_file: one is required")
+    return market, block
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -40,10 +39,9 @@ from typing import Any
 
 from agent.chain.abi import AbiCodec
 from agent.chain.contracts import market_abi
-from agent.chain.deploy import Deployment
 from agent.chain.heads import HeadWatcher, ws_url_for
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey, load_signer
+from agent.chain.signer import load_signer
 from agent.chain.txpipe import (
     Dropped,
     Failed,
@@ -52,13 +50,17 @@ from agent.chain.txpipe import (
     Reverted,
     TxEvent,
     TxPipeline,
-    TxPipelineConfig,
 )
-from agent.config import AgentConfig, ExecutionSettings, load_config, table_to_dataclass
+from agent.config import (
+    AgentConfig,
+    ExecutionSettings,
+    key_source,
+    load_config,
+    read_deployment,
+)
 from agent.errors import (
     AgentError,
     ChainError,
-    ConfigError,
     GasOverBudget,
     TxError,
     VenueError,
@@ -79,7 +81,7 @@ from agent.model.quoting import DecisionInputs, LiveQuotes, ModelParams, decide
 from agent.model.quoting import RiskDirective as ModelRisk
 from agent.orders import diff_orders
 from agent.pnl import PnlLedger
-from agent.risk.engine import RiskDirective, RiskEngine, RiskInputs, RiskLimits, RiskState
+from agent.risk.engine import RiskDirective, RiskEngine, RiskInputs, RiskState
 from agent.store import Journal
 from agent.telemetry import Health, MetricsRegistry, RiskTelemetry, TelemetryServer
 from agent.types import Quote, Side
@@ -989,45 +991,6 @@ class Agent:
 # -- assembly and the command line ----------------------------------------------------------------
 
 
-def key_source(cfg: AgentConfig) -> KeySource:
-    """The signer reference the config names."""
-    s = cfg.signer
-    if s.source == "dev":
-        return DevKey(s.dev_index)
-    if s.source == "env":
-        if not s.key_env:
-            raise ConfigError(
-                "signer.key_env: required when signer.source = 'env' (an env var name)"
-            )
-        return EnvKey(s.key_env)
-    if s.keystore_path is None:
-        raise ConfigError("signer.keystore_path: required when signer.source = 'keystore'")
-    return KeystoreKey(s.keystore_path, s.password_file, s.password_env)
-
-
-def read_deployment(cfg: AgentConfig) -> tuple[str, int]:
-    """(market address, deployment block) from the config and its deployment record."""
-    market, block = cfg.chain.market_address, 0
-    if cfg.chain.deployment_file is not None:
-        path = cfg.chain.deployment_file
-        if not path.is_file():
-            raise ConfigError(
-                f"chain.deployment_file: {path} not found (deploy a market first, or set "
-                "chain.market_address)"
-            )
-        rec = Deployment.load(path)
-        if rec.chain_id != cfg.chain.chain_id:
-            raise ConfigError(
-                f"chain.deployment_file: {path} is for chain {rec.chain_id}, "
-                f"config says chain.chain_id = {cfg.chain.chain_id}"
-            )
-        market = market or rec.market
-        block = rec.block_number
-    if market is None:
-        raise ConfigError("chain.market_address or chain.deployment_file: one is required")
-    return market, block
-
-
 async def build_agent(
     cfg: AgentConfig, *, clock: Callable[[], float] = time.time, with_hedge: bool | None = None
 ) -> tuple[Agent, list[Callable[[], Any]]]:
@@ -1035,9 +998,7 @@ async def build_agent(
 
     Returns the agent and the async closers to call after :meth:`Agent.run` returns.
     """
-    params = table_to_dataclass(ModelParams, cfg.quoting, "quoting")
-    limits = risk_limits_from_table(cfg.risk)
-    tx_cfg = table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
+    params, limits, tx_cfg = cfg.quoting, cfg.risk, cfg.tx
     market, block = read_deployment(cfg)
     cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
     signer = load_signer(key_source(cfg), cfg.chain.chain_id)
@@ -1058,7 +1019,6 @@ async def build_agent(
     hedge: HedgeLeg | None = None
     if cfg.hedge.enabled if with_hedge is None else with_hedge:
         from agent.hedge.binance import ClientConfig, Credentials
-        from agent.hedge.hedger import HedgerConfig
 
         client = BinanceFuturesClient(
             ClientConfig(
@@ -1072,10 +1032,7 @@ async def build_agent(
             wall_ms=lambda: int(clock() * 1000),
         )
         await client.connect([cfg.hedge.symbol])
-        hcfg = table_to_dataclass(
-            HedgerConfig, {"symbol": cfg.hedge.symbol, **cfg.hedge.policy}, "hedge.policy"
-        )
-        hedger = Hedger(client, journal, hcfg)
+        hedger = Hedger(client, journal, cfg.hedge.policy)
         await hedger.resume(clock())
         hedge = HedgeLeg(hedger, client, cfg.hedge.symbol, clock)
     agent = Agent(
@@ -1103,33 +1060,6 @@ async def build_agent(
 
     closers.append(close_journal)
     return agent, closers
-
-
-def risk_limits_from_table(table: dict[str, Any]) -> RiskLimits:
-    """Validate ``[risk]``; states may be written by name (``warn_state = "REDUCED"``)."""
-
-    def names(v: Any, path: str) -> Any:
-        if isinstance(v, dict):
-            return {k: names(x, f"{path}.{k}") for k, x in v.items()}
-        if path.endswith("_state") and isinstance(v, str):
-            try:
-                return RiskState[v.upper()]
-            except KeyError:
-                valid = ", ".join(st.name for st in RiskState)
-                raise ConfigError(f"{path}: {v!r} is not a state; use one of {valid}") from None
-        return v
-
-    # A band table may set only some fields (say `warn`): the rest keep the default band's.
-    defaults = {f.name: f.default for f in dataclasses.fields(RiskLimits)}
-    merged = {
-        k: {**dataclasses.asdict(d), **v}
-        if isinstance(v, dict)
-        and dataclasses.is_dataclass(d := defaults.get(k))
-        and not isinstance(d, type)
-        else v
-        for k, v in table.items()
-    }
-    return table_to_dataclass(RiskLimits, names(merged, "risk"), "risk")
 
 
 def _restored_state(journal: Journal) -> RiskState:
@@ -1179,16 +1109,22 @@ def cli_main(argv: list[str]) -> int:
     """``mm-agent run --config mm.toml``: run the keeper bot until SIGINT/SIGTERM."""
     ap = argparse.ArgumentParser(prog="mm-agent run", description=cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path, help="TOML config (see mm.example.toml)")
-    ap.add_argument("--check", action="store_true", help="validate the config and exit")
+    ap.add_argument(
+        "--check", action="store_true", help="live preflight (node, market, key, gas, exchange)"
+    )
+    ap.add_argument("--offline", action="store_true", help="with --check: format checks only")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     if args.check:
-        table_to_dataclass(ModelParams, cfg.quoting, "quoting")
-        risk_limits_from_table(cfg.risk)
-        table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
-        key_source(cfg)
-        print(f"{args.config}: OK")
-        return 0
+        if args.offline:
+            key_source(cfg)
+            print(f"{args.config}: OK")
+            return 0
+        from agent.preflight import format_report, run_preflight
+
+        report, status = format_report(asyncio.run(run_preflight(cfg)), str(args.config))
+        print(report)
+        return status
     return asyncio.run(_run_agent(cfg))
 
 

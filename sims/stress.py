@@ -229,7 +229,7 @@ def _agent_config(
         "levels": 3,
         "native_price_quote": 2000.0,
     }
-    policy: dict[str, Any] = {"dead_band_base": 0.05}
+    policy: Any = {"dead_band_base": 0.05}
     raw: dict[str, Any] = {
         "quoting": quoting,
         "risk": {},
@@ -237,13 +237,9 @@ def _agent_config(
         "keeper": {"settle_funding": True, "liquidate": True},
     }
     if base is not None:
-        raw.update(
-            quoting={**quoting, **base.quoting},
-            risk=dict(base.risk),
-            tx={**raw["tx"], **base.tx},
-            keeper=base.keeper.model_dump(),
-        )
-        policy = {**policy, **base.hedge.policy}
+        # The base config's sections are validated objects: they replace these defaults whole.
+        raw.update(quoting=base.quoting, risk=base.risk, tx=base.tx, keeper=base.keeper)
+        policy = dataclasses.replace(base.hedge.policy, symbol=_SYMBOL)
     raw |= {
         "chain": {"rpc_url": rpc_url, "chain_id": 31337, "deployment_file": str(deployment_file)},
         "signer": {"source": "dev", "dev_index": 1},

@@ -345,8 +345,7 @@ def cli_main(argv: list[str]) -> int:
     import argparse
 
     from agent.chain.signer import load_signer
-    from agent.config import load_config
-    from agent.runtime import key_source
+    from agent.config import key_source, load_config
 
     ap = argparse.ArgumentParser(prog="mm-agent deploy", description=cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path)

@@ -16,11 +16,15 @@ Key sources, in the order a production deployment should prefer them:
 ``EnvKey``              raw hex key in a named environment variable (for CI / containers)
 ``DevKey``              anvil's well-known dev keys; refused unless the chain id is 31337
 ======================  =========================================================================
+
+Whatever the source, a key that *is* one of the public dev keys (say one pasted into an env var or
+imported into a keystore) is refused on every chain but 31337: anyone can sign with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import os
@@ -47,6 +51,7 @@ __all__ = [
     "SignedTx",
     "Signer",
     "dev_account",
+    "is_dev_address",
     "keys_cli_main",
     "load_signer",
 ]
@@ -80,6 +85,33 @@ def dev_account(index: int, chain_id: int | None = ANVIL_CHAIN_ID) -> LocalAccou
             DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
         )
     return _dev_cache[index]
+
+
+# anvil funds 10 accounts of the dev mnemonic by default, hardhat 20: refuse all 20 off anvil.
+_DEV_ACCOUNTS_CHECKED = 20
+
+
+@functools.cache
+def _dev_addresses() -> frozenset[str]:
+    return frozenset(
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address.lower()
+        for i in range(_DEV_ACCOUNTS_CHECKED)
+    )
+
+
+def is_dev_address(address: str) -> bool:
+    """Return whether ``address`` belongs to one of the public dev-mnemonic keys (indices 0-19)."""
+    return address.lower() in _dev_addresses()
+
+
+def _refuse_dev_key(account: LocalAccount, chain_id: int, where: str) -> LocalAccount:
+    if chain_id != ANVIL_CHAIN_ID and is_dev_address(account.address):
+        raise SignerError(
+            f"{where} holds anvil's public dev key {account.address}: refused on chain id "
+            f"{chain_id} (anyone can sign with it; dev keys are only allowed on chain id "
+            f"{ANVIL_CHAIN_ID}); use a key of your own (mm-agent keys new)"
+        )
+    return account
 
 
 # -- key sources (references only) ------------------------------------------------------------
@@ -198,8 +230,8 @@ def load_signer(source: KeySource, chain_id: int) -> Signer:
     Raises
     ------
     SignerError
-        The key is missing, unreadable, the password is wrong, or a dev key was asked for on a
-        chain other than anvil's. The message never contains key material.
+        The key is missing, unreadable, the password is wrong, or it is a public dev key (from
+        any source) on a chain other than anvil's. The message never contains key material.
     """
     if isinstance(source, DevKey):
         return Signer(dev_account(source.index, chain_id), chain_id)
@@ -207,21 +239,29 @@ def load_signer(source: KeySource, chain_id: int) -> Signer:
         raw = os.environ.get(source.env_var)
         if not raw:
             raise SignerError(f"environment variable {source.env_var} is not set or empty")
-        return Signer(_account_from_hex(raw.strip(), f"${source.env_var}"), chain_id)
-    password = _read_password(source)
+        where = f"${source.env_var}"
+        return Signer(
+            _refuse_dev_key(_account_from_hex(raw.strip(), where), chain_id, where), chain_id
+        )
+    # The keystore first: a missing key file is the fault to report, not its password file.
     try:
         keyfile = json.loads(source.path.read_text())
     except OSError as exc:
-        raise SignerError(f"cannot read keystore {source.path}: {exc.strerror}") from None
+        raise SignerError(
+            f"cannot read keystore {source.path}: {exc.strerror} (fix the path, or create one "
+            "with `mm-agent keys new --out PATH`)"
+        ) from None
     except ValueError:
         raise SignerError(f"keystore {source.path} is not valid JSON") from None
+    password = _read_password(source)
     try:
         key = Account.decrypt(keyfile, password)
     except ValueError:
         raise SignerError(
             f"cannot decrypt keystore {source.path}: wrong password or corrupt file"
         ) from None
-    return Signer(Account.from_key(key), chain_id)
+    account = _refuse_dev_key(Account.from_key(key), chain_id, f"keystore {source.path}")
+    return Signer(account, chain_id)
 
 
 def _account_from_hex(raw: str, where: str) -> LocalAccount:

@@ -34,7 +34,7 @@ def test_deploy_cli_writes_a_record_the_agent_accepts(anvil: Anvil, tmp_path: Pa
     assert anvil.rpc("eth_getCode", [dep.market, "latest"]) not in ("0x", None)
     assert dep.market in out.stdout
     check = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg), "--check"],
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg), "--check", "--offline"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config, table_to_dataclass
+from agent.chain.txpipe import TxPipelineConfig
+from agent.config import format_validation_error, load_config, table_to_dataclass
 from agent.errors import ConfigError
+from agent.hedge.hedger import HedgerConfig
+from agent.model.quoting import ModelParams, QuoteModel
+from agent.risk.engine import RiskLimits, RiskState
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -78,7 +82,9 @@ def test_table_to_dataclass_rejects_unknown_and_bad_values() -> None:
 
 def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
     from agent.risk.engine import RiskLimits, RiskState
-    from agent.runtime import risk_limits_from_table
+
+    def risk_limits_from_table(table: dict[str, object]) -> RiskLimits:
+        return table_to_dataclass(RiskLimits, table, "risk")
 
     lim = risk_limits_from_table({"drawdown_frac": {"warn": 0.03}, "cooldown_reduced_s": 5.0})
     assert lim.drawdown_frac.warn == 0.03
@@ -93,16 +99,156 @@ def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
 
 
 def test_the_shipped_example_config_is_valid() -> None:
-    from agent.chain.txpipe import TxPipelineConfig
-    from agent.hedge.hedger import HedgerConfig
-    from agent.model.quoting import ModelParams
-    from agent.runtime import key_source, risk_limits_from_table
+    from agent.config import key_source
 
     example = Path(__file__).resolve().parents[2] / "mm.example.toml"
     cfg = load_config(example, env={})
-    table_to_dataclass(ModelParams, cfg.quoting, "quoting")
-    table_to_dataclass(TxPipelineConfig, cfg.tx, "tx")
-    table_to_dataclass(HedgerConfig, {"symbol": cfg.hedge.symbol, **cfg.hedge.policy}, "hedge")
-    risk_limits_from_table(cfg.risk)
+    assert isinstance(cfg.quoting, ModelParams) and cfg.quoting.base_size_base == 0.05
+    assert isinstance(cfg.tx, TxPipelineConfig)
+    assert isinstance(cfg.risk, RiskLimits)
+    assert cfg.hedge.policy == HedgerConfig(symbol="BTCUSDT", twap_threshold_base=5.0)
     key_source(cfg)
     assert cfg.execution.unload_max_slippage_bps == 50.0
+
+
+def test_sections_are_the_owners_dataclasses_validated_at_load(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "[quoting]\nmodel = 'as'\nlevels = 5\n[tx]\nmax_fee_gwei = 50\n"
+        "[risk]\ncooldown_reduced_s = 5\n[risk.oracle_age_s]\nbreach_state = 'halted'\n"
+        "[hedge]\nsymbol = 'ETHUSDT'\n[hedge.policy]\nhedge_ratio = 0.8\n",
+    )
+    cfg = load_config(p, env={})
+    assert cfg.quoting == ModelParams(model=QuoteModel.AS, levels=5)
+    assert cfg.tx == TxPipelineConfig(max_fee_gwei=50.0)
+    assert cfg.risk.cooldown_reduced_s == 5.0
+    assert cfg.risk.oracle_age_s.breach_state is RiskState.HALTED
+    assert cfg.risk.oracle_age_s.warn == RiskLimits().oracle_age_s.warn
+    assert cfg.hedge.policy == HedgerConfig(symbol="ETHUSDT", hedge_ratio=0.8)
+    with pytest.raises(ConfigError, match=r"^quoting\.gama: unknown key; valid keys are: .*gamma"):
+        load_config(_write(tmp_path, "[quoting]\ngama = 1\n"), env={})
+    with pytest.raises(ConfigError, match=r"^hedge\.policy\.hedge_ration: unknown key; valid keys"):
+        load_config(_write(tmp_path, "[hedge.policy]\nhedge_ration = 1\n"), env={})
+    with pytest.raises(
+        ConfigError, match=r"^quoting: model params: gamma must be > 0|^quoting\.gamma"
+    ):
+        load_config(_write(tmp_path, "[quoting]\ngamma = -1\n"), env={})
+    with pytest.raises(ConfigError, match=r"^hedge: policy\.symbol 'X' differs from hedge\.symbol"):
+        load_config(_write(tmp_path, "[hedge.policy]\nsymbol = 'X'\n"), env={})
+    with pytest.raises(ConfigError, match=r"^hedge\.policy: twap_slice_base must be > 0 and"):
+        load_config(_write(tmp_path, "[hedge.policy]\ntwap_slice_base = 9.0\n"), env={})
+
+
+def test_env_overrides_nested_keys_at_any_depth_and_wins_over_the_file(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "[hedge.policy]\nhedge_ratio = 0.9\ndead_band_base = 0.2\n[risk.drawdown_frac]\n"
+        "warn = 0.01\n",
+    )
+    env = {
+        "MM_HEDGE__POLICY__HEDGE_RATIO": "0.5",
+        "MM_RISK__DRAWDOWN_FRAC__WARN": "0.03",
+        "MM_RISK__DRAWDOWN_FRAC__BREACH_STATE": "withdrawn",
+        "MM_QUOTING__LEVELS": "4",
+        "MM_TX__MAX_FEE_GWEI": "75",
+        "MM_CEX_API_KEY": "not-a-config-key",  # no `__`: another tool's variable, ignored
+    }
+    cfg = load_config(p, env=env)
+    assert cfg.hedge.policy.hedge_ratio == 0.5
+    assert cfg.hedge.policy.dead_band_base == 0.2  # the file's other keys survive
+    band = cfg.risk.drawdown_frac
+    assert (band.warn, band.breach_state) == (0.03, RiskState.WITHDRAWN)
+    assert band.breach == RiskLimits().drawdown_frac.breach  # the rest of the default band
+    assert cfg.quoting.levels == 4
+    assert cfg.tx.max_fee_gwei == 75.0
+
+
+def test_unknown_env_key_under_a_real_section_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^hedge\.policy\.hedge_rato: unknown key; valid keys are: .* "
+        r"\(set by environment variable MM_HEDGE__POLICY__HEDGE_RATO\)$",
+    ):
+        load_config(None, env={"MM_HEDGE__POLICY__HEDGE_RATO": "0.5"})
+    with pytest.raises(ConfigError, match=r"^risk\.drawdown_frac\.wran: unknown key"):
+        load_config(None, env={"MM_RISK__DRAWDOWN_FRAC__WRAN": "0.5"})
+    with pytest.raises(ConfigError, match=r"^chain\.rpc_ulr: unknown key"):
+        load_config(None, env={"MM_CHAIN__RPC_ULR": "http://x"})
+    with pytest.raises(ConfigError, match=r"^risk\.drawdown_frac\.warn: must be a finite number"):
+        load_config(None, env={"MM_RISK__DRAWDOWN_FRAC__WARN": "nan"})
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        # The reported crash: accepted, then OverflowError in the loop while sending cancel-alls.
+        (
+            "[quoting]\nlevels = 1e11\ninventory_cap_base = inf\n",
+            r"^quoting\.levels: must be in \[1, 50\] ladder levels per side "
+            r"\(got 100000000000\.0\) \[and 1 more problem\]",
+        ),
+        (
+            "[quoting]\ninventory_cap_base = inf\n",
+            r"^quoting\.inventory_cap_base: must be a finite",
+        ),
+        ("[quoting]\ngamma = nan\n", r"^quoting\.gamma: must be a finite number"),
+        (
+            "[quoting]\nbase_size_base = 1e30\n",
+            r"^quoting\.base_size_base: must be in \(0, 1e\+09\]",
+        ),
+        ("[tx]\nmax_fee_gwei = -inf\n", r"^tx\.max_fee_gwei: must be a finite number"),
+        ("[tx]\nmax_in_flight = 100000\n", r"^tx\.max_in_flight: must be in \[1, 1024\] trans"),
+        (
+            "[risk]\ncooldown_reduced_s = 1e12\n",
+            r"^risk\.cooldown_reduced_s: must be in \[0, 86400\]",
+        ),
+        ("[risk.block_age_s]\nbreach = inf\n", r"^risk\.block_age_s\.breach: must be a finite"),
+        (
+            "[hedge.policy]\nhedge_ratio = 1e6\n",
+            r"^hedge\.policy\.hedge_ratio: must be in \[0, 10\]",
+        ),
+        ("[keeper]\nmin_profit_usd = inf\n", r"^keeper\.min_profit_usd: must be a finite number"),
+        (
+            "[telemetry]\nstale_heartbeat_s = nan\n",
+            r"^telemetry\.stale_heartbeat_s: must be a finite",
+        ),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused_by_name(
+    tmp_path: Path, toml: str, error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_config(_write(tmp_path, toml), env={})
+
+
+def test_format_validation_error_is_one_line_with_the_key_path() -> None:
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    class _Scenario(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        duration_s: float
+
+    try:
+        _Scenario.model_validate({"duration_s": "long"})
+    except ValidationError as exc:
+        line = format_validation_error(exc, where="scenario")
+    assert line.startswith("scenario.duration_s: Input should be a valid number")
+    assert line.endswith("(got 'long')") and "\n" not in line
+
+
+def test_a_whole_section_in_one_variable_must_be_json() -> None:
+    cfg = load_config(None, env={"MM_QUOTING": '{"levels": 2, "gamma": 0.1}'})
+    assert (cfg.quoting.levels, cfg.quoting.gamma) == (2, 0.1)
+    with pytest.raises(ConfigError, match=r"^environment: .*\"chain\".*MM_<SECTION>__<KEY>$"):
+        load_config(None, env={"MM_CHAIN": "http://x"})
+
+
+def test_only_load_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.config import AgentConfig
+
+    # A programmatic config (the stress runner's, a test's) means exactly what it says.
+    monkeypatch.setenv("MM_HEDGE__POLICY__HEDGE_RATIO", "0.25")
+    assert AgentConfig(hedge={"policy": {"hedge_ratio": 0.75}}).hedge.policy.hedge_ratio == 0.75
+    cfg = AgentConfig.model_validate({"hedge": {"policy": {"hedge_ratio": 0.75}}})
+    assert cfg.hedge.policy.hedge_ratio == 0.75
+    assert load_config(None).hedge.policy.hedge_ratio == 0.25  # default env: os.environ

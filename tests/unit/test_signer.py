@@ -179,3 +179,19 @@ def test_fast_1559_path_is_byte_identical_to_eth_account(
     ref = acct.sign_transaction({**tx, "chainId": chain_id})
     assert ours.raw == bytes(ref.raw_transaction)
     assert ours.tx_hash == "0x" + ref.hash.hex()
+
+
+@pytest.mark.parametrize("index", [0, 1, 9, 19])
+def test_a_dev_key_is_refused_off_anvil_whatever_its_source(
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_hex = dev_account(index).key.hex()
+    monkeypatch.setenv("MM_KEY", key_hex)
+    with pytest.raises(SignerError, match=r"\$MM_KEY holds anvil's public dev key .* chain id 10"):
+        load_signer(EnvKey("MM_KEY"), 10)
+    assert load_signer(EnvKey("MM_KEY"), 31337).address == dev_account(index).address
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(Account.encrypt(key_hex, "pw", iterations=2)))
+    (tmp_path / "pw").write_text("pw")
+    with pytest.raises(SignerError, match=r"keystore .*dev\.json holds anvil's public dev key"):
+        load_signer(KeystoreKey(path, password_file=tmp_path / "pw"), 1)
