@@ -354,15 +354,19 @@ class Hedger:
     # ------------------------------------------------------------------ driving
 
     async def on_position(
-        self, confirmed_dex_position_base: float, dex_mark: float, now_s: float
+        self, confirmed_dex_position_base: float | None, dex_mark: float, now_s: float
     ) -> None:
         """Take a new confirmed DEX position and mark; schedule hedging. Returns at once.
 
-        Pass only a position read from the chain (never a default or a guess): the first call
-        arms the hedger, and from then on it trades the exchange toward this target. After
+        Pass only a position read from the chain, never a default or a guess: ``None`` means
+        "not read yet" and only ticks the hedger like :meth:`step`. The first number arms the
+        hedger; from then on it trades the exchange toward ``−position × hedge_ratio``. After
         :meth:`close` the call is ignored.
         """
         if self._closed:
+            return
+        if confirmed_dex_position_base is None:
+            self._kick(now_s)
             return
         if not math.isfinite(confirmed_dex_position_base):
             raise ValueError(f"DEX position must be finite, not {confirmed_dex_position_base}")

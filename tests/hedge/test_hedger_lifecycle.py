@@ -195,3 +195,40 @@ async def test_dead_man_switch_kills_resting_hedges_after_a_crash() -> None:
         assert sim.exchange.open_orders(SYMBOL) == []
         assert sim.state()["events"][-1]["type"] == "countdown_cancel_all"
         await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_unread_position_never_arms(sim: SimServer) -> None:
+    journal = MemoryJournal()
+    await hedged(sim, journal, 0.7)
+    client = await connect(sim)
+    hedger = Hedger(client, journal, HedgerConfig(SYMBOL, dead_band_base=0.01))
+    try:
+        await hedger.resume(0.0)
+        await hedger.on_position(None, dex_mark=2000.0, now_s=1.0)  # the account read failed
+        await hedger.drain()
+        assert not hedger.armed and position(sim) == Decimal("-0.7")
+    finally:
+        await hedger.aclose()
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_runtime_hedge_leg_close_leaves_the_position(sim: SimServer) -> None:
+    # `mm-agent cancel-all` and a failed start-up assemble the leg exactly like this (resume at
+    # assembly, before any chain read) and close it: the hedge must stay where it is.
+    from agent.runtime import HedgeLeg
+
+    journal = MemoryJournal()
+    await hedged(sim, journal, -1.1)
+    client = await connect(sim)
+    await client.place_order(
+        OrderRequest(SYMBOL, "BUY", Decimal("0.1"), "resting-2", "LIMIT", "GTC", Decimal("1900"))
+    )
+    hedger = Hedger(client, journal, HedgerConfig(SYMBOL, dead_band_base=0.01))
+    await hedger.resume(10.0)
+    leg = HedgeLeg(hedger, client, SYMBOL, clock=lambda: 10.0)
+    before = trades(sim)
+    await leg.close(cancel_open=True)
+    assert position(sim) == Decimal("1.1") and trades(sim) == before
+    assert sim.exchange.open_orders(SYMBOL) == []
