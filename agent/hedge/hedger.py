@@ -23,7 +23,16 @@ target                      ``−dex_position × hedge_ratio`` (base units)
 dead band                   no order while ``|target − cex_position| ≤ dead_band_base``; outside it
                             the whole gap is traded (rounded down to the step)
 orders                      IOC (default) or GTC limit, priced at the touch ± ``max_slippage_bps``:
-                            never worse than the cap. A GTC remainder is cancelled next step
+                            never worse than the cap. A GTC remainder is cancelled next step.
+                            ``PASSIVE``: a post-only (GTX) order at our side's touch, left to
+                            work; once the gap has been out of the band ``passive_timeout_s``,
+                            or at high urgency, the rest goes as a capped IOC (taker fallback)
+band and urgency            the band is ``dead_band_base`` or what :meth:`Hedger.set_band` gave
+                            (e.g. :func:`agent.hedge.band.hedge_band_base`, inventory risk
+                            against hedge cost). :meth:`Hedger.set_urgency` takes the risk
+                            engine's hedge urgency: 2 (HEDGING) shrinks the band to
+                            ``urgent_band_mult`` of itself and hedges as taker at once; 0 sends
+                            no new order
 partial fills               the remaining gap is re-evaluated at once, up to
                             ``max_orders_per_step`` orders per step
 large gaps                  ``|gap| > twap_threshold_base`` is unloaded in slices of
@@ -58,6 +67,7 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 from agent.errors import ConfigError, ExchangeError
+from agent.hedge.band import urgent_band
 from agent.hedge.binance import (
     Banned,
     BinanceFuturesClient,
@@ -65,6 +75,7 @@ from agent.hedge.binance import (
     FilterRejected,
     OrderRequest,
     OrderState,
+    PostOnlyWouldTake,
     RateLimited,
     StatusUnknown,
     UnknownOrder,
@@ -142,8 +153,14 @@ class HedgerConfig:
     """No order while the hedge gap is within ± this many base units."""
     max_slippage_bps: float = 15.0
     """Limit price cap beyond the touch (best ask for buys, best bid for sells)."""
-    order_style: Literal["IOC", "LIMIT"] = "IOC"
-    """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step."""
+    order_style: Literal["IOC", "LIMIT", "PASSIVE"] = "IOC"
+    """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step; PASSIVE
+    works a post-only order at our side's touch (maker fee, no spread paid) and falls back to a
+    capped IOC after ``passive_timeout_s`` or at high urgency."""
+    passive_timeout_s: float = 10.0
+    """PASSIVE: how long the gap may stay outside the band before the rest is taken as taker."""
+    urgent_band_mult: float = 0.25
+    """The band at high urgency (the risk engine's HEDGING), as a fraction of the normal band."""
     twap_threshold_base: float = 5.0
     """Gaps larger than this are unloaded in time-weighted slices instead of one sweep."""
     twap_slice_base: float = 1.0
@@ -155,6 +172,8 @@ class HedgerConfig:
     client_id_prefix: str = "mmh"
     taker_fee_bps: float = 4.0
     """The exchange's taker fee for this account, used only to attribute hedge P&L."""
+    maker_fee_bps: float = 2.0
+    """The exchange's maker fee (passive hedges), used only to attribute hedge P&L."""
     deadman_countdown_s: float = 60.0
     """Countdown of the exchange's cancel-all dead-man switch (``countdownCancelAll``): if the
     hedger stops renewing it (crash, hang), every open order of the symbol is cancelled this
@@ -177,6 +196,12 @@ class HedgerConfig:
             raise ConfigError("max_orders_per_step must be ≥ 1")
         if not 0 <= self.taker_fee_bps < 100:
             raise ConfigError(f"taker_fee_bps must be in [0, 100), not {self.taker_fee_bps}")
+        if not -100 < self.maker_fee_bps < 100:
+            raise ConfigError(f"maker_fee_bps must be in (-100, 100), not {self.maker_fee_bps}")
+        if not (math.isfinite(self.passive_timeout_s) and self.passive_timeout_s >= 0):
+            raise ConfigError(f"passive_timeout_s must be ≥ 0, not {self.passive_timeout_s}")
+        if not 0 <= self.urgent_band_mult <= 1:
+            raise ConfigError(f"urgent_band_mult must be in [0, 1], not {self.urgent_band_mult}")
         if not 1 <= len(self.client_id_prefix) <= 8 or not self.client_id_prefix.isalnum():
             raise ConfigError("client_id_prefix must be 1-8 alphanumeric characters")
         if self.deadman_countdown_s != 0 and not (
@@ -320,6 +345,9 @@ class Hedger:
         self._cex_pos = 0.0
         self._intent: _Intent | None = None
         self._armed = False  # no order before the first confirmed DEX position
+        self._urgency = 1  # the risk engine's HedgeUrgency.NORMAL
+        self._band_base: float | None = None  # None: config.dead_band_base
+        self._gap_since_s: float | None = None  # when the gap last left the band
         self._closed = False  # after close(): never another order
         self._next_deadman_s = -math.inf
         self._fills: list[HedgeFill] = []
@@ -388,6 +416,36 @@ class Hedger:
         if self._closed:
             return
         self._kick(now_s)
+
+    def set_urgency(self, urgency: int) -> None:
+        """Take the risk engine's hedge urgency (``agent.risk.HedgeUrgency`` or its int value).
+
+        0 (NONE): no new hedge order. 1 (NORMAL): the configured style and band. 2 (AGGRESSIVE,
+        the HEDGING state): the band shrinks to ``urgent_band_mult`` of itself and the gap is
+        taken as taker at once (a working passive order is cancelled first). Applies from the
+        next step.
+        """
+        level = int(urgency)
+        if level not in (0, 1, 2):
+            raise ValueError(f"urgency must be 0, 1 or 2, not {urgency!r}")
+        if level != self._urgency:
+            _log.info("hedge urgency %d -> %d", self._urgency, level)
+        self._urgency = level
+
+    def set_band(self, band_base: float | None) -> None:
+        """Use ``band_base`` (base units) as the dead band; ``None`` returns to the config's.
+
+        Meant for :func:`agent.hedge.band.hedge_band_base`, recomputed as volatility, fill rate
+        and hedge cost change.
+        """
+        if band_base is not None and not (math.isfinite(band_base) and band_base >= 0):
+            raise ValueError(f"band must be finite and ≥ 0, not {band_base}")
+        self._band_base = band_base
+
+    def band_base(self) -> float:
+        """The dead band in force now (urgency included)."""
+        base = self.config.dead_band_base if self._band_base is None else self._band_base
+        return urgent_band(base, self._urgency, urgent_mult=self.config.urgent_band_mult)
 
     @property
     def armed(self) -> bool:
@@ -514,7 +572,10 @@ class Hedger:
             return
         await self._renew_deadman(now_s)
         if self._resting is not None:
-            await self._settle_resting(now_s)
+            if self._keep_working(self._resting, now_s):
+                await self._refresh_resting(now_s)
+            else:
+                await self._settle_resting(now_s)
         if self._unknown or self._needs_reconcile or now_s >= self._next_reconcile_s:
             await self._reconcile(now_s)
             if self._unknown:
@@ -522,6 +583,8 @@ class Hedger:
         for _ in range(self.config.max_orders_per_step):
             if not self._armed or self._closed:
                 return  # no confirmed DEX position (yet, or any more): never trade
+            if self._resting is not None:
+                return  # a passive order is working the gap
             placed = await self._hedge_once(now_s)
             if not placed:
                 return
@@ -545,8 +608,13 @@ class Hedger:
         """Send one order toward the target; True if another may follow in this step."""
         cfg = self.config
         gap = self._target - self._cex_pos
-        if abs(gap) <= cfg.dead_band_base:
+        if abs(gap) <= self.band_base():
             self._intent = None
+            self._gap_since_s = None
+            return False
+        if self._gap_since_s is None:
+            self._gap_since_s = now_s
+        if self._urgency == 0:
             return False
         twap = abs(gap) > cfg.twap_threshold_base
         if twap and now_s < self._next_slice_s:
@@ -567,9 +635,14 @@ class Hedger:
         if qty_dec <= 0:
             return False
         ticker = await self._client.book_ticker(cfg.symbol)
-        slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
-        touch = ticker.ask_price if side == "BUY" else ticker.bid_price
-        cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
+        passive = self._passive_now(now_s)
+        if passive:
+            # Join our side of the book: a buy at the bid, a sell at the ask (post-only).
+            cap = ticker.bid_price if side == "BUY" else ticker.ask_price
+        else:
+            slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
+            touch = ticker.ask_price if side == "BUY" else ticker.bid_price
+            cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
         # Reducing an existing CEX position is exempt from min notional on the exchange.
         reduces = (self._cex_pos > 0 and side == "SELL") or (self._cex_pos < 0 and side == "BUY")
         reduce_only = reduces and float(qty_dec) <= abs(self._cex_pos) + 1e-12
@@ -580,7 +653,7 @@ class Hedger:
             quantity_base=qty_dec,
             client_order_id=coid,
             order_type="LIMIT",
-            time_in_force="IOC" if cfg.order_style == "IOC" else "GTC",
+            time_in_force="GTX" if passive else ("GTC" if cfg.order_style == "LIMIT" else "IOC"),
             price=cap,
             reduce_only=reduce_only,
         )
@@ -610,6 +683,11 @@ class Hedger:
             self._mark_unknown(coid, e.accept_until_ms, str(e), now_s)
             self._fail(e, now_s)
             return False
+        except PostOnlyWouldTake as e:
+            # The book moved through our price: nothing was placed; re-post at the next step.
+            _log.info("hedge order %s not placed: post-only would take (%s)", coid, e)
+            self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
+            return False
         except ExchangeUnavailable as e:
             # Every send failed before reaching the exchange; nothing was placed.
             _log.info("hedge order %s not sent: %s", coid, e)
@@ -636,6 +714,37 @@ class Hedger:
             return False
         return state.executed_qty_base > 0  # nothing filled within the cap: wait for the book
 
+    def _passive_now(self, now_s: float) -> bool:
+        """Work the gap as maker: PASSIVE style, normal urgency, and within the timeout."""
+        cfg = self.config
+        since = now_s if self._gap_since_s is None else self._gap_since_s
+        return (
+            cfg.order_style == "PASSIVE"
+            and self._urgency < 2
+            and now_s - since < cfg.passive_timeout_s
+        )
+
+    def _keep_working(self, resting: OrderState, now_s: float) -> bool:
+        """A passive order stays while it still serves the same target and has time left."""
+        return (
+            resting.time_in_force == "GTX"
+            and self._intent is not None
+            and self._intent.target_base == self._target
+            and self._passive_now(now_s)
+        )
+
+    async def _refresh_resting(self, now_s: float) -> None:
+        """Read a working passive order: book its new fills, forget it once final."""
+        assert self._resting is not None
+        resting = self._resting
+        state = await self._client.query_order(
+            resting.symbol, client_order_id=resting.client_order_id
+        )
+        self._book_progress(resting, state, now_s)
+        if state.status != resting.status or state.executed_qty_base != resting.executed_qty_base:
+            self._journal_state(state, now_s)
+        self._resting = None if state.is_final else state
+
     async def _settle_resting(self, now_s: float) -> None:
         assert self._resting is not None
         resting = self._resting
@@ -648,15 +757,20 @@ class Hedger:
                 resting.symbol, client_order_id=resting.client_order_id
             )
         self._resting = None
-        # Only the fills since the last report move the position.
-        delta = state.signed_filled_base - resting.signed_filled_base
+        self._book_progress(resting, state, now_s)
+        self._journal_state(state, now_s)
+
+    def _book_progress(self, before: OrderState, state: OrderState, now_s: float) -> None:
+        """Book the fills between two reports of one order (only those move the position)."""
+        delta = state.signed_filled_base - before.signed_filled_base
         self._cex_pos += float(delta)
         if delta != 0:
             # Price of just these fills: total cost now minus total cost at the last report.
             cost = state.avg_price * state.executed_qty_base
-            cost -= resting.avg_price * resting.executed_qty_base
-            self._record_fill(float(delta), float(cost / abs(delta)), now_s)
-        self._journal_state(state, now_s)
+            cost -= before.avg_price * before.executed_qty_base
+            # Fills after the order came to rest were against it: maker.
+            maker = state.time_in_force in ("GTX", "GTC")
+            self._record_fill(float(delta), float(cost / abs(delta)), now_s, maker=maker)
 
     def _mark_unknown(self, coid: str, accept_until_ms: int | None, why: str, now_s: float) -> None:
         # Without the client's figure, now + recvWindow + skew is later than any send's stamp.
@@ -714,7 +828,10 @@ class Hedger:
         position = await self._client.position(cfg.symbol)
         premium = await self._client.premium_index(cfg.symbol)
         self._unknown = still_unknown
-        self._cex_pos = float(position)
+        if self._resting is None:
+            # With an order working, its fills arrive through its reports; adopting a position
+            # read between two reports would count the fills in between twice.
+            self._cex_pos = float(position)
         self._needs_reconcile = False
         self._next_reconcile_s = now_s + cfg.reconcile_interval_s
         self._cex_funding = float(premium.funding_rate_8h)
@@ -729,8 +846,8 @@ class Hedger:
         """Replace the fee estimates with the commissions the exchange reports.
 
         The first call only sets the baseline: trades before it belong to an earlier run. After
-        that, every new trade's commission minus its estimate (the configured taker rate on its
-        notional, exactly what the execution was booked with) is booked as a correction. A
+        that, every new trade's commission minus its estimate (the configured maker or taker rate
+        on its notional, exactly what the execution was booked with) is booked as a correction. A
         commission paid in another asset than the margin asset (e.g. a BNB discount) cannot be
         valued here and keeps its estimate.
         """
@@ -752,7 +869,8 @@ class Hedger:
             if t.trade_id < self._trade_cursor:
                 continue  # a venue that ignores fromId must not make us book a trade twice
             self._trade_cursor = t.trade_id + 1
-            estimate = float(t.qty_base * t.price) * cfg.taker_fee_bps / 1e4
+            bps = cfg.maker_fee_bps if t.maker else cfg.taker_fee_bps
+            estimate = float(t.qty_base * t.price) * bps / 1e4
             if t.commission_asset == margin_asset:
                 correction += float(t.commission) - estimate
                 self._fees_paid += float(t.commission)
@@ -769,13 +887,17 @@ class Hedger:
 
     def _apply(self, state: OrderState, now_s: float) -> None:
         self._cex_pos += float(state.signed_filled_base)
+        # What fills in the answer to the send crossed the book: taker.
         self._record_fill(float(state.signed_filled_base), float(state.avg_price), now_s)
         self._journal_state(state, now_s)
 
-    def _record_fill(self, signed_base: float, price: float, now_s: float) -> None:
+    def _record_fill(
+        self, signed_base: float, price: float, now_s: float, *, maker: bool = False
+    ) -> None:
         if signed_base == 0.0 or not price > 0.0:
             return
-        fee = abs(signed_base) * price * self.config.taker_fee_bps / 1e4
+        bps = self.config.maker_fee_bps if maker else self.config.taker_fee_bps
+        fee = abs(signed_base) * price * bps / 1e4
         self._fills.append(HedgeFill(signed_base, price, self._cex_mark, fee, now_s))
 
     def drain_fills(self) -> list[HedgeFill]:
