@@ -393,11 +393,14 @@ class Hedger:
         """
         if self._closed:
             return
-        if confirmed_dex_position_base is None:
+        if confirmed_dex_position_base is None or not math.isfinite(confirmed_dex_position_base):
+            # Not a reading: tick (lookups, reconciliation, dead-man) but keep the target.
+            if confirmed_dex_position_base is not None:
+                _log.warning(
+                    "hedger ignored a non-finite DEX position %s", confirmed_dex_position_base
+                )
             self._kick(now_s)
             return
-        if not math.isfinite(confirmed_dex_position_base):
-            raise ValueError(f"DEX position must be finite, not {confirmed_dex_position_base}")
         self._mark(dex_mark, self._cex_mark)
         self._dex_pos = confirmed_dex_position_base
         self._target = -confirmed_dex_position_base * self.config.hedge_ratio
@@ -597,10 +600,12 @@ class Hedger:
         try:
             await self._client.countdown_cancel_all(cfg.symbol, int(cfg.deadman_countdown_s * 1000))
         except ExchangeError as e:
-            # Retry at the next step; the countdown armed before still runs, and failing safe
-            # (the exchange cancelling our orders) is the worst that can happen.
+            # The countdown armed before still runs; failing safe (the exchange cancelling our
+            # orders) is the worst a missed renewal can do.
             _log.warning("hedge dead-man switch not renewed: %s", e)
             self._fail(e, now_s)
+            # Soon, but not at every step: in an outage each try costs a full retry cycle.
+            self._next_deadman_s = now_s + cfg.deadman_renew_s / 3
             return
         self._next_deadman_s = now_s + cfg.deadman_renew_s
 
