@@ -1,5 +1,6 @@
 """Hedging on a centralized exchange: the REST client and the hedging policy."""
 
+from agent.hedge.band import HedgeBandInputs, hedge_band_base, hedge_cost_per_second_usd
 from agent.hedge.binance import (
     AuthError,
     Banned,
@@ -10,6 +11,7 @@ from agent.hedge.binance import (
     ExchangeUnavailable,
     FilterRejected,
     InsufficientMargin,
+    MalformedAnswer,
     MinNotional,
     OrderRequest,
     OrderState,
@@ -41,12 +43,14 @@ __all__ = [
     "ExchangeUnavailable",
     "FilterRejected",
     "HedgeAttribution",
+    "HedgeBandInputs",
     "HedgeHealth",
     "HedgeJournal",
     "HedgeRecord",
     "Hedger",
     "HedgerConfig",
     "InsufficientMargin",
+    "MalformedAnswer",
     "MinNotional",
     "OrderRequest",
     "OrderState",
@@ -57,5 +61,7 @@ __all__ = [
     "SymbolFilters",
     "TimestampError",
     "UnknownOrder",
+    "hedge_band_base",
+    "hedge_cost_per_second_usd",
     "sign",
 ]

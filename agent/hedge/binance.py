@@ -11,10 +11,12 @@ signing                     HMAC-SHA256 over the exact parameter string sent (:f
                             learned from ``/fapi/v1/time`` and re-learned on -1021
 no double order             :meth:`BinanceFuturesClient.place_order` never sends a second order
                             for one client order id: after a timeout, a 5xx or an unknown-status
-                            answer (503 "Unknown error", -1006, -1007) it looks the id up first
-                            (a -2013 "no such order" right after a send counts as *unknown* for
-                            ``lookup_tries`` tries), resends only with the *same* id, and adopts
-                            the existing order on -4116 "duplicated client order id"
+                            answer (503 "Unknown error", -1006, -1007, or a 200 it cannot
+                            parse) it looks the id up first (a -2013 "no such order" right after
+                            a send counts as *unknown* for ``lookup_tries`` tries), resends only
+                            with the *same* id, and adopts the existing order on -4116
+                            "duplicated client order id". :class:`StatusUnknown` carries
+                            ``accept_until_ms``: before it, "not found" proves nothing
 rate limits                 used-weight / order-count headers are tracked; 429 backs off
                             (``Retry-After`` honoured); 418 latches :attr:`banned` and every
                             later call fails fast with :class:`Banned` until the ban ends
@@ -30,6 +32,7 @@ Error tree (all carry the exchange ``code``; code 0 means "no answer at all")::
     ExchangeError (agent.errors)
     ├── ExchangeUnavailable     timeout, connection refused/reset, 5xx
     ├── StatusUnknown           order outcome unknown after every lookup (reconcile before acting)
+    │   └── MalformedAnswer     a 200 whose body cannot be parsed (the request did arrive)
     ├── RateLimited             429 / -1003 (``retry_after_s``)
     ├── Banned                  418 (``until_s`` on the monotonic clock)
     ├── TimestampError          -1021 outside recvWindow
@@ -78,6 +81,7 @@ __all__ = [
     "ExchangeUnavailable",
     "FilterRejected",
     "InsufficientMargin",
+    "MalformedAnswer",
     "MinNotional",
     "OrderRequest",
     "OrderState",
@@ -126,10 +130,32 @@ class ExchangeUnavailable(ExchangeError):
 
 
 class StatusUnknown(ExchangeError):
-    """The exchange may or may not have executed the request (503 "Unknown error", -1006/-1007).
+    """The exchange may or may not have executed the request (503 "Unknown error", -1006/-1007,
+    an answer that cannot be parsed).
 
     Raised by :meth:`BinanceFuturesClient.place_order` only once every lookup failed: reconcile
-    against position and fills before hedging again.
+    against position and fills before hedging again. ``accept_until_ms`` (exchange clock, as
+    estimated by the client) is when the exchange stops accepting the request if it is still in
+    transit: its timestamp plus ``recvWindow`` plus the allowed clock skew. Until then a lookup
+    that finds nothing proves nothing.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        http_status: int | None = None,
+        *,
+        accept_until_ms: int | None = None,
+    ) -> None:
+        self.accept_until_ms = accept_until_ms
+        super().__init__(code, message, http_status)
+
+
+class MalformedAnswer(StatusUnknown):
+    """A 200 answer that is not the JSON the endpoint promises (truncated, garbled, wrong shape).
+
+    The request reached the exchange, so an order it carried may exist: treat it as unknown.
     """
 
 
@@ -242,6 +268,10 @@ class ClientConfig:
     lookup_tries: int = 3
     """Lookups by client id after an ambiguous send before concluding "not there"."""
     lookup_interval_s: float = 0.3
+    clock_skew_allowance_ms: int = 1_000
+    """How far the learned server-time offset may be off. An order in transit can still be
+    accepted until its timestamp + ``recv_window_ms`` + this, by the exchange's clock; only a
+    lookup after that which finds nothing proves the order will never exist."""
     resend_when_not_found: bool = False
     """After an ambiguous send whose lookups all said "no such order", send the same id again.
 
@@ -538,6 +568,20 @@ class BinanceFuturesClient:
         """Server time minus local time, learned from ``/fapi/v1/time``."""
         return self._offset_ms
 
+    def exchange_time_ms(self) -> int:
+        """The exchange's clock as this client estimates it (local time + learned offset)."""
+        return self._wall_ms() + self._offset_ms
+
+    def acceptance_deadline_ms(self, sent_ms: int | None = None) -> int:
+        """When a signed request stamped ``sent_ms`` (default: now) can no longer be accepted.
+
+        The exchange refuses a request whose timestamp is older than ``recvWindow`` on arrival
+        (-1021), so one still in transit after this time (exchange clock, estimated, with
+        ``clock_skew_allowance_ms`` for the estimate's error) will never execute.
+        """
+        sent = self.exchange_time_ms() if sent_ms is None else sent_ms
+        return sent + self.config.recv_window_ms + self.config.clock_skew_allowance_ms
+
     @property
     def banned(self) -> bool:
         """True while a 418 ban is in force: nothing is sent."""
@@ -779,6 +823,7 @@ class BinanceFuturesClient:
                 else:
                     await self.sync_time()
             except (ExchangeUnavailable, StatusUnknown) as e:
+                # StatusUnknown includes MalformedAnswer: an ack we cannot read is no refusal.
                 last = e
                 sends += 1
                 if isinstance(e, ExchangeUnavailable) and not e.maybe_executed:
@@ -791,11 +836,13 @@ class BinanceFuturesClient:
                     break
         if not ambiguous and last is not None:
             raise last
+        # The last send was stamped no later than now: from now on the deadline is safe.
         raise StatusUnknown(
             getattr(last, "code", CODE_NO_ANSWER),
             f"order {coid} status unknown ({last}); it was not found by client id after "
             f"{self.config.lookup_tries} lookups: reconcile position and fills before hedging "
             "again",
+            accept_until_ms=self.acceptance_deadline_ms(),
         )
 
     async def place_batch(self, reqs: Sequence[OrderRequest]) -> list[OrderState | ExchangeError]:
@@ -839,6 +886,14 @@ class BinanceFuturesClient:
         """Look an order up by client id or exchange id (raises :class:`UnknownOrder`)."""
         params = _order_ref(symbol, client_order_id, order_id)
         return _order_state(await self._read("GET", "/fapi/v1/order", params, signed=True))
+
+    async def lookup_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """Look ``client_order_id`` up ``lookup_tries`` times; None if every try said -2013.
+
+        A single -2013 can be a lagging read; several in a row, made after the order's
+        :meth:`acceptance_deadline_ms`, mean it does not exist and never will.
+        """
+        return await self._lookup_after_send(symbol, client_order_id)
 
     async def cancel_order(
         self, symbol: str, *, client_order_id: str | None = None, order_id: int | None = None
@@ -966,7 +1021,15 @@ class BinanceFuturesClient:
             ) from e
         self._note_headers(resp.headers)
         if resp.status_code == 200:
-            return resp.json()
+            try:
+                return resp.json()
+            except ValueError as e:
+                # It reached the exchange and was answered: whatever it asked may have happened.
+                raise MalformedAnswer(
+                    CODE_NO_ANSWER,
+                    f"{method} {path}: unparseable 200 answer ({e}): {resp.text[:80]!r}",
+                    200,
+                ) from e
         try:
             body = resp.json()
             code, msg = int(body.get("code", CODE_NO_ANSWER)), str(body.get("msg", ""))
@@ -998,6 +1061,15 @@ def _fmt(value: Decimal) -> str:
 
 def _order_state(
     d: Mapping[str, Any], resolution: Literal["acked", "adopted", "found", "queried"] = "queried"
+) -> OrderState:
+    try:
+        return _parse_order_state(d, resolution)
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as e:
+        raise MalformedAnswer(CODE_NO_ANSWER, f"order answer of the wrong shape: {e!r}") from e
+
+
+def _parse_order_state(
+    d: Mapping[str, Any], resolution: Literal["acked", "adopted", "found", "queried"]
 ) -> OrderState:
     return OrderState(
         symbol=d["symbol"],

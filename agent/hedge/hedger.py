@@ -5,19 +5,49 @@ The runtime calls :meth:`Hedger.on_position` with every confirmed DEX position a
 once, so the caller's loop never waits on the exchange. Time is injected (``now_s``); the policy
 reads no clock.
 
+Life cycle::
+
+    Hedger(...)  ──resume()──▶  DISARMED  ──on_position(confirmed)──▶  ARMED  ──close()──▶  CLOSED
+                  (look up unknown        (reads, lookups,            (trades toward        (never
+                   orders, reconcile)      cancels; no new order)      the target)           trades)
+
 ==========================  ======================================================================
+armed                       no exchange order is sent before the first :meth:`Hedger.on_position`:
+                            the target comes only from a confirmed DEX position, never from a
+                            default. :meth:`Hedger.resume` and :meth:`Hedger.step` before it only
+                            reconcile and resolve unknown orders
+close                       :meth:`Hedger.close` stops trading first, lets an in-flight send
+                            resolve, then cancels open orders; it never sends an order, so it
+                            never changes a position (unwinding is a separate, explicit action)
 target                      ``−dex_position × hedge_ratio`` (base units)
 dead band                   no order while ``|target − cex_position| ≤ dead_band_base``; outside it
                             the whole gap is traded (rounded down to the step)
 orders                      IOC (default) or GTC limit, priced at the touch ± ``max_slippage_bps``:
-                            never worse than the cap. A GTC remainder is cancelled next step
+                            never worse than the cap. A GTC remainder is cancelled next step.
+                            ``PASSIVE``: a post-only (GTX) order at our side's touch, left to
+                            work; once the gap has been out of the band ``passive_timeout_s``,
+                            or at high urgency, the rest goes as a capped IOC (taker fallback)
+band and urgency            the band is ``dead_band_base`` or what :meth:`Hedger.set_band` gave
+                            (e.g. :func:`agent.hedge.band.hedge_band_base`, inventory risk
+                            against hedge cost). :meth:`Hedger.set_urgency` takes the risk
+                            engine's hedge urgency: 2 (HEDGING) shrinks the band to
+                            ``urgent_band_mult`` of itself and hedges as taker at once; 0 sends
+                            no new order
 partial fills               the remaining gap is re-evaluated at once, up to
                             ``max_orders_per_step`` orders per step
 large gaps                  ``|gap| > twap_threshold_base`` is unloaded in slices of
                             ``twap_slice_base`` every ``twap_interval_s``
 never a double hedge        one client order id per (intent, slice), derived from the intent;
-                            the client resends only that id. A hedge with unknown outcome pauses
-                            hedging until position and fills are reconciled
+                            the client resends only that id. A hedge with unknown outcome
+                            (timeout, 503, unparseable answer, an exception) pauses hedging: it
+                            is looked up by client order id at every step, and declared "not
+                            found" only by lookups made after the exchange would refuse it
+                            (its timestamp + recvWindow + clock-skew allowance)
+dead-man switch             the exchange's countdown cancel-all is armed at the first step and
+                            renewed every ``deadman_renew_s``: after a crash every open hedge
+                            order dies within ``deadman_countdown_s`` (exchange clock)
+log                         one INFO line per hedge order event (placed, filled, cancelled,
+                            expired, unknown, not found, rejected) with its client order id
 journal                     every intent before it is sent, every result after
 health                      reachable / banned / rate-limited / unknown / last error / gap, for
                             the risk engine (:meth:`Hedger.health`)
@@ -37,6 +67,7 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 from agent.errors import ConfigError, ExchangeError
+from agent.hedge.band import urgent_band
 from agent.hedge.binance import (
     Banned,
     BinanceFuturesClient,
@@ -44,6 +75,7 @@ from agent.hedge.binance import (
     FilterRejected,
     OrderRequest,
     OrderState,
+    PostOnlyWouldTake,
     RateLimited,
     StatusUnknown,
     UnknownOrder,
@@ -121,8 +153,14 @@ class HedgerConfig:
     """No order while the hedge gap is within ± this many base units."""
     max_slippage_bps: float = 15.0
     """Limit price cap beyond the touch (best ask for buys, best bid for sells)."""
-    order_style: Literal["IOC", "LIMIT"] = "IOC"
-    """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step."""
+    order_style: Literal["IOC", "LIMIT", "PASSIVE"] = "IOC"
+    """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step; PASSIVE
+    works a post-only order at our side's touch (maker fee, no spread paid) and falls back to a
+    capped IOC after ``passive_timeout_s`` or at high urgency."""
+    passive_timeout_s: float = 10.0
+    """PASSIVE: how long the gap may stay outside the band before the rest is taken as taker."""
+    urgent_band_mult: float = 0.25
+    """The band at high urgency (the risk engine's HEDGING), as a fraction of the normal band."""
     twap_threshold_base: float = 5.0
     """Gaps larger than this are unloaded in time-weighted slices instead of one sweep."""
     twap_slice_base: float = 1.0
@@ -134,6 +172,15 @@ class HedgerConfig:
     client_id_prefix: str = "mmh"
     taker_fee_bps: float = 4.0
     """The exchange's taker fee for this account, used only to attribute hedge P&L."""
+    maker_fee_bps: float = 2.0
+    """The exchange's maker fee (passive hedges), used only to attribute hedge P&L."""
+    deadman_countdown_s: float = 60.0
+    """Countdown of the exchange's cancel-all dead-man switch (``countdownCancelAll``): if the
+    hedger stops renewing it (crash, hang), every open order of the symbol is cancelled this
+    many seconds (exchange clock) after the last renewal. 0 never arms it."""
+    deadman_renew_s: float = 15.0
+    """How often the dead-man switch is renewed; well under the countdown, so a slow or failed
+    renewal or two does not let it fire while the hedger is alive."""
 
     def __post_init__(self) -> None:
         if self.hedge_ratio < 0 or not math.isfinite(self.hedge_ratio):
@@ -149,8 +196,23 @@ class HedgerConfig:
             raise ConfigError("max_orders_per_step must be ≥ 1")
         if not 0 <= self.taker_fee_bps < 100:
             raise ConfigError(f"taker_fee_bps must be in [0, 100), not {self.taker_fee_bps}")
+        if not -100 < self.maker_fee_bps < 100:
+            raise ConfigError(f"maker_fee_bps must be in (-100, 100), not {self.maker_fee_bps}")
+        if not (math.isfinite(self.passive_timeout_s) and self.passive_timeout_s >= 0):
+            raise ConfigError(f"passive_timeout_s must be ≥ 0, not {self.passive_timeout_s}")
+        if not 0 <= self.urgent_band_mult <= 1:
+            raise ConfigError(f"urgent_band_mult must be in [0, 1], not {self.urgent_band_mult}")
         if not 1 <= len(self.client_id_prefix) <= 8 or not self.client_id_prefix.isalnum():
             raise ConfigError("client_id_prefix must be 1-8 alphanumeric characters")
+        if self.deadman_countdown_s != 0 and not (
+            5.0 <= self.deadman_countdown_s <= 86_400.0
+            and 0 < self.deadman_renew_s <= self.deadman_countdown_s / 2
+        ):
+            raise ConfigError(
+                "deadman_countdown_s must be 0 (off) or in [5, 86400] s, and deadman_renew_s in "
+                f"(0, countdown / 2] (got countdown {self.deadman_countdown_s}, renew "
+                f"{self.deadman_renew_s})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +234,8 @@ class HedgeHealth:
     cex_position_base: float
     hedge_gap_base: float
     """target − CEX position: the unhedged inventory the risk engine should count."""
+    armed: bool = False
+    """A confirmed DEX position has been given; before it the hedger sends no order."""
 
     @property
     def can_hedge(self) -> bool:
@@ -238,6 +302,17 @@ def hedge_client_order_id(prefix: str, intent_id: str, slice_no: int) -> str:
     return coid
 
 
+_EVENT = {
+    "NEW": "placed",
+    "PARTIALLY_FILLED": "partially filled",
+    "FILLED": "filled",
+    "CANCELED": "cancelled",
+    "EXPIRED": "expired",
+    "EXPIRED_IN_MATCH": "expired",
+    "REJECTED": "rejected",
+}
+
+
 @dataclass(slots=True)
 class _Intent:
     intent_id: str
@@ -269,13 +344,20 @@ class Hedger:
         self._dex_pos = 0.0
         self._cex_pos = 0.0
         self._intent: _Intent | None = None
+        self._armed = False  # no order before the first confirmed DEX position
+        self._urgency = 1  # the risk engine's HedgeUrgency.NORMAL
+        self._band_base: float | None = None  # None: config.dead_band_base
+        self._gap_since_s: float | None = None  # when the gap last left the band
+        self._closed = False  # after close(): never another order
+        self._next_deadman_s = -math.inf
         self._fills: list[HedgeFill] = []
         self._seq = 0
         self._next_slice_s = -math.inf
         self._next_reconcile_s = -math.inf
         self._needs_reconcile = True
         self._resting: OrderState | None = None
-        self._unknown: list[str] = []
+        # client order id -> exchange time (ms) after which "not found" is final
+        self._unknown: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._pending_now_s: float | None = None
         # health
@@ -300,25 +382,93 @@ class Hedger:
     # ------------------------------------------------------------------ driving
 
     async def on_position(
-        self, confirmed_dex_position_base: float, dex_mark: float, now_s: float
+        self, confirmed_dex_position_base: float | None, dex_mark: float, now_s: float
     ) -> None:
-        """Take a new confirmed DEX position and mark; schedule hedging. Returns at once."""
+        """Take a new confirmed DEX position and mark; schedule hedging. Returns at once.
+
+        Pass only a position read from the chain, never a default or a guess: ``None`` means
+        "not read yet" and only ticks the hedger like :meth:`step`. The first number arms the
+        hedger; from then on it trades the exchange toward ``−position × hedge_ratio``. After
+        :meth:`close` the call is ignored.
+        """
+        if self._closed:
+            return
+        if confirmed_dex_position_base is None or not math.isfinite(confirmed_dex_position_base):
+            # Not a reading: tick (lookups, reconciliation, dead-man) but keep the target.
+            if confirmed_dex_position_base is not None:
+                _log.warning(
+                    "hedger ignored a non-finite DEX position %s", confirmed_dex_position_base
+                )
+            self._kick(now_s)
+            return
         self._mark(dex_mark, self._cex_mark)
         self._dex_pos = confirmed_dex_position_base
         self._target = -confirmed_dex_position_base * self.config.hedge_ratio
+        if not self._armed:
+            _log.info(
+                "hedger armed: confirmed DEX position %.6g, hedge target %.6g",
+                confirmed_dex_position_base,
+                self._target,
+            )
+        self._armed = True
         self._kick(now_s)
 
     async def step(self, now_s: float) -> None:
-        """Periodic tick: slices, partial-fill follow-ups, reconciliation. Returns at once."""
+        """Periodic tick: slices, partial-fill follow-ups, lookups, reconciliation, dead-man
+        renewal. Returns at once. Before the first :meth:`on_position` it sends no order."""
+        if self._closed:
+            return
         self._kick(now_s)
+
+    def set_urgency(self, urgency: int) -> None:
+        """Take the risk engine's hedge urgency (``agent.risk.HedgeUrgency`` or its int value).
+
+        0 (NONE): no new hedge order. 1 (NORMAL): the configured style and band. 2 (AGGRESSIVE,
+        the HEDGING state): the band shrinks to ``urgent_band_mult`` of itself and the gap is
+        taken as taker at once (a working passive order is cancelled first). Applies from the
+        next step.
+        """
+        level = int(urgency)
+        if level not in (0, 1, 2):
+            raise ValueError(f"urgency must be 0, 1 or 2, not {urgency!r}")
+        if level != self._urgency:
+            _log.info("hedge urgency %d -> %d", self._urgency, level)
+        self._urgency = level
+
+    def set_band(self, band_base: float | None) -> None:
+        """Use ``band_base`` (base units) as the dead band; ``None`` returns to the config's.
+
+        Meant for :func:`agent.hedge.band.hedge_band_base`, recomputed as volatility, fill rate
+        and hedge cost change.
+        """
+        if band_base is not None and not (math.isfinite(band_base) and band_base >= 0):
+            raise ValueError(f"band must be finite and ≥ 0, not {band_base}")
+        self._band_base = band_base
+
+    def band_base(self) -> float:
+        """The dead band in force now (urgency included)."""
+        base = self.config.dead_band_base if self._band_base is None else self._band_base
+        return urgent_band(base, self._urgency, urgent_mult=self.config.urgent_band_mult)
+
+    @property
+    def armed(self) -> bool:
+        """True once a confirmed DEX position was given (and until :meth:`close`)."""
+        return self._armed
 
     def set_dex_funding_rate(self, rate_8h: float) -> None:
         """Record the DEX funding rate (per 8 h) for attribution."""
         self._dex_funding = rate_8h
 
     async def resume(self, now_s: float) -> None:
-        """After a restart: resolve journaled hedges with unknown outcome, then reconcile."""
-        self._unknown = [r.client_order_id for r in self._journal.open_hedge_intents()]
+        """After a restart: look up journaled hedges with unknown outcome, then reconcile.
+
+        Never trades: the hedger stays disarmed until :meth:`on_position` gives it a confirmed
+        DEX position. An unknown order of the previous run may still be in transit; it was
+        stamped before now, so lookups continue until the exchange would refuse it.
+        """
+        deadline_ms = self._client.acceptance_deadline_ms()
+        for r in self._journal.open_hedge_intents():
+            self._unknown.setdefault(r.client_order_id, deadline_ms)
         self._needs_reconcile = True
         self._kick(now_s)
         await self.drain()
@@ -331,6 +481,28 @@ class Hedger:
     async def aclose(self) -> None:
         """Finish in-flight work (never cancel a send mid-flight: its outcome must be known)."""
         await self.drain()
+
+    async def close(self, *, cancel_open: bool = True) -> None:
+        """Stop hedging for good; with ``cancel_open``, cancel the symbol's open orders.
+
+        Trading stops first, so no new order is sent from here on; an order already in flight
+        is let finish (its outcome must be known). Then, with ``cancel_open``, every open order
+        of the symbol is cancelled. No order is ever sent: the position stays as it is.
+        The dead-man switch is left armed (it cancels nothing once no order rests, and
+        disarming it could disarm another process on the same account).
+
+        Raises
+        ------
+        ExchangeError
+            The cancel was not confirmed (open orders may remain until the dead-man fires).
+        """
+        self._closed = True
+        self._armed = False
+        self._pending_now_s = None
+        await self.drain()
+        if cancel_open:
+            await self._client.cancel_all(self.config.symbol)
+            _log.info("hedger closed: open %s orders cancelled", self.config.symbol)
 
     # ------------------------------------------------------------------ reading
 
@@ -349,6 +521,7 @@ class Hedger:
             target_base=self._target,
             cex_position_base=self._cex_pos,
             hedge_gap_base=self._target - self._cex_pos,
+            armed=self._armed,
         )
 
     def attribution(self) -> HedgeAttribution:
@@ -374,6 +547,8 @@ class Hedger:
     # ------------------------------------------------------------------ work
 
     def _kick(self, now_s: float) -> None:
+        if self._closed:
+            return
         if self._task is not None and not self._task.done():
             self._pending_now_s = now_s  # the running task picks it up when it finishes
             return
@@ -388,31 +563,63 @@ class Hedger:
             except Exception:  # a bug must not kill hedging silently; surface it as health
                 _log.exception("hedger step failed")
                 self._last_error, self._last_error_s = "internal error (see log)", now_s
-            if self._pending_now_s is None:
+            if self._pending_now_s is None or self._closed:
                 return
             now_s, self._pending_now_s = self._pending_now_s, None
 
     async def _run(self, now_s: float) -> None:
+        if self._closed:
+            return
         if self._client.banned:
             self._note_banned(now_s)
             return
+        await self._renew_deadman(now_s)
         if self._resting is not None:
-            await self._settle_resting(now_s)
+            if self._keep_working(self._resting, now_s):
+                await self._refresh_resting(now_s)
+            else:
+                await self._settle_resting(now_s)
         if self._unknown or self._needs_reconcile or now_s >= self._next_reconcile_s:
             await self._reconcile(now_s)
             if self._unknown:
                 return  # outcome still unknown: trading now could double the hedge
         for _ in range(self.config.max_orders_per_step):
+            if not self._armed or self._closed:
+                return  # no confirmed DEX position (yet, or any more): never trade
+            if self._resting is not None:
+                return  # a passive order is working the gap
             placed = await self._hedge_once(now_s)
             if not placed:
                 return
+
+    async def _renew_deadman(self, now_s: float) -> None:
+        """Arm or renew the exchange's countdown cancel-all (the hedge leg's dead-man switch)."""
+        cfg = self.config
+        if cfg.deadman_countdown_s <= 0 or now_s < self._next_deadman_s:
+            return
+        try:
+            await self._client.countdown_cancel_all(cfg.symbol, int(cfg.deadman_countdown_s * 1000))
+        except ExchangeError as e:
+            # The countdown armed before still runs; failing safe (the exchange cancelling our
+            # orders) is the worst a missed renewal can do.
+            _log.warning("hedge dead-man switch not renewed: %s", e)
+            self._fail(e, now_s)
+            # Soon, but not at every step: in an outage each try costs a full retry cycle.
+            self._next_deadman_s = now_s + cfg.deadman_renew_s / 3
+            return
+        self._next_deadman_s = now_s + cfg.deadman_renew_s
 
     async def _hedge_once(self, now_s: float) -> bool:
         """Send one order toward the target; True if another may follow in this step."""
         cfg = self.config
         gap = self._target - self._cex_pos
-        if abs(gap) <= cfg.dead_band_base:
+        if abs(gap) <= self.band_base():
             self._intent = None
+            self._gap_since_s = None
+            return False
+        if self._gap_since_s is None:
+            self._gap_since_s = now_s
+        if self._urgency == 0:
             return False
         twap = abs(gap) > cfg.twap_threshold_base
         if twap and now_s < self._next_slice_s:
@@ -433,9 +640,14 @@ class Hedger:
         if qty_dec <= 0:
             return False
         ticker = await self._client.book_ticker(cfg.symbol)
-        slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
-        touch = ticker.ask_price if side == "BUY" else ticker.bid_price
-        cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
+        passive = self._passive_now(now_s)
+        if passive:
+            # Join our side of the book: a buy at the bid, a sell at the ask (post-only).
+            cap = ticker.bid_price if side == "BUY" else ticker.ask_price
+        else:
+            slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
+            touch = ticker.ask_price if side == "BUY" else ticker.bid_price
+            cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
         # Reducing an existing CEX position is exempt from min notional on the exchange.
         reduces = (self._cex_pos > 0 and side == "SELL") or (self._cex_pos < 0 and side == "BUY")
         reduce_only = reduces and float(qty_dec) <= abs(self._cex_pos) + 1e-12
@@ -446,7 +658,7 @@ class Hedger:
             quantity_base=qty_dec,
             client_order_id=coid,
             order_type="LIMIT",
-            time_in_force="IOC" if cfg.order_style == "IOC" else "GTC",
+            time_in_force="GTX" if passive else ("GTC" if cfg.order_style == "LIMIT" else "IOC"),
             price=cap,
             reduce_only=reduce_only,
         )
@@ -460,22 +672,43 @@ class Hedger:
         self._journal.record_hedge_intent(
             intent.intent_id, coid, cfg.symbol, side, float(qty_dec), int(now_s * 1000)
         )
+        _log.info(
+            "hedge order %s placing: %s %s %s @ %s %s%s",
+            coid,
+            side,
+            qty_dec,
+            cfg.symbol,
+            req.price,
+            req.time_in_force,
+            " reduce-only" if reduce_only else "",
+        )
         try:
             state = await self._client.place_order(req)
         except StatusUnknown as e:
-            self._unknown.append(coid)
-            self._journal.update_hedge(coid, "UNKNOWN", 0.0, 0.0, int(now_s * 1000))
+            self._mark_unknown(coid, e.accept_until_ms, str(e), now_s)
             self._fail(e, now_s)
+            return False
+        except PostOnlyWouldTake as e:
+            # The book moved through our price: nothing was placed; re-post at the next step.
+            _log.info("hedge order %s not placed: post-only would take (%s)", coid, e)
+            self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
             return False
         except ExchangeUnavailable as e:
             # Every send failed before reaching the exchange; nothing was placed.
+            _log.info("hedge order %s not sent: %s", coid, e)
             self._journal.update_hedge(coid, "NOT_SENT", 0.0, 0.0, int(now_s * 1000))
             self._fail(e, now_s)
             return False
         except ExchangeError as e:
+            _log.info("hedge order %s rejected: %s", coid, e)
             self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
             self._fail(e, now_s)
             return False
+        except Exception as e:
+            # Whatever broke after the send left (a bug, a parse error we did not foresee), the
+            # order may exist: unknown, never "refused", or the next step would hedge again.
+            self._mark_unknown(coid, None, f"{type(e).__name__}: {e}", now_s)
+            raise
         self._ok()
         self._apply(state, now_s)
         if twap:
@@ -485,6 +718,37 @@ class Hedger:
             self._resting = state
             return False
         return state.executed_qty_base > 0  # nothing filled within the cap: wait for the book
+
+    def _passive_now(self, now_s: float) -> bool:
+        """Work the gap as maker: PASSIVE style, normal urgency, and within the timeout."""
+        cfg = self.config
+        since = now_s if self._gap_since_s is None else self._gap_since_s
+        return (
+            cfg.order_style == "PASSIVE"
+            and self._urgency < 2
+            and now_s - since < cfg.passive_timeout_s
+        )
+
+    def _keep_working(self, resting: OrderState, now_s: float) -> bool:
+        """A passive order stays while it still serves the same target and has time left."""
+        return (
+            resting.time_in_force == "GTX"
+            and self._intent is not None
+            and self._intent.target_base == self._target
+            and self._passive_now(now_s)
+        )
+
+    async def _refresh_resting(self, now_s: float) -> None:
+        """Read a working passive order: book its new fills, forget it once final."""
+        assert self._resting is not None
+        resting = self._resting
+        state = await self._client.query_order(
+            resting.symbol, client_order_id=resting.client_order_id
+        )
+        self._book_progress(resting, state, now_s)
+        if state.status != resting.status or state.executed_qty_base != resting.executed_qty_base:
+            self._journal_state(state, now_s)
+        self._resting = None if state.is_final else state
 
     async def _settle_resting(self, now_s: float) -> None:
         assert self._resting is not None
@@ -498,39 +762,81 @@ class Hedger:
                 resting.symbol, client_order_id=resting.client_order_id
             )
         self._resting = None
-        # Only the fills since the last report move the position.
-        delta = state.signed_filled_base - resting.signed_filled_base
+        self._book_progress(resting, state, now_s)
+        self._journal_state(state, now_s)
+
+    def _book_progress(self, before: OrderState, state: OrderState, now_s: float) -> None:
+        """Book the fills between two reports of one order (only those move the position)."""
+        delta = state.signed_filled_base - before.signed_filled_base
         self._cex_pos += float(delta)
         if delta != 0:
             # Price of just these fills: total cost now minus total cost at the last report.
             cost = state.avg_price * state.executed_qty_base
-            cost -= resting.avg_price * resting.executed_qty_base
-            self._record_fill(float(delta), float(cost / abs(delta)), now_s)
+            cost -= before.avg_price * before.executed_qty_base
+            # Fills after the order came to rest were against it: maker.
+            maker = state.time_in_force in ("GTX", "GTC")
+            self._record_fill(float(delta), float(cost / abs(delta)), now_s, maker=maker)
+
+    def _mark_unknown(self, coid: str, accept_until_ms: int | None, why: str, now_s: float) -> None:
+        # Without the client's figure, now + recvWindow + skew is later than any send's stamp.
+        deadline = (
+            accept_until_ms
+            if accept_until_ms is not None
+            else self._client.acceptance_deadline_ms()
+        )
+        self._unknown[coid] = max(deadline, self._unknown.get(coid, deadline))
+        _log.warning(
+            "hedge order %s unknown (%s): looking it up until exchange time %d; no hedging "
+            "until it is resolved",
+            coid,
+            why,
+            deadline,
+        )
+        self._journal.update_hedge(coid, "UNKNOWN", 0.0, 0.0, int(now_s * 1000))
+
+    async def _resolve_unknown(self, coid: str, deadline_ms: int, now_s: float) -> bool:
+        """Look one unknown order up; True once its outcome is final and booked."""
+        cfg = self.config
+        try:
+            state = await self._client.query_order(cfg.symbol, client_order_id=coid)
+        except UnknownOrder:
+            if self._client.exchange_time_ms() <= deadline_ms:
+                return False  # may still be in transit: the exchange would still accept it
+            # Past the deadline: only several lookups in a row (a read can lag) settle it.
+            found = await self._client.lookup_order(cfg.symbol, coid)
+            if found is None:
+                _log.info("hedge order %s not found after its acceptance deadline", coid)
+                self._journal.update_hedge(coid, "NOT_FOUND", 0.0, 0.0, int(now_s * 1000))
+                return True
+            state = found
+        except ExchangeError as e:
+            _log.info("hedge order %s lookup failed (%s); still unknown", coid, e)
+            return False
         self._journal_state(state, now_s)
+        if state.is_final:
+            return True
+        try:
+            state = await self._client.cancel_order(cfg.symbol, client_order_id=coid)
+        except ExchangeError:
+            return False
+        self._journal_state(state, now_s)
+        return state.is_final
 
     async def _reconcile(self, now_s: float) -> None:
         """Re-read unresolved orders, the position and the mark: the exchange is the truth."""
         cfg = self.config
-        still_unknown: list[str] = []
-        for coid in self._unknown:
-            try:
-                state = await self._client.query_order(cfg.symbol, client_order_id=coid)
-            except UnknownOrder:
-                # Lookups already waited out a lagging read; the order never made it.
-                self._journal.update_hedge(coid, "NOT_FOUND", 0.0, 0.0, int(now_s * 1000))
-                continue
-            self._journal_state(state, now_s)
-            if not state.is_final:
-                try:
-                    state = await self._client.cancel_order(cfg.symbol, client_order_id=coid)
-                    self._journal_state(state, now_s)
-                except UnknownOrder:
-                    still_unknown.append(coid)
+        still_unknown: dict[str, int] = {}
+        for coid, deadline_ms in self._unknown.items():
+            if not await self._resolve_unknown(coid, deadline_ms, now_s):
+                still_unknown[coid] = deadline_ms
         # The position includes whatever the unknown orders did: adopt it, not our tally.
         position = await self._client.position(cfg.symbol)
         premium = await self._client.premium_index(cfg.symbol)
         self._unknown = still_unknown
-        self._cex_pos = float(position)
+        if self._resting is None:
+            # With an order working, its fills arrive through its reports; adopting a position
+            # read between two reports would count the fills in between twice.
+            self._cex_pos = float(position)
         self._needs_reconcile = False
         self._next_reconcile_s = now_s + cfg.reconcile_interval_s
         self._cex_funding = float(premium.funding_rate_8h)
@@ -545,8 +851,8 @@ class Hedger:
         """Replace the fee estimates with the commissions the exchange reports.
 
         The first call only sets the baseline: trades before it belong to an earlier run. After
-        that, every new trade's commission minus its estimate (the configured taker rate on its
-        notional, exactly what the execution was booked with) is booked as a correction. A
+        that, every new trade's commission minus its estimate (the configured maker or taker rate
+        on its notional, exactly what the execution was booked with) is booked as a correction. A
         commission paid in another asset than the margin asset (e.g. a BNB discount) cannot be
         valued here and keeps its estimate.
         """
@@ -568,7 +874,8 @@ class Hedger:
             if t.trade_id < self._trade_cursor:
                 continue  # a venue that ignores fromId must not make us book a trade twice
             self._trade_cursor = t.trade_id + 1
-            estimate = float(t.qty_base * t.price) * cfg.taker_fee_bps / 1e4
+            bps = cfg.maker_fee_bps if t.maker else cfg.taker_fee_bps
+            estimate = float(t.qty_base * t.price) * bps / 1e4
             if t.commission_asset == margin_asset:
                 correction += float(t.commission) - estimate
                 self._fees_paid += float(t.commission)
@@ -585,13 +892,17 @@ class Hedger:
 
     def _apply(self, state: OrderState, now_s: float) -> None:
         self._cex_pos += float(state.signed_filled_base)
+        # What fills in the answer to the send crossed the book: taker.
         self._record_fill(float(state.signed_filled_base), float(state.avg_price), now_s)
         self._journal_state(state, now_s)
 
-    def _record_fill(self, signed_base: float, price: float, now_s: float) -> None:
+    def _record_fill(
+        self, signed_base: float, price: float, now_s: float, *, maker: bool = False
+    ) -> None:
         if signed_base == 0.0 or not price > 0.0:
             return
-        fee = abs(signed_base) * price * self.config.taker_fee_bps / 1e4
+        bps = self.config.maker_fee_bps if maker else self.config.taker_fee_bps
+        fee = abs(signed_base) * price * bps / 1e4
         self._fills.append(HedgeFill(signed_base, price, self._cex_mark, fee, now_s))
 
     def drain_fills(self) -> list[HedgeFill]:
@@ -600,6 +911,16 @@ class Hedger:
         return fills
 
     def _journal_state(self, state: OrderState, now_s: float) -> None:
+        _log.info(
+            "hedge order %s %s: %s %s of %s at avg %s (%s)",
+            state.client_order_id,
+            _EVENT.get(state.status, state.status.lower()),
+            state.side,
+            state.executed_qty_base,
+            state.orig_qty_base,
+            state.avg_price,
+            state.resolution,
+        )
         self._journal.update_hedge(
             state.client_order_id,
             state.status,

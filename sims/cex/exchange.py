@@ -17,7 +17,10 @@ funding                     every ``funding_interval_ms`` on the epoch grid: lon
                             ``position × mark × rate`` to shorts (negative rate: the reverse)
 margin                      cross, one leverage: an order that raises exposure beyond equity ×
                             leverage is refused with -2019
-countdown cancel-all        ``countdown(symbol, ms)`` arms a dead-man switch; 0 disarms it
+countdown cancel-all        ``countdown(symbol, ms)`` arms a dead-man switch; each call replaces
+                            the countdown (a heartbeat), 0 disarms it. When it expires on the
+                            exchange's clock every open order of the symbol is cancelled, stamped
+                            at the deadline
 ==========================  ======================================================================
 """
 
@@ -268,11 +271,19 @@ class Exchange:
         """
         now = self.clock.now_ms()
         for symbol, market in self._markets.items():
-            if market.countdown_deadline_ms is not None and now >= market.countdown_deadline_ms:
+            deadline = market.countdown_deadline_ms
+            if deadline is not None and now >= deadline:
+                # Fired at the deadline on the exchange's clock, whenever we first look: a
+                # resting order is matched below only if it outlived the switch.
                 market.countdown_deadline_ms = None
-                cancelled = self.cancel_all(symbol)
+                cancelled = self.cancel_all(symbol, at_ms=deadline)
                 self._events.append(
-                    {"type": "countdown_cancel_all", "symbol": symbol, "time": now, "n": cancelled}
+                    {
+                        "type": "countdown_cancel_all",
+                        "symbol": symbol,
+                        "time": deadline,
+                        "n": cancelled,
+                    }
                 )
         while now >= self._next_funding_ms:
             self._settle_funding(self._next_funding_ms)
@@ -505,14 +516,16 @@ class Exchange:
         order.update_ms = self.clock.now_ms()
         return order.to_api()
 
-    def cancel_all(self, symbol: str) -> int:
-        """Cancel every open order of ``symbol``; return how many were cancelled."""
+    def cancel_all(self, symbol: str, *, at_ms: int | None = None) -> int:
+        """Cancel every open order of ``symbol`` (stamped ``at_ms``, default now); return how
+        many were cancelled."""
         self._market(symbol)
+        stamp = self.clock.now_ms() if at_ms is None else at_ms
         n = 0
         for order in self._orders:
             if order.symbol == symbol and order.is_open:
                 order.status = "CANCELED"
-                order.update_ms = self.clock.now_ms()
+                order.update_ms = stamp
                 n += 1
         return n
 

@@ -1,4 +1,4 @@
-"""HTTP front end of the CEX simulator: a small HTTP/1.1 server on asyncio streams.
+"""HTTP front end of the CEX simulator: an aiohttp server on 127.0.0.1.
 
 It serves the Binance USDⓈ-M endpoints the hedge client uses, with the same payload shapes,
 headers and error codes, verifies API key, HMAC signature (-1022) and timestamp (-1021), and
@@ -30,7 +30,6 @@ process drive prices, faults and the clock and read state back; it bypasses the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -44,23 +43,12 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from aiohttp import web
+
 from sims.cex.clock import ManualClock, SimClock
 from sims.cex.exchange import Exchange, SimConfig, SimError
 
 __all__ = ["Faults", "SimServer"]
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    418: "I'm a teapot",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 _WEIGHTS = {
     "/fapi/v1/exchangeInfo": 1,
@@ -71,10 +59,13 @@ _WEIGHTS = {
     "/fapi/v2/balance": 5,
     "/fapi/v1/batchOrders": 5,
     "/fapi/v1/allOpenOrders": 1,
+    "/fapi/v1/countdownCancelAll": 10,
 }
 _ORDER_PATHS = frozenset({("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/batchOrders")})
 _UNKNOWN_503 = "Unknown error, please check your request or try again later."
 _MAX_BODY_BYTES = 1 << 20
+_SHUTDOWN_S = 0.5
+"""How long :meth:`SimServer.stop` lets requests in progress finish (a held answer is dropped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +142,7 @@ class SimServer:
         self.set_faults(**dataclasses.asdict(faults or Faults()))
         self._host = host
         self._port = port
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._runner: web.AppRunner | None = None
         self._rng = random.Random(self.config.seed + 1)
         self._weight: deque[tuple[float, int]] = deque()
         self._orders_1m: deque[float] = deque()
@@ -168,30 +157,30 @@ class SimServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:40123``."""
-        if self._server is None:
+        if self._runner is None or not self._runner.addresses:
             raise RuntimeError("the simulator is not started")
-        port = self._server.sockets[0].getsockname()[1]
+        port = self._runner.addresses[0][1]
         return f"http://{self._host}:{port}"
 
     async def start(self) -> str:
         """Bind and start serving; return the base URL."""
-        self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
+        # Bodies above the cap are refused (413) before the handler runs.
+        app = web.Application(client_max_size=_MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._on_request)
+        # A handler keeps running when its client hangs up: an order the exchange accepted
+        # stays accepted, exactly as on a real venue.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_S)
+        await runner.setup()
+        await web.TCPSite(runner, self._host, self._port).start()
+        self._runner = runner
         return self.url
 
     async def stop(self) -> None:
         """Stop serving and close every connection."""
-        if self._server is None:
+        if self._runner is None:
             return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._conns):
-            task.cancel()
-        for task in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await task
-        await self._server.wait_closed()
-        self._server = None
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
 
     async def __aenter__(self) -> SimServer:
         await self.start()
@@ -202,10 +191,9 @@ class SimServer:
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (for ``python -m sims.cex``)."""
-        if self._server is None:
+        if self._runner is None:
             await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        await asyncio.Event().wait()
 
     # ------------------------------------------------------------------ control
 
@@ -237,44 +225,19 @@ class SimServer:
 
     # ------------------------------------------------------------------ connection handling
 
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        self._writers.add(writer)
-        try:
-            while True:
-                request = await _read_request(reader)
-                if request is None:
-                    break
-                method, target, headers, body = request
-                keep_alive = headers.get("connection", "").lower() != "close"
-                response = await self._handle(method, target, headers, body)
-                if response is None:  # outage: drop the connection without an answer
-                    break
-                status, payload, extra = response
-                data = json.dumps(payload, separators=(",", ":")).encode()
-                head = [
-                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-                    "Content-Type: application/json",
-                    f"Content-Length: {len(data)}",
-                    f"Connection: {'keep-alive' if keep_alive else 'close'}",
-                    *(f"{k}: {v}" for k, v in extra.items()),
-                ]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
-                await writer.drain()
-                if not keep_alive:
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def _on_request(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        # The raw target: the signature covers the query exactly as the client sent it.
+        response = await self._handle(request.method, request.raw_path, headers, body)
+        if response is None:
+            # Outage: drop the connection without a byte of answer. Raising after the abort
+            # keeps aiohttp from writing a 500 of its own on the dead socket.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        status, payload, extra = response
+        return web.json_response(payload, status=status, headers=extra, dumps=_compact_json)
 
     async def _handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -540,28 +503,8 @@ class SimServer:
             return 400, {"error": f"{type(e).__name__}: {e}"}, {}
 
 
-async def _read_request(
-    reader: asyncio.StreamReader,
-) -> tuple[str, str, dict[str, str], bytes] | None:
-    line = await reader.readline()
-    if not line:
-        return None
-    try:
-        method, target, _version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-    except ValueError:
-        return None
-    headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = raw.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0") or 0)
-    if length > _MAX_BODY_BYTES:
-        return None
-    body = await reader.readexactly(length) if length else b""
-    return method, target, headers, body
+def _compact_json(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def _strip_signature(raw: str) -> str:

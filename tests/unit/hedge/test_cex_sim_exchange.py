@@ -104,3 +104,26 @@ def test_countdown_cancels_all_open_orders(ex: Exchange) -> None:
     clock.advance(1)
     ex.advance()
     assert ex.open_orders("ETHUSDT") == []
+
+
+def test_countdown_renewal_postpones_and_zero_disarms(ex: Exchange) -> None:
+    clock = ex.clock
+    assert isinstance(clock, ManualClock)
+    ex.place(order("BUY", "1", "1900", "r1", timeInForce="GTC"))
+    ex.countdown("ETHUSDT", 5_000)
+    clock.advance(4_000)
+    ex.countdown("ETHUSDT", 5_000)  # heartbeat: the deadline moves to now + 5 s
+    clock.advance(4_000)
+    ex.advance()
+    assert len(ex.open_orders("ETHUSDT")) == 1
+    deadline = clock.now_ms() + 1_000
+    clock.advance(60_000)  # nobody looked for a minute: it still fired at the deadline
+    ex.advance()
+    (cancelled,) = [o for o in ex.orders() if o["clientOrderId"] == "r1"]
+    assert cancelled["status"] == "CANCELED" and cancelled["updateTime"] == deadline
+    ex.place(order("BUY", "1", "1900", "r2", timeInForce="GTC"))
+    ex.countdown("ETHUSDT", 5_000)
+    ex.countdown("ETHUSDT", 0)
+    clock.advance(10_000)
+    ex.advance()
+    assert len(ex.open_orders("ETHUSDT")) == 1
