@@ -51,10 +51,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.types import Side
+from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, ManualClock, SimConfig, SimServer, SymbolSpec
 from sims.forkstate import DEFAULT_DEPOSITS_USD, ForkStateMeta, build_fork_state, deploy_market
 from sims.report import (
@@ -419,7 +419,7 @@ async def run_scenario(
     stop: asyncio.Event | None = None,
 ) -> StressResult:
     """Run `scenario` on a fresh fork of `upstream` and write its report into `out_dir`."""
-    from agent.runtime import build_agent  # heavy: only when a run starts
+    from agent.app import build_agent  # heavy: only when a run starts
 
     opts = opts or StressOptions()
     if opts.short_s is not None and opts.short_s < scenario.duration_s:

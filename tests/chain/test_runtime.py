@@ -15,10 +15,11 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil
+from agent.app import build_agent
 from agent.config import AgentConfig
 from agent.risk.engine import RiskState
-from agent.runtime import Agent, build_agent
+from agent.runtime import Agent
+from sims.anvil import Anvil
 from sims.cex import Faults, SimServer
 from sims.cex.exchange import SimConfig, SymbolSpec
 

@@ -77,8 +77,8 @@ def test_table_to_dataclass_rejects_unknown_and_bad_values() -> None:
 
 
 def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
+    from agent.app import risk_limits_from_table
     from agent.risk.engine import RiskLimits, RiskState
-    from agent.runtime import risk_limits_from_table
 
     lim = risk_limits_from_table({"drawdown_frac": {"warn": 0.03}, "cooldown_reduced_s": 5.0})
     assert lim.drawdown_frac.warn == 0.03
@@ -93,10 +93,10 @@ def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
 
 
 def test_the_shipped_example_config_is_valid() -> None:
+    from agent.app import key_source, risk_limits_from_table
     from agent.chain.txpipe import TxPipelineConfig
     from agent.hedge.hedger import HedgerConfig
     from agent.model.quoting import ModelParams
-    from agent.runtime import key_source, risk_limits_from_table
 
     example = Path(__file__).resolve().parents[2] / "mm.example.toml"
     cfg = load_config(example, env={})
