@@ -54,7 +54,14 @@ from agent.model.estimators import (
     ModelEstimates,
     QuoteLife,
 )
-from agent.model.quoting import Decision, DecisionInputs, LiveQuotes, ModelParams, decide
+from agent.model.quoting import (
+    Decision,
+    DecisionInputs,
+    GateReason,
+    LiveQuotes,
+    ModelParams,
+    decide,
+)
 from agent.model.quoting import RiskDirective as ModelRisk
 from agent.orders import diff_orders
 from agent.pnl import PnlLedger
@@ -95,6 +102,12 @@ class Agent:
         The pipeline's fee ceiling (the risk engine's gas budget).
     execution
         Unload pacing and quote expiry.
+    estimators
+        Estimators seeded with known priors (simulators know their scenario); None builds the
+        live defaults, whose fill-intensity prior is rescaled to the price at :meth:`start`.
+    gate
+        ``"cost"`` sends what the cost gate approves (live). ``"every_tick"`` sends whenever the
+        ladder changed: the baseline simulators judge the gate against, never for live use.
     """
 
     def __init__(
@@ -113,8 +126,11 @@ class Agent:
         expected_chain_id: int | None = None,
         max_fee_gwei: float = 200.0,
         execution: ExecutionSettings | None = None,
+        estimators: Estimators | None = None,
+        gate: Literal["cost", "every_tick"] = "cost",
     ) -> None:
         self.venue = venue
+        self.gate = gate
         self.journal = journal
         self.base_params = model_params
         self.params = model_params
@@ -130,7 +146,8 @@ class Agent:
         self.execution = execution or ExecutionSettings()
         self._failed_cycles = 0
         self._resend_cancel = False
-        self.est = Estimators(
+        self._seeded_estimators = estimators is not None
+        self.est = estimators or Estimators(
             # Seed with the model's reference volatility: an empty history must not read as a
             # volatility spike (or as calm) to the risk engine.
             EwmaVolatility(prior_sigma_rel_per_sqrt_s=model_params.ref_sigma_rel_per_sqrt_s),
@@ -146,6 +163,8 @@ class Agent:
         self.risk_telemetry = RiskTelemetry(self.metrics, log)
         self.last_snapshot: VenueSnapshot | None = None
         self.directive: RiskDirective | None = None
+        self.decision: Decision | None = None
+        """The model's last decision (None in cycles that did not reach the model)."""
         self._last_block_hash = ""
         self._pnl_written_s = -math.inf
         self._block_seen_s = clock()
@@ -208,7 +227,7 @@ class Agent:
         snap = await self.venue.snapshot()
         self._absorb_snapshot(snap)
         ref = snap.index or self._mid(snap)
-        if ref:
+        if ref and not self._seeded_estimators:
             # Trade distances live on the price's scale: 20 bins of 2.5 bps span 50 bps from mid,
             # and the prior assumes fills thin out over about 5 bps until trades say otherwise.
             self.est.fills = FillIntensity(
@@ -420,6 +439,7 @@ class Agent:
         estimates: ModelEstimates,
         directive: RiskDirective,
     ) -> None:
+        self.decision = None
         if directive.cancel_all or directive.state is RiskState.HALTED:
             if (snap.open_orders or self.venue.quote_in_flight()) and (
                 self._cancel_sent_state is not directive.state
@@ -465,6 +485,10 @@ class Agent:
             quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders)
         )
         decision = decide(inputs, self.params, live)
+        self.decision = decision
+        send = decision.send
+        if self.gate == "every_tick":
+            send = send or decision.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
         why = (
             f"{decision.reason}: value {decision.value.gain_quote:.4f} vs cost "
             f"{decision.cost.total_quote:.4f} (gas {decision.cost.gas_quote:.4f}, exposure "
@@ -476,7 +500,7 @@ class Agent:
                 f"are below one lot ({lot:g}) or the notional minimum (raise "
                 "quoting.base_size_base, or lower quoting.ref_depth_base for a thin book)"
             )
-        if not decision.send:
+        if not send:
             self._m_skips.inc()
             self.status.skipped += 1
             self.status.last_decision = "skipped " + why
