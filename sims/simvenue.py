@@ -84,6 +84,7 @@ class _Pending:
     land_block: int
     included: bool
     submitted_s: float
+    sent_block: int
     cancel_ids: tuple[int, ...] = ()
     quotes: tuple[Quote, ...] = ()
     expiry_s: int = 0
@@ -167,6 +168,7 @@ class SimVenue:
         self.t_s = 0.0
         self.mid = math.nan
         self.index = math.nan
+        self.mark = math.nan
         self.next_funding_s = 0
         self.funding_epoch = 0
         self.quotes_sent = 0
@@ -182,9 +184,15 @@ class SimVenue:
 
     # -- the driver's side -----------------------------------------------------------------------
 
-    def begin_block(self, block: int, t_s: float, mid: float, index: float) -> None:
-        """Open `block` at `t_s` with these prices: land due transactions, expire orders."""
+    def begin_block(
+        self, block: int, t_s: float, mid: float, index: float, mark: float | None = None
+    ) -> None:
+        """Open `block` at `t_s` with these prices: land due transactions, expire orders.
+
+        `mid` centres the other makers' quotes; `mark` (default `mid`) is the market's mark.
+        """
         self.block, self.t_s, self.mid, self.index = block, t_s, mid, index
+        self.mark = mid if mark is None else mark
         interval = self.market.funding_interval_s
         self.next_funding_s = self.epoch_s + (math.floor(t_s / interval) + 1) * interval
         still: list[_Pending] = []
@@ -322,7 +330,7 @@ class SimVenue:
             ),
             index=self.index,
             index_error=None,
-            mark=self.mid,
+            mark=self.mark,
             funding=FundingState(self.funding_epoch, self.next_funding_s, 0.0, 0.0, 0.0),
             position=PositionState(
                 size_lots=round(led.position_base / self.market.lot_size),
@@ -443,7 +451,9 @@ class SimVenue:
             self.rng, self.mempool, self.tip_wei, self.fullness, self.block + 1, self.rng.random()
         )
         land = self.block + max(1, math.ceil(outcome.delay_s / self.mempool.block_time_s))
-        return _Pending(f"{purpose}-{self._handles}", purpose, land, outcome.included, self.t_s)
+        return _Pending(
+            f"{purpose}-{self._handles}", purpose, land, outcome.included, self.t_s, self.block
+        )
 
     def _send(self, purpose: str) -> _Pending:
         pending = next((p for p in self._pending if p.purpose in ("quote", "cancel_all")), None)
@@ -499,7 +509,7 @@ class SimVenue:
                 block_number=self.block,
                 submitted_s=self.epoch_s + p.submitted_s,
                 included_s=self.now_s,
-                delay_blocks=max(1, self.block - round(p.submitted_s / self.mempool.block_time_s)),
+                delay_blocks=self.block - p.sent_block,
                 gas_used=self.gas_units_per_tx,
                 gas_cost_native=gas_native,
             )
