@@ -111,11 +111,15 @@ async def _measure(fsync: bool) -> list[float]:
                 shift = 200 if i % 2 == 0 else -200  # ±$2 moves: always worth a refresh
                 bids = tuple((t + shift, n) for t, n in base.book.bids)
                 asks = tuple((t + shift, n) for t, n in base.book.asks)
+                # The chain's current head and our orders on it; the book and index are moved.
+                head = await agent.venue.snapshot()
                 snap = dataclasses.replace(
                     base,
+                    block_number=head.block_number,
+                    block_hash=head.block_hash,
                     book=dataclasses.replace(base.book, bids=bids, asks=asks),
                     index=(base.index or 3000.0) + shift * 0.01,
-                    open_orders=tuple((await agent.venue.snapshot()).open_orders),
+                    open_orders=head.open_orders,
                 )
                 agent._block_seen_s = t_sim  # each event stands for a new block
                 n0 = len(sent_at)
