@@ -383,14 +383,22 @@ def _fresh_data_dir(out_dir: Path) -> Path:
 
 
 async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> None:
-    """Shut the agent down (cancel all) while the world mines a block per simulated second."""
+    """Shut the agent down (cancel all), mining a block whenever a transaction waits in the pool.
+
+    Blocks follow the agent's transactions, not wall time: mining on a wall-clock beat made the
+    block count (and the base fee, and so the gas paid) depend on how long the shutdown's waits
+    took on a loaded machine, and two runs of one seed differed.
+    """
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
-    for _ in range(60):
+    deadline = time.monotonic() + 35.0
+    while time.monotonic() < deadline:
         done, _pending = await asyncio.wait({task}, timeout=0.05)
         if done:
             break
-        clock.set(clock() + 1.0)
-        world.mine(int(clock()))
+        pool = world.node.rpc("txpool_status", [])
+        if int(str(pool.get("pending", "0x0")), 16) > 0:
+            clock.set(clock() + 1.0)
+            world.mine(int(clock()))
     await task
 
 

@@ -7,11 +7,15 @@ Reads
 Events
     One ``eth_getLogs`` per poll over the market's address. Reorganisations are detected by block
     hash (the last processed block's hash is re-checked every poll); events from orphaned blocks
-    are undone (an ``"undo"`` event with the original key) and the range is read again.
+    are undone (a :class:`~agent.venue.base.ReorgUndo` carrying the original event) and the range
+    is read again.
 Writes
-    A quote refresh is one ``batch(cancelIds, places)`` transaction. At most one quote transaction
-    is in flight: a newer decision *replaces* the pending one at the same nonce (bumped fees)
-    instead of queueing behind it, and ``cancel_all`` pre-empts a pending quote the same way.
+    A quote refresh is one ``batch(cancelIds, places)`` transaction whose places expire on chain
+    at the given time. At most one quote transaction is in flight: a newer decision *replaces* the
+    pending one at the same nonce (bumped fees) instead of queueing behind it, and ``cancel_all``
+    pre-empts a pending quote the same way. Once a quote or cancel-all transaction of ours is known
+    to have landed in block B, a batch decided from a snapshot of a block before B is refused
+    (:class:`~agent.venue.base.StaleSnapshot`): it would place again what already rests.
 """
 
 from __future__ import annotations
