@@ -2,6 +2,11 @@
 
 Each subcommand imports its implementation lazily, so ``mm-agent keys address`` does not pay for
 numpy and matplotlib, and a broken optional part cannot take the whole command down.
+
+The agent's own commands are listed here. Commands of other installed packages (the simulators'
+``backtest``, ``stress``, ``demo``...) arrive through the ``mm_agent.commands`` entry-point group:
+each entry names a dict of the same shape as ``_COMMANDS`` (``sims.commands:COMMANDS``), so
+nothing in ``agent`` imports ``sims`` and the import-linter contract that says so holds.
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
 
 from agent.errors import AgentError
 
@@ -17,18 +23,29 @@ __all__ = ["main"]
 
 # subcommand → (module, function taking the remaining argv, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("agent.runtime", "cli_main", "run the market-making keeper bot (--config mm.toml)"),
-    "status": ("agent.runtime", "status_cli_main", "show a running agent's health and state"),
-    "cancel-all": ("agent.runtime", "cancel_all_cli_main", "halt the agent, cancel every order"),
-    "resume": ("agent.runtime", "resume_cli_main", "let a HALTED agent resume (operator)"),
+    "run": ("agent.commands", "run_cli_main", "run the market-making keeper bot (--config FILE)"),
+    "status": ("agent.commands", "status_cli_main", "show a running agent's health and state"),
+    "cancel-all": ("agent.commands", "cancel_all_cli_main", "halt the agent, cancel every order"),
+    "resume": ("agent.commands", "resume_cli_main", "let a HALTED agent resume (operator)"),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
-    "deploy": ("agent.chain.deploy", "cli_main", "deploy a market and write its record"),
-    "backtest": ("sims.backtest", "cli_main", "fast backtests (e.g. `backtest as`)"),
-    "stress": ("sims.stress", "cli_main", "scripted stress tests on forked chain state"),
-    "fork-state": ("sims.stress", "fork_state_cli_main", "build forked chain state (build --out)"),
-    "demo": ("sims.stress", "demo_cli_main", "the whole system on an embedded local chain"),
-    "cex-sim": ("sims.cex.__main__", "cli_main", "run the CEX exchange simulator on 127.0.0.1"),
+    "deploy": ("agent.commands", "deploy_cli_main", "deploy a market and write its record"),
 }
+
+_PLUGIN_GROUP = "mm_agent.commands"
+
+
+def _commands() -> dict[str, tuple[str, str, str]]:
+    """The agent's commands plus those registered by installed packages (entry points)."""
+    out = dict(_COMMANDS)
+    for ep in entry_points(group=_PLUGIN_GROUP):
+        try:
+            extra: Mapping[str, tuple[str, str, str]] = ep.load()
+        except ImportError as exc:  # a broken plug-in must not take the agent's commands down
+            print(f"mm-agent: commands of {ep.value} unavailable ({exc})", file=sys.stderr)
+            continue
+        for name, spec in extra.items():
+            out.setdefault(name, spec)  # the agent's own commands cannot be shadowed
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, _, help_text) in _COMMANDS.items():
+    commands = _commands()
+    for name, (_, _, help_text) in commands.items():
         sub.add_parser(name, help=help_text, add_help=False)
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
@@ -51,11 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mm-agent {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name not in _COMMANDS:
+    if name not in commands:
         parser.print_usage(sys.stderr)
         print(f"mm-agent: unknown command {name!r}; see mm-agent --help", file=sys.stderr)
         return 2
-    module, func, _ = _COMMANDS[name]
+    module, func, _ = commands[name]
     try:
         entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:

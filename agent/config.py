@@ -449,6 +449,9 @@ class ExecutionSettings(_Strict):
     """Reduce-only orders go no further than this from the opposite best price."""
     unload_min_interval_s: float = Field(2.0, ge=0, le=3600)
     """At most one unload slice per this many seconds (and one in flight at a time)."""
+    quote_expiry_s: float = Field(90.0, ge=0, le=86_400)
+    """Quotes die on chain this many seconds after they are sent (0: never), so a crashed or
+    blind agent's quotes do not rest for ever; a few quote lives (the model's prior is 30 s)."""
 
 
 class TelemetrySettings(_Strict):

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.chain.txjournal import DelaySample, IntentRow, TxRow
 from agent.errors import ConfigError
 from agent.hedge.hedger import HedgeRecord
 from agent.types import Fill, Lots, Side, Tick
@@ -185,60 +186,6 @@ def _v1(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_v1,)
 """Step ``i`` moves the schema from version ``i`` to ``i + 1``; append, never edit."""
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class IntentRow:
-    """A journaled intent (see :mod:`agent.chain.txpipe` for the lifecycle)."""
-
-    intent_id: str
-    purpose: str
-    to: str
-    data: bytes
-    value_wei: int
-    gas_limit: int
-    max_fee_cap_wei: int | None
-    nonce: int | None
-    status: str
-    replaces: str | None
-    tx_hash: str | None
-    error: str | None
-    created_s: float
-    updated_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class TxRow:
-    """A journaled signed transaction (one attempt at a nonce)."""
-
-    tx_hash: str
-    intent_id: str
-    nonce: int
-    raw: bytes
-    purpose: str
-    max_fee_wei: int
-    tip_wei: int
-    status: str
-    created_s: float
-    sent_s: float | None
-    sent_block: int | None
-    updated_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class DelaySample:
-    """Submit → inclusion delay of one included transaction."""
-
-    tx_hash: str
-    intent_id: str
-    purpose: str
-    submitted_s: float
-    included_s: float
-    delay_s: float
-    delay_blocks: int
-    block_number: int
-    gas_used: int
-    effective_gas_price_wei: int
 
 
 @dataclass(frozen=True, slots=True)

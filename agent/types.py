@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from typing import NewType
 
 __all__ = [
+    "BookSnapshot",
     "Fill",
+    "FundingState",
     "Lots",
     "Order",
+    "PositionState",
     "Quote",
     "Side",
     "Tick",
+    "VenueSnapshot",
     "Wei",
 ]
 
@@ -72,3 +76,75 @@ class Fill:
     block_number: int
     tx_hash: str
     log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Aggregated book levels, best first: (price_ticks, size_lots)."""
+
+    bids: tuple[tuple[int, int], ...]
+    asks: tuple[tuple[int, int], ...]
+    block_number: int
+
+    @property
+    def best_bid(self) -> int | None:
+        """Best bid in ticks, None when the side is empty."""
+        return self.bids[0][0] if self.bids else None
+
+    @property
+    def best_ask(self) -> int | None:
+        """Best ask in ticks, None when the side is empty."""
+        return self.asks[0][0] if self.asks else None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """Our account on the venue, in collateral units (floats) and lots (signed)."""
+
+    size_lots: int
+    entry_notional: float
+    collateral: float
+    unrealized_pnl: float
+    funding_owed: float
+    equity: float
+    initial_margin: float
+    maintenance_margin: float
+    reserved_margin: float
+
+
+@dataclass(frozen=True, slots=True)
+class FundingState:
+    """The venue's funding clock and rates (rates are per interval, as fractions)."""
+
+    epoch: int
+    next_boundary_s: int
+    running_premium: float
+    last_rate: float
+    cumulative_index: float
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSnapshot:
+    """One consistent read of the market and our account: what one decision is made from.
+
+    It lives here, not in :mod:`agent.venue`, because the pure layers (the risk-inputs builder
+    beside the risk engine) read it and may import nothing but this module and the errors.
+    """
+
+    block_number: int
+    block_hash: str
+    block_time_s: int
+    base_fee_wei: int
+    gas_used: int
+    gas_limit: int
+    oracle_updated_s: int
+    """The oracle's latest ``updatedAt`` (0 when unreadable)."""
+    book: BookSnapshot
+    index: float | None
+    """None when the oracle is stale or invalid (see `index_error`)."""
+    index_error: str | None
+    mark: float | None
+    funding: FundingState
+    position: PositionState | None
+    """None when the view could not be read (it needs a fresh oracle); keep the last known one."""
+    open_orders: tuple[Order, ...]

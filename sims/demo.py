@@ -72,7 +72,7 @@ def dashboard_snapshot(agent: Any, world: ChainWorld, step: Step) -> DashboardSn
         max_fee_gwei=agent.max_fee_gwei,
         gas_spent_usd=st.gas_spent_native * native,
         inclusion_delay_s=st.inclusion_delay_s if st.quote_txs else None,
-        pending_txs=len(agent.pipe.pending()),
+        pending_txs=agent.venue.io_health().pending,
         funding_last_rate=st.funding_rate_last,
         funding_predicted_rate=st.funding_rate_predicted,
         next_funding_in_s=st.funding_in_s,

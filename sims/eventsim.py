@@ -1,13 +1,14 @@
-"""Event-driven simulation of the real model against a simulated on-chain venue.
+"""Event-driven simulation of the live agent against a simulated on-chain venue.
 
-Each step (one block) the simulator feeds the live estimators, calls ``agent.model.decide`` — the
-same function the runtime calls — and acts on the verdict:
+Each step (one block) the simulator opens a block on :class:`~sims.simvenue.SimVenue` and runs one
+cycle of the live :class:`~agent.runtime.Agent` on it — the same estimators, risk engine, model,
+cost gate and order diff as on chain — then lets takers trade:
 
 * a sent update is a transaction: its inclusion delay (and possible drop) comes from the mempool
-  model, gas is charged at the base fee of its inclusion block plus the tip, and only one update is
-  in flight at a time (the tx pipeline serializes them); the old quotes keep resting meanwhile;
+  model, gas is charged at the base fee of its inclusion block plus the tip, and a newer update
+  replaces a pending one at its nonce; the old quotes keep resting meanwhile;
 * the venue keeps price-time priority: a quote joins the back of the queue at its price, a quote
-  left unchanged by an update keeps its place, and a taker consumes the queue ahead before us;
+  the order diff keeps keeps its place, and a taker consumes the queue ahead before us;
 * uninformed takers reach ``D ~ Exp(k)`` from mid; informed takers know the next mid and take
   every quote on the wrong side of it;
 * maker fees are charged on fills; funding is paid on the inventory held at each snapshot.
@@ -18,13 +19,17 @@ funding, fees and gas; the parts sum to the final mark-to-market P&L. Same seed 
 
 from __future__ import annotations
 
+import asyncio
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from agent.config import ExecutionSettings
+from agent.keeper.duties import KeeperPolicy
 from agent.model.estimators import (
     BaseFeeForecaster,
     Estimators,
@@ -32,16 +37,12 @@ from agent.model.estimators import (
     FillIntensity,
     FundingPredictor,
     InclusionDelay,
-    QuoteLife,
 )
-from agent.model.quoting import (
-    DecisionInputs,
-    GateReason,
-    LiveQuotes,
-    ModelParams,
-    decide,
-)
-from agent.types import Quote, Side
+from agent.model.quoting import GateReason, ModelParams
+from agent.risk.engine import RiskEngine, RiskLimits
+from agent.runtime import Agent
+from agent.store import Journal
+from agent.venue.base import MarketInfo, Venue
 from sims.processes import (
     BaseFeeSpec,
     FundingSpec,
@@ -51,11 +52,11 @@ from sims.processes import (
     base_fee_path,
     funding_premium_path,
     mid_price_path,
-    sample_inclusion,
     taker_trades,
 )
+from sims.simvenue import SimVenue
 
-__all__ = ["EventSimConfig", "EventSimResult", "RefreshPolicy", "run_event_sim"]
+__all__ = ["EventSimConfig", "EventSimResult", "RefreshPolicy", "build_sim_agent", "run_event_sim"]
 
 RefreshPolicy = Literal["cost", "every_tick"]
 """``"cost"``: send when the cost gate says so; ``"every_tick"``: send whenever the ladder changed
@@ -85,6 +86,10 @@ class EventSimConfig:
     queue_ahead_base: float = 1.0
     """Size resting ahead of a quote that joins a price level."""
     refresh: RefreshPolicy = "cost"
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    """The live risk engine's limits (the agent's defaults unless a scenario says otherwise)."""
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    """Unload pacing and quote expiry, as live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,46 +113,17 @@ class EventSimResult:
     gas_units_spent: float
 
 
-@dataclass(slots=True)
-class _Resting:
-    side: Side
-    price_ticks: int
-    lots: int
-    remaining_base: float
-    queue_ahead_base: float
-
-
-def _apply_update(
-    resting: list[_Resting], target: tuple[Quote, ...], lot: float, queue_ahead: float
-) -> list[_Resting]:
-    """Diff the book like the venue adapter does: unchanged quotes keep their queue place."""
-    kept: dict[tuple[Side, int, int], _Resting] = {
-        (r.side, r.price_ticks, r.lots): r for r in resting if r.remaining_base > 0.0
-    }
-    out: list[_Resting] = []
-    for q in target:
-        old = kept.pop((q.side, int(q.price_ticks), int(q.size_lots)), None)
-        if old is not None:
-            out.append(old)
-        else:
-            size = q.size_lots * lot
-            out.append(_Resting(q.side, int(q.price_ticks), int(q.size_lots), size, queue_ahead))
-    return out
-
-
 def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
-    """Run one scenario with the real model and return its P&L split and gate statistics."""
-    p = config.params
-    tick = p.tick_size
-    lot = p.lot_size
-    dt = config.mempool.block_time_s
-    n = max(1, int(config.duration_s / dt))
-    rng = np.random.default_rng(seed)
-    index_path, _ = mid_price_path(rng, config.mid, n, dt)
-    premium = funding_premium_path(rng, config.funding, n, dt)
-    fees_wei, fullness = base_fee_path(rng, config.base_fee, n + config.mempool.max_blocks + 1)
-    mark_path = index_path * (1.0 + premium)
+    """Run one scenario through the live :class:`~agent.runtime.Agent`; return its P&L split."""
+    return asyncio.run(_run(config, seed))
 
+
+def build_sim_agent(
+    config: EventSimConfig, venue: Venue, clock: Callable[[], float], journal: Journal
+) -> Agent:
+    """The agent the event simulator runs: the live one, with the scenario's known priors."""
+    p = config.params
+    dt = config.mempool.block_time_s
     est = Estimators(
         EwmaVolatility(
             halflife_s=300.0, prior_sigma_rel_per_sqrt_s=config.mid.sigma_rel_per_sqrt_s[0]
@@ -164,148 +140,100 @@ def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
         ),
         tip_wei=config.tip_wei,
     )
-    gas_limit = config.base_fee.gas_limit
-    # As in the live runtime: the model values quotes over their measured life, not a constant.
-    life = QuoteLife(prior_s=p.quote_life_s)
+    return Agent(
+        venue=venue,
+        journal=journal,
+        model_params=p,
+        risk=RiskEngine(config.risk, start_s=clock()),
+        keeper=KeeperPolicy(settle_funding=False, liquidate=False),
+        clock=clock,
+        execution=config.execution,
+        estimators=est,
+        gate="every_tick" if config.refresh == "every_tick" else "cost",
+        # The simulated chain prices gas at its own base fee; no budget ceiling.
+        max_fee_gwei=1e9,
+    )
 
-    q = 0.0
-    cash = 0.0
-    pnl_spread = pnl_inventory = pnl_funding = pnl_fees = pnl_gas = 0.0
-    resting: list[_Resting] = []
-    live_quotes: tuple[Quote, ...] = ()
-    # (landing step, quotes, included?, submit time)
-    in_flight: tuple[int, tuple[Quote, ...], bool, float] | None = None
+
+async def _run(config: EventSimConfig, seed: int) -> EventSimResult:
+    p = config.params
+    dt = config.mempool.block_time_s
+    n = max(1, int(config.duration_s / dt))
+    rng = np.random.default_rng(seed)
+    index_path, _ = mid_price_path(rng, config.mid, n, dt)
+    premium = funding_premium_path(rng, config.funding, n, dt)
+    fees_wei, fullness = base_fee_path(rng, config.base_fee, n + config.mempool.max_blocks + 1)
+    mark_path = index_path * (1.0 + premium)
+    venue = SimVenue(
+        MarketInfo(
+            tick_size=p.tick_size,
+            lot_size=p.lot_size,
+            min_notional=p.min_notional,
+            maker_fee_bps=p.maker_fee_bps,
+            taker_fee_bps=p.taker_fee_bps,
+            funding_interval_s=round(p.funding_interval_s),
+            collateral_decimals=6,
+            market_id="sim",
+        ),
+        mempool=config.mempool,
+        tip_wei=config.tip_wei,
+        fullness=fullness,
+        base_fee_wei=fees_wei,
+        gas_limit=config.base_fee.gas_limit,
+        rng=rng,
+        gas_units_per_tx=p.gas_units_per_refresh,
+        native_price_quote=p.native_price_quote,
+        book_half_spread_ticks=config.book_half_spread_ticks,
+        book_depth_base=config.book_depth_base,
+        queue_ahead_base=config.queue_ahead_base,
+        # Chain time starts at a funding boundary in 2023, as a live chain's would.
+        epoch_s=math.ceil(1.7e9 / p.funding_interval_s) * round(p.funding_interval_s),
+    )
+    journal = Journal(":memory:", fsync=False)
+    agent = build_sim_agent(config, venue, lambda: venue.now_s, journal)
     inventory_path = np.empty(n + 1)
     inventory_path[0] = 0.0
-    decisions = sent = skipped = dropped = n_fills = 0
-    gas_units = 0.0
-    half_book = config.book_half_spread_ticks * tick
-
-    for i in range(n):
-        t = i * dt
-        mid = float(mark_path[i])
-        next_mid = float(mark_path[i + 1])
-        index = float(index_path[i])
-
-        # 1. Chain: the block at this step lands any in-flight update.
-        if in_flight is not None and in_flight[0] <= i:
-            _, quotes, ok, submit_t = in_flight
-            if ok:
-                resting = _apply_update(resting, quotes, lot, config.queue_ahead_base)
-                live_quotes = quotes
-                est.delay.update_inclusion(submit_t, t, max(1, round((t - submit_t) / dt)))
-                base = float(fees_wei[i])
-                pnl_gas -= (
-                    p.gas_units_per_refresh
-                    * (base + config.tip_wei)
-                    / 1e18
-                    * (p.native_price_quote)
-                )
-                gas_units += p.gas_units_per_refresh
-            else:
-                est.delay.update_dropped(submit_t)
-                dropped += 1
-            in_flight = None
-        est.base_fee.update_block(t, float(fees_wei[i]), int(fullness[i] * gas_limit), gas_limit)
-        est.vol.update_price(t, mid)
-        est.funding.update_premium(t, float(premium[i]))
-
-        # 2. Decide with the real model.
-        snap = est.snapshot(t)
-        best_bid = round((mid - half_book) / tick) * tick
-        best_ask = round((mid + half_book) / tick) * tick
-        t_next_funding = (math.floor(t / p.funding_interval_s) + 1) * p.funding_interval_s
-        inputs = DecisionInputs(
-            time_s=t,
-            mid=mid,
-            index=index,
-            mark=mid,
-            best_bid=best_bid,
-            best_ask=best_ask,
-            bid_depth_base=config.book_depth_base,
-            ask_depth_base=config.book_depth_base,
-            inventory_base=q,
-            estimates=snap,
-            seconds_to_funding=t_next_funding - t,
-        )
-        live = LiveQuotes(in_flight[1] if in_flight is not None else live_quotes)
-        decision = decide(inputs, replace(p, quote_life_s=life.expected_s(t)), live)
-        decisions += 1
-        changed = decision.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
-        want = (changed or decision.send) if config.refresh == "every_tick" else decision.send
-        if in_flight is None and want:
-            outcome = sample_inclusion(
-                rng, config.mempool, config.tip_wei, fullness, i + 1, float(rng.random())
-            )
-            land = i + max(1, math.ceil(outcome.delay_s / dt))
-            in_flight = (land, decision.quotes, outcome.included, t)
-            life.update_send(t)
-            sent += 1
-        elif changed and not want:
-            skipped += 1
-
-        # 3. Takers trade against the book during the step.
-        for trade in taker_trades(rng, config.takers, dt, mid, next_mid):
-            est.fills.update_trade(t, trade.reach)
-            volume = trade.size_base
-            book_side = Side.ASK if trade.side_sign > 0 else Side.BID
-            levels = sorted(
-                (r for r in resting if r.side is book_side and r.remaining_base > 0.0),
-                key=lambda r: r.price_ticks * trade.side_sign,
-            )
-            for r in levels:
-                price = r.price_ticks * tick
-                distance = (price - mid) * trade.side_sign
-                if trade.informed:
-                    # Takes every quote on the wrong side of where the price is going.
-                    if (next_mid - price) * trade.side_sign <= 0.0:
-                        break
-                    fill = r.remaining_base
-                else:
-                    if distance > trade.reach or volume <= 0.0:
-                        break
-                    ahead = min(volume, r.queue_ahead_base)
-                    r.queue_ahead_base -= ahead
-                    volume -= ahead
-                    fill = min(volume, r.remaining_base)
-                    volume -= fill
-                if fill <= 0.0:
-                    continue
-                r.remaining_base -= fill
-                n_fills += 1
-                signed = -trade.side_sign * fill  # taker buys → we sell
-                q += signed
-                cash -= signed * price
-                fee = price * fill * p.maker_fee_bps * 1e-4
-                cash -= fee
-                pnl_fees -= fee
-                pnl_spread += (mid - price) * signed
-
-        # 4. Price moves; funding is paid on the inventory held at the snapshot.
-        pnl_inventory += q * (next_mid - mid)
-        t_end = t + dt
-        if math.floor(t_end / p.funding_interval_s) > math.floor(t / p.funding_interval_s):
-            rate = _realized_rate(premium, i + 1, p.funding_interval_s, dt)
-            payment = q * rate * next_mid
-            pnl_funding -= payment
-        inventory_path[i + 1] = q
-
-    final_mid = float(mark_path[n])
-    total = cash + q * final_mid + pnl_gas + pnl_funding
+    decisions = skipped = 0
+    try:
+        venue.begin_block(0, 0.0, float(mark_path[0]), float(index_path[0]))
+        await agent.start()
+        for i in range(n):
+            t = i * dt
+            mid, next_mid = float(mark_path[i]), float(mark_path[i + 1])
+            if i:
+                venue.begin_block(i, t, mid, float(index_path[i]))
+            sent_before = venue.quotes_sent
+            await agent.step()
+            decisions += 1
+            d = agent.decision
+            if d is not None and venue.quotes_sent == sent_before:
+                changed = d.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
+                if changed and not d.send and config.refresh == "cost":
+                    skipped += 1  # the ladder moved, the gate held it back
+            venue.take(taker_trades(rng, config.takers, dt, mid, next_mid), next_mid)
+            t_end = t + dt
+            rate = None
+            if math.floor(t_end / p.funding_interval_s) > math.floor(t / p.funding_interval_s):
+                rate = _realized_rate(premium, i + 1, p.funding_interval_s, dt)
+            venue.end_block(next_mid, rate)
+            inventory_path[i + 1] = venue.ledger.position_base
+    finally:
+        journal.close()
+    led = venue.ledger
     return EventSimResult(
-        pnl_spread=pnl_spread,
-        pnl_inventory=pnl_inventory,
-        pnl_funding=pnl_funding,
-        pnl_fees=pnl_fees,
-        pnl_gas=pnl_gas,
-        pnl_total=total,
+        pnl_spread=led.spread,
+        pnl_inventory=led.inventory,
+        pnl_funding=led.funding,
+        pnl_fees=led.fees,
+        pnl_gas=led.gas,
+        pnl_total=led.total(float(mark_path[n])),
         inventory_path=inventory_path,
         decisions=decisions,
-        updates_sent=sent,
+        updates_sent=venue.quotes_sent,
         updates_skipped=skipped,
-        updates_dropped=dropped,
-        fills=n_fills,
-        gas_units_spent=gas_units,
+        updates_dropped=venue.dropped,
+        fills=led.fills,
+        gas_units_spent=led.gas_units,
     )
 
 

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.chain.deploy import MarketConfig
 from agent.chain.deploy import deploy_market as deploy
 from agent.chain.signer import dev_account
 from agent.errors import ChainError, ConfigError
+from sims.anvil import Anvil, AnvilConfig
 from sims.scenario import Scenario, expand, list_scenarios, load_scenario
 from sims.world import ChainWorld, MarketDeployment
 

@@ -51,10 +51,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.types import Side
+from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, ManualClock, SimConfig, SimServer, SymbolSpec
 from sims.forkstate import DEFAULT_DEPOSITS_USD, ForkStateMeta, build_fork_state, deploy_market
 from sims.report import (
@@ -379,14 +379,22 @@ def _fresh_data_dir(out_dir: Path) -> Path:
 
 
 async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> None:
-    """Shut the agent down (cancel all) while the world mines a block per simulated second."""
+    """Shut the agent down (cancel all), mining a block whenever a transaction waits in the pool.
+
+    Blocks follow the agent's transactions, not wall time: mining on a wall-clock beat made the
+    block count (and the base fee, and so the gas paid) depend on how long the shutdown's waits
+    took on a loaded machine, and two runs of one seed differed.
+    """
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
-    for _ in range(60):
+    deadline = time.monotonic() + 35.0
+    while time.monotonic() < deadline:
         done, _pending = await asyncio.wait({task}, timeout=0.05)
         if done:
             break
-        clock.set(clock() + 1.0)
-        world.mine(int(clock()))
+        pool = world.node.rpc("txpool_status", [])
+        if int(str(pool.get("pending", "0x0")), 16) > 0:
+            clock.set(clock() + 1.0)
+            world.mine(int(clock()))
     await task
 
 
@@ -415,7 +423,7 @@ async def run_scenario(
     stop: asyncio.Event | None = None,
 ) -> StressResult:
     """Run `scenario` on a fresh fork of `upstream` and write its report into `out_dir`."""
-    from agent.runtime import build_agent  # heavy: only when a run starts
+    from agent.app import build_agent  # heavy: only when a run starts
 
     opts = opts or StressOptions()
     if opts.short_s is not None and opts.short_s < scenario.duration_s:

@@ -36,12 +36,12 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from agent.chain.abi import AbiCodec
-from agent.chain.anvil import Anvil
 from agent.chain.contracts import load_artifact, market_abi
 from agent.chain.deploy import Deployment
 from agent.chain.signer import dev_account
 from agent.errors import ChainError, ConfigError
 from agent.types import Side
+from sims.anvil import Anvil
 from sims.scenario import Step, TakerOrder
 
 __all__ = [

@@ -8,8 +8,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.chain.signer import dev_account
+from sims.anvil import Anvil, AnvilConfig
 
 ACCOUNT_NAMES = ("deployer", "maker", "taker", "keeper", "attacker")
 

@@ -11,7 +11,7 @@ import pytest
 def test_no_anvil_left_from_this_session() -> None:
     import os
 
-    import agent.chain.anvil as mod
+    import sims.anvil as mod
 
     # Nodes still tracked as live are the session fixture's (torn down after this test); any other
     # live anvil whose parent is us is an orphan in the making.

@@ -40,7 +40,6 @@ __all__ = [
     "MarketConfig",
     "SignerAccount",
     "TxSigner",
-    "cli_main",
     "deploy_market",
     "send_transaction",
 ]
@@ -333,52 +332,3 @@ def deploy_market(
     if record_path is not None:
         dep.save(record_path)
     return dep
-
-
-def cli_main(argv: list[str]) -> int:
-    """``mm-agent deploy --config mm.toml --out deployments/NAME.json``: deploy a market.
-
-    The RPC, chain id and signing key come from the config (``[chain]``, ``[signer]``); market
-    parameters from flags (defaults: an ETH-like market with $0.01 ticks and 0.001 lots). Without
-    ``--token`` / ``--oracle`` a faucet token and a manual price feed are deployed (test chains).
-    """
-    import argparse
-
-    from agent.chain.signer import load_signer
-    from agent.config import key_source, load_config
-
-    ap = argparse.ArgumentParser(prog="mm-agent deploy", description=cli_main.__doc__)
-    ap.add_argument("--config", required=True, type=Path)
-    ap.add_argument("--out", required=True, type=Path, help="deployment record to write")
-    ap.add_argument("--token", help="existing 6-decimal collateral token")
-    ap.add_argument("--oracle", help="existing Chainlink AggregatorV3 feed (8 decimals)")
-    defaults = MarketConfig()
-    ap.add_argument("--tick-size", type=int, default=defaults.tick_size)
-    ap.add_argument("--lot-size", type=int, default=defaults.lot_size)
-    ap.add_argument("--initial-price", type=float, default=3000.0, help="manual feed's first price")
-    ap.add_argument("--funding-interval-s", type=int, default=defaults.funding_interval_s)
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config)
-    w3 = Web3(Web3.HTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 60}))
-    if int(w3.eth.chain_id) != cfg.chain.chain_id:
-        raise ConfigError(
-            f"chain.chain_id: config says {cfg.chain.chain_id}, the RPC is chain {w3.eth.chain_id}"
-        )
-    signer = load_signer(key_source(cfg), cfg.chain.chain_id)
-    config = MarketConfig(
-        tick_size=args.tick_size,
-        lot_size=args.lot_size,
-        funding_interval_s=args.funding_interval_s,
-        initial_price=int(args.initial_price * 10**8),
-    )
-    dep = deploy_market(
-        w3,
-        SignerAccount(signer),
-        config,
-        token=args.token,
-        oracle=args.oracle,
-        record_path=args.out,
-    )
-    print(f"market {dep.market} on chain {dep.chain_id} at block {dep.block_number}")
-    print(f"record written to {args.out}: point chain.deployment_file at it")
-    return 0

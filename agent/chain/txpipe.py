@@ -61,9 +61,9 @@ from eth_utils.address import to_checksum_address
 from agent.chain.abi import DecodedError, ErrorDecoder
 from agent.chain.rpc import AsyncRpc, RpcError, RpcHealth
 from agent.chain.signer import Signer
+from agent.chain.txjournal import DelaySample, IntentRow, TxJournal, TxRow
 from agent.errors import GasOverBudget, RpcUnavailable, TxError
 from agent.errors import TxReverted as TxRevertedError
-from agent.store import DelaySample, IntentRow, Journal, TxRow
 
 __all__ = [
     "Dropped",
@@ -482,7 +482,7 @@ class TxPipeline:
         self,
         rpc: AsyncRpc,
         signer: Signer,
-        journal: Journal,
+        journal: TxJournal,
         config: TxPipelineConfig | None = None,
         *,
         error_abis: Iterable[Sequence[Mapping[str, Any]]] = (),

@@ -7,31 +7,76 @@ Reads
 Events
     One ``eth_getLogs`` per poll over the market's address. Reorganisations are detected by block
     hash (the last processed block's hash is re-checked every poll); events from orphaned blocks
-    are undone (an ``"undo"`` event with the original key) and the range is read again.
+    are undone (a :class:`~agent.venue.base.ReorgUndo` carrying the original event) and the range
+    is read again.
 Writes
-    A quote refresh is one ``batch(cancelIds, places)`` transaction. At most one quote transaction
-    is in flight: a newer decision *replaces* the pending one at the same nonce (bumped fees)
-    instead of queueing behind it, and ``cancel_all`` pre-empts a pending quote the same way.
+    A quote refresh is one ``batch(cancelIds, places)`` transaction whose places expire on chain
+    at the given time. At most one quote transaction is in flight: a newer decision *replaces* the
+    pending one at the same nonce (bumped fees) instead of queueing behind it, and ``cancel_all``
+    pre-empts a pending quote the same way. Once a quote or cancel-all transaction of ours is known
+    to have landed in block B, a batch decided from a snapshot of a block before B is refused
+    (:class:`~agent.venue.base.StaleSnapshot`): it would place again what already rests.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
 from agent.chain.abi import AbiCodec, DecodedLog
 from agent.chain.rpc import AsyncRpc, RpcError
-from agent.chain.txpipe import TxHandle, TxIntent, TxPipeline
+from agent.chain.txpipe import (
+    Dropped,
+    Failed,
+    Included,
+    Replaced,
+    Reverted,
+    TxHandle,
+    TxIntent,
+    TxPipeline,
+)
 from agent.errors import ChainError, VenueError
-from agent.types import Fill, Lots, Order, Quote, Side, Tick
-from agent.venue.base import BookSnapshot, FundingState, MarketInfo, PositionState, VenueEvent
+from agent.types import (
+    BookSnapshot,
+    Fill,
+    FundingState,
+    Lots,
+    Order,
+    PositionState,
+    Quote,
+    Side,
+    Tick,
+    VenueSnapshot,
+)
+from agent.venue.base import (
+    AccountHealthReading,
+    AllOrdersCancelled,
+    FundingPaid,
+    FundingSettled,
+    Liquidated,
+    MarketEvent,
+    MarketInfo,
+    OrderCancelled,
+    OrderExpired,
+    OrderPlaced,
+    OwnFill,
+    ReorgUndo,
+    StaleSnapshot,
+    Trade,
+    TxIncluded,
+    TxLost,
+    TxOutcome,
+    TxReverted,
+    Venue,
+    VenueIo,
+)
 
-__all__ = ["FLAG_POST_ONLY", "DexMarketParams", "DexSnapshot", "DexVenue"]
+__all__ = ["FLAG_POST_ONLY", "DexMarketParams", "DexVenue"]
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +88,10 @@ _MAX_TICK = 2**24  # uint24 tick
 _MAX_LOTS = 2**48  # uint48 lots
 _DECIMALS_SELECTOR = "0x313ce567"  # decimals()
 _LATEST_ROUND_SELECTOR = "0xfeaf968c"  # latestRoundData(); updatedAt is the 4th word
-_ORDER_EVENTS = {
-    "OrderPlaced": "placed",
-    "OrderCancelled": "cancelled",
-    "AllOrdersCancelled": "cancelled_all",
-}
+_CANCEL_EXPIRED = 1  # OrderCancelled.reason of an order pruned at its expiry
+_ORDER_CHANGING = frozenset({"quote", "cancel_all"})
+"""Purposes of our transactions that change our resting orders (a landed one makes older
+snapshots stale for quoting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,29 +125,6 @@ class DexMarketParams:
     def base(self, lots: int) -> float:
         """Base units of `lots`."""
         return lots * self.lot_size_wei / _WAD
-
-
-@dataclass(frozen=True, slots=True)
-class DexSnapshot:
-    """One consistent read of the market and our account."""
-
-    block_number: int
-    block_hash: str
-    block_time_s: int
-    base_fee_wei: int
-    gas_used: int
-    gas_limit: int
-    oracle_updated_s: int
-    """The oracle's latest ``updatedAt`` (0 when unreadable)."""
-    book: BookSnapshot
-    index: float | None
-    """None when the oracle is stale or invalid (see `index_error`)."""
-    index_error: str | None
-    mark: float | None
-    funding: FundingState
-    position: PositionState | None
-    """None when the view reverted (it needs a fresh oracle); keep the last known one."""
-    open_orders: tuple[Order, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +205,17 @@ class DexVenue:
         self._last_hash: str | None = None
         # The event poll's reorg check, fetched inside the snapshot's batch (see `snapshot`).
         self._prefetch: _ReorgPrefetch | None = None
-        self._seen: dict[int, list[VenueEvent]] = {}
+        self._seen: dict[int, list[MarketEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
         self._block_hashes: dict[int, str] = {}
+        self._orders_changed_block = -1
+        """The block of our last landed order-changing transaction (see `snapshot_current`)."""
+        self._started = False
 
     # -- set-up --------------------------------------------------------------------------------
 
     async def connect(self, expected_chain_id: int | None = None) -> None:
-        """Check chain id and code at the market; load the market's parameters."""
+        """Check chain id and code at the market, load its parameters, start the pipeline."""
         if expected_chain_id is not None:
             chain_id = int(await self.rpc.call("eth_chainId"), 16)
             if chain_id != expected_chain_id:
@@ -245,6 +269,11 @@ class DexVenue:
         )
         if self._last_block is None:
             self._last_block = max(self.start_block - 1, int(logs[0]["blockNumber"], 16) - 1)
+        if not self._started:
+            # The write path resumes what the journal holds (re-broadcasts, settles) only once
+            # the market is known to be the configured one.
+            await self.pipe.start()
+            self._started = True
 
     def market_info(self) -> MarketInfo:
         """Static parameters as floats for the model."""
@@ -257,11 +286,9 @@ class DexVenue:
             taker_fee_bps=float(p.taker_fee_bps),
             funding_interval_s=p.funding_interval_s,
             collateral_decimals=p.collateral_decimals,
+            keeper_reward=p.keeper_reward_raw / p.unit,
+            market_id=self.market_address,
         )
-
-    def market(self) -> MarketInfo:
-        """Alias of :meth:`market_info` (the Venue protocol name)."""
-        return self.market_info()
 
     def _params(self) -> DexMarketParams:
         if self.params is None:
@@ -270,7 +297,7 @@ class DexVenue:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def snapshot(self) -> DexSnapshot:
+    async def snapshot(self) -> VenueSnapshot:
         """Read everything a decision needs in one round trip."""
         p = self._params()
         c = self.codec
@@ -350,7 +377,7 @@ class DexVenue:
             )
             for o in c.decode_output("openOrders", orders_r)[0]
         )
-        return DexSnapshot(
+        return VenueSnapshot(
             block_number=number,
             block_hash=str(block["hash"]),
             block_time_s=int(block["timestamp"], 16),
@@ -377,25 +404,6 @@ class DexVenue:
         decoded = self.pipe.decode_revert(_revert_bytes(err))
         return decoded.name or decoded.message
 
-    async def book(self, depth: int) -> BookSnapshot:
-        """Aggregated book levels (one round trip)."""
-        return (await self.snapshot()).book
-
-    async def open_orders(self) -> list[Order]:
-        """Our resting orders as the chain sees them now."""
-        return list((await self.snapshot()).open_orders)
-
-    async def position(self) -> PositionState:
-        """Our account state; raises when the view cannot be read (stale oracle)."""
-        pos = (await self.snapshot()).position
-        if pos is None:
-            raise VenueError("accountState reverted (oracle stale or invalid)")
-        return pos
-
-    async def funding(self) -> FundingState:
-        """The market's funding clock and rates."""
-        return (await self.snapshot()).funding
-
     # -- writes --------------------------------------------------------------------------------
 
     def quote_in_flight(self) -> str | None:
@@ -406,6 +414,72 @@ class DexVenue:
         if st is None or st.terminal:
             self._quote_intent = None
         return self._quote_intent
+
+    def in_flight(self, handle: str) -> bool:
+        """True while the transaction behind `handle` (an intent id) is not final."""
+        st = self.pipe.status(handle)
+        return st is not None and not st.terminal
+
+    def io_health(self) -> VenueIo:
+        """The pipeline's and the RPC's health, as the risk engine and keeper read it."""
+        h = self.pipe.health
+        pending = self.pipe.pending()
+        fees = self.pipe.last_fees
+        return VenueIo(
+            ok=h.ok,
+            total_calls=h.total_calls,
+            total_failures=h.total_failures,
+            oldest_pending_sent_s=min(
+                (p.sent_s for p in pending if p.sent_s is not None), default=None
+            ),
+            pending=len(pending),
+            cancel_pending=any(p.purpose == "cancel_all" for p in pending),
+            gas_price_wei=fees.base_fee_wei + fees.tip_wei if fees is not None else None,
+        )
+
+    def snapshot_current(self, snap: VenueSnapshot) -> bool:
+        """False when an order-changing transaction of ours landed after `snap`'s block."""
+        return snap.block_number >= self._orders_changed_block
+
+    async def poll_outcomes(self) -> list[TxOutcome]:
+        """Outcomes of our transactions since the last call (the pipeline's receipts)."""
+        out: list[TxOutcome] = []
+        for ev in await self.pipe.poll():
+            if isinstance(ev, Included):
+                d = ev.delay
+                if ev.purpose in _ORDER_CHANGING:
+                    self._orders_changed_block = max(self._orders_changed_block, d.block_number)
+                out.append(
+                    TxIncluded(
+                        handle=ev.intent_id,
+                        purpose=ev.purpose,
+                        block_number=d.block_number,
+                        submitted_s=d.submitted_s,
+                        included_s=d.included_s,
+                        delay_blocks=d.delay_blocks,
+                        gas_used=d.gas_used,
+                        gas_cost_native=_gas_cost_native(ev.receipt),
+                    )
+                )
+            elif isinstance(ev, Reverted):
+                block = int(str(ev.receipt.get("blockNumber", "0x0")), 16)
+                out.append(
+                    TxReverted(
+                        handle=ev.intent_id,
+                        purpose=ev.purpose,
+                        block_number=block,
+                        reason=ev.error.name or ev.error.message,
+                        gas_cost_native=_gas_cost_native(ev.receipt),
+                    )
+                )
+            elif isinstance(ev, Dropped):
+                taken = ev.action == "nonce_reused"
+                out.append(TxLost(ev.intent_id, ev.purpose, ev.action, taken, not taken))
+            elif isinstance(ev, Replaced):
+                out.append(TxLost(ev.intent_id, ev.purpose, "replaced", True, False))
+            elif isinstance(ev, Failed):
+                out.append(TxLost(ev.intent_id, ev.purpose, ev.reason, False, False))
+        return out
 
     def _intent_id(self, purpose: str) -> str:
         return f"{purpose}-{self.session}-{next(self._seq)}"
@@ -453,9 +527,24 @@ class DexVenue:
         return bytes(out)
 
     async def replace_quotes(
-        self, cancel_ids: Sequence[int], quotes: Sequence[Quote], expiry_s: int = 0
+        self,
+        cancel_ids: Sequence[int],
+        quotes: Sequence[Quote],
+        expiry_s: int = 0,
+        based_on_block: int | None = None,
     ) -> str:
         """Send one batch transaction; replace the pending quote tx rather than queue behind it.
+
+        Parameters
+        ----------
+        cancel_ids, quotes
+            The order diff: ids to cancel and post-only quotes to place.
+        expiry_s
+            Chain timestamp at which the placed quotes die on their own (0: never).
+        based_on_block
+            The block of the snapshot the diff was computed from. A batch of ours that landed
+            after it is not in that snapshot, so the diff would place its orders again:
+            :class:`~agent.venue.base.StaleSnapshot` is raised and nothing is sent.
 
         Returns
         -------
@@ -463,6 +552,11 @@ class DexVenue:
             The intent id. Raises :class:`~agent.errors.GasOverBudget` when the base fee is above
             the pipeline's ceiling (nothing is sent).
         """
+        if based_on_block is not None and based_on_block < self._orders_changed_block:
+            raise StaleSnapshot(
+                f"decided from block {based_on_block}, but our order change landed in block "
+                f"{self._orders_changed_block}: not sent (decide again from a fresh snapshot)"
+            )
         intent = TxIntent(
             intent_id=self._intent_id("quote"),
             purpose="quote",
@@ -540,8 +634,8 @@ class DexVenue:
         )
         return handle.intent_id
 
-    async def account_health(self, account: str) -> tuple[float, float, int] | None:
-        """(equity, maintenance margin, position lots) of any account; None if unreadable."""
+    async def account_health(self, account: str) -> AccountHealthReading | None:
+        """Equity, maintenance margin and position lots of any account; None if unreadable."""
         p = self._params()
         data = self.codec.encode_call("accountState", to_checksum_address(account))
         try:
@@ -551,13 +645,13 @@ class DexVenue:
         except RpcError:
             return None
         a = self.codec.decode_output("accountState", raw)[0]
-        return int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1])
+        return AccountHealthReading(int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1]))
 
     # -- events --------------------------------------------------------------------------------
 
     async def poll_events(
         self, head: int | None = None, head_hash: str | None = None
-    ) -> list[VenueEvent]:
+    ) -> list[MarketEvent]:
         """Return new events since the last poll, each once; undo events of orphaned blocks.
 
         Parameters
@@ -569,7 +663,7 @@ class DexVenue:
             blk = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
             head, head_hash = int(blk["number"], 16), str(blk["hash"])
         prefetch, self._prefetch = self._prefetch, None
-        out: list[VenueEvent] = []
+        out: list[MarketEvent] = []
         if prefetch is None or not prefetch.no_reorg(self._last_block, self._last_hash, head):
             out += await self._check_reorg()
         start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
@@ -597,7 +691,7 @@ class DexVenue:
             self._seen.pop(b, None)
         return out
 
-    async def _check_reorg(self) -> list[VenueEvent]:
+    async def _check_reorg(self) -> list[MarketEvent]:
         if self._last_block is None or self._last_hash is None:
             return []
         blk = await self.rpc.call("eth_getBlockByNumber", [hex(self._last_block), False])
@@ -612,18 +706,9 @@ class DexVenue:
             if cur is not None and str(cur["hash"]) == self._block_hashes[b]:
                 fork_point = b
                 break
-        undo: list[VenueEvent] = []
+        undo: list[MarketEvent] = []
         for b in sorted((b for b in self._seen if b > fork_point), reverse=True):
-            for ev in reversed(self._seen.pop(b)):
-                undo.append(
-                    VenueEvent(
-                        kind="undo",
-                        block_number=b,
-                        key=ev.key,
-                        fill=ev.fill,
-                        data={"kind": ev.kind, "amount": ev.amount},
-                    )
-                )
+            undo.extend(ReorgUndo(b, ev.key, ev) for ev in reversed(self._seen.pop(b)))
         for b in [b for b in self._block_hashes if b > fork_point]:
             self._block_hashes.pop(b)
         log.warning(
@@ -633,89 +718,74 @@ class DexVenue:
         self._last_hash = self._block_hashes.get(self._last_block)
         return undo
 
-    def _route(self, d: DecodedLog) -> list[VenueEvent]:
+    def _route(self, d: DecodedLog) -> list[MarketEvent]:
         p = self._params()
         a = d.args
         me = self._acct_lower
-        evs: list[VenueEvent] = []
+        b, key = d.block_number, d.key
         if d.name == "Fill":
             maker, taker = str(a["maker"]).lower(), str(a["taker"]).lower()
-            taker_side = int(a["takerSide"])
-            evs.append(
-                VenueEvent(
-                    kind="trade",
-                    block_number=d.block_number,
-                    key=d.key,
-                    data={
-                        "price": p.price(int(a["tick"])),
-                        "size": p.base(int(a["lots"])),
-                        "taker_side": taker_side,
-                        "maker": maker,
-                        "taker": taker,
-                    },
+            taker_side = Side(int(a["takerSide"]))
+            evs: list[MarketEvent] = [
+                Trade(
+                    b,
+                    key,
+                    price=p.price(int(a["tick"])),
+                    size_base=p.base(int(a["lots"])),
+                    taker_side=taker_side,
+                    maker=maker,
+                    taker=taker,
                 )
-            )
+            ]
             if maker == me or taker == me:
                 ours_maker = maker == me
-                side = Side(1 - taker_side) if ours_maker else Side(taker_side)
-                fee = int(a["makerFee"]) if ours_maker else int(a["takerFee"])
                 fill = Fill(
                     order_id=int(a["makerOrderId"]) if ours_maker else 0,
-                    side=side,
+                    side=Side(1 - taker_side) if ours_maker else taker_side,
                     price_ticks=Tick(int(a["tick"])),
                     size_lots=Lots(int(a["lots"])),
-                    fee_raw=fee,
-                    block_number=d.block_number,
+                    fee_raw=int(a["makerFee"]) if ours_maker else int(a["takerFee"]),
+                    block_number=b,
                     tx_hash=d.tx_hash,
                     log_index=d.log_index,
                 )
-                evs.append(
-                    VenueEvent(
-                        kind="fill",
-                        block_number=d.block_number,
-                        key=d.key + ":own",
-                        fill=fill,
-                        data={"maker": ours_maker, "client_id": int(a["makerClientId"])},
-                    )
+                evs.append(OwnFill(b, key + ":own", fill, ours_maker, int(a["makerClientId"])))
+            return evs
+        if d.name == "FundingSettled":
+            rate, index = int(a["rate"]) / _WAD, int(a["indexPrice"]) / p.unit
+            return [FundingSettled(b, key, int(a["epoch"]), rate, index)]
+        if d.name == "Liquidation":
+            return [Liquidated(b, key, str(a["account"]), str(a["keeper"]))]
+        if str(a.get("account", "")).lower() != me:
+            return []
+        if d.name == "FundingPaid":
+            return [FundingPaid(b, key, -int(a["amount"]) / p.unit)]
+        if d.name == "OrderPlaced":
+            return [
+                OrderPlaced(
+                    b,
+                    key,
+                    order_id=int(a["orderId"]),
+                    client_id=int(a["clientId"]),
+                    side=Side(int(a["side"])),
+                    price_ticks=int(a["tick"]),
+                    lots=int(a["lots"]),
+                    expiry_s=int(a["expiry"]),
                 )
-        elif d.name == "FundingPaid" and str(a["account"]).lower() == me:
-            evs.append(
-                VenueEvent(
-                    kind="funding",
-                    block_number=d.block_number,
-                    key=d.key,
-                    amount=-int(a["amount"]) / p.unit,
-                )
-            )
-        elif d.name == "FundingSettled":
-            evs.append(
-                VenueEvent(
-                    kind="funding_settled",
-                    block_number=d.block_number,
-                    key=d.key,
-                    data={
-                        "epoch": int(a["epoch"]),
-                        "rate": int(a["rate"]) / _WAD,
-                        "index": int(a["indexPrice"]) / p.unit,
-                    },
-                )
-            )
-        elif d.name == "Liquidation":
-            evs.append(
-                VenueEvent(
-                    kind="liquidation",
-                    block_number=d.block_number,
-                    key=d.key,
-                    data={"account": str(a["account"]), "keeper": str(a["keeper"])},
-                )
-            )
-        elif d.name in _ORDER_EVENTS and str(a["account"]).lower() == me:
-            evs.append(
-                VenueEvent(
-                    kind=_ORDER_EVENTS[d.name], block_number=d.block_number, key=d.key, data=dict(a)
-                )
-            )
-        return evs
+            ]
+        if d.name == "OrderCancelled":
+            kind = OrderExpired if int(a["reason"]) == _CANCEL_EXPIRED else OrderCancelled
+            oid, cid, rem = int(a["orderId"]), int(a["clientId"]), int(a["remainingLots"])
+            return [kind(b, key, oid, cid, rem)]
+        if d.name == "AllOrdersCancelled":
+            return [AllOrdersCancelled(b, key)]
+        return []
+
+
+def _gas_cost_native(receipt: Mapping[str, Any]) -> float:
+    used = int(str(receipt.get("gasUsed", "0x0")), 16)
+    price = int(str(receipt.get("effectiveGasPrice", "0x0")), 16)
+    return used * price / 1e18
 
 
 def _revert_bytes(err: RpcError) -> bytes:
@@ -728,3 +798,9 @@ def _revert_bytes(err: RpcError) -> bytes:
         except ValueError:
             return b""
     return b""
+
+
+if TYPE_CHECKING:
+    # mypy checks that DexVenue conforms to the Venue protocol the runtime is typed against.
+    def _conforms(v: DexVenue) -> Venue:
+        return v

@@ -21,10 +21,10 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from agent.chain.abi import ErrorDecoder
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import MarketConfig, deploy_market, send_transaction
 from agent.chain.signer import dev_account
+from sims.anvil import Anvil, AnvilConfig
 from sims.bench import BenchResult
 
 __all__ = ["measure", "run"]

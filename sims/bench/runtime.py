@@ -31,12 +31,13 @@ async def _measure(fsync: bool) -> list[float]:
     from hexbytes import HexBytes
     from web3 import Web3
 
-    from agent.chain.anvil import Anvil
+    from agent.app import build_agent
     from agent.chain.contracts import load_artifact, market_abi
     from agent.chain.deploy import MarketConfig, deploy_market, send_transaction
     from agent.chain.signer import dev_account
     from agent.config import AgentConfig
-    from agent.runtime import build_agent
+    from agent.venue.dex import DexVenue
+    from sims.anvil import Anvil
 
     with tempfile.TemporaryDirectory() as tmp, Anvil() as node:
         w3 = node.w3
@@ -90,7 +91,8 @@ async def _measure(fsync: bool) -> list[float]:
         await agent.start()
         await agent.step()
         sent_at: list[float] = []
-        rpc = agent.pipe._rpc  # the benchmark's probe point: where signed bytes leave us
+        assert isinstance(agent.venue, DexVenue)
+        rpc = agent.venue.pipe._rpc  # the benchmark's probe point: where signed bytes leave us
         original = rpc.call
 
         async def probe(method: str, params: list[Any] | None = None, **kw: Any) -> Any:
@@ -105,15 +107,19 @@ async def _measure(fsync: bool) -> list[float]:
             for i in range(_N):
                 sim_now[0] += 1.0  # one event per simulated second, like one block per second
                 t_sim = sim_now[0]
-                await agent._poll_pipe()  # let the previous quote tx resolve (untimed)
+                await agent.absorb_outcomes()  # let the previous quote tx resolve (untimed)
                 shift = 200 if i % 2 == 0 else -200  # ±$2 moves: always worth a refresh
                 bids = tuple((t + shift, n) for t, n in base.book.bids)
                 asks = tuple((t + shift, n) for t, n in base.book.asks)
+                # The chain's current head and our orders on it; the book and index are moved.
+                head = await agent.venue.snapshot()
                 snap = dataclasses.replace(
                     base,
+                    block_number=head.block_number,
+                    block_hash=head.block_hash,
                     book=dataclasses.replace(base.book, bids=bids, asks=asks),
                     index=(base.index or 3000.0) + shift * 0.01,
-                    open_orders=tuple((await agent.venue.snapshot()).open_orders),
+                    open_orders=head.open_orders,
                 )
                 agent._block_seen_s = t_sim  # each event stands for a new block
                 n0 = len(sent_at)

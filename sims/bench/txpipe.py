@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.chain.rpc import AsyncRpc, RpcConfig
 from agent.chain.signer import DevKey, load_signer
 from agent.chain.txpipe import Included, TxIntent, TxPipeline, TxPipelineConfig
 from agent.store import Journal
+from sims.anvil import Anvil, AnvilConfig
 from sims.bench import BenchResult
 
 __all__ = ["run"]

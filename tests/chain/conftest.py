@@ -13,9 +13,9 @@ from web3 import Web3
 from web3.contract import Contract
 
 from agent.chain.abi import ErrorDecoder
-from agent.chain.anvil import Anvil
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
+from sims.anvil import Anvil
 
 TICK_USD = 0.01
 LOT_BASE = 0.01

@@ -12,8 +12,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from agent.chain.anvil import Anvil, AnvilConfig, find_anvil
 from agent.errors import ToolchainError
+from sims.anvil import Anvil, AnvilConfig, find_anvil
 
 pytestmark = pytest.mark.chain
 
@@ -192,7 +192,7 @@ def test_missing_binary_gives_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(ToolchainError, match="ANVIL_BIN"):
         find_anvil()
     monkeypatch.delenv("ANVIL_BIN")
-    monkeypatch.setattr("agent.chain.anvil._REPO_ROOT", tmp_path)
+    monkeypatch.setattr("sims.anvil._REPO_ROOT", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError, match=r"run \./scripts/setup"):
         find_anvil()
@@ -210,7 +210,7 @@ def test_no_orphan_when_python_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal, time
-        from agent.chain.anvil import Anvil
+        from sims.anvil import Anvil
         node = Anvil().start()
         open({str(pidfile)!r}, "w").write(str(node.pid))
         os.kill(os.getpid(), signal.SIGKILL)

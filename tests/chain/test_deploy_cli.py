@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.chain.anvil import Anvil
 from agent.chain.deploy import Deployment
+from sims.anvil import Anvil
 
 pytestmark = pytest.mark.chain
 

@@ -14,10 +14,10 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from agent.chain.abi import ErrorDecoder
-from agent.chain.anvil import Anvil
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
 from agent.errors import ToolchainError, TxReverted
+from sims.anvil import Anvil
 
 pytestmark = pytest.mark.chain
 

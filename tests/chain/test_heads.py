@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil
+from agent.app import build_agent
 from agent.chain.heads import HeadWatcher, ws_url_for
 from agent.config import AgentConfig
-from agent.runtime import build_agent
+from sims.anvil import Anvil
 
 pytestmark = pytest.mark.chain
 

@@ -20,10 +20,10 @@ import pytest_asyncio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil
 from agent.chain.signer import dev_account
 from agent.config import AgentConfig, load_config
 from agent.preflight import Check, CheckStatus, format_report, run_preflight
+from sims.anvil import Anvil
 from sims.cex import SimConfig, SimServer
 
 from ..hedge.cex_simkit import FAST, SYMBOL

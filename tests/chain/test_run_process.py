@@ -17,8 +17,8 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil
 from agent.store import Journal
+from sims.anvil import Anvil
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 

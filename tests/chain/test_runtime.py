@@ -15,10 +15,13 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.anvil import Anvil
+from agent.app import build_agent
 from agent.config import AgentConfig
 from agent.risk.engine import RiskState
-from agent.runtime import Agent, build_agent
+from agent.runtime import Agent
+from agent.types import Lots, Quote, Side, Tick
+from agent.venue.base import StaleSnapshot
+from sims.anvil import Anvil
 from sims.cex import Faults, SimServer
 from sims.cex.exchange import SimConfig, SymbolSpec
 
@@ -407,3 +410,59 @@ async def test_shutdown_cancel_that_loses_its_nonce_to_the_mined_quote_is_sent_a
             await r
     assert raced, "the race was staged"
     assert dex.open_orders(maker) == []
+
+
+@pytest.mark.asyncio
+async def test_a_batch_mined_after_the_snapshot_is_not_sent_again_at_a_fresh_nonce(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13 item 7: under live timing the agent sent the same batch twice (12 orders on 6
+    levels). The cycle read its snapshot while the previous batch was pending; the batch was
+    mined; the receipt poll then said "nothing in flight" and the stale snapshot said "nothing
+    rests", so the same ladder went out again at the next nonce."""
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    maker = accounts["maker"].address
+    levels = agent.params.levels
+    anvil.set_automine(False)
+    try:
+        await agent.step()  # the first batch waits in the mempool
+        assert agent.venue.quote_in_flight() is not None
+        assert dex.open_orders(maker) == []
+        real_snapshot = agent.venue.snapshot
+        mined: list[int] = []
+
+        async def snapshot_then_block() -> Any:
+            snap = await real_snapshot()
+            if not mined:  # the batch is mined right after this cycle read the chain
+                anvil.mine()
+                mined.append(snap.block_number)
+            return snap
+
+        monkeypatch.setattr(agent.venue, "snapshot", snapshot_then_block)
+        clock.advance(1.0)
+        await agent.step()
+        assert mined, "the race was staged"
+        monkeypatch.setattr(agent.venue, "snapshot", real_snapshot)
+        for _ in range(2):  # whatever the cycle sent lands; the next cycle sees it
+            anvil.mine()
+            clock.advance(1.0)
+            await agent.step()
+        anvil.mine()
+        orders = dex.open_orders(maker)
+        per_side = {side: sum(1 for o in orders if o[2] == side) for side in (BID, ASK)}
+        assert 0 < per_side[BID] <= levels and 0 < per_side[ASK] <= levels, per_side
+        # The venue refuses such a batch on its own too (whoever decides from the old block).
+        with pytest.raises(StaleSnapshot):
+            await agent.venue.replace_quotes(
+                [], [Quote(Side.BID, Tick(290_000), Lots(1))], based_on_block=mined[0]
+            )
+        assert not agent.venue.quote_in_flight()
+    finally:
+        anvil.set_automine(True)
+        await _close(agent, closers)

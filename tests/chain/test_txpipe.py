@@ -20,7 +20,6 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from agent.chain.anvil import Anvil, AnvilConfig
 from agent.chain.rpc import AsyncRpc, RpcConfig
 from agent.chain.signer import DevKey, EnvKey, Signer, dev_account, load_signer
 from agent.chain.txpipe import (
@@ -38,6 +37,7 @@ from agent.chain.txpipe import (
 )
 from agent.errors import GasOverBudget, TxReverted
 from agent.store import Journal
+from sims.anvil import Anvil, AnvilConfig
 
 pytestmark = pytest.mark.chain
 

@@ -217,7 +217,7 @@ async def test_unread_position_never_arms(sim: SimServer) -> None:
 async def test_runtime_hedge_leg_close_leaves_the_position(sim: SimServer) -> None:
     # `mm-agent cancel-all` and a failed start-up assemble the leg exactly like this (resume at
     # assembly, before any chain read) and close it: the hedge must stay where it is.
-    from agent.runtime import HedgeLeg
+    from agent.hedging import HedgeLeg
 
     journal = MemoryJournal()
     await hedged(sim, journal, -1.1)

@@ -38,7 +38,7 @@ from agent.errors import ChainError, ToolchainError
 
 __all__ = ["Anvil", "AnvilConfig", "find_anvil"]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 _LISTENING = re.compile(r"Listening on ([0-9.]+):(\d+)")
 
 

@@ -1,0 +1,87 @@
+"""The event book: venue events into the journal and the P&L ledger, each exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.book import EventBook
+from agent.pnl import PnlLedger
+from agent.store import Journal
+from agent.types import Fill, Lots, Side, Tick
+from agent.venue.base import (
+    FundingPaid,
+    MarketInfo,
+    OrderPlaced,
+    OwnFill,
+    ReorgUndo,
+    Trade,
+)
+
+MARKET = MarketInfo(0.01, 0.01, 10.0, -1.0, 5.0, 3600, 6, market_id="0xmarket")
+
+
+def _book(
+    tmp_path: Path,
+) -> tuple[EventBook, Journal, PnlLedger, list[tuple[float, float]], set[str]]:
+    journal = Journal(tmp_path / "j.sqlite", fsync=False)
+    ledger = PnlLedger()
+    trades: list[tuple[float, float]] = []
+    accounts: set[str] = set()
+    book = EventBook(
+        journal,
+        ledger,
+        MARKET,
+        "0xMe",
+        on_trade=lambda t, d: trades.append((t, d)),
+        on_account=accounts.add,
+        note=lambda _: None,
+    )
+    return book, journal, ledger, trades, accounts
+
+
+def _own_fill(log_index: int = 3) -> OwnFill:
+    # We sold 0.05 at $3001 (maker, 1 bp rebate: fee −15 raw units of a 6-decimal token).
+    fill = Fill(7, Side.ASK, Tick(300_100), Lots(5), -15, 10, "0xabc", log_index)
+    return OwnFill(10, f"0xabc:{log_index}:own", fill, True, 1)
+
+
+def test_a_fill_is_booked_once_and_a_reorg_undoes_it_exactly(tmp_path: Path) -> None:
+    book, journal, ledger, _, _ = _book(tmp_path)
+    assert book.apply([_own_fill()], 3000.0, 1.0) == 1
+    assert book.apply([_own_fill()], 3000.0, 2.0) == 0  # a re-poll is not a second fill
+    assert ledger.snapshot().spread == pytest.approx(0.05)
+    assert len(journal.fills()) == 1
+    book.apply([ReorgUndo(10, "0xabc:3:own", _own_fill())], 2990.0, 3.0)
+    assert journal.fills() == []
+    assert ledger.snapshot().spread == pytest.approx(0.0, abs=1e-12)
+    assert ledger.snapshot().fees == pytest.approx(0.0, abs=1e-12)
+    journal.close()
+
+
+def test_trades_feed_the_estimator_and_the_keeper_but_not_with_our_own_address(
+    tmp_path: Path,
+) -> None:
+    book, journal, _, trades, accounts = _book(tmp_path)
+    book.apply([Trade(9, "0x1:0", 3001.5, 0.1, Side.BID, "0xme", "0xother")], 3000.0, 5.0)
+    assert trades == [(5.0, pytest.approx(1.5))]
+    assert accounts == {"0xother"}
+    journal.close()
+
+
+def test_funding_is_journaled_with_its_log_key_and_order_events_change_nothing(
+    tmp_path: Path,
+) -> None:
+    book, journal, ledger, _, _ = _book(tmp_path)
+    book.apply(
+        [
+            FundingPaid(11, "0xdef:4", -1.25),
+            OrderPlaced(11, "0xdef:5", 8, 2, Side.BID, 299_000, 5, 0),
+        ],
+        3000.0,
+        6.0,
+    )
+    assert ledger.snapshot().funding == pytest.approx(-1.25)
+    assert journal.funding_total_raw("0xmarket") == 1_250_000  # paid: positive raw
+    journal.close()
