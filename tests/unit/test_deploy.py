@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.cli import _COMMANDS
+from agent.cli import _commands
 from agent.config import load_config
 from agent.telemetry import Health, MetricsRegistry
 
@@ -185,7 +185,7 @@ def test_compose_services_reference_what_exists() -> None:
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
         # Our image's entrypoint is mm-agent: its first argument must be a real subcommand.
         if svc.get("image", "").startswith("${MM_AGENT_IMAGE") and "entrypoint" not in svc:
-            assert svc["command"][0] in _COMMANDS, (name, svc["command"])
+            assert svc["command"][0] in _commands(), (name, svc["command"])
 
 
 def test_compose_agent_config_loads_and_matches_the_stack() -> None:
