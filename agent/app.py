@@ -66,7 +66,7 @@ def typed_settings(cfg: AgentConfig) -> TypedSettings:
     """
     return TypedSettings(
         model=table_to_dataclass(ModelParams, cfg.quoting, "quoting"),
-        risk=risk_limits_from_table(cfg.risk),
+        risk=risk_limits_from_table(_with_oracle_heartbeat(cfg.risk, cfg.chain.oracle_heartbeat_s)),
         tx=table_to_dataclass(TxPipelineConfig, cfg.tx, "tx"),
         hedge=table_to_dataclass(
             HedgerConfig, {"symbol": cfg.hedge.symbol, **cfg.hedge.policy}, "hedge.policy"
@@ -206,6 +206,21 @@ def risk_limits_from_table(table: dict[str, Any]) -> RiskLimits:
         for k, v in table.items()
     }
     return table_to_dataclass(RiskLimits, names(merged, "risk"), "risk")
+
+
+def _with_oracle_heartbeat(risk: dict[str, Any], heartbeat_s: float | None) -> dict[str, Any]:
+    """``[risk]`` with ``[chain] oracle_heartbeat_s`` passed to the risk engine.
+
+    The feed's heartbeat is a fact about the deployment, so it lives in ``[chain]``; an explicit
+    ``[risk]`` setting wins. A risk engine that takes the heartbeat itself
+    (``RiskLimits.oracle_heartbeat_s``) derives its bands; one that does not gets the same
+    bands, 1.5 and 3 heartbeats, as its ``oracle_age_s``.
+    """
+    if heartbeat_s is None or "oracle_heartbeat_s" in risk or "oracle_age_s" in risk:
+        return risk
+    if "oracle_heartbeat_s" in {f.name for f in dataclasses.fields(RiskLimits)}:
+        return {**risk, "oracle_heartbeat_s": heartbeat_s}
+    return {**risk, "oracle_age_s": {"warn": 1.5 * heartbeat_s, "breach": 3.0 * heartbeat_s}}
 
 
 def _restored_state(journal: Journal) -> RiskState:
