@@ -114,7 +114,7 @@ class FeedPusher:
 
 
 def run_keeper(
-    pusher: FeedPusher,
+    push: Callable[[Decimal], str],
     read_mid: Callable[[], Decimal],
     settings: KeeperSettings,
     stop: threading.Event,
@@ -123,8 +123,9 @@ def run_keeper(
 ) -> int:
     """Push until `stop` is set; return the number of pushes.
 
-    `read_mid` is a zero-argument callable returning the exchange mid; a failed read or push is
-    logged and retried at the next poll (the feed then ages, and the agent's risk engine sees it).
+    `push` publishes a price and returns the transaction hash (:meth:`FeedPusher.push`);
+    `read_mid` returns the exchange mid. A failed read or push is logged and retried at the next
+    poll (the feed then ages, and the agent's risk engine sees it).
     """
     last_price: Decimal | None = None
     last_push = -float("inf")
@@ -138,7 +139,7 @@ def run_keeper(
                 or abs(mid - last_price) / last_price * 10_000 >= settings.deviation_bps
             )
             if moved or now - last_push >= settings.interval_s:
-                tx = pusher.push(mid)
+                tx = push(mid)
                 last_price, last_push = mid, now
                 pushes += 1
                 log.info("oracle pushed %s (tx %s)", f"{mid:.2f}", tx)
@@ -231,6 +232,6 @@ def oracle_cli_main(argv: list[str]) -> int:
             f"(or {settings.deviation_bps:g} bps)",
             flush=True,
         )
-        n = run_keeper(pusher, lambda: exchange_mid(client, cfg.hedge.symbol), settings, stop)
+        n = run_keeper(pusher.push, lambda: exchange_mid(client, cfg.hedge.symbol), settings, stop)
     print(f"oracle keeper stopped after {n} pushes", flush=True)
     return 0
