@@ -49,9 +49,11 @@ _LOCAL = """\
 [chain]
 rpc_url = "{rpc_url}"
 chain_id = {chain_id}
-deployment_file = "{deployment_file}"   # `mm-agent deploy --config THIS --out ...` writes it
-# The manual feed `deploy` creates is kept fresh by `mm-agent oracle --from-exchange
-# --interval-s 5`: the oracle-age limits are 1.5 and 3 of these heartbeats.
+# Written by `mm-agent deploy --config mm.toml --out deployments/local.json --dev-index 0`
+# (deployed by dev account 0, so the maker, account 1, does not share its nonces).
+deployment_file = "{deployment_file}"
+# The manual feed `deploy` creates is kept fresh by `mm-agent oracle --config mm.toml
+# --from-exchange --interval-s 5 --dev-index 0`: the oracle-age limits are 1.5 and 3 heartbeats.
 oracle_heartbeat_s = {oracle_heartbeat_s}
 
 [signer]
