@@ -83,9 +83,8 @@ def dashboard_snapshot(agent: Any, world: ChainWorld, step: Step) -> DashboardSn
     )
 
 
-async def _demo(args: argparse.Namespace) -> StressResult | None:
+async def _demo(args: argparse.Namespace, stop: asyncio.Event) -> StressResult | None:
     scenario = load_scenario("demo")
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
@@ -141,14 +140,16 @@ def run_demo(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("agent").setLevel(logging.ERROR)
     res: StressResult | None = None
+    stop = asyncio.Event()  # set by SIGINT/SIGTERM
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handlers are in place
-        res = asyncio.run(_demo(args))
+        res = asyncio.run(_demo(args, stop))
     if res is None:
         print("\ndemo interrupted during set-up: nothing ran, no report", file=sys.stderr)
         return 130
     verdict = "all invariants held" if res.passed else "INVARIANTS FAILED"
+    ended = "stopped early (Ctrl-C)" if stop.is_set() else "finished"
     print(
-        f"\ndemo finished: {res.steps} blocks, {verdict}.\n"
+        f"\ndemo {ended}: {res.steps} blocks, {verdict}.\n"
         f"report: {res.paths.html.resolve()}\n"
         f"        {res.paths.json.resolve()}"
     )

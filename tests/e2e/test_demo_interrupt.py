@@ -58,6 +58,6 @@ def test_ctrl_c_stops_the_demo_cleanly_and_writes_the_report(tmp_path: Path) -> 
     assert (out_dir / "index.html").is_file()
     assert f"report: {(out_dir / 'index.html').resolve()}" in out
     # Stopped early, not run to the end: fewer blocks than the 300 s scenario has.
-    blocks = int(out.split("demo finished: ")[1].split(" blocks")[0])
+    blocks = int(out.split("demo stopped early (Ctrl-C): ")[1].split(" blocks")[0])
     assert 0 < blocks < 300, out[-500:]
     assert report  # a parsed, non-empty report
