@@ -177,7 +177,7 @@ def oracle_cli_main(argv: list[str]) -> int:
 
     Keep the deployment's manual price feed at the exchange mid until SIGINT/SIGTERM.
     """
-    from agent.app import read_deployment
+    from agent.app import key_source, read_deployment
     from agent.config import load_config
     from agent.telemetry import configure_logging
 
@@ -200,7 +200,7 @@ def oracle_cli_main(argv: list[str]) -> int:
     source = signer_from_flags(args)
     if source is None:
         raise ConfigError(
-            "oracle: name the feed deployer's key (--keystore PATH --password-file PATH, "
+            "name the feed deployer's key (--keystore PATH --password-file PATH, "
             "--key-env NAME or --dev-index N); the maker's key must not push"
         )
     w3 = Web3(Web3.HTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 30}))
@@ -209,7 +209,14 @@ def oracle_cli_main(argv: list[str]) -> int:
             f"chain.chain_id: config says {cfg.chain.chain_id}, the RPC is chain {w3.eth.chain_id}"
         )
     market, _ = read_deployment(cfg)
-    pusher = FeedPusher(w3, SignerAccount(load_signer(source, cfg.chain.chain_id)), market)
+    signer = load_signer(source, cfg.chain.chain_id)
+    if signer.address.lower() == load_signer(key_source(cfg), cfg.chain.chain_id).address.lower():
+        raise ConfigError(
+            f"{signer.address} is also the agent's key ([signer]); two processes on one "
+            "key race for nonces. Deploy the market with a separate key (mm-agent deploy "
+            "--keystore ...) and keep its feed with that key"
+        )
+    pusher = FeedPusher(w3, SignerAccount(signer), market)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -223,7 +230,7 @@ def oracle_cli_main(argv: list[str]) -> int:
             exchange_mid(client, cfg.hedge.symbol)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             raise AgentError(
-                f"oracle: cannot read {cfg.hedge.symbol} at {cfg.hedge.base_url}: {exc}"
+                f"cannot read {cfg.hedge.symbol} at {cfg.hedge.base_url}: {exc}"
             ) from exc
         # One parseable line so a supervisor (or a test) knows the keeper is up.
         print(
