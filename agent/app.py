@@ -8,6 +8,7 @@ stress runner and the benchmarks call it. The config arrives typed (:mod:`agent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from agent.hedge.binance import BinanceFuturesClient, ClientConfig, Credentials
 from agent.hedge.hedger import Hedger
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
-from agent.risk.engine import RiskEngine, RiskState
+from agent.risk.engine import RiskEngine, RiskLimits, RiskState
 from agent.runtime import Agent
 from agent.store import Journal
 from agent.telemetry import Health
@@ -79,7 +80,11 @@ async def build_agent(
         venue=venue,
         journal=journal,
         model_params=cfg.quoting,
-        risk=RiskEngine(cfg.risk, start_s=clock(), initial_state=_restored_state(journal)),
+        risk=RiskEngine(
+            _with_oracle_heartbeat(cfg.risk, cfg.chain.oracle_heartbeat_s),
+            start_s=clock(),
+            initial_state=_restored_state(journal),
+        ),
         keeper=KeeperPolicy(
             settle_funding=cfg.keeper.settle_funding,
             liquidate=cfg.keeper.liquidate,
@@ -99,6 +104,18 @@ async def build_agent(
 
     closers.append(close_journal)
     return agent, closers
+
+
+def _with_oracle_heartbeat(risk: RiskLimits, heartbeat_s: float | None) -> RiskLimits:
+    """``[risk]`` with the feed's heartbeat from ``[chain] oracle_heartbeat_s``.
+
+    The heartbeat is a fact about the deployment, so it lives in ``[chain]``; the risk engine
+    derives its oracle-age band from it (1.5 and 3 heartbeats). ``[risk] oracle_heartbeat_s``, when
+    set, wins.
+    """
+    if heartbeat_s is None or risk.oracle_heartbeat_s is not None:
+        return risk
+    return dataclasses.replace(risk, oracle_heartbeat_s=heartbeat_s)
 
 
 def _restored_state(journal: Journal) -> RiskState:
