@@ -29,7 +29,7 @@ from agent.store import Journal
 from agent.telemetry import Health
 from agent.venue.dex import DexVenue
 
-__all__ = ["Closer", "build_agent"]
+__all__ = ["Closer", "build_agent", "risk_limits"]
 
 Closer = Callable[[], Awaitable[None] | None]
 """What :func:`build_agent` returns to be called after :meth:`Agent.run` (sync or async)."""
@@ -81,7 +81,7 @@ async def build_agent(
         journal=journal,
         model_params=cfg.quoting,
         risk=RiskEngine(
-            _with_oracle_heartbeat(cfg.risk, cfg.chain.oracle_heartbeat_s),
+            risk_limits(cfg),
             start_s=clock(),
             initial_state=_restored_state(journal),
         ),
@@ -106,14 +106,16 @@ async def build_agent(
     return agent, closers
 
 
-def _with_oracle_heartbeat(risk: RiskLimits, heartbeat_s: float | None) -> RiskLimits:
+def risk_limits(cfg: AgentConfig) -> RiskLimits:
     """``[risk]`` with the feed's heartbeat from ``[chain] oracle_heartbeat_s``.
 
     The heartbeat is a fact about the deployment, so it lives in ``[chain]``; the risk engine
-    derives its oracle-age band from it (1.5 and 3 heartbeats). ``[risk] oracle_heartbeat_s``, when
-    set, wins.
+    derives its oracle-age band from it (1.5 and 3 heartbeats). A ``[risk]`` that sets
+    ``oracle_heartbeat_s`` or its own ``oracle_age_s`` band wins.
     """
-    if heartbeat_s is None or risk.oracle_heartbeat_s is not None:
+    risk, heartbeat_s = cfg.risk, cfg.chain.oracle_heartbeat_s
+    explicit = risk.oracle_heartbeat_s is not None or risk.oracle_age_s != RiskLimits().oracle_age_s
+    if heartbeat_s is None or explicit:
         return risk
     return dataclasses.replace(risk, oracle_heartbeat_s=heartbeat_s)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import typed_settings
+from agent.app import risk_limits
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.init import render_profile, unfilled_placeholders
@@ -29,8 +29,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_local_profile_passes_check_as_written(tmp_path: Path) -> None:
+    # The format check: no node runs here (the live preflight is tests/chain/test_preflight.py).
     assert _cli("init", "--network", "local", cwd=tmp_path).returncode == 0
-    out = _cli("run", "--config", "mm.toml", "--check", cwd=tmp_path)
+    out = _cli("run", "--config", "mm.toml", "--check", "--offline", cwd=tmp_path)
     assert out.returncode == 0 and "mm.toml: OK" in out.stdout, out.stderr
     cfg = load_config(tmp_path / "mm.toml")
     assert cfg.hedge.symbol == "ETHUSDT" and cfg.chain.chain_id == 31337
@@ -48,7 +49,7 @@ def test_testnet_profile_is_refused_until_every_placeholder_is_filled(tmp_path: 
         "signer.keystore_path",
         "signer.password_file",
     ]
-    for args in (("--check",), ()):
+    for args in (("--check",), ("--check", "--offline"), ()):
         out = _cli("run", "--config", "mm.toml", *args, cwd=tmp_path)
         assert out.returncode == 1
         assert "chain.rpc_url, chain.oracle_heartbeat_s" in out.stderr and "FILL_ME" in out.stderr
@@ -73,16 +74,16 @@ def test_unknown_profile_is_refused() -> None:
 def test_oracle_heartbeat_sets_the_oracle_age_band(tmp_path: Path) -> None:
     cfg_file = tmp_path / "mm.toml"
     cfg_file.write_text("[chain]\noracle_heartbeat_s = 20.0\n")
-    band = typed_settings(load_config(cfg_file)).risk.oracle_age_s
+    band = risk_limits(load_config(cfg_file)).oracle_band()
     assert (band.warn, band.breach) == (30.0, 60.0)
     # An explicit [risk] band still wins.
     cfg_file.write_text(
         "[chain]\noracle_heartbeat_s = 20.0\n[risk.oracle_age_s]\nwarn = 5.0\nbreach = 9.0\n"
     )
-    band = typed_settings(load_config(cfg_file)).risk.oracle_age_s
+    band = risk_limits(load_config(cfg_file)).oracle_band()
     assert (band.warn, band.breach) == (5.0, 9.0)
     # Unset: the default band.
-    band = typed_settings(load_config(None, env={})).risk.oracle_age_s
+    band = risk_limits(load_config(None, env={})).oracle_band()
     assert (band.warn, band.breach) == (10.0, 30.0)
 
 
