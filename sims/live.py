@@ -194,6 +194,8 @@ class _Producer(threading.Thread):
         self._stats = stats
         self.stop_event = threading.Event()
         self.paused = threading.Event()
+        self.lock = threading.Lock()
+        """Held while a block is mined (the producer's or :meth:`LiveHandle.mine_now`'s)."""
         self.slot = -1
         """Index of the last timeline slot handled (len(tl) and above: the tail)."""
 
@@ -208,14 +210,20 @@ class _Producer(threading.Thread):
 
     def _mine(self, client: httpx.Client, ts: int, fee_gwei: float | None) -> None:
         w = self._world
-        ts = max(ts, w.last_ts + 1)
-        if fee_gwei is not None:
-            self._rpc(client, "anvil_setNextBlockBaseFeePerGas", [hex(int(fee_gwei * _GWEI))])
-        self._rpc(client, "evm_mine", [ts])
-        # The world's own bookkeeping, as ChainWorld.mine keeps it.
-        w.last_ts = ts
-        w.block += 1
-        w.stats.blocks_mined += 1
+        with self.lock:
+            ts = max(ts, w.last_ts + 1)
+            if fee_gwei is not None:
+                self._rpc(client, "anvil_setNextBlockBaseFeePerGas", [hex(int(fee_gwei * _GWEI))])
+            self._rpc(client, "evm_mine", [ts])
+            # The world's own bookkeeping, as ChainWorld.mine keeps it.
+            w.last_ts = ts
+            w.block += 1
+            w.stats.blocks_mined += 1
+
+    def mine_now(self) -> None:
+        """Mine one extra block at once (between the producer's slots)."""
+        with httpx.Client(timeout=10.0) as client:
+            self._mine(client, int(self._clock()), None)
 
     def run(self) -> None:
         dt_s = self._tl.scenario.block_time_s
@@ -269,6 +277,10 @@ class LiveHandle:
     """The agent's configured levels per side."""
     _producer: _Producer
     _world_lock: asyncio.Lock
+
+    async def mine_now(self) -> None:
+        """Mine one block now, between the producer's slots (whatever is in the pool)."""
+        await asyncio.to_thread(self._producer.mine_now)
 
     async def restart_node(self, down_s: float = 1.0) -> None:
         """Restart the node on the same port, its state kept (anvil dumps it on exit).
@@ -421,7 +433,9 @@ async def run_live(
         os.environ[_KEY_ENV] = sim.config.api_key
         os.environ[_SECRET_ENV] = sim.config.api_secret
         async with sim:
-            cfg = _agent_config(rpc_url, data_dir / "deployment.json", data_dir, sim.url, base_cfg)
+            cfg = _agent_config(
+                rpc_url, data_dir / "deployment.json", data_dir, sim.url, base_cfg, opts.strategy
+            )
             agent, closers = await build_agent(cfg, clock=clock)
             if agent.hedger is not None:
                 client = agent.hedger.client

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -86,6 +87,10 @@ class RpcProxy:
         self._port: int | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closed = asyncio.Event()
+        self.before_answer: Callable[[bytes], Awaitable[None]] | None = None
+        """Awaited with each forwarded request's body after the node answered and before the
+        answer is held and sent: a test makes something happen on chain *between* a read and
+        its answer reaching the client (a block landing while a snapshot is in flight)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -188,6 +193,8 @@ class RpcProxy:
             # The node is down (a restart): the client sees a 502, as behind a real gateway.
             self.stats.upstream_errors += 1
             return web.Response(status=502, text="upstream unavailable")
+        if self.before_answer is not None:
+            await self.before_answer(body)
         lo, hi = self._delay_ms
         if hi > 0:
             await asyncio.sleep(self._rng.uniform(lo, hi) / 1000.0)
