@@ -215,6 +215,8 @@ def format_sweep(rows: list[dict[str, Any]], scenario: str) -> str:
         m, s = ms["mean"], ms["std"]
         if not math.isfinite(m):
             return "-"
+        if 0 < max(abs(m), abs(s)) < 1:  # gas in native units, inventory in base
+            return f"{m:.4g} ± {s:.2g}"
         return f"{m:,.2f} ± {s:,.2f}"
 
     head = ["metric", *[f"{r['strategy']} (n={len(r['seeds'])})" for r in rows]]
