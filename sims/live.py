@@ -445,6 +445,8 @@ async def run_live(
                     backoff_max_s=client.config.backoff_max_s / speed,
                     lookup_interval_s=client.config.lookup_interval_s / speed,
                 )
+            producer: _Producer | None = None
+            tasks: list[asyncio.Task[None]] = []
             try:
                 breach = agent.risk.limits.inventory_cap_ratio.breach
                 cap = agent.base_params.inventory_cap_base
@@ -472,6 +474,7 @@ async def run_live(
                 world_task = asyncio.create_task(
                     _drive_world(world, tl, clock, start_ts, opts, stats, levels, world_lock, stop)
                 )
+                tasks += [agent_task, world_task] + ([extra] if extra is not None else [])
                 await _sample(
                     agent, world, sim, tl, clock, start_ts, opts, rec, on_step, agent_task, stop
                 )
@@ -497,6 +500,15 @@ async def run_live(
                     start_ts=start_ts, pos0=pos0, epoch0=epoch0, started_at=started_at,
                 )  # fmt: skip
             finally:
+                # On an error mid-run nothing may keep running: the tasks, then the producer.
+                for t in tasks:
+                    if not t.done():
+                        t.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await t
+                if producer is not None and producer.is_alive():
+                    producer.stop_event.set()
+                    await asyncio.to_thread(producer.join, 10.0)
                 if agent.hedger is not None:
                     with contextlib.suppress(Exception):
                         await agent.hedger.client.aclose()
