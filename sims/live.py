@@ -163,6 +163,8 @@ class _LiveStats:
     blocks_late: int = 0
     max_mine_lag_s: float = 0.0
     mine_errors: int = 0
+    mine_rpc_s: float = 0.0
+    """Wall seconds the producer spent in its mining RPCs (the node's share of any lag)."""
     world_errors: int = 0
     max_world_lag_s: float = 0.0
     chain_samples: int = 0
@@ -199,22 +201,24 @@ class _Producer(threading.Thread):
         self.slot = -1
         """Index of the last timeline slot handled (len(tl) and above: the tail)."""
 
-    def _rpc(self, client: httpx.Client, method: str, params: list[Any]) -> Any:
-        r = client.post(
-            self._url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        )
-        msg = r.json()
-        if "error" in msg:
-            raise ChainError(f"{method} failed: {msg['error']}")
-        return msg.get("result")
+    def _rpc(self, client: httpx.Client, calls: list[tuple[str, list[Any]]]) -> None:
+        # One HTTP round trip for the base fee and the block: the producer's lag is what it adds.
+        body = [
+            {"jsonrpc": "2.0", "id": k, "method": m, "params": p} for k, (m, p) in enumerate(calls)
+        ]
+        for msg in client.post(self._url, json=body).json():
+            if "error" in msg:
+                raise ChainError(f"{calls[int(msg['id'])][0]} failed: {msg['error']}")
 
     def _mine(self, client: httpx.Client, ts: int, fee_gwei: float | None) -> None:
         w = self._world
         with self.lock:
             ts = max(ts, w.last_ts + 1)
+            calls: list[tuple[str, list[Any]]] = []
             if fee_gwei is not None:
-                self._rpc(client, "anvil_setNextBlockBaseFeePerGas", [hex(int(fee_gwei * _GWEI))])
-            self._rpc(client, "evm_mine", [ts])
+                calls.append(("anvil_setNextBlockBaseFeePerGas", [hex(int(fee_gwei * _GWEI))]))
+            calls.append(("evm_mine", [ts]))
+            self._rpc(client, calls)
             # The world's own bookkeeping, as ChainWorld.mine keeps it.
             w.last_ts = ts
             w.block += 1
@@ -244,6 +248,7 @@ class _Producer(threading.Thread):
                     self._stats.blocks_late += 1
                 self._stats.max_mine_lag_s = max(self._stats.max_mine_lag_s, lag)
                 step = self._tl[min(i, n - 1)]
+                t_rpc = time.perf_counter()
                 try:
                     if i >= n:  # the quiet tail: a block a slot at the quiet base fee
                         self._mine(client, self._start_ts + round(t_s), self._quiet_fee)
@@ -260,6 +265,7 @@ class _Producer(threading.Thread):
                     # A restarting node: the slot passes without a block, as it would live.
                     self._stats.mine_errors += 1
                     log.info("block producer: slot %d not mined: %s", i, exc)
+                self._stats.mine_rpc_s += time.perf_counter() - t_rpc
                 i += 1
 
 
@@ -531,6 +537,9 @@ async def run_live(
         "over_levels": stats.over_levels[:10],
         "blocks_mined_late": stats.blocks_late,
         "max_mine_lag_s": round(stats.max_mine_lag_s, 3),
+        "mine_rpc_wall_ms_per_block": round(
+            1e3 * stats.mine_rpc_s / max(world.stats.blocks_mined, 1), 2
+        ),
         "max_world_lag_s": round(stats.max_world_lag_s, 3),
         "slots_lost": stats.mine_errors,
         "world_errors": stats.world_errors,
