@@ -87,6 +87,7 @@ from sims.world import ChainWorld, MarketDeployment, WorldStats
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
+    from sims.live import LiveOptions
 
 __all__ = [
     "SHORT_DURATION_S",
@@ -883,13 +884,18 @@ def _stress_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _live_options(args: argparse.Namespace) -> Any:
+def _live_options(args: argparse.Namespace) -> LiveOptions:
     from sims.live import DEFAULT_SPEED, LiveOptions
 
     delay: tuple[float, float] | None = None
     if args.rpc_delay_ms:
         lo, _, hi = str(args.rpc_delay_ms).partition("-")
-        delay = (float(lo), float(hi or lo))
+        try:
+            delay = (float(lo), float(hi or lo))
+        except ValueError:
+            raise ConfigError(
+                f"--rpc-delay-ms {args.rpc_delay_ms!r}: use LO-HI, e.g. 300-800"
+            ) from None
     return LiveOptions(speed=args.speed or DEFAULT_SPEED, rpc_delay_ms=delay)
 
 
