@@ -402,15 +402,33 @@ def _fresh_data_dir(out_dir: Path) -> Path:
 
 
 async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> None:
-    """Shut the agent down (cancel all) while the world mines a block per simulated second."""
+    """Shut the agent down (cancel all), mining a block whenever a transaction of ours waits.
+
+    Blocks follow the agent's transactions, not the wall clock (an earlier version mined one per
+    50 ms of wall time, so a slow machine mined more blocks and the same seed's report differed),
+    and each block is one simulated second later.
+    """
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
-    for _ in range(60):
-        done, _pending = await asyncio.wait({task}, timeout=0.05)
+    mined = 0
+    while mined < 60:
+        done, _pending = await asyncio.wait({task}, timeout=0.01)
         if done:
             break
+        if not _agent_txs_waiting(world):
+            continue
         clock.set(clock() + 1.0)
         world.mine(int(clock()))
+        mined += 1
     await task
+
+
+def _agent_txs_waiting(world: ChainWorld) -> bool:
+    """True when a transaction of the agent waits in the node's pool."""
+    content = world.node.txpool_content()
+    me = world.agent_address.lower()
+    return any(
+        sender.lower() == me for group in ("pending", "queued") for sender in content.get(group, {})
+    )
 
 
 def _apply_cex(sim: SimServer, step: Step, rng: random.Random, current: dict[str, Any]) -> None:
