@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def test_live_run_holds_every_invariant(upstream: Upstream, tmp_path: Path, name
     assert on_disk["live"] == live
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging for a terminal (root handler, agent loggers at ERROR): undo
+    it, or later tests that read the agent's warnings see nothing."""
+    root, agent = logging.getLogger(), logging.getLogger("agent")
+    handlers, level, agent_level = list(root.handlers), root.level, agent.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    agent.setLevel(agent_level)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_cli_live_mode_and_seeds_table(
     state_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -75,6 +89,7 @@ def test_cli_live_mode_and_seeds_table(
     assert set(row) >= {"pnl", "pnl_gas", "max_dd_usd", "two_sided_pct", "flaps_per_h"}
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_cli_refuses_live_flags_in_lockstep(state_file: Path) -> None:
     with pytest.raises(SystemExit):
         cli_main(["--scenario", "calm", "--speed", "4", "--state", str(state_file)])
