@@ -408,6 +408,11 @@ async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> N
     50 ms of wall time, so a slow machine mined more blocks and the same seed's report differed),
     and each block is one simulated second later.
     """
+    # A quote sent in the last step lands first, so the shutdown never races it: whether the
+    # cancel-all replaced it or followed it would depend on wall time.
+    if _agent_txs_waiting(world):
+        clock.set(clock() + 1.0)
+        world.mine(int(clock()))
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
     mined = 0
     while mined < 60:
