@@ -7,6 +7,7 @@ import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 import {FundingMath} from "./libraries/FundingMath.sol";
+import {LibBit} from "solady/utils/LibBit.sol";
 
 /// @title PerpMarketExtension
 /// @notice The cold half of a PerpMarket: collateral, keepers and views. Only meaningful when
@@ -54,6 +55,9 @@ contract PerpMarketExtension is PerpMarketBase {
             c = _load();
             _sync(c, true);
             _settleFunding(c, a, msg.sender);
+            // As in liquidation: dead orders at the top must not set the mark checked here.
+            _pruneTop(c, BID);
+            _pruneTop(c, ASK);
         }
         a.m.collateral = (int256(a.m.collateral) - amount.toInt256()).toInt96();
         (int256 equity, uint256 im) = _equityAndInitial(c, a);
@@ -80,6 +84,33 @@ contract PerpMarketExtension is PerpMarketBase {
         _fees = 0;
         _collateral.safeTransfer(_feeRecipient, amount);
         emit FeesClaimed(_feeRecipient, amount);
+    }
+
+    /// @notice See IPerpMarket.
+    function cancelAll() external delegated {
+        uint256 id = _idOf(msg.sender);
+        Margin storage m = _margins[id];
+        uint32 epoch = m.orderEpoch + 1;
+        m.orderEpoch = epoch;
+        m.bidNotional = 0;
+        m.askNotional = 0;
+        m.orderSlots = 0;
+        emit AllOrdersCancelled(msg.sender, epoch);
+    }
+
+    /// @notice See IPerpMarket.
+    function cancelExpired() external delegated returns (uint256 cancelled) {
+        Acct memory a = _loadMargin(_idOf(msg.sender));
+        Ctx memory c;
+        uint256 slots = a.m.orderSlots;
+        for (uint256 slot; slot < MAX_ORDERS; ++slot) {
+            if (slots >> slot & 1 == 0) continue;
+            uint256 key = _indexKey(a.id, slot);
+            Order memory o = _orders[key];
+            if (o.expiry != 0 && o.expiry <= block.timestamp && _cancel(c, a, _orderIdOf(key, o))) ++cancelled;
+        }
+        _storeMargin(a);
+        _store(c);
     }
 
     // ------------------------------------------------------------------ keepers
@@ -121,6 +152,7 @@ contract PerpMarketExtension is PerpMarketBase {
         a.m.orderEpoch += 1;
         a.m.bidNotional = 0;
         a.m.askNotional = 0;
+        a.m.orderSlots = 0;
         emit AllOrdersCancelled(account, a.m.orderEpoch);
 
         int256 pos = a.ps.lots;
@@ -199,21 +231,38 @@ contract PerpMarketExtension is PerpMarketBase {
     }
 
     /// @notice See IPerpMarket.
+    /// @dev Reads the account's own index (see `_orderIndex`): O(its resting orders), whatever
+    ///      else is on the book.
     function openOrders(address account) external view returns (OrderView[] memory out) {
         uint256 id = accountIdOf[account];
-        uint256 count;
-        out = new OrderView[](0);
-        if (id == 0) return out;
-        for (uint8 pass; pass < 2; ++pass) {
-            if (pass == 1) out = new OrderView[](count);
-            count = 0;
-            for (uint8 side; side < 2; ++side) {
-                uint256 tick = side == BID ? _book.bestBid : _book.bestAsk;
-                while (tick != 0) {
-                    count = _collectLevel(id, side, tick, out, count, pass == 1);
-                    tick = side == BID ? _bidBits.nextBelow(tick) : _askBits.nextAbove(tick);
-                }
+        uint256 slots = id == 0 ? 0 : _loadWord(_slotOf(_margins[id])) >> M_SLOTS;
+        out = new OrderView[](LibBit.popCount(slots));
+        uint256 n;
+        uint256 w;
+        uint256 loaded = type(uint256).max; // the index word in `w`
+        for (uint256 slot; slots >> slot != 0; ++slot) {
+            if (slots >> slot & 1 == 0) continue;
+            if (slot / 3 != loaded) {
+                loaded = slot / 3;
+                w = _loadWord(_slotOf(_orderIndex, (id << 8) | loaded));
             }
+            uint256 key = (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+            uint256 ow = _loadWord(_slotOf(_orders[key]));
+            // A set bit always names a resting order of this epoch; it may have expired.
+            uint256 expiry = uint32(ow >> O_EXPIRY);
+            if (expiry != 0 && expiry <= block.timestamp) continue;
+            // The level's base is fixed while the order rests: it turns the key into the id.
+            uint256 base = uint40(_loadWord(_slotOf(_levels[(key >> ID_SIDE << LEVEL_SIDE) | uint24(key >> ID_TICK)])) >> L_BASE);
+            OrderView memory v = out[n++];
+            v.orderId = (uint256(uint40(ow >> O_SEQ)) << ID_SEQ) | (key >> ID_TICK << ID_TICK) | (uint40(key) + base);
+            v.clientId = uint64(ow >> O_CLIENT);
+            v.side = uint8(key >> ID_SIDE);
+            v.tick = uint24(key >> ID_TICK);
+            v.lots = uint48(ow >> O_LOTS);
+            v.expiry = uint32(expiry);
+        }
+        assembly ("memory-safe") {
+            mstore(out, n)
         }
     }
 
@@ -368,6 +417,10 @@ contract PerpMarketExtension is PerpMarketBase {
 
     function keeperReward() external view returns (uint256) {
         return _keeperReward;
+    }
+
+    function markBandBps() external view returns (uint256) {
+        return _markBandBps;
     }
 
     /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.

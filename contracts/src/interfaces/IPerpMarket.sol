@@ -71,6 +71,12 @@ interface IPerpMarket is IPerpMarketTypes {
     /// @notice Cancel every resting order of the caller in O(1) (see `AllOrdersCancelled`).
     function cancelAll() external;
 
+    /// @notice Cancel every expired resting order of the caller, freeing their index slots (an
+    ///         account holds at most 32 resting orders). `place` and `batch` do this by
+    ///         themselves when all slots are taken.
+    /// @return cancelled How many orders were cancelled.
+    function cancelExpired() external returns (uint256 cancelled);
+
     // ------------------------------------------------------------------ keepers
 
     /// @notice Close every funding interval whose boundary has passed and pay the caller
@@ -91,7 +97,8 @@ interface IPerpMarket is IPerpMarketTypes {
     /// @notice Up to `depth` price levels of `side` from the best, with live lots per level.
     function bookLevels(uint8 side, uint256 depth) external view returns (uint256[] memory ticks, uint256[] memory lots);
 
-    /// @notice Every live resting order of `account` (scans the book; off-chain use).
+    /// @notice Every live resting order of `account`, from its own order index: the cost does
+    ///         not depend on other accounts' orders.
     function openOrders(address account) external view returns (OrderView[] memory orders);
 
     /// @notice Margin state of `account` at the current mark. Funding owed covers the intervals
@@ -110,7 +117,10 @@ interface IPerpMarket is IPerpMarketTypes {
         view
         returns (uint256 epoch, uint256 nextBoundary, int256 premiumTwap, int256 lastRate, int256 cumulativeIndex);
 
-    /// @notice Median of (index, best bid, best ask), an empty side counting as the index.
+    /// @notice Median of the index, the book mid with each best price clamped to `markBandBps`
+    ///         around the index (an empty side counting as the index) and the index moved by the
+    ///         open interval's premium TWAP: always within `markBandBps` of the index. Margin,
+    ///         withdrawals and liquidation use it; premium samples use the banded mid.
     function markPrice() external view returns (uint256);
 
     /// @notice The oracle price converted to collateral units per whole base unit; reverts if

@@ -75,6 +75,7 @@ abstract contract MarketFixture is Test {
         p.liquidationFeeBps = 100;
         p.liquidationBandBps = 500;
         p.keeperReward = 1e6;
+        p.markBandBps = uint16(MARK_BAND_BPS);
     }
 
     function fund(address who, uint256 amount) internal {
