@@ -6,7 +6,7 @@ import {SafeCastLib} from "solady/utils/SafeCastLib.sol";
 import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
-import {IPerpMarket} from "./interfaces/IPerpMarket.sol";
+import {IPerpMarketHot, IPerpMarketCold} from "./interfaces/IPerpMarket.sol";
 
 /// @dev The extension's parameter hash, checked at deployment.
 interface IParamsHash {
@@ -16,9 +16,10 @@ interface IParamsHash {
 /// @title PerpMarket
 /// @notice One perpetual market: a price-time priority order book with internal collateral
 ///         accounting, hourly funding snapshots and permissionless liquidation. Its ABI is
-///         `IPerpMarket`: the quoting hot path (place, cancel, batch, cancelAll) runs here;
-///         every other function is served by `extension` through the fallback (delegatecall).
-contract PerpMarket is PerpMarketBase {
+///         `IPerpMarket`: the quoting hot path (`IPerpMarketHot`: place, cancel, batch) runs
+///         here; every other function (`IPerpMarketCold`) is served by `extension` through the
+///         fallback (delegatecall).
+contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     using SafeCastLib for uint256;
     using TickBitmap for mapping(uint256 => uint256);
 
@@ -46,7 +47,7 @@ contract PerpMarket is PerpMarketBase {
 
     // ------------------------------------------------------------------ orders
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     function place(Place calldata order) external returns (uint256 orderId) {
         uint256 id = _idOf(msg.sender);
         orderId = _placeResting(id, order);
@@ -190,7 +191,7 @@ contract PerpMarket is PerpMarketBase {
         owner = id | (uint256(uint32(mw >> M_EPOCH)) << O_EPOCH) | (slot << O_SLOT);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     /// @dev Never reads the oracle. The book word is read only if the order's level empties,
     ///      and written, with a premium resample at the cached index, only if a best price moved.
     ///      The same steps as `_cancel` (used by `batch`), on packed words instead of memory
@@ -271,7 +272,7 @@ contract PerpMarket is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds) {
         uint256 id = _idOf(msg.sender);
         bool placing = places.length != 0;
@@ -306,7 +307,7 @@ contract PerpMarket is PerpMarketBase {
     ///      run only then).
     function _reclaimIfFull(uint256 id) internal {
         if (_loadWord(_slotOf(_margins[id])) >> M_SLOTS != type(uint32).max) return;
-        (bool ok,) = extension.delegatecall(abi.encodeWithSelector(IPerpMarket.cancelExpired.selector));
+        (bool ok,) = extension.delegatecall(abi.encodeWithSelector(IPerpMarketCold.cancelExpired.selector));
         if (!ok) revert TooManyOrders(MAX_ORDERS);
     }
 

@@ -7,13 +7,14 @@ import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 import {FundingMath} from "./libraries/FundingMath.sol";
+import {IPerpMarketCold} from "./interfaces/IPerpMarket.sol";
 import {LibBit} from "solady/utils/LibBit.sol";
 
 /// @title PerpMarketExtension
 /// @notice The cold half of a PerpMarket: collateral, keepers and views. Only meaningful when
 ///         reached by delegatecall from `PerpMarket`'s fallback; calling it directly acts on its
 ///         own empty storage, so its state-changing functions refuse direct calls.
-contract PerpMarketExtension is PerpMarketBase {
+contract PerpMarketExtension is PerpMarketBase, IPerpMarketCold {
     using SafeTransferLib for address;
     using SafeCastLib for uint256;
     using SafeCastLib for int256;
@@ -35,7 +36,7 @@ contract PerpMarketExtension is PerpMarketBase {
 
     // ------------------------------------------------------------------ collateral
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function deposit(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         _collateral.safeTransferFrom(msg.sender, address(this), amount);
@@ -46,7 +47,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit Deposit(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function withdraw(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         Acct memory a = _loadAcct(_idOf(msg.sender));
@@ -68,7 +69,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit Withdraw(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function depositInsurance(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         _collateral.safeTransferFrom(msg.sender, address(this), amount);
@@ -77,7 +78,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit InsuranceDeposit(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function claimFees() external delegated returns (uint256 amount) {
         amount = _fees;
         if (amount == 0) revert ZeroAmount();
@@ -86,7 +87,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit FeesClaimed(_feeRecipient, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function cancelAll() external delegated {
         uint256 id = _idOf(msg.sender);
         Margin storage m = _margins[id];
@@ -98,7 +99,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit AllOrdersCancelled(msg.sender, epoch);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function cancelExpired() external delegated returns (uint256 cancelled) {
         Acct memory a = _loadMargin(_idOf(msg.sender));
         Ctx memory c;
@@ -115,7 +116,7 @@ contract PerpMarketExtension is PerpMarketBase {
 
     // ------------------------------------------------------------------ keepers
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function settleFunding() external delegated {
         uint256 boundary = _funding.nextBoundary;
         if (block.timestamp < boundary) revert FundingNotDue(boundary);
@@ -130,7 +131,7 @@ contract PerpMarketExtension is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function liquidate(address account) external delegated {
         Acct memory a = _loadAcct(_idOf(account));
         Ctx memory c = _load();
@@ -204,7 +205,7 @@ contract PerpMarketExtension is PerpMarketBase {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bookLevels(uint8 side, uint256 depth)
         external
         view
@@ -230,7 +231,7 @@ contract PerpMarketExtension is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     /// @dev Reads the account's own index (see `_orderIndex`): O(its resting orders), whatever
     ///      else is on the book.
     function openOrders(address account) external view returns (OrderView[] memory out) {
@@ -266,7 +267,7 @@ contract PerpMarketExtension is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function accountState(address account) external view returns (AccountState memory s) {
         uint256 id = accountIdOf[account];
         if (id == 0) return s;
@@ -285,7 +286,7 @@ contract PerpMarketExtension is PerpMarketBase {
         s.maintenanceMargin = PriceLib.bpsOf(posNotional, _maintenanceMarginBps);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function fundingState()
         external
         view
@@ -302,37 +303,37 @@ contract PerpMarketExtension is PerpMarketBase {
         return (f.epoch, f.nextBoundary, premiumTwap, f.lastRate, _cumFunding);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function markPrice() external view returns (uint256) {
         return _markView();
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function indexPrice() external view returns (uint256) {
         return _readOracle();
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bestBid() external view returns (uint24) {
         return _book.bestBid;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bestAsk() external view returns (uint24) {
         return _book.bestAsk;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function decodeOrderId(uint256 orderId) external pure returns (uint8 side, uint24 tick) {
         return (uint8((orderId >> 64) & 1), uint24(orderId >> 40));
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function insuranceFund() external view returns (int256) {
         return _margins[INSURANCE_ID].collateral;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function accruedFees() external view returns (uint256) {
         return _fees;
     }
