@@ -7,6 +7,7 @@ import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 import {IPerpMarketHot, IPerpMarketCold} from "./interfaces/IPerpMarket.sol";
+import {LibBit} from "solady/utils/LibBit.sol";
 
 /// @dev The extension's parameter hash, checked at deployment.
 interface IParamsHash {
@@ -299,6 +300,45 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
         } else {
             _storeMargin(a);
             _store(c);
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IPerpMarketHot
+    /// @dev Reads the account's own index (see `_orderIndex`): O(its resting orders), whatever
+    ///      else is on the book. Served here rather than by the extension: the agent calls it
+    ///      every cycle, and this saves the delegatecall.
+    function openOrders(address account) external view returns (OrderView[] memory out) {
+        uint256 id = accountIdOf[account];
+        uint256 slots = id == 0 ? 0 : _loadWord(_slotOf(_margins[id])) >> M_SLOTS;
+        out = new OrderView[](LibBit.popCount(slots));
+        uint256 n;
+        uint256 w;
+        uint256 loaded = type(uint256).max; // the index word in `w`
+        for (uint256 slot; slots >> slot != 0; ++slot) {
+            if (slots >> slot & 1 == 0) continue;
+            if (slot / 3 != loaded) {
+                loaded = slot / 3;
+                w = _loadWord(_slotOf(_orderIndex, (id << 8) | loaded));
+            }
+            uint256 key = (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+            uint256 ow = _loadWord(_slotOf(_orders[key]));
+            // A set bit always names a resting order of this epoch; it may have expired.
+            uint256 expiry = uint32(ow >> O_EXPIRY);
+            if (expiry != 0 && expiry <= block.timestamp) continue;
+            // The level's base is fixed while the order rests: it turns the key into the id.
+            uint256 base = uint40(_loadWord(_slotOf(_levels[(key >> ID_SIDE << LEVEL_SIDE) | uint24(key >> ID_TICK)])) >> L_BASE);
+            OrderView memory v = out[n++];
+            v.orderId = (uint256(uint40(ow >> O_SEQ)) << ID_SEQ) | (key >> ID_TICK << ID_TICK) | (uint40(key) + base);
+            v.clientId = uint64(ow >> O_CLIENT);
+            v.side = uint8(key >> ID_SIDE);
+            v.tick = uint24(key >> ID_TICK);
+            v.lots = uint48(ow >> O_LOTS);
+            v.expiry = uint32(expiry);
+        }
+        assembly ("memory-safe") {
+            mstore(out, n)
         }
     }
 

@@ -1031,9 +1031,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _band(uint256 px, uint256 index) internal view returns (uint256) {
-        uint256 lo = index * (BPS - _markBandBps) / BPS;
-        uint256 hi = index * (BPS + _markBandBps) / BPS;
-        return px < lo ? lo : px > hi ? hi : px;
+        uint256 d = index * _markBandBps / BPS; // < index: the band is at most 20%
+        if (px + d < index) return index - d;
+        return px > index + d ? index + d : px;
     }
 
     function _readOracle() internal view returns (uint256) {

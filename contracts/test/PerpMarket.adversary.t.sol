@@ -4,15 +4,12 @@ pragma solidity 0.8.30;
 import {MarketFixture} from "./utils/MarketFixture.sol";
 import {IPerpMarketTypes} from "../src/interfaces/IPerpMarketTypes.sol";
 
-/// @notice The proofs of concept of issue 15, each as a test that failed on the contracts before
-///         the fix: a permissionless adversary (eve) with dead or far-away orders must not make
-///         `openOrders` unusable, move the mark that margin, withdrawals, liquidation and funding
-///         use, block takers or post-only makers, or leave claims above the token balance.
-contract PerpMarketAdversaryTest is MarketFixture {
+/// @notice Actors and the dead-order helper shared by the issue-15 proofs of concept.
+abstract contract AdversaryBase is MarketFixture {
     address internal eve = address(0xE5E);
     address internal mm = address(0x3A3A);
 
-    function setUp() public override {
+    function setUp() public virtual override {
         super.setUp();
         fund(alice, 1_000_000e6);
         fund(bob, 1_000_000e6);
@@ -39,15 +36,21 @@ contract PerpMarketAdversaryTest is MarketFixture {
             }
         }
     }
+}
 
-    // ------------------------------------------------------------------ openOrders
-
-    function test_openOrders_CostIndependentOfForeignDeadOrders() public {
+/// @notice `openOrders` reads only the account's own orders. The book is built in setUp so the
+///         measured call reads cold storage, as an `eth_call` does.
+contract PerpMarketOpenOrdersScaleTest is AdversaryBase {
+    function setUp() public override {
+        super.setUp();
         deadOrders(BID, PX - 100, 10_000, 10);
         for (uint24 i; i < 3; ++i) {
             place(mm, BID, PX - 10 - i, 1, POST);
             place(mm, ASK, PX + 10 + i, 1, POST);
         }
+    }
+
+    function test_openOrders_CostIndependentOfForeignDeadOrders() public {
         // The call alone, as an eth_call pays it (decoding the answer here is not counted).
         bytes memory data = abi.encodeCall(m.openOrders, (mm));
         uint256 g = gasleft();
@@ -59,7 +62,13 @@ contract PerpMarketAdversaryTest is MarketFixture {
         assertLt(used, 50_000, "openOrders gas with 10,000 foreign dead orders");
         assertEq(m.openOrders(eve).length, 0, "eve's orders are dead");
     }
+}
 
+/// @notice The proofs of concept of issue 15, each as a test that failed on the contracts before
+///         the fix: a permissionless adversary (eve) with dead or far-away orders must not make
+///         `openOrders` unusable, move the mark that margin, withdrawals, liquidation and funding
+///         use, block takers or post-only makers, or leave claims above the token balance.
+contract PerpMarketAdversaryTest is AdversaryBase {
     // ------------------------------------------------------------------ mark price
 
     /// @dev carol short 300 lots (3 ETH) at $3000 with $1,000: healthy at the $3000 index.

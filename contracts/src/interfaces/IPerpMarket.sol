@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 import {IPerpMarketTypes} from "./IPerpMarketTypes.sol";
 
 /// @title IPerpMarketHot
-/// @notice The quoting hot path, served by `PerpMarket` itself (see `IPerpMarket`).
+/// @notice The quoting hot path and the agent's per-cycle read of its own orders, served by
+///         `PerpMarket` itself (see `IPerpMarket`).
 interface IPerpMarketHot is IPerpMarketTypes {
     // ------------------------------------------------------------------ orders
 
@@ -23,6 +24,12 @@ interface IPerpMarketHot is IPerpMarketTypes {
     ///      placement reverts the whole batch, cancels included.
     /// @return newIds One entry per placement: the resting order id or 0.
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds);
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Every live resting order of `account`, from its own order index: the cost does
+    ///         not depend on other accounts' orders.
+    function openOrders(address account) external view returns (OrderView[] memory orders);
 }
 
 /// @title IPerpMarketCold
@@ -75,10 +82,6 @@ interface IPerpMarketCold is IPerpMarketTypes {
 
     /// @notice Up to `depth` price levels of `side` from the best, with live lots per level.
     function bookLevels(uint8 side, uint256 depth) external view returns (uint256[] memory ticks, uint256[] memory lots);
-
-    /// @notice Every live resting order of `account`, from its own order index: the cost does
-    ///         not depend on other accounts' orders.
-    function openOrders(address account) external view returns (OrderView[] memory orders);
 
     /// @notice Margin state of `account` at the current mark. Funding owed covers the intervals
     ///         closed so far; an interval whose boundary passed is included once anyone closes it

@@ -167,8 +167,8 @@ contract PerpMarketInvariantTest is MarketFixture {
         uint256 index = uint96(uint256(vm.load(market, bytes32(uint256(1)))) >> 136);
         uint256 bid = uint24(book);
         uint256 ask = uint24(book >> 24);
-        uint256 lo = index * (10_000 - MARK_BAND_BPS) / 10_000;
-        uint256 hi = index * (10_000 + MARK_BAND_BPS) / 10_000;
+        uint256 lo = index - index * MARK_BAND_BPS / 10_000;
+        uint256 hi = index + index * MARK_BAND_BPS / 10_000;
         uint256 bidPx = bid == 0 ? index : _clamp(bid * 1e4, lo, hi);
         uint256 askPx = ask == 0 ? index : _clamp(ask * 1e4, lo, hi);
         int256 stored = int48(uint48(book >> 88));
