@@ -172,16 +172,14 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
             int256 collat = int96(uint96(mw));
             uint256 im = PriceLib.bpsOf(maxReserved, _initialMarginBps);
             if (collat < int256(im)) revert InsufficientMargin(collat, im);
-        } else if (
-            !_holds(
+        } else if (!_holds(
                 uint24(nbw),
                 uint24(nbw >> 24),
                 int96(uint96(mw)),
                 int64(uint64(psw)),
                 int128(uint128(psw >> P_OPEN)),
                 maxReserved
-            )
-        ) {
+            )) {
             return 0;
         }
         uint256 slots = mw >> M_SLOTS;
@@ -328,7 +326,8 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
             uint256 expiry = uint32(ow >> O_EXPIRY);
             if (expiry != 0 && expiry <= block.timestamp) continue;
             // The level's base is fixed while the order rests: it turns the key into the id.
-            uint256 base = uint40(_loadWord(_slotOf(_levels[(key >> ID_SIDE << LEVEL_SIDE) | uint24(key >> ID_TICK)])) >> L_BASE);
+            uint256 base =
+                uint40(_loadWord(_slotOf(_levels[(key >> ID_SIDE << LEVEL_SIDE) | uint24(key >> ID_TICK)])) >> L_BASE);
             OrderView memory v = out[n++];
             v.orderId = (uint256(uint40(ow >> O_SEQ)) << ID_SEQ) | (key >> ID_TICK << ID_TICK) | (uint40(key) + base);
             v.clientId = uint64(ow >> O_CLIENT);

@@ -1194,16 +1194,6 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
     }
 
-    function _writeOrder(uint256 key, Order memory o) internal {
-        Order storage s = _orders[key];
-        uint256 w = uint256(o.accountId) | (uint256(o.epoch) << O_EPOCH) | (uint256(o.lots) << O_LOTS)
-            | (uint256(o.clientId) << O_CLIENT) | (uint256(o.expiry) << O_EXPIRY) | (uint256(o.seq) << O_SEQ)
-            | (uint256(o.slot) << O_SLOT);
-        assembly ("memory-safe") {
-            sstore(s.slot, w)
-        }
-    }
-
     function _slotOf(Book storage s) internal pure returns (uint256 slot) {
         assembly ("memory-safe") {
             slot := s.slot

@@ -66,9 +66,7 @@ contract PerpMarketLiquidationTest is MarketFixture {
         assertEq(state(market).entryNotional, 5534.1e6, "taken at mark minus penalty");
         assertEq(m.bestBid(), 200_000, "out-of-band bid untouched");
         // 1000 - 4.5 - 100 lots (-210 loss, 1.395 fee, 27.9 penalty) - 200 lots (-465.9 loss)
-        assertEq(
-            state(carol).collateral, 1000e6 - 4_500_000 - 210e6 - 1_395_000 - 27_900_000 - 465.9e6, "collateral"
-        );
+        assertEq(state(carol).collateral, 1000e6 - 4_500_000 - 210e6 - 1_395_000 - 27_900_000 - 465.9e6, "collateral");
     }
 
     function test_liquidate_InsuranceCoversBadDebt() public {

@@ -78,7 +78,9 @@ contract PerpMarketInvariantTest is MarketFixture {
             assertLe(os.length, 32, "at most 32 resting orders");
             uint256[2] memory notional;
             for (uint256 j; j < os.length; ++j) {
-                (uint8 side, uint24 tick) = m.decodeOrderId(os[j].orderId);
+                // The id encodes side (bit 64) and tick (bits 40..63) (see IPerpMarket).
+                uint8 side = uint8((os[j].orderId >> 64) & 1);
+                uint24 tick = uint24(os[j].orderId >> 40);
                 assertEq(side, os[j].side, "side from the id");
                 assertEq(tick, os[j].tick, "tick from the id");
                 assertTrue(os[j].lots != 0, "live");
