@@ -208,7 +208,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      order key (see ID_*) of the order holding bit `slot` of `Margin.orderSlots` is field
     ///      `slot % 3` (INDEX_BITS wide) of word `accountId << 8 | slot / 3`. A field is valid
     ///      only while its bit is set. Placements pick the lowest free bit, so a maker re-quoting
-    ///      the same level rewrites a field with the value it already holds.
+    ///      the same level usually rewrites a field with the value it already holds.
     mapping(uint256 => uint256) internal _orderIndex;
 
     // ------------------------------------------------------------------ memory frames
@@ -419,15 +419,21 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      index word is rewritten only if the field changes (a re-quote at the same level
     ///      usually finds its own old key there).
     function _takeSlot(uint256 id, uint256 slots, uint256 key) internal returns (uint256, uint256 slot) {
-        uint256 free = ~slots & (slots + 1); // lowest zero bit
-        if (free > type(uint32).max) revert TooManyOrders(MAX_ORDERS);
-        slot = LibBit.fls(free);
-        uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot / 3));
-        uint256 w = _loadWord(ws);
-        uint256 shift = (slot % 3) * INDEX_BITS;
-        uint256 nw = (w & ~(((uint256(1) << INDEX_BITS) - 1) << shift)) | (key << shift);
-        if (nw != w) _storeWord(ws, nw);
-        return (slots | free, slot);
+        unchecked {
+            // slots < 2**32, slot < 32, key < 2**65, account ids < 2**32: nothing overflows.
+            // The lowest free bit: an account's live orders stay packed in its first index words
+            // (a level-derived slot was tried: it spreads them over more words, each a fresh
+            // 22.1k slot to create and one more read for openOrders).
+            uint256 free = ~slots & (slots + 1);
+            if (free > type(uint32).max) revert TooManyOrders(MAX_ORDERS);
+            slot = LibBit.fls(free);
+            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot / 3));
+            uint256 w = _loadWord(ws);
+            uint256 shift = (slot % 3) * INDEX_BITS;
+            uint256 nw = (w & ~(((uint256(1) << INDEX_BITS) - 1) << shift)) | (key << shift);
+            if (nw != w) _storeWord(ws, nw);
+            return (slots | free, slot);
+        }
     }
 
     /// @dev The order key in bit `slot`'s field of account `id`'s index.
@@ -1025,9 +1031,18 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      side counts as the index): the price premium samples use and the book's input to the
     ///      mark. No order, dead or alive, can move it further from the index than the band.
     function _bandedMid(uint256 bid, uint256 ask, uint256 index) internal view returns (uint256) {
-        uint256 bidPx = bid == 0 ? index : _band(bid * _tickSize, index);
-        uint256 askPx = ask == 0 ? index : _band(ask * _tickSize, index);
-        return (bidPx + askPx) / 2;
+        unchecked {
+            // The index is below 2**96 (`_readOracle`), ticks below 2**24 and tickSize at most
+            // 2**96 (the constructor): nothing here overflows, and d < index (band <= 20%).
+            uint256 d = index * _markBandBps / BPS;
+            uint256 bidPx = bid == 0 ? index : bid * _tickSize;
+            uint256 askPx = ask == 0 ? index : ask * _tickSize;
+            if (bidPx + d < index) bidPx = index - d;
+            else if (bidPx > index + d) bidPx = index + d;
+            if (askPx + d < index) askPx = index - d;
+            else if (askPx > index + d) askPx = index + d;
+            return (bidPx + askPx) / 2;
+        }
     }
 
     function _band(uint256 px, uint256 index) internal view returns (uint256) {
@@ -1043,7 +1058,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             revert StaleOracle(updatedAt, block.timestamp);
         }
         uint256 price = PriceLib.fromOracle(uint256(answer), _feedDecimals, _collateralDecimals);
-        if (price == 0) revert InvalidOraclePrice(answer);
+        // Prices are stored as uint96 (FundingSlot.lastIndex) and the mark math relies on it.
+        if (price == 0 || price > type(uint96).max) revert InvalidOraclePrice(answer);
         return price;
     }
 
