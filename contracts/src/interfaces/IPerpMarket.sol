@@ -144,7 +144,7 @@ interface IPerpMarketCold is IPerpMarketTypes {
 ///
 /// Order ids are globally unique and strictly increasing. They also encode where the order
 /// rests so a cancel needs no lookup: bits [0,40) queue index within the level, [40,64) tick,
-/// bit 64 side, bits [65,113) a global sequence number. Clients treat them as opaque uints; use
+/// bit 64 side, bits [65,105) a global sequence number. Clients treat them as opaque uints; use
 /// `decodeOrderId` if you need the side or tick back.
 ///
 /// Margin: equity = collateral + unrealized PnL at the mark - funding owed. Required initial
@@ -153,6 +153,10 @@ interface IPerpMarketCold is IPerpMarketTypes {
 /// side's worth of fills can add risk on top of the position. Maintenance margin =
 /// MMF * |position| * mark. Fees, PnL and funding are internal ledger moves; tokens only move on
 /// deposit, withdraw, fee claims and keeper rewards.
+///
+/// Limits per account: at most 32 resting orders (`TooManyOrders`; expired ones are reclaimed
+/// when the room is needed, or by `cancelExpired`), and resting notional per side below 2**48
+/// collateral units. The mark stays within `markBandBps` of the index.
 ///
 /// No account, owner or keeper can move another account's funds. All market parameters are
 /// immutable, bounded in the constructor and published once in `MarketCreated`.
