@@ -217,6 +217,9 @@ def _explain(exc: ValidationError, where: str = "") -> str:
     return f"{key}: {hint}{shown}{more}"
 
 
+format_validation_error = _explain  # public name (the scenario loader shares the error format)
+
+
 def _env_overlay(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for name, value in env.items():
