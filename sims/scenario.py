@@ -2,9 +2,9 @@
 
 A scenario scripts what the world does to the agent over simulated time: the index price path, the
 perp premium (and so funding), the chain's base fee, the mempool, the oracle, the CEX and the taker
-flow. :func:`load_scenario` reads one file into frozen dataclasses; :func:`expand` turns it, with a
-seed, into a :class:`Timeline` with one :class:`Step` per block slot, which the stress runner plays
-against a forked chain. The same seed always gives the identical timeline.
+flow. :func:`load_scenario` reads one file into frozen pydantic models; :func:`expand` turns it,
+with a seed, into a :class:`Timeline` with one :class:`Step` per block slot, which the stress
+runner plays against a forked chain. The same seed always gives the identical timeline.
 
 File format
 -----------
@@ -21,10 +21,17 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     duration_s      60..604800      simulated length                         [3600]
     block_time_s    0.1..60         one step of the timeline                 [1]
 
+    [chain]                          which chain's costs (CHAIN_PROFILES); unset numbers: profile's
+    profile         "l1"|"l2"       l1: 1 gwei, $2,000; l2: 0.02 gwei + L1 data fee  ["l1"]
+    base_fee_gwei   0.001..10000    quiet base fee
+    native_price_usd 1..1e6         gas-token price
+    l1_data_fee_per_byte_gwei 0..1e4  data fee per calldata byte (charged by the run's accounting)
+
     [price]                          index: GBM + Poisson jumps + scripted overlays
     initial_usd     1..1e7          index at t = 0                           [60000]
     vol_annual      0..5            GBM σ, annualized                        [0.5]
-    drift_annual    -5..5           GBM μ, annualized                        [0]
+    drift_annual    -100..100       GBM μ (log), annualized                  [0]
+    drift_pct_per_hour -5..5        the same in % per hour (-0.5: a slow bleed); not with the other
     jump_rate_per_hour 0..120       Poisson jump intensity                   [0]
     jump_mean_bps   -2000..2000     mean log-jump                            [0]
     jump_std_bps    0..5000         std of log-jump                          [50]
@@ -46,7 +53,7 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
       at_s *, to_mean_bps * -500..500, ramp_s 0..86400 [60]
 
     [gas]                            base fee overrides (None outside spikes: chain decides)
-    base_fee_gwei   0.001..10000    the chain's quiet base fee               [1]
+    base_fee_gwei   0.001..10000    the chain's quiet base fee               [chain profile's]
     decay_per_block 0.001..0.125    EIP-1559 decay per mined block after the hold  [0.125]
     [[gas.spikes]]
       at_s *, multiplier * 1..1000, ramp_s 0..600 [0] (geometric), hold_s 0..3600 [30]
@@ -70,6 +77,8 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     latency_ms      0..60000        base request latency                     [30]
     latency_jitter_ms 0..60000      mean of the exponential extra latency    [10]
     partial_fill_prob 0..1          chance a taker hedge fills only partly   [0]
+    basis_vol_bps   0..500          std of the exchange mid's OU offset from the index  [2]
+    basis_half_life_s 1..86400      its mean-reversion half-life             [30]
     [[cex.outages]]                  every request fails (connection refused / 5xx)
       at_s *, duration_s *
     [[cex.rate_limit_storms]]        requests answered 429 with this probability
@@ -83,23 +92,34 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     size_sigma      0..3            lognormal σ of the size                  [1]
     informed_share  0..1            share of orders that know the index ahead  [0.1]
     informed_horizon_s 1..3600      how far ahead informed takers see        [30]
-    aggressiveness_mean_bps 0..1000 mean limit distance through the mid (exponential) [5]
+    aggressiveness_mean_bps 0..1000 mean limit distance through fair value (exponential) [5]
     [[takers.surges]]
       at_s *, duration_s *, rate_multiplier * 0..100
     [[takers.cascades]]              forced liquidations, front-loaded (triangular intensity)
       at_s *, duration_s 1..86400 [120], side "buy"|"sell" ["sell"], total_base * 0..1e4,
       orders 1..10000 [60], aggressiveness_bps 0..5000 [100], premium_bps -1000..1000 [-20]
 
-A mistake raises one :class:`~agent.errors.ConfigError` naming the key path, for example
-``scenario.gas.spikes[0].multiplier: must be between 1 and 1000``.
+    [arbitrage]                      takes DEX quotes resting through the exchange mid
+    enabled         bool                                                     [true]
+    latency_s       0..60           sees the exchange mid this late          [1]
+    min_edge_bps    0..1000         edge over its taker fee and gas          [2]
+    max_size_base   0..1e4          per side per block                       [2]
+    gas_units       21000..3e7      its gas per trade                        [300000]
+
+The models are pydantic's, as the agent config's are (strict: a string where a number belongs, NaN,
+infinities and unknown keys are refused), and a mistake raises one
+:class:`~agent.errors.ConfigError` in the config's format naming the key path, for example
+``scenario.gas.spikes.0.multiplier: Input should be less than or equal to 1000 (got 5000)``.
 
 Timeline semantics
 ------------------
 Step ``i`` is the block slot ending at ``t_s[i] = (i + 1) * block_time_s``. ``mined[i]`` is False in
 a stall; the base-fee decay only advances on mined blocks and the oracle only pushes in them.
 ``premium_bps`` is the target offset of the DEX mid from the index that the taker bots push toward
-(cascades add their ``premium_bps`` on top, shaped like their intensity). Informed takers trade in
-the direction of the index ``informed_horizon_s`` ahead: that is what being informed means here.
+(cascades add their ``premium_bps`` on top, shaped like their intensity); index plus premium is
+fair value, which the takers price off. The exchange mid is the index plus its own OU basis.
+Informed takers trade in the direction of the index ``informed_horizon_s`` ahead: that is what
+being informed means here.
 Each process draws from its own child of ``SeedSequence(seed)``, so changing the taker flow of a
 scenario leaves its price path unchanged.
 """
@@ -1034,7 +1054,7 @@ class Timeline:
     cex_mid_usd: _F64
     """The exchange's mid: the index plus its own basis noise."""
     arb_reference_usd: _F64
-    """The exchange mid as the arbitrageur sees it, `arbitrage.latency_s` late."""
+    """The arbitrageur's fair value of the perp (exchange mid plus premium), `latency_s` late."""
     takers: tuple[TakerOrder, ...]
     _taker_bounds: npt.NDArray[np.int64] = field(repr=False)
 
@@ -1223,11 +1243,13 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
         partial[m] = np.maximum(partial[m], dg.partial_fill_prob)
 
     # The exchange's own mid: the index plus a mean-reverting basis, so the two venues disagree
-    # the way real ones do. The arbitrageur sees it `latency_s` late.
+    # the way real ones do. The arbitrageur prices the perp off it, plus the perp's premium (a
+    # quote at the scripted premium is fair, not mispriced), and sees both `latency_s` late.
     basis = ou_path(rng_basis, dt, np.zeros(n), cs.basis_half_life_s, cs.basis_vol_bps, 0.0)
     cex_mid = index * (1.0 + basis * _BPS)
-    lag = round(scenario.arbitrage.latency_s / dt)
-    arb_ref = np.concatenate([np.full(min(lag, n), cex_mid[0]), cex_mid[: n - lag]])[:n]
+    fair = cex_mid * (1.0 + premium * _BPS)
+    lag = min(round(scenario.arbitrage.latency_s / dt), n)
+    arb_ref = np.concatenate([np.full(lag, fair[0]), fair[: n - lag]])
 
     takers = _taker_orders(scenario, t, index, rng_takers, rng_cascades)
     steps = np.fromiter((o.step for o in takers), dtype=np.int64, count=len(takers))

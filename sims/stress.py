@@ -772,7 +772,14 @@ def _finish(
     return report, paths, tuple(invariants)
 
 
-_TX_STATUS: dict[str, TxStatus] = {"replaced": "replaced", "dropped": "dropped", "failed": "failed"}
+# Journal statuses of attempts with no inclusion record (an included one always has one).
+_TX_STATUS: dict[str, TxStatus] = {
+    "replaced": "replaced",
+    "dropped": "dropped",
+    "failed": "failed",
+    "included": "success",
+    "reverted": "reverted",
+}
 
 
 def _tx_records(

@@ -21,8 +21,9 @@ makers          background liquidity: a ladder around the timeline's target DEX 
 takers          IOC orders ``aggressiveness_bps`` through fair value (the index plus the
                 scripted premium), never through a DEX mid that contains our own quotes; they
                 push the DEX mid toward the target and so make funding
-arbitrageur     takes any DEX level resting through the exchange mid it saw ``latency_s`` ago,
-                when the edge pays its taker fee, its gas and ``min_edge_bps``
+arbitrageur     takes any DEX level resting through fair value (the exchange mid plus the
+                premium) as it saw it ``latency_s`` ago, when the edge pays its taker fee, its
+                gas and ``min_edge_bps``
 keeper          calls ``settleFunding`` when a boundary passed and nobody settled it
 ==============  ==================================================================================
 """

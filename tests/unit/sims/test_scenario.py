@@ -340,8 +340,9 @@ def test_exchange_mid_follows_the_index_with_its_own_basis() -> None:
     basis_bps = (tl.cex_mid_usd / tl.index_usd - 1) * 1e4
     assert not np.allclose(basis_bps, 0.0)
     assert 0.5 < basis_bps.std() < 5.0  # the calm scenario's 2 bps, give or take sampling
-    # The arbitrageur sees the exchange a second late.
-    np.testing.assert_array_equal(tl.arb_reference_usd[1:], tl.cex_mid_usd[:-1])
+    # The arbitrageur prices the perp off the exchange plus the premium, and a second late.
+    fair = tl.cex_mid_usd * (1 + tl.premium_bps * 1e-4)
+    np.testing.assert_allclose(tl.arb_reference_usd[1:], fair[:-1])
 
 
 def test_events_name_what_the_dashboard_announces() -> None:
