@@ -286,7 +286,7 @@ class _WindowLike(_Spec):
         """Total time the event affects."""
         return self.duration_s
 
-    def _shortened(self, factor: float, total_s: float, min_s: float = 30.0) -> Self:
+    def _shortened(self, factor: float, total_s: float, min_s: float = _MIN_WINDOW_S) -> Self:
         # A fault window is a state, not a move: it scales with the run, but keeps at least
         # `min_s` (never more than it had, nor more than half the run) so it still trips.
         dur = min(self.duration_s, max(self.duration_s * factor, min_s), total_s * 0.5)
@@ -338,7 +338,7 @@ class VolRegime(_WindowLike):
     duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
     multiplier: float = Field(ge=0.1, le=20.0)
 
-    def _shortened(self, factor: float, total_s: float, min_s: float = 60.0) -> Self:
+    def _shortened(self, factor: float, total_s: float, min_s: float = 2 * _MIN_WINDOW_S) -> Self:
         return super()._shortened(factor, total_s, min_s)
 
 
