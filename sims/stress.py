@@ -414,14 +414,27 @@ def _fresh_data_dir(out_dir: Path) -> Path:
 
 
 async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> None:
-    """Shut the agent down (cancel all) while the world mines a block per simulated second."""
+    """Shut the agent down (cancel all), mining a block whenever a transaction waits.
+
+    Blocks follow what the agent sends, not wall time: mining one per 50 ms of wall time made a
+    loaded machine mine more (emptier) blocks than an idle one, and so a different base fee and
+    report for the same seed. Only when nothing has been sent for 2 s of wall time does
+    simulated time move on by itself (a shutdown waiting on the clock), at most 60 blocks.
+    """
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
-    for _ in range(60):
+    idle_polls = mined = 0
+    while mined < 60:
         done, _pending = await asyncio.wait({task}, timeout=0.05)
         if done:
             break
+        if world.node.txpool_status().get("pending", 0) == 0:
+            idle_polls += 1
+            if idle_polls < 40:
+                continue
+        idle_polls = 0
         clock.set(clock() + 1.0)
         world.mine(int(clock()))
+        mined += 1
     await task
 
 
