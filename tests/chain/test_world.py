@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.chain.anvil import Anvil
 from agent.types import Side
+from sims.anvil import Anvil
 from sims.forkstate import DEFAULT_DEPOSITS_USD, deploy_market
 from sims.scenario import ArbitrageSpec
 from sims.world import ChainWorld
