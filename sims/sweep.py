@@ -79,8 +79,6 @@ log = logging.getLogger("sims.sweep")
 SECTIONS = ("quoting", "risk", "tx", "hedge.policy")
 """Config tables a sweep may vary (``section.key``, nested risk bands as ``risk.band.field``)."""
 
-STRATEGIES = ("shipped",)
-"""Strategies the stress runner knows; a grid naming another is refused."""
 
 _INFEASIBLE_PENALTY = 1e9
 """Subtracted from an infeasible parameter set's objective in a Tune search (the searchers need
@@ -137,7 +135,8 @@ class SweepSpec(_Strict):
     seeds: tuple[int, ...] = Field(min_length=1)
     strategies: tuple[str, ...] = ("shipped",)
     duration_s: float | None = Field(None, gt=0, le=86_400)
-    """Shorten every scenario to this many simulated seconds (None: full length)."""
+    """Shorten every scenario to this many simulated seconds, keeping each scripted move's speed
+    (:meth:`sims.scenario.Scenario.short_run`: never below the scenario's minimum); None: full."""
     base_config: Path | None = None
     """An mm.toml the overrides apply to (relative paths are relative to the grid file)."""
     grid: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
@@ -155,9 +154,12 @@ class SweepSpec(_Strict):
     @field_validator("strategies")
     @classmethod
     def _strategies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [s for s in v if s not in STRATEGIES]
+        from sims.strategies import strategy_names  # the stress runner's registry
+
+        known = strategy_names()
+        unknown = [s for s in v if s not in known]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)}")
+            raise ValueError(f"unknown strategy {unknown[0]!r}; registered: {', '.join(known)}")
         return v
 
     @field_validator("grid", mode="before")
@@ -253,9 +255,7 @@ def load_sweep(path: Path) -> SweepSpec:
 
     for name in spec.scenarios:
         try:
-            sc = load_scenario(name)  # validated before any cell starts
-            if spec.duration_s is not None and spec.duration_s < sc.duration_s:
-                sc.shortened(spec.duration_s)
+            load_scenario(name)  # validated before any cell starts
         except ConfigError as exc:
             raise ConfigError(f"{path}: sweep.scenarios ({name}): {exc}") from None
     # Every parameter set the grid can produce must be a valid agent config (the extremes of a
@@ -451,7 +451,9 @@ def run_cell(
         with tempfile.TemporaryDirectory(prefix="mm-cell-") as d:
             state_file = fork.write(Path(d))
             scenario = load_scenario(cell.scenario)
-            opts = StressOptions(seed=cell.seed, short_s=cell.duration_s, config_path=cfg)
+            opts = StressOptions(
+                seed=cell.seed, short_s=cell.duration_s, config_path=cfg, strategy=cell.strategy
+            )
             with open_upstream(state_file=state_file) as up:
                 res = asyncio.run(run_scenario(scenario, up, run_dir, opts))
         summary = summary_row(res.report)

@@ -143,9 +143,14 @@ def test_a_bad_grid_is_refused_before_any_cell(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"quoting\.levels = -1\): .*levels"):
         load_sweep(_grid(tmp_path, ["calm"], "levels = [-1]").with_name("grid.toml"))
     g = _grid(tmp_path, ["calm"])
-    g.write_text(g.read_text().replace("duration_s = 60", "duration_s = 5"))
-    with pytest.raises(ConfigError, match=r"duration_s must be at least"):
+    g.write_text(g.read_text().replace("duration_s = 60", "duration_s = -5"))
+    with pytest.raises(ConfigError, match=r"duration_s: Input should be greater than 0"):
         load_sweep(g)
+    g.write_text(g.read_text().replace("duration_s = -5", "duration_s = 60"))
+    g.write_text(g.read_text().replace('seeds = "0-1"', 'seeds = "0-1"\nstrategies = ["clever"]'))
+    with pytest.raises(ConfigError, match=r"unknown strategy 'clever'; registered: shipped"):
+        load_sweep(g)
+    g.write_text(g.read_text().replace('strategies = ["clever"]', ""))
     g.write_text(g.read_text().replace("[grid.quoting]", "[grid.signer]"))
     with pytest.raises(ConfigError, match=r"varies only"):
         load_sweep(g)
