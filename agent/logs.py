@@ -170,7 +170,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        own = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS and k not in out}
+        # Private attributes are other libraries' bookkeeping (a log-record factory, e.g. Ray's
+        # `_ray_timestamp_ns`), never a field of ours: our fields come from `extra=` by name.
+        own = {
+            k: v
+            for k, v in vars(record).items()
+            if k not in _RECORD_ATTRS and k not in out and not k.startswith("_")
+        }
         if "event" in own:
             out["event"] = own.pop("event")
         # Bound ids first (a stable order for readers), then the call's own fields override them.
