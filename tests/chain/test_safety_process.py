@@ -233,18 +233,25 @@ def kill9_soak(
     kill_orders = 0
     cid = 100
     t0 = time.monotonic()
+    status = tmp_path / "data" / "status.json"
     for i in range(kills):
+        status.unlink(missing_ok=True)
         proc = _start(cfg, log, env)
         procs.append(proc)
-        _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"quotes ({log.read_text()[-1500:]})")
-        if rng.random() < 0.6:
-            before = dex.position_lots(maker)
-            cid += 1
-            _hit(
-                dex, accounts["taker"], maker, rng.choice([ASK, BID]), rng.choice([0.02, 0.03]), cid
-            )
-            dex_volume_lots += abs(dex.position_lots(maker) - before)
-        time.sleep(rng.uniform(0.0, 1.5))  # somewhere in a cycle, a hedge, a quote tx...
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0.5, 4.0))  # during start-up: imports, locks, resume, start
+        else:
+            # Up and cycling (status.json is written by this run's loop), then a fill or not.
+            _wait(status.exists, 60.0, f"run {i} up ({log.read_text()[-1500:]})")
+            _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"run {i} quotes")
+            if rng.random() < 0.6:
+                before = dex.position_lots(maker)
+                cid += 1
+                side = rng.choice([ASK, BID])
+                _hit(dex, accounts["taker"], maker, side, rng.choice([0.02, 0.03]), cid)
+                dex_volume_lots += abs(dex.position_lots(maker) - before)
+            time.sleep(rng.uniform(0.0, 1.5))  # somewhere in a cycle, a hedge, a quote tx...
+        assert proc.poll() is None, f"run {i} exited early: {log.read_text()[-2000:]}"
         proc.kill()
         proc.wait()
         now = max(int(anvil.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
@@ -254,9 +261,10 @@ def kill9_soak(
             assert o[5] != 0, f"kill {i}: a quote without an expiry rests: {o}"
             assert o[5] <= now + expiry_s + 2, f"kill {i}: expiry {o[5]} beyond {now}+{expiry_s}"
     # A last, clean run: it must bring the hedge to the DEX position and exit 0.
+    status.unlink(missing_ok=True)
     final = _start(cfg, log, env)
     procs.append(final)
-    _wait(lambda: (tmp_path / "data" / "status.json").exists(), 60.0, "the last run's status")
+    _wait(status.exists, 60.0, "the last run's status")
     dex_lots = dex.position_lots(maker)
     _wait(
         lambda: abs(_cex_position(cex_url) + dex_lots * LOT) <= 0.01 + 1e-9,
