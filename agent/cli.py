@@ -32,6 +32,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "halt": ("agent.commands", "halt_cli_main", "halt the running agent (cancel, no new quotes)"),
     "resume": ("agent.commands", "resume_cli_main", "let a HALTED agent resume (operator)"),
+    "flatten": (
+        "agent.commands",
+        "flatten_cli_main",
+        "unwind both legs together, reduce-only (--yes; agent stopped)",
+    ),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
     "deploy": ("agent.commands", "deploy_cli_main", "deploy a market and write its record"),
 }

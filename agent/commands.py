@@ -46,6 +46,7 @@ from agent.telemetry import MetricsRegistry, TelemetryServer
 __all__ = [
     "cancel_all_cli_main",
     "deploy_cli_main",
+    "flatten_cli_main",
     "halt_cli_main",
     "resume_cli_main",
     "run_cli_main",
@@ -373,6 +374,41 @@ def resume_cli_main(argv: list[str]) -> int:
         return 0
 
     return asyncio.run(_with_agent_or_lock(cfg, "resume", {"who": args.who}, direct, 10.0))
+
+
+def flatten_cli_main(argv: list[str]) -> int:
+    """``mm-agent flatten --config mm.toml --yes``: unwind both legs together, reduce-only.
+
+    Cancels every order, then reduces the DEX position in reduce-only IOC slices and the
+    exchange hedge with it (reduce-only, sized to the DEX position read after each slice).
+    Only with no agent running (stop it first). Exit 0 when both legs are flat.
+    """
+    ap = argparse.ArgumentParser(prog="mm-agent flatten", description=flatten_cli_main.__doc__)
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--yes", action="store_true", help="confirm: this trades on both venues")
+    ap.add_argument("--slice-base", type=float, default=1.0, help="DEX slice, base units")
+    ap.add_argument("--max-slippage-bps", type=float, default=50.0)
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per step (default 30)")
+    args = ap.parse_args(argv)
+    if not args.yes:
+        print("mm-agent flatten trades both venues to zero: run it again with --yes")
+        return 2
+    cfg = load_config(args.config)
+    from agent.flatten import flatten
+
+    async def go() -> int:
+        prepare_data_dir(cfg.storage.data_dir)
+        signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+        with _lock_for(cfg, signer):  # AlreadyRunning: one line naming the running agent
+            return await flatten(
+                cfg,
+                signer,
+                slice_base=args.slice_base,
+                max_slippage_bps=args.max_slippage_bps,
+                timeout_s=args.timeout,
+            )
+
+    return asyncio.run(go())
 
 
 def deploy_cli_main(argv: list[str]) -> int:

@@ -163,6 +163,7 @@ class Agent:
             tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]
         ] = asyncio.Queue()
         self._request_wake = asyncio.Event()
+        self._connected = False  # the venue checked chain id and market code (start)
         self.shutdown_report: dict[str, str] = {}
         """Per venue, what the last :meth:`shutdown` left (``clear`` or why not)."""
         self.gate = gate
@@ -236,6 +237,7 @@ class Agent:
     async def start(self) -> None:
         """Connect, reconcile (cancel orphaned orders, rebuild position), build the event book."""
         await self.venue.connect(self.expected_chain_id)
+        self._connected = True
         info = self.venue.market_info()
         self.base_params = replace(
             self.base_params,
@@ -288,15 +290,26 @@ class Agent:
         Each venue's deadline is hard (``asyncio.wait_for``: a frozen node or a dead RPC cannot
         hold it), and together they keep a SIGTERM exit inside the 10 s a supervisor is promised.
         """
-        try:
-            dex_clear = await asyncio.wait_for(
-                self.cancel_all_verified(max(timeout_s - 0.5, 0.1)), timeout_s
+        if self._connected:
+            try:
+                dex_clear = await asyncio.wait_for(
+                    self.cancel_all_verified(max(timeout_s - 0.5, 0.1)), timeout_s
+                )
+            except TimeoutError:
+                dex_clear = False
+            self.shutdown_report["dex"] = (
+                "clear"
+                if dex_clear
+                else f"orders may rest until their expiry ({self._expiry_text()})"
             )
-        except TimeoutError:
+        else:
+            # Never connected (node down, wrong chain, no market code): a cancel sent now
+            # could go to the wrong chain or contract. Orders of an earlier run die by expiry.
             dex_clear = False
-        self.shutdown_report["dex"] = (
-            "clear" if dex_clear else f"orders may rest until their expiry ({self._expiry_text()})"
-        )
+            self.shutdown_report["dex"] = (
+                f"not connected, not cancelled: orders of an earlier run expire "
+                f"({self._expiry_text()})"
+            )
         cex_clear = True
         if self.hedger is not None:
             self.shutdown_report["cex"] = await self.hedger.close(cex_timeout_s)

@@ -297,3 +297,39 @@ def kill9_soak(
         "orders_resting_at_kills": kill_orders,
         "duplicate_client_ids": 0,
     }
+
+
+def test_flatten_unwinds_both_legs_together_and_only_when_asked(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    _setup(dex, accounts)
+    maker = accounts["maker"].address
+    cfg = _config(tmp_path, anvil, dex, cex_process)
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log, env)
+    procs.append(proc)
+    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, "quotes")
+    _hit(dex, accounts["taker"], maker, ASK, 0.05, cid=9)
+    dex_lots = dex.position_lots(maker)
+    _wait(lambda: abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9, 30.0, "the hedge")
+    # Refused while the agent runs, and without --yes.
+    out = _cli(env, "flatten", "--config", str(cfg), "--yes")
+    assert out.returncode == 1 and f"pid {proc.pid}" in out.stderr, out.stdout + out.stderr
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    out = _cli(env, "flatten", "--config", str(cfg))
+    assert out.returncode == 2 and dex.position_lots(maker) == dex_lots
+    trades_before = len(_cex_trades(cex_process))
+    out = _cli(env, "flatten", "--config", str(cfg), "--yes", "--slice-base", "0.02")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "flat on both venues" in out.stdout
+    assert dex.position_lots(maker) == 0 and _cex_position(cex_process) == 0.0
+    new = _cex_trades(cex_process)[trades_before:]
+    assert new and all(t["clientOrderId"].startswith("mmflat") for t in new)
+    assert sum(Decimal(t["qty"]) for t in new) == Decimal(-dex_lots) * Decimal("0.01")
