@@ -333,3 +333,57 @@ def test_flatten_unwinds_both_legs_together_and_only_when_asked(
     new = _cex_trades(cex_process)[trades_before:]
     assert new and all(t["clientOrderId"].startswith("mmflat") for t in new)
     assert sum(Decimal(t["qty"]) for t in new) == Decimal(-dex_lots) * Decimal("0.01")
+
+
+def test_start_up_faults_are_one_line_and_files_are_owner_only(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    def one_line_error(cfg: Path, needle: str) -> None:
+        out = _cli(env, "run", "--config", str(cfg), timeout_s=60)
+        lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("{")]  # JSON logs
+        assert out.returncode == 1 and len(lines) == 1 and needle in lines[0], out.stderr
+        assert "Traceback" not in out.stderr
+
+    # data_dir is a file
+    (tmp_path / "f").mkdir()
+    cfg = _config(tmp_path / "f", anvil, dex, cex_process)
+    (tmp_path / "f" / "data").write_text("")
+    one_line_error(cfg, "is a file, not a directory")
+    # RPC down (nothing listens on port 9)
+    (tmp_path / "r").mkdir()
+    cfg = _config(tmp_path / "r", anvil, dex, cex_process, **{anvil.url: "http://127.0.0.1:9"})
+    one_line_error(cfg, "start-up failed: RPC http://127.0.0.1:9 unavailable")
+    # telemetry port in use
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        (tmp_path / "t").mkdir()
+        cfg = _config(
+            tmp_path / "t",
+            anvil,
+            dex,
+            cex_process,
+            **{"port = 0": f"port = {busy.getsockname()[1]}"},
+        )
+        one_line_error(cfg, "telemetry.port")
+    # A run that worked leaves an owner-only data dir, journal and status.
+    _setup(dex, accounts)
+    cfg = _config(tmp_path, anvil, dex, cex_process)
+    proc = _start(cfg, tmp_path / "agent.log", env)
+    procs.append(proc)
+    status = tmp_path / "data" / "status.json"
+    _wait(status.exists, 60.0, "status")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    data = tmp_path / "data"
+    assert data.stat().st_mode & 0o777 == 0o700
+    for f in data.iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f"{f.name} is readable by others"
