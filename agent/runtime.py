@@ -23,6 +23,10 @@ Rules the loop keeps:
 - Nothing here reads the clock directly; time comes from the injected ``clock``.
 - A bad RPC answer or an exchange error is logged, counted and fed to the risk engine; it never
   crashes the loop.
+- The hedge leg is given a position only once it was read from the chain (None before), so no
+  exchange order is ever sized from a default.
+- A stop is honoured within about a second whatever the node does; :meth:`Agent.shutdown` has
+  hard deadlines and says per venue whether orders may still rest.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ _BLIND_CYCLES_BEFORE_CANCEL = 3
 _AUTH_CODES = frozenset({-1022, -2014, -2015})
 _WATCH_INTERVAL_S = 1.0
 _WALLET_READ_INTERVAL_S = 10.0
+_MEMORY_SAVE_INTERVAL_S = 5.0
 _STEP_GRACE_S = 1.0
 """How long a cycle in flight may finish after a stop before it is abandoned (shutdown's own
 deadlines then bound the exit)."""
@@ -127,6 +132,13 @@ class Agent:
     gate
         ``"cost"`` sends what the cost gate approves (live). ``"every_tick"`` sends whenever the
         ladder changed: the baseline simulators judge the gate against, never for live use.
+    wallet
+        Reads the gas wallet (balance, pending nonce) for metrics, health and the risk engine's
+        ``gas_refreshes_left``; None: not read (simulations).
+    alert
+        Receives operator alerts (WITHDRAWN/HALTED, gas over budget, exchange ban, low gas).
+    chain_stale_s
+        ``/healthz`` reports ``chain_stale`` after this long without a successful chain read.
     """
 
     def __init__(
@@ -159,6 +171,7 @@ class Agent:
         self._gas_refreshes_left = math.inf
         self._alerted_state = risk.state
         self._memory_saved: dict[str, object] | None = None
+        self._memory_saved_s = -math.inf
         self._requests: asyncio.Queue[
             tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]
         ] = asyncio.Queue()
@@ -959,8 +972,18 @@ class Agent:
                 log.exception("alert %s could not be queued", kind)
 
     def _save_risk_memory(self, *, force: bool = False) -> None:
+        # A state change is written at once; a new equity peak at most every few seconds (it
+        # can move every cycle, and a crash loses at most that much of the peak's rise).
         mem = self.risk.memory()
-        if not force and mem == self._memory_saved:
+        saved = self._memory_saved
+        if not force and (
+            mem == saved
+            or (
+                saved is not None
+                and mem["state"] == saved["state"]
+                and time.monotonic() - self._memory_saved_s < _MEMORY_SAVE_INTERVAL_S
+            )
+        ):
             return
         try:
             self.journal.save_risk_memory(int(self.clock() * 1000), mem)
@@ -968,6 +991,7 @@ class Agent:
             log.exception("risk memory not saved")
             return
         self._memory_saved = mem
+        self._memory_saved_s = time.monotonic()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
