@@ -141,6 +141,10 @@ def test_cancel_all_leaves_both_positions_unchanged_running_and_stopped(
     assert abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9
     assert len(_cex_trades(cex_process)) == trades_before
     assert dex.open_orders(maker) == [] and _cex_open(cex_process) == []
+    # resume goes through the same channel: HALTED → WITHDRAWN, an operator's word.
+    out = _cli(env, "resume", "--config", str(cfg), "--who", "tester")
+    assert out.returncode == 0 and "resumed" in out.stdout, out.stdout + out.stderr
+    assert "state WITHDRAWN" in out.stdout
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, log.read_text()[-3000:]
@@ -235,6 +239,9 @@ def kill9_soak(
     t0 = time.monotonic()
     status = tmp_path / "data" / "status.json"
     for i in range(kills):
+        # A live oracle: a stale one would (rightly) withdraw the agent, and the risk memory
+        # keeps it withdrawn across these quick restarts.
+        dex.push_price(3000.0)
         status.unlink(missing_ok=True)
         proc = _start(cfg, log, env)
         procs.append(proc)
