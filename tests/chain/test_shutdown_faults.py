@@ -100,6 +100,7 @@ def test_sigterm_with_a_dead_or_frozen_node_exits_within_10_s_non_zero(
     rc = proc.wait(20)
     took = time.monotonic() - t0
     out = log.read_text()
+    print(f"{fault}: SIGTERM to exit {took:.1f} s")  # the README quotes these (pytest -s)
     assert took < 10.0, f"shutdown took {took:.1f} s"
     # Orders may rest (the node never saw the cancel): non-zero, and one loud line says so.
     assert rc == 1, out[-3000:]
