@@ -26,8 +26,18 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("agent.commands", "run_cli_main", "run the market-making keeper bot (--config FILE)"),
     "status": ("agent.commands", "status_cli_main", "show a running agent's health and state"),
-    "cancel-all": ("agent.commands", "cancel_all_cli_main", "halt the agent, cancel every order"),
+    "cancel-all": (
+        "agent.commands",
+        "cancel_all_cli_main",
+        "halt the agent, cancel every order on both venues (positions unchanged)",
+    ),
+    "halt": ("agent.commands", "halt_cli_main", "halt the running agent (cancel, no new quotes)"),
     "resume": ("agent.commands", "resume_cli_main", "let a HALTED agent resume (operator)"),
+    "flatten": (
+        "agent.commands",
+        "flatten_cli_main",
+        "unwind both legs together, reduce-only (--yes; agent stopped)",
+    ),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
     "deploy": ("agent.commands", "deploy_cli_main", "deploy a market and write its record"),
     "init": (

@@ -1,35 +1,56 @@
-"""The ``mm-agent`` subcommands that run or control the agent: run, status, cancel-all, resume,
-deploy. Each takes the remaining argv and returns the exit code (see :mod:`agent.cli`)."""
+"""The ``mm-agent`` subcommands that run or control the agent: run, status, cancel-all, halt,
+resume, flatten, deploy. Each takes the remaining argv and returns the exit code (see
+:mod:`agent.cli`).
+
+``run`` takes the agent's locks (one agent per key and per data dir, :mod:`agent.control`)
+before it builds anything. ``cancel-all``, ``halt`` and ``resume`` ask the running agent through
+its control socket; only when no agent holds the lock do they act directly (holding the lock
+while they do). Every exit status and output line says what happened on each venue.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from web3 import Web3
 
-from agent.app import Closer, build_agent
+from agent.alerts import Alerter, AlertKind, AlertSettings, Severity
+from agent.app import Closer, build_agent, build_hedge_leg, prepare_data_dir
 from agent.chain.deploy import MarketConfig, SignerAccount, deploy_market
 from agent.chain.heads import HeadWatcher, ws_url_for
-from agent.chain.signer import load_signer
+from agent.chain.signer import Signer, load_signer
 from agent.config import AgentConfig, key_source, load_config
-from agent.errors import ConfigError
+from agent.control import (
+    CONTROL_SOCKET,
+    AgentLock,
+    AlreadyRunning,
+    ControlServer,
+    ask,
+    key_lock_path,
+)
+from agent.errors import AgentError, ConfigError
 from agent.init import DEFAULT_MID, refuse_placeholders
 from agent.oracle_keeper import add_signer_flags, signer_from_flags
 from agent.status import HALT_FILE, RESUME_FILE, STATUS_FILE
-from agent.telemetry import TelemetryServer
+from agent.telemetry import MetricsRegistry, TelemetryServer
 
 __all__ = [
     "cancel_all_cli_main",
     "deploy_cli_main",
+    "flatten_cli_main",
     "format_status",
+    "halt_cli_main",
     "resume_cli_main",
     "run_cli_main",
     "status_cli_main",
@@ -40,45 +61,123 @@ log = logging.getLogger("agent.commands")
 
 async def _close_all(closers: list[Closer]) -> None:
     for close in closers:
-        res = close()
-        if res is not None:
-            await res
+        with contextlib.suppress(Exception):  # every closer runs; each is bounded on its own
+            res = close()
+            if res is not None:
+                await asyncio.wait_for(res, 2.0)
+
+
+def _lock_for(cfg: AgentConfig, signer: Signer) -> AgentLock:
+    return AgentLock(
+        cfg.storage.data_dir,
+        key_lock_path(signer.address, cfg.chain.chain_id, cfg.chain.rpc_url),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, AgentError) else f"{type(exc).__name__}: {text}"
+
+
+class _Alerts:
+    """The agent's alert sink: the webhook when ``MM_ALERT_WEBHOOK_URL`` is set, else nothing."""
+
+    def __init__(self) -> None:
+        self.alerter: Alerter | None = None
+
+    def emit(self, kind: AlertKind, severity: Severity, text: str) -> None:
+        if self.alerter is not None:
+            self.alerter.emit(kind, severity, text)
+
+    async def start(self, metrics: MetricsRegistry) -> None:
+        settings = AlertSettings()
+        if not os.environ.get(settings.url_env):
+            log.info("alerts off: %s is not set", settings.url_env)
+            return
+        self.alerter = Alerter(settings, settings.url_from_env(), metrics=metrics)
+        await self.alerter.start()
+
+    async def aclose(self) -> None:
+        if self.alerter is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.alerter.aclose(drain_timeout_s=1.0), 1.5)
 
 
 async def _run_agent(cfg: AgentConfig) -> int:
     from agent.telemetry import configure_logging
 
     configure_logging(cfg.telemetry.log_level, json=cfg.telemetry.json_logs)
-    agent, closers = await build_agent(cfg)
+    prepare_data_dir(cfg.storage.data_dir)
+    signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+    # One agent per key and per data dir, before anything is built or sent.
+    lock = _lock_for(cfg, signer)
+    lock.acquire()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = TelemetryServer(
-        agent.metrics,
-        agent.health,
-        host=cfg.telemetry.host,
-        port=cfg.telemetry.port,
-        allow_external_bind=cfg.telemetry.allow_external_bind,
-    )
-    await server.start()
-    (cfg.storage.data_dir / "telemetry.port").write_text(str(server.port))
-    log.info("telemetry on http://%s:%d (/metrics, /healthz)", cfg.telemetry.host, server.port)
-    heads = (
-        HeadWatcher(cfg.chain.ws_url or ws_url_for(cfg.chain.rpc_url))
-        if cfg.chain.subscribe_heads
-        else None
-    )
+    alerts = _Alerts()
+    closers: list[Closer] = []
+    server: TelemetryServer | None = None
+    control: ControlServer | None = None
+    agent = None
     try:
-        await agent.run(stop, poll_interval_s=cfg.chain.poll_interval_s, heads=heads)
+        agent, closers = await build_agent(cfg, signer=signer, alert=alerts.emit)
+        await alerts.start(agent.metrics)
+        server = TelemetryServer(
+            agent.metrics,
+            agent.health,
+            host=cfg.telemetry.host,
+            port=cfg.telemetry.port,
+            allow_external_bind=cfg.telemetry.allow_external_bind,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            server = None
+            raise ConfigError(
+                f"telemetry.port: cannot listen on {cfg.telemetry.host}:{cfg.telemetry.port} "
+                f"({exc.strerror or exc}): another process uses it; pick a free port or 0"
+            ) from None
+        (cfg.storage.data_dir / "telemetry.port").write_text(str(server.port))
+        log.info("telemetry on http://%s:%d (/metrics, /healthz)", cfg.telemetry.host, server.port)
+        control = ControlServer(cfg.storage.data_dir, agent.control)
+        await control.start()
+        heads = (
+            HeadWatcher(cfg.chain.ws_url or ws_url_for(cfg.chain.rpc_url))
+            if cfg.chain.subscribe_heads
+            else None
+        )
+        clear = await agent.run(stop, poll_interval_s=cfg.chain.poll_interval_s, heads=heads)
+    except Exception as exc:
+        report = agent.shutdown_report if agent is not None else {}
+        rest = "; ".join(f"{k}: {v}" for k, v in report.items() if v != "clear")
+        raise AgentError(
+            f"start-up failed: {_one_line(exc)}"
+            + (f"; ORDERS MAY STILL REST: {rest}" if rest else "")
+        ) from None
     finally:
-        await server.stop()
+        if control is not None:
+            await control.stop()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.stop(), 1.5)
+        await alerts.aclose()
         await _close_all(closers)
+        lock.release()
+    if not clear:
+        rest = "; ".join(f"{k}: {v}" for k, v in agent.shutdown_report.items() if v != "clear")
+        print(f"mm-agent run: ORDERS MAY STILL REST after shutdown: {rest}", file=sys.stderr)
+        return 1
     return 0
 
 
 def run_cli_main(argv: list[str]) -> int:
-    """``mm-agent run --config mm.toml``: run the keeper bot until SIGINT/SIGTERM."""
+    """``mm-agent run --config mm.toml``: run the keeper bot until SIGINT/SIGTERM.
+
+    Exit status: 0 after a clean shutdown (no order of ours rests on either venue), 1 when
+    start-up failed or orders may still rest (one line on stderr says which, and until when).
+    """
     ap = argparse.ArgumentParser(prog="mm-agent run", description=run_cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path, help="TOML config (see mm.example.toml)")
     ap.add_argument(
@@ -140,38 +239,137 @@ def format_status(st: dict[str, Any], now_s: float) -> list[str]:
     ]
 
 
+async def _with_agent_or_lock(
+    cfg: AgentConfig,
+    cmd: str,
+    args: dict[str, Any],
+    direct: Callable[[Signer], Awaitable[int]],
+    timeout_s: float,
+) -> int:
+    """Ask the running agent (control channel) or, when none holds the lock, act directly.
+
+    Acting directly holds the lock throughout, so no agent starts meanwhile.
+    """
+    prepare_data_dir(cfg.storage.data_dir)
+    signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+    lock = _lock_for(cfg, signer)
+    try:
+        lock.acquire()
+    except AlreadyRunning as running:
+        where = Path(running.data_dir) if running.data_dir else cfg.storage.data_dir
+        answer = await ask(where, cmd, args, timeout_s=timeout_s + 15.0)
+        if answer is None:
+            raise AgentError(
+                f"agent pid {running.pid} holds the lock but its control channel "
+                f"({where / CONTROL_SOCKET}) does not answer: is it still starting?"
+            ) from None
+        return _print_answer(cmd, running.pid, answer)
+    try:
+        return await direct(signer)
+    finally:
+        lock.release()
+
+
+def _print_answer(cmd: str, pid: int | None, answer: dict[str, Any]) -> int:
+    if "error" in answer:
+        print(f"running agent (pid {pid}): {cmd} failed: {answer['error']}")
+        return 1
+    print(f"running agent (pid {pid}): state {answer.get('state')}")
+    ok = True
+    if "dex" in answer:
+        dex_ok = answer["dex"] == "clear"
+        print("dex: " + ("cancelAll done: no order rests" if dex_ok else str(answer["dex"])))
+        print(f"cex: {'no open order' if answer['cex'] == 'clear' else answer['cex']}")
+        print(
+            f"positions unchanged: dex {answer['dex_position_base']:+.6g}, "
+            f"cex {answer['cex_position_base']:+.6g}"
+        )
+        ok = dex_ok and answer["cex"] in ("clear", "no hedge leg")
+    if "resumed" in answer:
+        print("resumed: leaves HALTED for WITHDRAWN" if answer["resumed"] else "was not HALTED")
+    return 0 if ok else 1
+
+
+async def _cancel_direct(cfg: AgentConfig, signer: Signer, reason: str, timeout_s: float) -> int:
+    """No agent runs: cancel on both venues from here (never an order, never a position)."""
+    (cfg.storage.data_dir / HALT_FILE).write_text(reason)  # the next start stays halted
+    agent, closers = await build_agent(cfg, with_hedge=False, signer=signer)
+    dex_ok = False
+    try:
+        await asyncio.wait_for(agent.venue.connect(cfg.chain.chain_id), timeout_s)
+        dex_ok = await asyncio.wait_for(
+            agent.cancel_all_verified(timeout_s, reason), timeout_s + 1.0
+        )
+        print(
+            "dex: cancelAll done: no order rests"
+            if dex_ok
+            else f"dex: orders may still rest (they expire {agent._expiry_text()})"
+        )
+    except Exception as exc:
+        print(f"dex: not cancelled: {_one_line(exc)}")
+    cex_ok = not cfg.hedge.enabled
+    if cfg.hedge.enabled:
+        try:
+            leg = await asyncio.wait_for(build_hedge_leg(cfg, agent.journal), timeout_s)
+            outcome = await leg.close(timeout_s)
+            cex_ok = outcome == "clear"
+            print(f"cex: {'no open order' if cex_ok else outcome}")
+        except Exception as exc:
+            print(f"cex: not cancelled: {_one_line(exc)}")
+    else:
+        print("cex: hedging disabled")
+    await _close_all(closers)
+    print("no agent was running: acted directly; the next start stays HALTED until resume")
+    return 0 if dex_ok and cex_ok else 1
+
+
 def cancel_all_cli_main(argv: list[str]) -> int:
-    """``mm-agent cancel-all --config mm.toml``: halt the running agent and cancel every order."""
+    """``mm-agent cancel-all --config mm.toml``: halt the agent, cancel every order on both venues.
+
+    Never changes a position (``mm-agent flatten`` unwinds). Through the running agent when
+    one holds the lock, directly otherwise. Exit 0 only when both venues show no open order.
+    """
     ap = argparse.ArgumentParser(
         prog="mm-agent cancel-all", description=cancel_all_cli_main.__doc__
     )
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--reason", default="operator cancel-all")
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per venue (default 30)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
-    # Halt first: a running agent must not re-quote after our cancel lands.
-    (cfg.storage.data_dir / HALT_FILE).write_text(args.reason)
 
-    async def go() -> int:
-        agent, closers = await build_agent(cfg, with_hedge=cfg.hedge.enabled)
-        try:
-            await agent.venue.connect(cfg.chain.chain_id)
-            # The same verified path as a shutdown: re-read the book, re-send a cancel that
-            # lost its nonce (e.g. to the running agent's last quote), until nothing rests. No
-            # status write: status.json belongs to the running agent.
-            clear = await agent.cancel_all_verified(args.timeout, args.reason)
-            if agent.hedger is not None:
-                await agent.hedger.close(cancel_open=True)
-            print("cancelAll done: no order rests" if clear else "orders may still rest")
-            if not clear:
-                return 1
-        finally:
-            await _close_all(closers)
+    async def direct(signer: Signer) -> int:
+        return await _cancel_direct(cfg, signer, args.reason, args.timeout)
+
+    return asyncio.run(
+        _with_agent_or_lock(
+            cfg,
+            "cancel-all",
+            {"reason": args.reason, "timeout_s": args.timeout},
+            direct,
+            args.timeout,
+        )
+    )
+
+
+def halt_cli_main(argv: list[str]) -> int:
+    """``mm-agent halt --config mm.toml``: enter HALTED (cancel everything; no new quotes)."""
+    ap = argparse.ArgumentParser(prog="mm-agent halt", description=halt_cli_main.__doc__)
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--reason", default="operator halt")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+
+    async def direct(signer: Signer) -> int:
+        (cfg.storage.data_dir / HALT_FILE).write_text(args.reason)
+        print(
+            "no agent is running: HALT recorded; the next start stays HALTED until "
+            "`mm-agent resume` (orders already resting expire on their own; "
+            "`mm-agent cancel-all` cancels them now)"
+        )
         return 0
 
-    return asyncio.run(go())
+    return asyncio.run(_with_agent_or_lock(cfg, "halt", {"reason": args.reason}, direct, 30.0))
 
 
 def resume_cli_main(argv: list[str]) -> int:
@@ -181,13 +379,51 @@ def resume_cli_main(argv: list[str]) -> int:
     ap.add_argument("--who", default=os.environ.get("USER", "operator"))
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.storage.data_dir / RESUME_FILE).write_text(args.who)
-    print(
-        "resume requested: the agent leaves HALTED on its next cycle "
-        "(to WITHDRAWN, then steps down)"
-    )
-    return 0
+
+    async def direct(signer: Signer) -> int:
+        (cfg.storage.data_dir / RESUME_FILE).write_text(args.who)
+        print(
+            "no agent is running: resume recorded; the next start leaves HALTED "
+            "(to WITHDRAWN, then steps down)"
+        )
+        return 0
+
+    return asyncio.run(_with_agent_or_lock(cfg, "resume", {"who": args.who}, direct, 10.0))
+
+
+def flatten_cli_main(argv: list[str]) -> int:
+    """``mm-agent flatten --config mm.toml --yes``: unwind both legs together, reduce-only.
+
+    Cancels every order, then reduces the DEX position in reduce-only IOC slices and the
+    exchange hedge with it (reduce-only, sized to the DEX position read after each slice).
+    Only with no agent running (stop it first). Exit 0 when both legs are flat.
+    """
+    ap = argparse.ArgumentParser(prog="mm-agent flatten", description=flatten_cli_main.__doc__)
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--yes", action="store_true", help="confirm: this trades on both venues")
+    ap.add_argument("--slice-base", type=float, default=1.0, help="DEX slice, base units")
+    ap.add_argument("--max-slippage-bps", type=float, default=50.0)
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds per step (default 30)")
+    args = ap.parse_args(argv)
+    if not args.yes:
+        print("mm-agent flatten trades both venues to zero: run it again with --yes")
+        return 2
+    cfg = load_config(args.config)
+    from agent.flatten import flatten
+
+    async def go() -> int:
+        prepare_data_dir(cfg.storage.data_dir)
+        signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+        with _lock_for(cfg, signer):  # AlreadyRunning: one line naming the running agent
+            return await flatten(
+                cfg,
+                signer,
+                slice_base=args.slice_base,
+                max_slippage_bps=args.max_slippage_bps,
+                timeout_s=args.timeout,
+            )
+
+    return asyncio.run(go())
 
 
 def deploy_cli_main(argv: list[str]) -> int:

@@ -1,4 +1,10 @@
-"""The hedge leg as the runtime sees it: health, marks and shutdown of the CEX hedger."""
+"""The hedge leg as the runtime sees it: health, marks and shutdown of the CEX hedger.
+
+The leg never invents a position: the runtime passes ``None`` until it has read the DEX position
+from the chain, and the hedger sends no order before its first number (see
+:mod:`agent.hedge.hedger`). Neither :meth:`HedgeLeg.cancel_open` nor :meth:`HedgeLeg.close` ever
+sends an order.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import contextlib
 import math
 from collections.abc import Callable
 
+from agent.errors import ExchangeError
 from agent.hedge.binance import BinanceFuturesClient
 from agent.hedge.hedger import Hedger
 
@@ -29,8 +36,10 @@ class HedgeLeg:
         self._clock = clock
         self._healthy_s = clock()
 
-    async def on_position(self, dex_position_base: float, dex_mark: float, now_s: float) -> None:
-        """Pass a new confirmed DEX position and mark to the hedger."""
+    async def on_position(
+        self, dex_position_base: float | None, dex_mark: float, now_s: float
+    ) -> None:
+        """Pass a confirmed DEX position (None: not read from the chain yet) and mark on."""
         await self.hedger.on_position(dex_position_base, dex_mark, now_s)
 
     async def step(self, now_s: float) -> None:
@@ -54,13 +63,38 @@ class HedgeLeg:
         m = self.hedger.attribution().cex_mark
         return m if math.isfinite(m) else None
 
-    async def close(self, cancel_open: bool = True) -> None:
-        """Finish scheduled work, cancel open hedge orders, close the connection."""
+    async def cancel_open(self, timeout_s: float) -> str:
+        """Cancel the symbol's open orders, keep hedging; return ``clear`` or why not.
+
+        No order is sent, so no position changes.
+        """
+        try:
+            await asyncio.wait_for(self.client.cancel_all(self.symbol), timeout_s)
+        except TimeoutError:
+            return f"not confirmed within {timeout_s:g} s ({self._deadman_text()})"
+        except ExchangeError as exc:
+            return f"not confirmed: {exc} ({self._deadman_text()})"
+        return "clear"
+
+    async def close(self, timeout_s: float) -> str:
+        """Stop hedging for good, cancel open orders, close the connection: ``clear`` or why not.
+
+        Uses :meth:`Hedger.close`, which never sends an order: the exchange position stays as it
+        is. Bounded by `timeout_s` (an in-flight order is let finish inside it).
+        """
+        try:
+            await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout_s)
+            out = "clear"
+        except TimeoutError:
+            out = f"not confirmed within {timeout_s:g} s ({self._deadman_text()})"
+        except ExchangeError as exc:
+            out = f"not confirmed: {exc} ({self._deadman_text()})"
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.hedger.drain(), timeout=2.0)
-        if cancel_open:
-            with contextlib.suppress(Exception):
-                await self.client.cancel_all(self.symbol)
-        with contextlib.suppress(Exception):
-            await self.hedger.aclose()
-        await self.client.aclose()
+            await asyncio.wait_for(self.client.aclose(), 1.0)
+        return out
+
+    def _deadman_text(self) -> str:
+        countdown = self.hedger.config.deadman_countdown_s
+        if countdown > 0:
+            return f"the exchange's dead-man switch cancels them within {countdown:g} s"
+        return "no dead-man switch: hedge.policy.deadman_countdown_s is 0"

@@ -23,6 +23,10 @@ Rules the loop keeps:
 - Nothing here reads the clock directly; time comes from the injected ``clock``.
 - A bad RPC answer or an exchange error is logged, counted and fed to the risk engine; it never
   crashes the loop.
+- The hedge leg is given a position only once it was read from the chain (None before), so no
+  exchange order is ever sized from a default.
+- A stop is honoured within about a second whatever the node does; :meth:`Agent.shutdown` has
+  hard deadlines and says per venue whether orders may still rest.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, assert_never
+from typing import Any, Literal, Protocol, assert_never
 
+from agent.alerts import AlertKind, Severity
 from agent.book import EventBook
 from agent.chain.heads import HeadWatcher
 from agent.config import ExecutionSettings
@@ -69,16 +74,35 @@ from agent.risk.engine import RiskDirective, RiskEngine, RiskState
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
-from agent.telemetry import Health, MetricsRegistry, RiskTelemetry
+from agent.telemetry import Condition, Health, MetricsRegistry, RiskTelemetry
 from agent.types import PositionState, Quote, Side, VenueSnapshot
 from agent.unload import UnloadExecutor, best_other
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
 
-__all__ = ["Agent", "AgentStatus", "HedgeLeg"]
+__all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeLeg", "WalletProbe"]
 
 log = logging.getLogger("agent.runtime")
 
 _BLIND_CYCLES_BEFORE_CANCEL = 3
+_AUTH_CODES = frozenset({-1022, -2014, -2015})
+_WATCH_INTERVAL_S = 1.0
+_WALLET_READ_INTERVAL_S = 10.0
+_MEMORY_SAVE_INTERVAL_S = 5.0
+_STEP_GRACE_S = 1.0
+"""How long a cycle in flight may finish after a stop before it is abandoned (shutdown's own
+deadlines then bound the exit)."""
+
+
+class WalletProbe(Protocol):
+    """Reads the signer's gas wallet: native balance (wei) and pending nonce."""
+
+    async def read(self) -> tuple[int, int]:
+        """Return (balance in wei, pending nonce)."""
+        ...
+
+
+AlertSink = Callable[[AlertKind, Severity, str], object]
+"""Where operator alerts go (``Alerter.emit`` without fields); never blocks."""
 
 
 class Agent:
@@ -108,6 +132,13 @@ class Agent:
     gate
         ``"cost"`` sends what the cost gate approves (live). ``"every_tick"`` sends whenever the
         ladder changed: the baseline simulators judge the gate against, never for live use.
+    wallet
+        Reads the gas wallet (balance, pending nonce) for metrics, health and the risk engine's
+        ``gas_refreshes_left``; None: not read (simulations).
+    alert
+        Receives operator alerts (WITHDRAWN/HALTED, gas over budget, exchange ban, low gas).
+    chain_stale_s
+        ``/healthz`` reports ``chain_stale`` after this long without a successful chain read.
     """
 
     def __init__(
@@ -128,8 +159,26 @@ class Agent:
         execution: ExecutionSettings | None = None,
         estimators: Estimators | None = None,
         gate: Literal["cost", "every_tick"] = "cost",
+        wallet: WalletProbe | None = None,
+        alert: AlertSink | None = None,
+        chain_stale_s: float = 15.0,
     ) -> None:
         self.venue = venue
+        self.wallet = wallet
+        self.alert = alert
+        self.chain_stale_s = chain_stale_s
+        self._read_ok_s = clock()  # last successful chain read (snapshot)
+        self._gas_refreshes_left = math.inf
+        self._alerted_state = risk.state
+        self._memory_saved: dict[str, object] | None = None
+        self._memory_saved_s = -math.inf
+        self._requests: asyncio.Queue[
+            tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]
+        ] = asyncio.Queue()
+        self._request_wake = asyncio.Event()
+        self._connected = False  # the venue checked chain id and market code (start)
+        self.shutdown_report: dict[str, str] = {}
+        """Per venue, what the last :meth:`shutdown` left (``clear`` or why not)."""
         self.gate = gate
         self.journal = journal
         self.base_params = model_params
@@ -194,12 +243,14 @@ class Agent:
         self._m_errors = self.metrics.counter(
             "mm_cycle_errors_total", "Cycles that failed", ["kind"]
         )
+        self._fam = self.metrics.families
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, reconcile (cancel orphaned orders, rebuild position), build the event book."""
         await self.venue.connect(self.expected_chain_id)
+        self._connected = True
         info = self.venue.market_info()
         self.base_params = replace(
             self.base_params,
@@ -243,19 +294,47 @@ class Agent:
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
 
-    async def shutdown(self, timeout_s: float = 6.0) -> bool:
-        """Cancel every DEX order and every open CEX order, flush the journal.
+    async def shutdown(self, timeout_s: float = 5.0, cex_timeout_s: float = 2.5) -> bool:
+        """Cancel every DEX order and every open CEX order, save the risk memory.
 
-        Returns True when the venue shows no order of ours resting (False: the deadline passed).
-        The default deadline plus the CEX's 3 s keeps a SIGTERM exit inside the 10 s a process
-        supervisor is promised.
+        Returns True when both venues show no order of ours resting; False when a deadline
+        passed or a venue did not confirm (orders may rest until their expiry: ``quote_expiry_s``
+        on the DEX, the dead-man countdown on the exchange). :attr:`shutdown_report` says which.
+        Each venue's deadline is hard (``asyncio.wait_for``: a frozen node or a dead RPC cannot
+        hold it), and together they keep a SIGTERM exit inside the 10 s a supervisor is promised.
         """
-        clear = await self.cancel_all_verified(timeout_s)
+        if self._connected:
+            try:
+                dex_clear = await asyncio.wait_for(
+                    self.cancel_all_verified(max(timeout_s - 0.5, 0.1)), timeout_s
+                )
+            except TimeoutError:
+                dex_clear = False
+            self.shutdown_report["dex"] = (
+                "clear"
+                if dex_clear
+                else f"orders may rest until their expiry ({self._expiry_text()})"
+            )
+        else:
+            # Never connected (node down, wrong chain, no market code): a cancel sent now
+            # could go to the wrong chain or contract. Orders of an earlier run die by expiry.
+            dex_clear = False
+            self.shutdown_report["dex"] = (
+                f"not connected, not cancelled: orders of an earlier run expire "
+                f"({self._expiry_text()})"
+            )
+        cex_clear = True
         if self.hedger is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout=3.0)
-        self.sink.write(self.status)
-        return clear
+            self.shutdown_report["cex"] = await self.hedger.close(cex_timeout_s)
+            cex_clear = self.shutdown_report["cex"] == "clear"
+        with contextlib.suppress(Exception):
+            self.sink.write(self.status)
+        self._save_risk_memory(force=True)
+        return dex_clear and cex_clear
+
+    def _expiry_text(self) -> str:
+        e = self.execution.quote_expiry_s
+        return f"≤ {e:g} s after they were sent" if e > 0 else "never: quote_expiry_s is 0"
 
     async def cancel_all_verified(self, timeout_s: float, why: str = "shutdown") -> bool:
         """Cancel every order of ours and return True once the venue shows none resting.
@@ -289,32 +368,131 @@ class Agent:
         stop: asyncio.Event,
         poll_interval_s: float = 0.25,
         heads: HeadWatcher | None = None,
-    ) -> None:
-        """Run cycles until `stop` is set, then shut down cleanly.
+    ) -> bool:
+        """Run cycles until `stop` is set, then shut down; return True when no order rests.
 
         A cycle runs on every new head when `heads` is subscribed, and otherwise (or in
         addition: timers, the CEX and risk cooldowns need time to pass) every `poll_interval_s`.
+        A stop is honoured within about a second whatever the node does: during start-up (which
+        is abandoned) and during a cycle (given :data:`_STEP_GRACE_S` to finish, then
+        abandoned). A start-up failure is raised after the shutdown has run.
         """
-        await self.start()
-        if heads is not None:
-            heads.start()
         stopping = asyncio.ensure_future(stop.wait())
+        started = asyncio.ensure_future(self.start())
+        watchdog: asyncio.Task[None] | None = None
         try:
+            await asyncio.wait({started, stopping}, return_when="FIRST_COMPLETED")
+            if not started.done():
+                await _abandon(started)
+                return await self.shutdown()
+            started.result()  # a start-up failure propagates (after the shutdown below)
+            watchdog = asyncio.create_task(self._watch(), name="agent-watchdog")
+            if heads is not None:
+                heads.start()
             while not stop.is_set():
-                await self.step()
-                waits: set[asyncio.Task[Literal[True]]] = {stopping}
+                await self._step_unless_stopped(stopping)
+                if stop.is_set():
+                    break
+                await self._serve_requests()
+                waits: set[asyncio.Future[Literal[True]]] = {
+                    stopping,
+                    asyncio.ensure_future(self._request_wake.wait()),
+                }
                 head = asyncio.ensure_future(heads.wake.wait()) if heads is not None else None
                 if head is not None:
                     waits.add(head)
                 await asyncio.wait(waits, timeout=poll_interval_s, return_when="FIRST_COMPLETED")
-                if head is not None and heads is not None:
-                    head.cancel()
+                for w in waits:
+                    if w is not stopping:
+                        w.cancel()
+                if heads is not None:
                     heads.wake.clear()
+            return await self.shutdown()
+        except BaseException:
+            await self.shutdown()
+            raise
         finally:
             stopping.cancel()
+            if watchdog is not None:
+                await _abandon(watchdog)
             if heads is not None:
-                await heads.stop()
-            await self.shutdown()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(heads.stop(), 1.0)
+            self._fail_requests("the agent stopped")
+
+    async def _step_unless_stopped(self, stopping: asyncio.Future[Literal[True]]) -> None:
+        step: asyncio.Future[Any] = asyncio.ensure_future(self.step())
+        await asyncio.wait({step, stopping}, return_when="FIRST_COMPLETED")
+        if step.done():
+            return
+        # A stop during a cycle (a frozen node holds reads for the RPC timeout): let the cycle
+        # finish what it is writing, then abandon it; the journal has every signed transaction.
+        await asyncio.wait({step}, timeout=_STEP_GRACE_S)
+        if not step.done():
+            log.warning("stop: abandoning a cycle still waiting on the node")
+            await _abandon(step)
+
+    # -- operator requests (the control channel) -------------------------------------------
+
+    async def control(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Queue an operator request for the loop and wait for its answer.
+
+        Commands: ``halt`` and ``cancel-all`` (enter HALTED, then cancel every order on both
+        venues; no position changes), ``resume`` (leave HALTED for WITHDRAWN; needs ``who``),
+        ``status``. The loop serves requests between cycles, so they never race a cycle's
+        transactions.
+        """
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._requests.put_nowait((cmd, args, fut))
+        self._request_wake.set()
+        return await fut
+
+    async def _serve_requests(self) -> None:
+        self._request_wake.clear()
+        while not self._requests.empty():
+            cmd, args, fut = self._requests.get_nowait()
+            try:
+                answer = await self._handle(cmd, args)
+            except Exception as exc:
+                log.exception("control request %s failed", cmd)
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            if not fut.done():
+                fut.set_result(answer)
+
+    def _fail_requests(self, why: str) -> None:
+        while not self._requests.empty():
+            _, _, fut = self._requests.get_nowait()
+            if not fut.done():
+                fut.set_result({"error": why})
+
+    async def _handle(self, cmd: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        if cmd in ("halt", "cancel-all"):
+            reason = str(args.get("reason") or f"operator {cmd}")
+            if self.risk.operator_halt(now, reason) is not None:
+                self._note(f"risk → HALTED: operator {cmd}: {reason}")
+            self._save_risk_memory(force=True)
+            timeout_s = float(args.get("timeout_s", 30.0))
+            dex = await self.cancel_all_verified(timeout_s, reason)
+            cex = "no hedge leg"
+            if self.hedger is not None:
+                cex = await self.hedger.cancel_open(min(timeout_s, 10.0))
+            return {
+                "state": self.risk.state.name,
+                "dex": "clear" if dex else "orders may still rest",
+                "cex": cex,
+                "dex_position_base": self.status.inventory_base,
+                "cex_position_base": self.hedger.hedge_position_base() if self.hedger else 0.0,
+            }
+        if cmd == "resume":
+            who = str(args.get("who") or "operator")
+            self.sink.clear_halt()
+            resumed = self.risk.operator_resume(now, who) is not None
+            self._save_risk_memory(force=True)
+            return {"state": self.risk.state.name, "resumed": resumed}
+        if cmd == "status":
+            return {"state": self.risk.state.name, "pid_ok": True}
+        return {"error": f"unknown command {cmd!r}"}
 
     # -- one cycle -----------------------------------------------------------------------------
 
@@ -346,6 +524,7 @@ class Agent:
                 cex_ok=self.hedger.health_flags()[0] if self.hedger else True,
                 risk_state=self.risk.state.name,
             )
+            self._observe()
 
     async def _after_failed_cycle(self) -> None:
         # Quotes resting while the agent cannot see the market are a free option for everyone
@@ -364,6 +543,7 @@ class Agent:
         now = self.clock()
         self._control_files_check()
         snap = await self.venue.snapshot()
+        self._read_ok_s = self.clock()
         await self.ingest(snap, now)
         if not self.venue.snapshot_current(snap):
             # Our own order change landed after this snapshot was read (we learnt it from the
@@ -408,7 +588,10 @@ class Agent:
         pos = self._position
         inventory = pos.size_lots * self.params.lot_size if pos is not None else 0.0
         directive = self.risk.evaluate(
-            build_risk_inputs(snap, pos, self._observations(now, mid, inventory, estimates))
+            replace(
+                build_risk_inputs(snap, pos, self._observations(now, mid, inventory, estimates)),
+                gas_refreshes_left=self._gas_refreshes_left,
+            )
         )
         self.directive = directive
         transitions = self.risk.drain_transitions()
@@ -421,7 +604,9 @@ class Agent:
                 int(tr.at_s * 1000), tr.from_state.name, tr.to_state.name, tr.reason
             )
             self._note(f"risk {tr.from_state.name} → {tr.to_state.name}: {tr.reason}")
-        await self._hedge(inventory, snap.mark or mid or 0.0, now, directive)
+        # The hedge target comes only from a position read from the chain: None until then.
+        confirmed = inventory if pos is not None else None
+        await self._hedge(confirmed, snap.mark or mid or 0.0, now, directive)
         await self.keeper.run(
             snap,
             self.venue.market_info(),
@@ -629,11 +814,15 @@ class Agent:
 
     # -- hedging -------------------------------------------------------------------------------
 
-    async def _hedge(self, inventory: float, mark: float, now: float, d: RiskDirective) -> None:
-        if self.hedger is None or d.state is RiskState.HALTED or mark <= 0:
+    async def _hedge(
+        self, confirmed: float | None, mark: float, now: float, d: RiskDirective
+    ) -> None:
+        if self.hedger is None or d.state is RiskState.HALTED:
             return
+        if mark <= 0:
+            confirmed = None  # no mark to hedge at: tick the hedger, keep its target
         try:
-            await self.hedger.on_position(inventory, mark, now)
+            await self.hedger.on_position(confirmed, mark, now)
             await self.hedger.step(now)
         except AgentError as exc:  # the hedger reports through health; never stop quoting
             log.warning("hedge scheduling failed: %s", exc)
@@ -652,6 +841,157 @@ class Agent:
         delta = self.hedger.hedge_position_base() - self.ledger.hedge_position
         if abs(delta) > 1e-12 and cex is not None:
             self.ledger.on_cex_fill(delta, cex, 0.0, cex)
+
+    # -- health, operator metrics, alerts, risk memory ----------------------------------------
+
+    def _observe(self) -> None:
+        """After every cycle: health conditions, operator metrics, alerts and the risk memory."""
+        fam, health = self._fam, self.health
+        n = self._failed_cycles
+        fam.blind_cycles.set(n)
+        health.update_condition(
+            Condition.BLIND_CYCLES,
+            f"{n} failed cycles in a row: the agent cannot see the market (its quotes are pulled)"
+            if n >= _BLIND_CYCLES_BEFORE_CANCEL
+            else None,
+        )
+        io = self.venue.io_health()
+        health.update_condition(
+            Condition.RPC_FAILING,
+            None
+            if io.ok
+            else f"RPC calls failing ({io.total_failures} of {io.total_calls} so far): "
+            "check chain.rpc_url and the node",
+        )
+        fam.pending_txs.set(io.pending)
+        snap = self.last_snapshot
+        if snap is not None:
+            bids = sum(1 for o in snap.open_orders if o.side is Side.BID)
+            fam.open_orders.labels(side="bid").set(bids)
+            fam.open_orders.labels(side="ask").set(len(snap.open_orders) - bids)
+            fee_gwei = snap.base_fee_wei / 1e9
+            over = fee_gwei > self.max_fee_gwei
+            if over and Condition.GAS_OVER_BUDGET not in health.conditions():
+                fam.gas_over_budget.inc()
+                self._alert(
+                    AlertKind.GAS_OVER_BUDGET,
+                    Severity.WARNING,
+                    f"base fee {fee_gwei:.3g} gwei is above tx.max_fee_gwei "
+                    f"{self.max_fee_gwei:g}: quotes cannot be updated",
+                )
+            health.update_condition(
+                Condition.GAS_OVER_BUDGET,
+                f"base fee {fee_gwei:.3g} gwei above tx.max_fee_gwei {self.max_fee_gwei:g}"
+                if over
+                else None,
+            )
+        if self.hedger is not None:
+            h = self.hedger.hedger.health()
+            fam.cex_position_base.set(h.cex_position_base)
+            fam.hedge_gap_base.set(h.hedge_gap_base if h.armed else math.nan)
+            fam.hedge_dead_band_base.set(self.hedger.hedger.band_base())
+            health.update_condition(
+                Condition.EXCHANGE_AUTH,
+                f"the exchange refuses our API key ({h.last_error}): check hedge.api_key_env, "
+                "hedge.api_secret_env and the key's permissions"
+                if h.consecutive_failures > 0 and h.last_error_code in _AUTH_CODES
+                else None,
+            )
+            if h.banned and Condition.EXCHANGE_BANNED not in health.conditions():
+                self._alert(AlertKind.EXCHANGE_BANNED, Severity.CRITICAL, str(h.last_error))
+            health.update_condition(
+                Condition.EXCHANGE_BANNED, str(h.last_error) if h.banned else None
+            )
+        state = self.risk.state
+        if state is not self._alerted_state:
+            if state > self._alerted_state and state in (RiskState.WITHDRAWN, RiskState.HALTED):
+                kind = (
+                    AlertKind.RISK_HALTED if state is RiskState.HALTED else AlertKind.RISK_WITHDRAWN
+                )
+                sev = Severity.CRITICAL if state is RiskState.HALTED else Severity.WARNING
+                self._alert(
+                    kind,
+                    sev,
+                    f"risk {state.name}: {self.status.events[0] if self.status.events else ''}",
+                )
+            self._alerted_state = state
+        self._save_risk_memory()
+
+    async def _watch(self) -> None:
+        """Judge the chain link and read the gas wallet on a timer, whatever the loop does.
+
+        A frozen node holds the loop inside a read for the RPC timeout; /healthz must say so
+        while it happens, not after.
+        """
+        next_wallet_s = -math.inf
+        while True:
+            age = self.clock() - self._read_ok_s
+            self.health.update_condition(
+                Condition.CHAIN_STALE,
+                f"no successful chain read for {age:.0f} s (limit {self.chain_stale_s:g} s): "
+                "the node is frozen, unreachable or failing"
+                if age > self.chain_stale_s
+                else None,
+            )
+            if self.wallet is not None and time.monotonic() >= next_wallet_s:
+                next_wallet_s = time.monotonic() + _WALLET_READ_INTERVAL_S
+                try:
+                    balance_wei, nonce = await asyncio.wait_for(self.wallet.read(), 5.0)
+                except (AgentError, OSError, TimeoutError) as exc:
+                    log.debug("gas wallet read failed: %s", exc)
+                else:
+                    self.on_wallet(balance_wei, nonce)
+            await asyncio.sleep(_WATCH_INTERVAL_S)
+
+    def on_wallet(self, balance_wei: int, pending_nonce: int) -> None:
+        """Take a gas wallet reading: metrics, the risk engine's refreshes-left, low-gas health."""
+        fam = self._fam
+        fam.gas_balance_native.set(balance_wei / 1e18)
+        fam.pending_nonce.set(pending_nonce)
+        snap = self.last_snapshot
+        price_wei = self.venue.io_health().gas_price_wei or (snap.base_fee_wei if snap else 0)
+        per_refresh_wei = self.base_params.gas_units_per_refresh * price_wei
+        left = balance_wei / per_refresh_wei if per_refresh_wei > 0 else math.inf
+        self._gas_refreshes_left = left
+        warn = self.risk.limits.gas_refreshes_left.warn
+        fam.gas_balance_min_native.set(warn * per_refresh_wei / 1e18)
+        low = left < warn
+        reason = (
+            f"gas wallet {balance_wei / 1e18:.6g} pays for {left:.0f} quote refreshes "
+            f"(warn below {warn:g}): top up {self.venue.account}"
+        )
+        if low and Condition.GAS_LOW not in self.health.conditions():
+            self._alert(AlertKind.GAS_BALANCE_LOW, Severity.CRITICAL, reason)
+        self.health.update_condition(Condition.GAS_LOW, reason if low else None)
+
+    def _alert(self, kind: AlertKind, severity: Severity, text: str) -> None:
+        if self.alert is not None:
+            try:
+                self.alert(kind, severity, text)
+            except Exception:  # an alert hook must never take the loop down
+                log.exception("alert %s could not be queued", kind)
+
+    def _save_risk_memory(self, *, force: bool = False) -> None:
+        # A state change is written at once; a new equity peak at most every few seconds (it
+        # can move every cycle, and a crash loses at most that much of the peak's rise).
+        mem = self.risk.memory()
+        saved = self._memory_saved
+        if not force and (
+            mem == saved
+            or (
+                saved is not None
+                and mem["state"] == saved["state"]
+                and time.monotonic() - self._memory_saved_s < _MEMORY_SAVE_INTERVAL_S
+            )
+        ):
+            return
+        try:
+            self.journal.save_risk_memory(int(self.clock() * 1000), mem)
+        except Exception:  # a full disk must not stop the loop; the journal's writes will say
+            log.exception("risk memory not saved")
+            return
+        self._memory_saved = mem
+        self._memory_saved_s = time.monotonic()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -737,3 +1077,10 @@ class Agent:
                 self.risk.operator_halt(now, req.text)
             elif self.risk.state is RiskState.HALTED:
                 self.risk.operator_resume(now, req.text)
+
+
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it to unwind (its exception, if any, is dropped)."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task

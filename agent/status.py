@@ -108,6 +108,11 @@ class StatusSink:
         """True when the last write is at least `min_interval_s` old."""
         return self.clock() - self._written_s >= min_interval_s
 
+    def clear_halt(self) -> None:
+        """Remove a HALT file (a resume arrived through the control channel)."""
+        if self.data_dir is not None:
+            (self.data_dir / HALT_FILE).unlink(missing_ok=True)
+
     def requests(self, halted: bool) -> list[ControlRequest]:
         """Operator requests waiting in the data dir; a RESUME file is consumed (with HALT).
 

@@ -13,6 +13,7 @@ What lives here, and why it must survive a ``kill -9``:
 ``risk``            risk-state transitions
 ``pnl``             P&L snapshots
 ``hedges``          CEX hedge orders (implements ``agent.hedge.hedger.HedgeJournal``)
+``risk_memory``     the risk engine's memory (state, drawdown peak, escalations): one row
 ==================  ==========================================================================
 
 Durability: WAL journal mode with ``synchronous=FULL``, so a committed write (in particular the
@@ -183,7 +184,21 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+def _v2(db: sqlite3.Connection) -> None:
+    # One row: the latest risk memory replaces the previous one (history is in ``risk``).
+    _run_script(
+        db,
+        """
+        CREATE TABLE risk_memory (
+            id          INTEGER PRIMARY KEY CHECK (id = 1),
+            ts_ms       INTEGER NOT NULL,
+            payload     TEXT NOT NULL
+        );
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
 """Step ``i`` moves the schema from version ``i`` to ``i + 1``; append, never edit."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -605,6 +620,22 @@ class Journal:
                 "VALUES (?,?,?,?,?)",
                 (ts_ms, from_state, to_state, reason, json.dumps(payload or {}, sort_keys=True)),
             )
+
+    def save_risk_memory(self, ts_ms: int, memory: dict[str, Any]) -> None:
+        """Replace the stored risk memory (``RiskEngine.memory()``); cheap, not fsynced."""
+        with self._tx(durable=False) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO risk_memory (id, ts_ms, payload) VALUES (1, ?, ?)",
+                (ts_ms, json.dumps(memory, sort_keys=True)),
+            )
+
+    def risk_memory(self) -> dict[str, Any] | None:
+        """Return the last saved risk memory, or None when none was saved."""
+        row = self._db.execute("SELECT payload FROM risk_memory WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        out = json.loads(row[0])
+        return out if isinstance(out, dict) else None
 
     def risk_transitions(self, since_ms: int = 0) -> list[tuple[int, str, str, str]]:
         """Return (ts_ms, from, to, reason) transitions from `since_ms` on, oldest first."""

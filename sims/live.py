@@ -475,7 +475,7 @@ async def run_live(
                     lookup_interval_s=client.config.lookup_interval_s / speed,
                 )
             producer: _Producer | None = None
-            tasks: list[asyncio.Task[None]] = []
+            tasks: list[asyncio.Task[Any]] = []
             try:
                 breach = agent.risk.limits.inventory_cap_ratio.breach
                 cap = agent.base_params.inventory_cap_base
@@ -641,7 +641,7 @@ async def _sample(
     opts: StressOptions,
     rec: _Recorder,
     on_step: Callable[[Agent, ChainWorld, Step], Awaitable[None] | None] | None,
-    agent_task: asyncio.Task[None],
+    agent_task: asyncio.Task[bool],
     stop: asyncio.Event | None,
 ) -> None:
     """Switch the exchange's faults each slot and record the report's sample after each block."""
@@ -682,7 +682,7 @@ async def _tail(
     clock: ScaledClock,
     start_ts: int,
     lock: asyncio.Lock,
-    agent_task: asyncio.Task[None],
+    agent_task: asyncio.Task[bool],
 ) -> None:
     """Mine a few quiet blocks (the producer's tail) and wait until the agent has seen them."""
     dt_s = tl.scenario.block_time_s

@@ -43,6 +43,9 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
                           is worse)
     inventory_cap_ratio   |inventory| / eff. cap      1.0  REDUCED    1.5   HEDGING
     orders_per_min        orders sent, last 60 s      120  WIDENED    240   WITHDRAWN
+    gas_refreshes_left    native balance / cost of    200  WIDENED    50    WITHDRAWN
+                          one refresh (low is worse:
+                          keep the gas for cancels)
     cex_unreachable       flag                        -               WIDENED, cap x 0.5
     cex_banned            flag                        -               REDUCED, cap x 0.5
     cex_rate_limited      flag                        -               REDUCED
@@ -276,6 +279,9 @@ class RiskLimits:
     liq_distance_bps: Band = Band(1500.0, 500.0, _R.HEDGING, _R.WITHDRAWN)
     inventory_cap_ratio: Band = Band(1.0, 1.5, _R.REDUCED, _R.HEDGING)
     orders_per_min: Band = Band(120.0, 240.0, _R.WIDENED, _R.WITHDRAWN)
+    gas_refreshes_left: Band = Band(200.0, 50.0, _R.WIDENED, _R.WITHDRAWN)
+    """Quote refreshes the signer's native balance still pays for (lower is worse): an agent out
+    of gas cannot cancel, so it withdraws while a cancel-all is still affordable."""
     cex_unreachable_state: RiskState = RiskState.WIDENED
     cex_banned_state: RiskState = RiskState.REDUCED
     cex_rate_limited_state: RiskState = RiskState.REDUCED
@@ -442,6 +448,8 @@ class RiskInputs:
     """The market's funding interval (the funding window scales with it)."""
     strategy_capital_quote: float | None = None
     """Capital the strategy uses; overrides ``RiskLimits.drawdown_capital_quote`` when given."""
+    gas_refreshes_left: float = math.inf
+    """Quote refreshes the signer's native balance pays for at the current fee (inf: unread)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,6 +658,40 @@ class RiskEngine:
         self._peak_equity = self._last_equity
         return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
 
+    def memory(self) -> dict[str, object]:
+        """Return what must survive a restart (state, its start, peak equity, recent escalations).
+
+        JSON-ready; :meth:`restore` takes it back. Without it a restart would forget the drawdown
+        peak (a loss taken before the crash would read as no loss) and the cooldown in progress.
+        """
+        return {
+            "state": self._state.name,
+            "since_s": self._since_s,
+            "peak_equity": self._peak_equity,
+            "escalations": list(self._escalations),
+        }
+
+    def restore(self, memory: dict[str, object]) -> None:
+        """Take back what :meth:`memory` returned in an earlier run (call before evaluating).
+
+        The restored state's cooldown starts over (the time the agent was down is not time the
+        triggers were seen clear), so restarting never leaves a state faster. Unknown or
+        malformed entries are ignored field by field.
+        """
+        state = memory.get("state")
+        if isinstance(state, str) and state in RiskState.__members__:
+            self._state = RiskState[state]
+        since = memory.get("since_s")
+        if isinstance(since, int | float) and math.isfinite(since):
+            self._since_s = float(since)
+        self._clear_since_s = None
+        peak = memory.get("peak_equity")
+        if isinstance(peak, int | float) and math.isfinite(peak):
+            self._peak_equity = float(peak)
+        escalations = memory.get("escalations")
+        if isinstance(escalations, list):
+            self._escalations = deque(float(t) for t in escalations if isinstance(t, int | float))
+
     def drain_transitions(self) -> tuple[Transition, ...]:
         """Return the transitions since the last call, oldest first, and forget them."""
         out = tuple(self._transitions)
@@ -692,6 +734,7 @@ class RiskEngine:
                 _ratio(abs(x.inventory_base), cap_base),
             ),
             ("orders_per_min", lim.orders_per_min, x.orders_per_min),
+            ("gas_refreshes_left", lim.gas_refreshes_left, x.gas_refreshes_left),
             (
                 "fair_value_divergence_bps",
                 lim.fair_value_divergence_bps,

@@ -229,6 +229,6 @@ async def test_runtime_hedge_leg_close_leaves_the_position(sim: SimServer) -> No
     await hedger.resume(10.0)
     leg = HedgeLeg(hedger, client, SYMBOL, clock=lambda: 10.0)
     before = trades(sim)
-    await leg.close(cancel_open=True)
+    assert await leg.close(5.0) == "clear"
     assert position(sim) == Decimal("1.1") and trades(sim) == before
     assert sim.exchange.open_orders(SYMBOL) == []

@@ -48,15 +48,15 @@ def test_migration_hook_runs_new_steps_once_and_refuses_newer_files(tmp_path: Pa
     path = tmp_path / "j.db"
     Journal(path).close()
 
-    def v2(db: sqlite3.Connection) -> None:
+    def v_next(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE orders ADD COLUMN venue TEXT NOT NULL DEFAULT 'dex'")
 
-    with Journal(path, migrations=(*MIGRATIONS, v2)) as j:
-        assert j.schema_version == 2
+    with Journal(path, migrations=(*MIGRATIONS, v_next)) as j:
+        assert j.schema_version == len(MIGRATIONS) + 1
         cols = [r[1] for r in j._db.execute("PRAGMA table_info(orders)")]
         assert "venue" in cols
-    with Journal(path, migrations=(*MIGRATIONS, v2)) as j:  # re-opening does not re-run v2
-        assert j.schema_version == 2
+    with Journal(path, migrations=(*MIGRATIONS, v_next)) as j:  # re-opening does not re-run it
+        assert j.schema_version == len(MIGRATIONS) + 1
     with pytest.raises(ConfigError, match="newer than this agent"):
         Journal(path)
 
@@ -69,7 +69,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         Journal(tmp_path / "j.db", migrations=(*MIGRATIONS, broken))
     with Journal(tmp_path / "j.db") as j:
-        assert j.schema_version == 1
+        assert j.schema_version == len(MIGRATIONS)
         assert j._db.execute("SELECT name FROM sqlite_master WHERE name='half'").fetchone() is None
 
 
@@ -208,3 +208,14 @@ def test_order_ids_above_2_pow_63_round_trip(tmp_path: Path) -> None:
         assert j.fills()[0].order_id == big
         j.upsert_order(9, Side.ASK, 300_000, 5, "open", 1, order_id=big)
         assert j.orders()[0].order_id == big
+
+
+def test_risk_memory_survives_reopen_and_keeps_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as j:
+        assert j.risk_memory() is None
+        j.save_risk_memory(1, {"state": "WIDENED", "peak_equity": 100.0})
+        j.save_risk_memory(2, {"state": "HALTED", "peak_equity": 120.0})
+    with Journal(path) as j:
+        assert j.risk_memory() == {"state": "HALTED", "peak_equity": 120.0}
+        assert j._db.execute("SELECT COUNT(*) FROM risk_memory").fetchone()[0] == 1

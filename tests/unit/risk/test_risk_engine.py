@@ -117,6 +117,8 @@ CASES = [
          S.WIDENED, S.WITHDRAWN),
     Case("fair_value_divergence_bps", {"fair_value_divergence_bps": 150.0},
          {"fair_value_divergence_bps": 400.0}, S.WIDENED, S.WITHDRAWN),
+    Case("gas_refreshes_left", {"gas_refreshes_left": 150.0}, {"gas_refreshes_left": 20.0},
+         S.WIDENED, S.WITHDRAWN),
     Case("cex_unreachable", None, {"cex_reachable": False}, None, S.WIDENED),
     Case("cex_banned", None, {"cex_banned": True}, None, S.REDUCED),
     Case("cex_rate_limited", None, {"cex_rate_limited": True}, None, S.REDUCED),
@@ -500,3 +502,33 @@ def test_every_band_in_the_limits_is_exercised_by_a_case() -> None:
         f.name for f in dataclasses.fields(RiskLimits) if isinstance(getattr(LIMITS, f.name), Band)
     }
     assert bands - {"drawdown_frac"} == {c.name for c in CASES if c.warn is not None}
+
+
+def test_risk_memory_survives_a_restart_peak_state_and_escalations() -> None:
+    # A loss taken before a crash must still count after it, and a restart must not shorten
+    # the state's cooldown.
+    first = RiskEngine(LIMITS, start_s=0.0)
+    first.evaluate(calm(1.0, equity_quote=10_000.0))
+    first.evaluate(calm(2.0, equity_quote=9_850.0))  # 1.5 % down: no trigger yet
+    first.evaluate(calm(3.0, block_age_s=50.0))  # WITHDRAWN
+    assert first.state is RiskState.WITHDRAWN
+    memory = first.memory()
+
+    fresh = RiskEngine(LIMITS, start_s=100.0)
+    fresh.evaluate(calm(101.0, equity_quote=9_700.0))
+    assert fresh.state is RiskState.NORMAL  # no memory: 9,700 is its peak
+
+    restored = RiskEngine(LIMITS, start_s=100.0)
+    restored.restore(memory)
+    assert restored.state is RiskState.WITHDRAWN and restored.peak_equity_quote == 10_000.0
+    restored.evaluate(calm(101.0, equity_quote=9_700.0))  # 3 % below the remembered peak
+    assert restored.state is RiskState.WITHDRAWN
+    # The cooldown starts over after the restart: clear for less than 60 s keeps WITHDRAWN.
+    restored.evaluate(calm(150.0, equity_quote=10_000.0))
+    assert restored.state is RiskState.WITHDRAWN
+
+
+def test_risk_memory_ignores_malformed_fields() -> None:
+    engine = RiskEngine(LIMITS, start_s=0.0)
+    engine.restore({"state": "NOPE", "peak_equity": "x", "escalations": "y", "since_s": None})
+    assert engine.state is RiskState.NORMAL and engine.peak_equity_quote is None

@@ -1,0 +1,149 @@
+"""Health that tells the truth, operator metrics and alerts, on a real `mm-agent run` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from sims.anvil import Anvil
+from tests.chain.test_run_process import _setup, _wait, cex_process
+from tests.chain.test_safety_process import _config, _start, env, procs
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+__all__ = ["cex_process", "env", "procs"]
+
+_LOW = "{warn = 1e12, breach = 1e11}"  # refreshes left: 10,000 ETH pays for ~10^7 here
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local webhook receiver: (URL, the JSON bodies posted so far)."""
+    got: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _telemetry(tmp_path: Path) -> str:
+    port_file = tmp_path / "data" / "telemetry.port"
+    _wait(port_file.exists, 60.0, "telemetry")
+    return f"http://127.0.0.1:{int(port_file.read_text())}"
+
+
+def _failing(base: str) -> tuple[int, set[str]]:
+    r = httpx.get(f"{base}/healthz", timeout=3.0)
+    return r.status_code, {str(f["condition"]) for f in r.json().get("failing", [])}
+
+
+def _metric(base: str, name: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=3.0).text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_low_gas_withdraws_raises_health_sets_metrics_and_alerts(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    webhook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, posted = webhook
+    _setup(dex, accounts)
+    cfg = _config(
+        tmp_path,
+        anvil,
+        dex,
+        cex_process,
+        **{"[telemetry]": f"[risk]\ngas_refreshes_left = {_LOW}\n\n[telemetry]"},
+    )
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log, {**env, "MM_ALERT_WEBHOOK_URL": url})
+    procs.append(proc)
+    base = _telemetry(tmp_path)
+    _wait(lambda: "gas_low" in _failing(base)[1], 40.0, f"gas_low ({log.read_text()[-1500:]})")
+    assert _failing(base)[0] == 503
+    status = tmp_path / "data" / "status.json"
+    _wait(lambda: json.loads(status.read_text())["state"] == "WITHDRAWN", 30.0, "WITHDRAWN")
+    _wait(lambda: len({p["kind"] for p in posted}) >= 2, 30.0, f"alerts ({posted})")
+    assert {"gas_balance_low", "risk_withdrawn"} <= {p["kind"] for p in posted}
+    balance = _metric(base, "mm_gas_balance_native")
+    assert 0 < next(iter(balance.values())) <= 10_000
+    assert next(iter(_metric(base, "mm_pending_nonce").values())) >= 0
+    assert set(_metric(base, "mm_open_orders")) == {
+        'mm_open_orders{side="bid"}',
+        'mm_open_orders{side="ask"}',
+    }
+    assert next(iter(_metric(base, "mm_risk_state").values())) == 4  # WITHDRAWN
+    proc.terminate()
+    assert proc.wait(15) == 0, log.read_text()[-2000:]
+    # Risk memory: a restart comes back WITHDRAWN, not NORMAL (the cooldown starts over).
+    status.unlink()
+    proc2 = _start(cfg, log, env)
+    procs.append(proc2)
+    _wait(status.exists, 60.0, "the restart's status")
+    assert json.loads(status.read_text())["state"] in ("WITHDRAWN", "STARTING")
+    time.sleep(1.0)
+    assert json.loads(status.read_text())["state"] == "WITHDRAWN"
+    proc2.terminate()
+    assert proc2.wait(15) == 0
+
+
+def test_exchange_refusing_our_key_makes_healthz_503(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    _setup(dex, accounts)
+    cfg = _config(tmp_path, anvil, dex, cex_process)
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log, {**env, "MM_CEX_API_KEY": "revoked-key"})
+    procs.append(proc)
+    base = _telemetry(tmp_path)
+    _wait(
+        lambda: "exchange_auth" in _failing(base)[1],
+        40.0,
+        f"exchange_auth ({log.read_text()[-1500:]})",
+    )
+    body = httpx.get(f"{base}/healthz", timeout=3.0).json()
+    reason = next(f["reason"] for f in body["failing"] if f["condition"] == "exchange_auth")
+    assert "api_key_env" in reason
+    proc.terminate()
+    proc.wait(15)

@@ -1,0 +1,151 @@
+"""Shutdown with the node gone or frozen, and quotes after a crash (issue 14), as real processes.
+
+Each test runs its own anvil (the module overrides the ``anvil`` fixture), so it can be killed
+or frozen with SIGSTOP without touching the session's node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from sims.anvil import Anvil, AnvilConfig
+from tests.chain.test_run_process import ASK, BID, IOC, _cex_open, _setup, _wait, cex_process
+from tests.chain.test_safety_process import _config, _start, env, procs
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+__all__ = ["cex_process", "env", "procs"]  # fixtures re-used from the other process tests
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    """A private node this test may kill or freeze."""
+    node = Anvil(AnvilConfig(chain_id=31337)).start()
+    try:
+        yield node
+    finally:
+        if node.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.pid, signal.SIGCONT)
+        node.stop()
+
+
+def _quoting(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_url: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    **edits: str,
+) -> tuple[subprocess.Popen[bytes], Path]:
+    _setup(dex, accounts)
+    cfg = _config(tmp_path, anvil, dex, cex_url, **edits)
+    log = tmp_path / "agent.log"
+    proc = _start(cfg, log, env)
+    procs.append(proc)
+    maker = accounts["maker"].address
+    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"quotes ({log.read_text()[-1500:]})")
+    return proc, log
+
+
+def _healthz(tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    port = int((tmp_path / "data" / "telemetry.port").read_text())
+    r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3.0)
+    return r.status_code, dict(r.json())
+
+
+@pytest.mark.parametrize("fault", ["rpc_down", "node_frozen"])
+def test_sigterm_with_a_dead_or_frozen_node_exits_within_10_s_non_zero(
+    fault: str,
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    proc, log = _quoting(dex, anvil, accounts, tmp_path, cex_process, env, procs)
+    assert anvil.pid is not None
+    if fault == "rpc_down":
+        anvil.stop()
+    else:
+        os.kill(anvil.pid, signal.SIGSTOP)
+    # /healthz tells the truth while it happens: 503 with the chain's reason.
+    deadline = time.monotonic() + 40.0
+    reasons: list[str] = []
+    while time.monotonic() < deadline:
+        code, body = _healthz(tmp_path)
+        reasons = [str(f.get("condition", "")) for f in body.get("failing", [])]
+        if code == 503 and {"chain_stale", "rpc_failing", "blind_cycles"} & set(reasons):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"/healthz never said the chain is down: {reasons}")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(20)
+    took = time.monotonic() - t0
+    out = log.read_text()
+    print(f"{fault}: SIGTERM to exit {took:.1f} s")  # the README quotes these (pytest -s)
+    assert took < 10.0, f"shutdown took {took:.1f} s"
+    # Orders may rest (the node never saw the cancel): non-zero, and one loud line says so.
+    assert rc == 1, out[-3000:]
+    loud = [ln for ln in out.splitlines() if "ORDERS MAY STILL REST" in ln]
+    assert len(loud) == 1 and "expiry" in loud[0], out[-2000:]
+    assert _cex_open(cex_process) == []
+
+
+def test_after_kill_9_no_quote_outlives_its_expiry(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    expiry_s = 6
+    proc, _log = _quoting(
+        dex,
+        anvil,
+        accounts,
+        tmp_path,
+        cex_process,
+        env,
+        procs,
+        **{"[telemetry]": f"[execution]\nquote_expiry_s = {expiry_s}\n\n[telemetry]"},
+    )
+    maker = accounts["maker"].address
+    proc.kill()
+    proc.wait()
+    resting = dex.open_orders(maker)
+    assert resting, "the killed agent left no quote: nothing to check"
+    last_expiry = max(int(o[5]) for o in resting)
+    assert 0 < last_expiry <= time.time() + expiry_s + 2
+    # One block after the last expiry, a taker sweeping through the old quotes fills nothing
+    # of ours.
+    while int(anvil.w3.eth.get_block("latest")["timestamp"]) <= last_expiry:
+        time.sleep(0.5)
+        anvil.mine(1)
+    before = dex.position_lots(maker)
+    asks = [o for o in resting if o[2] == ASK]
+    bids = [o for o in resting if o[2] == BID]
+    if asks:
+        dex.place(accounts["taker"], BID, max(o[3] for o in asks) * 0.01, 0.05, flags=IOC, cid=7)
+    if bids:
+        dex.place(accounts["taker"], ASK, min(o[3] for o in bids) * 0.01, 0.05, flags=IOC, cid=8)
+    assert dex.position_lots(maker) == before
