@@ -146,7 +146,7 @@ contract PerpMarketInvariantTest is MarketFixture {
             if (id == 0) continue;
             uint256 w = uint256(vm.load(market, keccak256(abi.encode(id, uint256(6)))));
             int256 lots = int64(uint64(w));
-            uint256 mark = uint32(w >> 192);
+            uint256 mark = uint32(w >> 160);
             if (lots == 0) {
                 assertEq(mark, 0, "flat: mark cleared");
                 continue;
