@@ -695,14 +695,10 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      each account it touches at or above maintenance margin (the taker's `_finish` demands
     ///      initial margin, or for a reducing trade non-negative equity): bad debt can only come
     ///      from the price moving through the maintenance buffer before a liquidation.
-    function _settleMaker(
-        Ctx memory c,
-        Order memory o,
-        Take memory t,
-        int256 dLots,
-        int256 dNotional,
-        int256 makerFee
-    ) internal returns (address owner, bool ok) {
+    function _settleMaker(Ctx memory c, Order memory o, Take memory t, int256 dLots, int256 dNotional, int256 makerFee)
+        internal
+        returns (address owner, bool ok)
+    {
         uint256 id = o.accountId;
         Acct memory m;
         m.id = id;
