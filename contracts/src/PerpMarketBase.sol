@@ -78,6 +78,10 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     uint256 internal constant P_OPEN = 64;
     uint256 internal constant P_FMARK = 160;
     uint256 internal constant P_LOSS = 192;
+    uint256 internal constant CUM_LONG = 128; // _lossLong in the funding index's word
+    uint256 internal constant CUM_SHORT = 192;
+    uint256 internal constant FEES_ACCOUNTS = 128; // _nextAccountId in the fees' word
+    uint256 internal constant FEES_OI = 160; // _openInterest
     uint256 internal constant L_TAIL = 40;
     uint256 internal constant L_LOTS = 80;
     uint256 internal constant L_BASE = 144;
@@ -975,7 +979,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     /// @dev The cumulative funding index is read only when a position or a fill needs it.
     function _ensureCum(Ctx memory c) internal view {
         if (!c.cumLoaded) {
-            (c.cum, c.lossLong, c.lossShort) = (_cumFunding, _lossLong, _lossShort);
+            uint256 slot;
+            assembly ("memory-safe") {
+                slot := _cumFunding.slot
+            }
+            uint256 w = _loadWord(slot);
+            (c.cum, c.lossLong, c.lossShort) = (int128(uint128(w)), uint64(w >> CUM_LONG), uint64(w >> CUM_SHORT));
             c.cumLoaded = true;
         }
     }
@@ -1209,8 +1218,17 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                 _writeBook(b);
             }
         }
-        if (c.feeDelta != 0) _fees = (uint256(_fees) + uint256(c.feeDelta)).toUint128();
-        if (c.oiDelta != 0) _openInterest = uint256(int256(uint256(_openInterest)) + c.oiDelta).toUint64();
+        if (c.feeDelta != 0 || c.oiDelta != 0) {
+            // One read and one write of the word holding both (see FEES_*).
+            uint256 slot;
+            assembly ("memory-safe") {
+                slot := _fees.slot
+            }
+            uint256 w = _loadWord(slot);
+            uint256 fees = (uint256(uint128(w)) + uint256(c.feeDelta)).toUint128();
+            uint256 oi = uint256(int256(uint256(uint64(w >> FEES_OI))) + c.oiDelta).toUint64();
+            _storeWord(slot, (w & (uint256(type(uint32).max) << FEES_ACCOUNTS)) | fees | (oi << FEES_OI));
+        }
     }
 
     /// @dev `_store`'s premium resample on the packed book word (see Book): accumulate the stored
