@@ -30,7 +30,7 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     /// @param p Market parameters (bounded; see IPerpMarketTypes.MarketParams).
     /// @param extension_ A PerpMarketExtension deployed with the same `p`.
     constructor(MarketParams memory p, address extension_) PerpMarketBase(p) {
-        if (IParamsHash(extension_).paramsHash() != _paramsHash) revert InvalidParam("extension");
+        if (IParamsHash(extension_).paramsHash() != _paramsHash) revert InvalidParam(Param.Extension);
         extension = extension_;
         uint256 index = _readOracle();
         _book.lastTouch = uint40(block.timestamp);

@@ -288,34 +288,34 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     constructor(MarketParams memory p) {
-        if (p.collateral == address(0)) revert InvalidParam("collateral");
-        if (p.oracle == address(0)) revert InvalidParam("oracle");
-        if (p.feeRecipient == address(0)) revert InvalidParam("feeRecipient");
+        if (p.collateral == address(0)) revert InvalidParam(Param.Collateral);
+        if (p.oracle == address(0)) revert InvalidParam(Param.Oracle);
+        if (p.feeRecipient == address(0)) revert InvalidParam(Param.FeeRecipient);
         if (p.tickSize == 0 || p.lotSize == 0 || p.tickSize > type(uint96).max) {
-            revert InvalidParam("tickSize/lotSize");
+            revert InvalidParam(Param.TickSize);
         }
-        if ((p.tickSize * p.lotSize) % PriceLib.BASE_UNIT != 0) revert InvalidParam("notionalUnit");
+        if ((p.tickSize * p.lotSize) % PriceLib.BASE_UNIT != 0) revert InvalidParam(Param.NotionalUnit);
         if (p.maintenanceMarginBps == 0 || p.maintenanceMarginBps >= p.initialMarginBps) {
-            revert InvalidParam("maintenanceMarginBps");
+            revert InvalidParam(Param.MaintenanceMargin);
         }
-        if (p.initialMarginBps > BPS) revert InvalidParam("initialMarginBps");
-        if (p.takerFeeBps > 100) revert InvalidParam("takerFeeBps");
+        if (p.initialMarginBps > BPS) revert InvalidParam(Param.InitialMargin);
+        if (p.takerFeeBps > 100) revert InvalidParam(Param.TakerFee);
         int256 makerFee = p.makerFeeBps;
         if (makerFee > int256(uint256(p.takerFeeBps)) || -makerFee > int256(uint256(p.takerFeeBps))) {
-            revert InvalidParam("makerFeeBps");
+            revert InvalidParam(Param.MakerFee);
         }
-        if (p.maxFills == 0 || p.maxFills > 256) revert InvalidParam("maxFills");
-        if (p.fundingInterval < 60 || p.fundingInterval > 1 days) revert InvalidParam("fundingInterval");
-        if (p.oracleMaxAge == 0 || p.oracleMaxAge > 1 days) revert InvalidParam("oracleMaxAge");
-        if (p.interestRate8h > 1e16) revert InvalidParam("interestRate8h");
-        if (p.premiumClamp > 1e16) revert InvalidParam("premiumClamp");
-        if (p.fundingCap == 0 || p.fundingCap > 1e17) revert InvalidParam("fundingCap");
-        if (p.liquidationFeeBps >= p.maintenanceMarginBps) revert InvalidParam("liquidationFeeBps");
+        if (p.maxFills == 0 || p.maxFills > 256) revert InvalidParam(Param.MaxFills);
+        if (p.fundingInterval < 60 || p.fundingInterval > 1 days) revert InvalidParam(Param.FundingInterval);
+        if (p.oracleMaxAge == 0 || p.oracleMaxAge > 1 days) revert InvalidParam(Param.OracleMaxAge);
+        if (p.interestRate8h > 1e16) revert InvalidParam(Param.InterestRate);
+        if (p.premiumClamp > 1e16) revert InvalidParam(Param.PremiumClamp);
+        if (p.fundingCap == 0 || p.fundingCap > 1e17) revert InvalidParam(Param.FundingCap);
+        if (p.liquidationFeeBps >= p.maintenanceMarginBps) revert InvalidParam(Param.LiquidationFee);
         if (p.liquidationBandBps == 0 || p.liquidationBandBps > 2000) {
-            revert InvalidParam("liquidationBandBps");
+            revert InvalidParam(Param.LiquidationBand);
         }
-        if (p.keeperReward > 1e12) revert InvalidParam("keeperReward");
-        if (p.markBandBps == 0 || p.markBandBps > 2000) revert InvalidParam("markBandBps");
+        if (p.keeperReward > 1e12) revert InvalidParam(Param.KeeperReward);
+        if (p.markBandBps == 0 || p.markBandBps > 2000) revert InvalidParam(Param.MarkBand);
 
         _collateral = p.collateral;
         _oracle = p.oracle;
@@ -1338,6 +1338,10 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
     }
 
+    // The storage slot of a struct, for the whole-word reads and writes above. Solidity has no
+    // generics over storage types and `.slot` is reachable only in assembly, so this is one
+    // overload per struct type, each the same one-line read; the alternative (hard-coded slot
+    // numbers of each mapping, hashed by hand) would break silently when the layout changes.
     function _slotOf(Book storage s) internal pure returns (uint256 slot) {
         assembly ("memory-safe") {
             slot := s.slot

@@ -215,8 +215,33 @@ interface IPerpMarketTypes {
 
     // ------------------------------------------------------------------ errors
 
-    /// @notice A market parameter is out of its bound (`which` names it).
-    error InvalidParam(string which);
+    /// @notice The market parameters a deployment can get wrong (see MarketParams); `Extension`
+    ///         is an extension built with other parameters. ABI-encoded as uint8.
+    enum Param {
+        Collateral,
+        Oracle,
+        FeeRecipient,
+        TickSize,
+        NotionalUnit,
+        MaintenanceMargin,
+        InitialMargin,
+        TakerFee,
+        MakerFee,
+        MaxFills,
+        FundingInterval,
+        OracleMaxAge,
+        InterestRate,
+        PremiumClamp,
+        FundingCap,
+        LiquidationFee,
+        LiquidationBand,
+        KeeperReward,
+        MarkBand,
+        Extension
+    }
+
+    /// @notice A market parameter is out of its bound.
+    error InvalidParam(Param param);
     /// @notice The oracle's answer is older than `oracleMaxAge`.
     error StaleOracle(uint256 updatedAt, uint256 nowTs);
     /// @notice The oracle's answer is zero or negative.
