@@ -749,21 +749,13 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
     }
 
-    /// @dev Maintenance margin holds at the transaction's mark (fixed at its first fill): the
-    ///      position's notional is computed once for both sides of the check (`_equity` and the
-    ///      margin would each compute it; `_signedNotional` truncates toward zero, so it is
-    ///      the signed `n`).
+    /// @dev Maintenance margin holds at the transaction's mark (fixed at its first fill).
+    ///      (Computing the position's notional once instead of in `_equity` and again for the
+    ///      margin saves about 450 gas a fill, but its code does not fit the extension.)
     function _maintained(Ctx memory c, Acct memory a) internal view returns (bool) {
-        int256 lots = a.ps.lots;
-        if (lots == 0) return a.m.collateral >= 0;
-        uint256 mark = c.mark;
-        if (mark == 0) {
-            mark = _mark(c);
-            c.mark = mark;
-        }
-        uint256 n = PriceLib.notional(uint256(lots < 0 ? -lots : lots), mark, _lotSize);
-        int256 equity = int256(a.m.collateral) + (lots < 0 ? -int256(n) : int256(n)) - a.ps.openNotional;
-        return equity >= int256(PriceLib.bpsOf(n, _maintenanceMarginBps));
+        if (a.ps.lots == 0) return a.m.collateral >= 0;
+        if (c.mark == 0) c.mark = _mark(c);
+        return _equity(a, c.mark) >= int256(PriceLib.bpsOf(_absNotional(a.ps.lots, c.mark), _maintenanceMarginBps));
     }
 
     /// @dev Apply a finished take to the taker.

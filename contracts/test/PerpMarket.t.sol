@@ -615,3 +615,12 @@ contract PerpMarketTest is MarketFixture {
         new PerpMarket(p, ext);
     }
 }
+
+/// @notice forge's test EVM deploys code of any size; a chain refuses code over EIP-170's
+///         24,576 bytes (anvil says `CreateContractSizeLimit`). Both halves must fit.
+contract PerpMarketCodeSizeTest is MarketFixture {
+    function test_deploy_BothHalvesWithinCodeSizeLimit() public view {
+        assertLe(market.code.length, 24_576, "PerpMarket");
+        assertLe(PerpMarket(market).extension().code.length, 24_576, "PerpMarketExtension");
+    }
+}
