@@ -206,9 +206,9 @@ contract Handler is Test {
             ghostOut += usd.balanceOf(keeper) - before;
             ++liquidations;
             int256 fund = m.insuranceFund();
-            ghostUnshared = fund < 0 ? uint256(-fund) : 0;
             // Slot 3 holds fees (128 bits), the account counter (32) and the open interest (64).
             uint256 oi = uint64(uint256(vm.load(address(m), bytes32(uint256(3)))) >> 160);
+            ghostUnshared = fund < 0 && oi == 0 ? uint256(-fund) : 0;
             if (fund < 0 && oi != 0) ++ghostFundNegativeWithOpenInterest;
         } catch {}
     }
