@@ -284,7 +284,7 @@ def deploy_market(
         Deployer; signs every transaction locally.
     config
         Market parameters; validated again on chain (the constructor reverts with
-        ``InvalidParam(name)``, reported here as a :class:`TxReverted`).
+        ``InvalidParam(param)``, reported here as a :class:`TxReverted`).
     token, oracle
         Existing collateral token / Chainlink feed; when absent a ``FaucetUSD`` and a
         ``ManualPriceFeed`` (updater = `account`) are deployed, which suits local chains only.

@@ -30,7 +30,7 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     /// @param p Market parameters (bounded; see IPerpMarketTypes.MarketParams).
     /// @param extension_ A PerpMarketExtension deployed with the same `p`.
     constructor(MarketParams memory p, address extension_) PerpMarketBase(p) {
-        if (IParamsHash(extension_).paramsHash() != _paramsHash) revert InvalidParam("extension");
+        if (IParamsHash(extension_).paramsHash() != _paramsHash) revert InvalidParam(Param.Extension);
         extension = extension_;
         uint256 index = _readOracle();
         _book.lastTouch = uint40(block.timestamp);
@@ -80,7 +80,11 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
             uint256 bw = _loadWord(_slotOf(_book));
             if (_due(uint40(bw >> BOOK_TOUCH))) return 0;
             psw = _loadWord(_slotOf(_positions[id]));
-            if (int64(uint64(psw)) != 0 && uint32(psw >> P_FMARK) != _fundingMark()) return 0;
+            // An account with a position may owe funding or a socialised loss: the general path
+            // settles them first.
+            if (int64(uint64(psw)) != 0 && (uint32(psw >> P_FMARK) != _fundingMark() || bw >> BOOK_LOSS != 0)) {
+                return 0;
+            }
             n = _validate(p);
             nbw = _bookAfterRest(bw, p.side, p.tick);
             if (nbw == 0) return 0; // crosses
@@ -177,7 +181,7 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
                 uint24(nbw >> 24),
                 int96(uint96(mw)),
                 int64(uint64(psw)),
-                int128(uint128(psw >> P_OPEN)),
+                int96(uint96(psw >> P_OPEN)),
                 maxReserved
             )) {
             return 0;

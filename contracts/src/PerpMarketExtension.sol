@@ -169,6 +169,7 @@ contract PerpMarketExtension is PerpMarketBase, IPerpMarketCold {
         a.m.collateral = (int256(a.m.collateral) - int256(penalty)).toInt96();
         ins.m.collateral = (int256(ins.m.collateral) + int256(penalty)).toInt96();
         _coverBadDebt(a, ins, account);
+        _socialise(c, ins, pos < 0);
         // The reward never exceeds the penalty the position was worth, so liquidating one's own
         // tiny accounts cannot drain the fund.
         uint256 reward = ins.m.collateral > 0 ? uint256(int256(ins.m.collateral)) : 0;
@@ -244,6 +245,11 @@ contract PerpMarketExtension is PerpMarketBase, IPerpMarketCold {
         s.entryNotional = ps.openNotional;
         s.unrealizedPnl = _signedNotional(ps.lots, mark) - ps.openNotional;
         s.fundingOwed = int256(ps.lots) * (int256(_cumFunding) - int256(_metas[id].fundingSnapshot));
+        if (ps.lots != 0) {
+            // Socialised loss charged to the position's side and not yet settled (see _socialise).
+            uint256 idx = ps.lots > 0 ? _lossLong : _lossShort;
+            s.fundingOwed += int256(uint256(int256(ps.lots > 0 ? ps.lots : -ps.lots)) * (idx - ps.lossSnap));
+        }
         s.equity = s.collateral + s.unrealizedPnl - s.fundingOwed;
         uint256 posNotional = _absNotional(ps.lots, mark);
         s.reservedMargin = PriceLib.bpsOf(_max(m.bidNotional, m.askNotional), _initialMarginBps);

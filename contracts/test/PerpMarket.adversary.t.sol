@@ -150,11 +150,10 @@ contract PerpMarketAdversaryTest is AdversaryBase {
 
     // ------------------------------------------------------------------ bad debt
 
-    /// @dev NOT FIXED YET (issue 15, socialised loss): fails on the current contracts, the fund
-    ///      goes negative. Named without the `test` prefix so forge does not run it and the
-    ///      default suite stays green; rename it to `test_...` to see it fail, and keep it so
-    ///      once socialised loss lands.
-    function openIssue_liquidate_BadDebtBeyondFundKeepsClaimsWithinBalance() public {
+    /// @dev The fund cannot cover carol's bad debt: the rest is shared among the shorts (alice,
+    ///      who gained what carol lost), so the fund ends at or above zero and every claim is
+    ///      backed by the token balance.
+    function test_liquidate_BadDebtBeyondFundKeepsClaimsWithinBalance() public {
         longCarol();
         // No bids: the fund takes the position over; the index falls 40% first.
         feed.set(1800e8);

@@ -76,8 +76,12 @@ contract PerpMarketFastPathTest is MarketFixture {
         assertEq(c1, c2, "cum");
         address[3] memory who = [alice, bob, carol];
         for (uint256 i; i < 3; ++i) {
-            assertTrue(keccak256(abi.encode(m.accountState(who[i]))) == keccak256(abi.encode(b.accountState(who[i]))), "acct");
-            assertTrue(keccak256(abi.encode(m.openOrders(who[i]))) == keccak256(abi.encode(b.openOrders(who[i]))), "orders");
+            assertTrue(
+                keccak256(abi.encode(m.accountState(who[i]))) == keccak256(abi.encode(b.accountState(who[i]))), "acct"
+            );
+            assertTrue(
+                keccak256(abi.encode(m.openOrders(who[i]))) == keccak256(abi.encode(b.openOrders(who[i]))), "orders"
+            );
         }
         for (uint8 s; s < 2; ++s) {
             (uint256[] memory t1, uint256[] memory l1) = m.bookLevels(s, 50);
@@ -177,7 +181,9 @@ contract PerpMarketFastPathTest is MarketFixture {
         fund(address(0xD00D), 1_000e6);
         IPerpMarketTypes.Place memory o = order(BID, PX, 400, POST); // $12,000: needs $1,200
         vm.prank(address(0xD00D));
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InsufficientMargin.selector, int256(1_000e6), uint256(1_200e6)));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPerpMarketTypes.InsufficientMargin.selector, int256(1_000e6), uint256(1_200e6))
+        );
         m.place(o);
     }
 

@@ -101,18 +101,23 @@ contract PerpMarketLiquidationTest is MarketFixture {
         assertEq(m.bestBid(), 0, "dead bid pruned");
     }
 
-    function test_fill_InsuranceAbsorbsAMakerLeftFlatBelowZero() public {
+    function test_fill_MakerLeftBelowMaintenanceIsCancelledNotFilled() public {
         // carol's resting ask at $2000 is fully margined when placed: $900 + $600 <= $1,505.50.
         fund(carol, 510e6);
-        place(carol, ASK, 200_000, 300, POST);
+        uint256 id = place(carol, ASK, 200_000, 300, POST);
+        place(alice, ASK, 200_100, 300, POST);
         feed.set(2000e8);
         fund(bob, 100_000e6);
-        vm.expectEmit(true, false, false, false, market);
-        emit IPerpMarketTypes.BadDebtCovered(carol, 0, 0);
-        place(bob, BID, 200_000, 300, IOC);
-        // Loss 300 x 0.01 x $1000 = $3000 on $1,505.50, plus a $0.60 rebate: $1,493.90 short.
-        assertEq(state(carol).positionLots, 0, "flat");
-        assertEq(state(carol).collateral, 0, "no negative collateral left behind");
-        assertEq(m.insuranceFund(), -1_493_900_000, "uncovered bad debt shows in the fund");
+        // Filling carol's ask would close her long at a $3000 loss on $1,505.50 and leave her
+        // $1,493.90 below zero: the order is cancelled instead and bob trades with alice.
+        vm.expectEmit(true, true, false, true, market);
+        emit IPerpMarketTypes.OrderCancelled(carol, id, 7, 300, 3);
+        place(bob, BID, 200_100, 300, IOC);
+        assertEq(state(bob).positionLots, 300, "filled by the next level");
+        assertEq(state(carol).positionLots, 300, "carol's long untouched");
+        assertEq(state(carol).collateral, 1_505_500_000, "carol's collateral untouched");
+        assertEq(state(carol).reservedMargin, 0, "the cancelled order's margin released");
+        assertEq(m.openOrders(carol).length, 0, "the order left the book");
+        assertEq(m.insuranceFund(), 0, "no bad debt");
     }
 }

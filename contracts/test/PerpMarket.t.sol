@@ -576,26 +576,34 @@ contract PerpMarketTest is MarketFixture {
         IPerpMarketTypes.MarketParams memory p = params();
         address ext = deployExtension(p);
         p.takerFeeBps = 6;
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, "extension"));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.Extension)
+        );
         new PerpMarket(p, ext);
     }
 
     function test_RevertWhen_ParamsOutOfBounds() public {
         IPerpMarketTypes.MarketParams memory p = params();
         p.maintenanceMarginBps = 1000;
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, "maintenanceMarginBps"));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.MaintenanceMargin)
+        );
         new PerpMarket(p, address(0xdead));
         p = params();
         p.makerFeeBps = -6;
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, "makerFeeBps"));
+        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.MakerFee));
         new PerpMarket(p, address(0xdead));
         p = params();
         p.lotSize = 3;
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, "notionalUnit"));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.NotionalUnit)
+        );
         new PerpMarket(p, address(0xdead));
         p = params();
         p.fundingCap = 2e17;
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, "fundingCap"));
+        vm.expectRevert(
+            abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.FundingCap)
+        );
         new PerpMarket(p, address(0xdead));
     }
 
@@ -605,5 +613,14 @@ contract PerpMarketTest is MarketFixture {
         feed.setAt(ORACLE_PX, 1);
         vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.StaleOracle.selector, uint256(1), T0));
         new PerpMarket(p, ext);
+    }
+}
+
+/// @notice forge's test EVM deploys code of any size; a chain refuses code over EIP-170's
+///         24,576 bytes (anvil says `CreateContractSizeLimit`). Both halves must fit.
+contract PerpMarketCodeSizeTest is MarketFixture {
+    function test_deploy_BothHalvesWithinCodeSizeLimit() public view {
+        assertLe(market.code.length, 24_576, "PerpMarket");
+        assertLe(PerpMarket(market).extension().code.length, 24_576, "PerpMarketExtension");
     }
 }

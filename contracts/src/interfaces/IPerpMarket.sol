@@ -74,8 +74,10 @@ interface IPerpMarketCold is IPerpMarketTypes {
     /// @notice Liquidate `account` if its equity is below maintenance margin: cancel its orders,
     ///         close the position against the book within `liquidationBandBps` of the mark, let
     ///         the insurance fund take the rest at mark -/+ `liquidationFeeBps`, cover bad debt
-    ///         from the insurance fund, and pay the caller `keeperReward` from the fund (capped by
-    ///         the fund's balance and by `liquidationFeeBps` of the position's notional).
+    ///         from the insurance fund, share what the fund cannot cover among the positions on
+    ///         the other side (`LossSocialised`), and pay the caller `keeperReward` from the fund
+    ///         (capped by the fund's balance and by `liquidationFeeBps` of the position's
+    ///         notional).
     function liquidate(address account) external;
 
     // ------------------------------------------------------------------ views
@@ -119,7 +121,8 @@ interface IPerpMarketCold is IPerpMarketTypes {
     /// @notice Side and tick encoded in an order id.
     function decodeOrderId(uint256 orderId) external pure returns (uint8 side, uint24 tick);
 
-    /// @notice Insurance fund balance (negative: uncovered bad debt).
+    /// @notice Insurance fund balance. Negative only after a deficit that no open interest was
+    ///         left to share (`LossSocialised` with `perLot` 0).
     function insuranceFund() external view returns (int256);
 
     /// @notice Trading fees accrued and not yet claimed.

@@ -43,7 +43,8 @@ interface IPerpMarketTypes {
     /// @param positionLots Signed position in lots (long > 0).
     /// @param entryNotional Signed cost basis of the position (long > 0), collateral units.
     /// @param unrealizedPnl Position value at the mark minus `entryNotional`.
-    /// @param fundingOwed Funding accrued since the account was last touched (> 0: it pays).
+    /// @param fundingOwed Funding accrued since the account was last touched, plus any socialised
+    ///        loss charged to its side and not yet settled (> 0: it pays).
     /// @param equity collateral + unrealizedPnl - fundingOwed.
     /// @param initialMargin Initial margin of the position plus resting orders.
     /// @param maintenanceMargin Maintenance margin of the position.
@@ -139,7 +140,8 @@ interface IPerpMarketTypes {
 
     /// @notice A resting order left the book without filling `remainingLots`.
     /// @param reason `CANCEL_USER` (0), `CANCEL_EXPIRED` (1), `CANCEL_SELF_TRADE` (2): the
-    ///        resting order of the taker's own account is cancelled instead of filled.
+    ///        resting order of the taker's own account is cancelled instead of filled,
+    ///        `CANCEL_MARGIN` (3): filling it would have left its maker under maintenance margin.
     event OrderCancelled(
         address indexed account, uint256 indexed orderId, uint64 clientId, uint48 remainingLots, uint8 reason
     );
@@ -196,6 +198,15 @@ interface IPerpMarketTypes {
     ///         `insuranceAfter` < 0 means uncovered bad debt.
     event BadDebtCovered(address indexed account, uint256 amount, int256 insuranceAfter);
 
+    /// @notice The insurance fund could not cover `deficit` of bad debt: it is shared among the
+    ///         positions on `side` (0 = longs, 1 = shorts), `perLot` collateral units per lot,
+    ///         charged lazily (`SocialisedLossPaid`). `perLot` = 0: no open interest was left to
+    ///         share it over, and the fund stays `deficit` below zero.
+    event LossSocialised(uint8 side, uint256 deficit, uint256 perLot);
+
+    /// @notice `account` paid `amount` of a socialised loss (see `LossSocialised`).
+    event SocialisedLossPaid(address indexed account, uint256 amount);
+
     /// @notice A keeper reward was paid.
     event KeeperRewardPaid(address indexed keeper, uint256 amount);
 
@@ -204,8 +215,33 @@ interface IPerpMarketTypes {
 
     // ------------------------------------------------------------------ errors
 
-    /// @notice A market parameter is out of its bound (`which` names it).
-    error InvalidParam(string which);
+    /// @notice The market parameters a deployment can get wrong (see MarketParams); `Extension`
+    ///         is an extension built with other parameters. ABI-encoded as uint8.
+    enum Param {
+        Collateral,
+        Oracle,
+        FeeRecipient,
+        TickSize,
+        NotionalUnit,
+        MaintenanceMargin,
+        InitialMargin,
+        TakerFee,
+        MakerFee,
+        MaxFills,
+        FundingInterval,
+        OracleMaxAge,
+        InterestRate,
+        PremiumClamp,
+        FundingCap,
+        LiquidationFee,
+        LiquidationBand,
+        KeeperReward,
+        MarkBand,
+        Extension
+    }
+
+    /// @notice A market parameter is out of its bound.
+    error InvalidParam(Param param);
     /// @notice The oracle's answer is older than `oracleMaxAge`.
     error StaleOracle(uint256 updatedAt, uint256 nowTs);
     /// @notice The oracle's answer is zero or negative.

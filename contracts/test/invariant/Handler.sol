@@ -22,6 +22,11 @@ contract Handler is Test {
     uint256 public ghostIn;
     uint256 public ghostOut;
     uint256 public ghostWithdrawalsIntoBadDebt;
+    /// @dev Bad debt the fund holds that could not be shared: a liquidation left it below zero
+    ///      with no open interest to charge (see PerpMarketBase._socialise).
+    uint256 public ghostUnshared;
+    uint256 public ghostFundNegativeWithOpenInterest;
+    uint256 public socialisedLosses;
     uint256 public fills;
     uint256 public liquidations;
     uint256 public fundingSettles;
@@ -164,6 +169,17 @@ contract Handler is Test {
         feed.set(next);
     }
 
+    /// @dev A gap of 10% to 20% either way: leveraged accounts jump past their maintenance
+    ///      margin into bad debt, which the empty insurance fund cannot cover (socialised loss).
+    function gap(uint256 bps) external {
+        uint256 size = bound(bps, 1000, 2000);
+        int256 move = bps % 2 == 0 ? int256(size) : -int256(size);
+        int256 next = priceE8 * (10_000 + move) / 10_000;
+        if (next < 2000e8 || next > 4500e8) return;
+        priceE8 = next;
+        feed.set(next);
+    }
+
     function warp(uint256 dt) external {
         vm.warp(block.timestamp + bound(dt, 1, 5400));
         feed.set(priceE8);
@@ -180,10 +196,20 @@ contract Handler is Test {
 
     function liquidate(uint256 who) external {
         uint256 before = usd.balanceOf(keeper);
+        // Slot 2 holds the funding index (128 bits) and the two loss indices (64 each).
+        bytes32 losses = vm.load(address(m), bytes32(uint256(2)));
         vm.prank(keeper);
         try m.liquidate(_actor(who)) {
+            if (uint256(vm.load(address(m), bytes32(uint256(2)))) >> 128 != uint256(losses) >> 128) {
+                ++socialisedLosses;
+            }
             ghostOut += usd.balanceOf(keeper) - before;
             ++liquidations;
+            int256 fund = m.insuranceFund();
+            // Slot 3 holds fees (128 bits), the account counter (32) and the open interest (64).
+            uint256 oi = uint64(uint256(vm.load(address(m), bytes32(uint256(3)))) >> 160);
+            ghostUnshared = fund < 0 && oi == 0 ? uint256(-fund) : 0;
+            if (fund < 0 && oi != 0) ++ghostFundNegativeWithOpenInterest;
         } catch {}
     }
 

@@ -108,6 +108,31 @@ contract PerpMarketInvariantTest is MarketFixture {
             else shorts -= p;
         }
         assertEq(longs, shorts, "long OI == short OI");
+        // The open interest a socialised loss is shared over (slot 3, bits 160..223).
+        assertEq(int256(uint256(uint64(uint256(vm.load(market, bytes32(uint256(3)))) >> 160))), longs, "tracked OI");
+    }
+
+    /// @dev Socialised loss: a liquidation never leaves the fund below zero while there are
+    ///      positions to share the deficit over.
+    function invariant_FundNeverNegativeWhileOpenInterest() public view {
+        assertEq(handler.ghostFundNegativeWithOpenInterest(), 0, "deficit left unshared with OI open");
+    }
+
+    /// @dev Claims <= balance under socialised loss. The traders' equity plus fees is what can be
+    ///      claimed; it equals the balance minus the fund's equity. So it can exceed the balance only
+    ///      by the fund's own position marked at a loss (positions it took over are not
+    ///      deleveraged) and by a deficit with no open interest to share it over (ghostUnshared).
+    function invariant_ClaimsWithinBalance() public view {
+        int256 claims = int256(m.accruedFees());
+        uint256 n = handler.actorCount();
+        for (uint256 i; i < n; ++i) {
+            claims += m.accountState(handler.actors(i)).equity;
+        }
+        IPerpMarketTypes.AccountState memory f = m.accountState(market);
+        int256 fundLoss = f.unrealizedPnl - f.fundingOwed;
+        // Each account's unrealised PnL at the mark is rounded toward zero: one unit per account.
+        int256 slack = (fundLoss < 0 ? -fundLoss : int256(0)) + int256(handler.ghostUnshared()) + int256(n + 1);
+        assertTrue(claims <= int256(usd.balanceOf(market)) + slack, "claims <= balance");
     }
 
     function invariant_BookNeverCrossed() public view {
@@ -126,7 +151,8 @@ contract PerpMarketInvariantTest is MarketFixture {
 
     // The hot path relies on three facts about the packed state (see PerpMarketBase: _due,
     // Position.fundingMark, _store). They are internal, so they are read with vm.load: slot 0 is
-    // the Book word, slot 1 the FundingSlot, slot 6 the positions mapping.
+    // the Book word, slot 1 the FundingSlot, slot 2 the funding and loss indices, slot 6 the
+    // positions mapping.
 
     /// @dev `_due` derives the boundary from the book word: the last touch lies in the open interval.
     function invariant_LastTouchInOpenInterval() public view {
@@ -146,13 +172,21 @@ contract PerpMarketInvariantTest is MarketFixture {
             if (id == 0) continue;
             uint256 w = uint256(vm.load(market, keccak256(abi.encode(id, uint256(6)))));
             int256 lots = int64(uint64(w));
-            uint256 mark = uint32(w >> 192);
+            uint256 mark = uint32(w >> 160);
             if (lots == 0) {
                 assertEq(mark, 0, "flat: mark cleared");
                 continue;
             }
             assertTrue(mark != 0 && mark <= open, "mark set, never ahead");
-            if (mark == open) assertEq(m.accountState(all[i]).fundingOwed, 0, "mark current => nothing owed");
+            // fundingOwed also counts the unsettled socialised loss of the position's side: the
+            // loss indices are slot 2's bits 128..191 (longs) and 192..255 (shorts), the
+            // position's snapshot its word's bits 192..255.
+            uint256 losses = uint256(vm.load(market, bytes32(uint256(2))));
+            uint256 idx = lots > 0 ? uint64(losses >> 128) : uint64(losses >> 192);
+            int256 loss = int256((lots > 0 ? uint256(lots) : uint256(-lots)) * (idx - uint64(w >> 192)));
+            if (mark == open) {
+                assertEq(m.accountState(all[i]).fundingOwed - loss, 0, "mark current => no funding owed");
+            }
         }
     }
 
