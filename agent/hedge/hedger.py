@@ -80,6 +80,7 @@ from agent.hedge.binance import (
     StatusUnknown,
     UnknownOrder,
 )
+from agent.logs import Event, log_event
 
 __all__ = [
     "HedgeAttribution",
@@ -94,6 +95,14 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def _order_line(cloid: str, status: str, why: str, level: int = logging.INFO) -> None:
+    """One ``hedge.order`` line for an order that did not reach the book (or whose fate is open)."""
+    log_event(
+        _log, Event.HEDGE_ORDER, f"hedge order {cloid} {status}: {why}", level=level,
+        cloid=cloid, status=status, reason=why,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -672,15 +681,18 @@ class Hedger:
         self._journal.record_hedge_intent(
             intent.intent_id, coid, cfg.symbol, side, float(qty_dec), int(now_s * 1000)
         )
-        _log.info(
-            "hedge order %s placing: %s %s %s @ %s %s%s",
-            coid,
-            side,
-            qty_dec,
-            cfg.symbol,
-            req.price,
-            req.time_in_force,
-            " reduce-only" if reduce_only else "",
+        log_event(
+            _log,
+            Event.HEDGE_ORDER,
+            f"hedge order {coid} placing: {side} {qty_dec} {cfg.symbol} @ {req.price} "
+            f"{req.time_in_force}{' reduce-only' if reduce_only else ''}",
+            cloid=coid,
+            status="placing",
+            side=side,
+            qty_base=str(qty_dec),
+            price=str(req.price),
+            tif=req.time_in_force,
+            reduce_only=reduce_only,
         )
         try:
             state = await self._client.place_order(req)
@@ -690,17 +702,17 @@ class Hedger:
             return False
         except PostOnlyWouldTake as e:
             # The book moved through our price: nothing was placed; re-post at the next step.
-            _log.info("hedge order %s not placed: post-only would take (%s)", coid, e)
+            _order_line(coid, "not_placed", f"post-only would take ({e})")
             self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
             return False
         except ExchangeUnavailable as e:
             # Every send failed before reaching the exchange; nothing was placed.
-            _log.info("hedge order %s not sent: %s", coid, e)
+            _order_line(coid, "not_sent", str(e))
             self._journal.update_hedge(coid, "NOT_SENT", 0.0, 0.0, int(now_s * 1000))
             self._fail(e, now_s)
             return False
         except ExchangeError as e:
-            _log.info("hedge order %s rejected: %s", coid, e)
+            _order_line(coid, "rejected", str(e))
             self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
             self._fail(e, now_s)
             return False
@@ -785,12 +797,11 @@ class Hedger:
             else self._client.acceptance_deadline_ms()
         )
         self._unknown[coid] = max(deadline, self._unknown.get(coid, deadline))
-        _log.warning(
-            "hedge order %s unknown (%s): looking it up until exchange time %d; no hedging "
-            "until it is resolved",
+        _order_line(
             coid,
-            why,
-            deadline,
+            "unknown",
+            f"{why}: looking it up until exchange time {deadline}; no hedging until resolved",
+            level=logging.WARNING,
         )
         self._journal.update_hedge(coid, "UNKNOWN", 0.0, 0.0, int(now_s * 1000))
 
@@ -805,7 +816,7 @@ class Hedger:
             # Past the deadline: only several lookups in a row (a read can lag) settle it.
             found = await self._client.lookup_order(cfg.symbol, coid)
             if found is None:
-                _log.info("hedge order %s not found after its acceptance deadline", coid)
+                _order_line(coid, "not_found", "not found after its acceptance deadline")
                 self._journal.update_hedge(coid, "NOT_FOUND", 0.0, 0.0, int(now_s * 1000))
                 return True
             state = found
@@ -911,15 +922,19 @@ class Hedger:
         return fills
 
     def _journal_state(self, state: OrderState, now_s: float) -> None:
-        _log.info(
-            "hedge order %s %s: %s %s of %s at avg %s (%s)",
-            state.client_order_id,
-            _EVENT.get(state.status, state.status.lower()),
-            state.side,
-            state.executed_qty_base,
-            state.orig_qty_base,
-            state.avg_price,
-            state.resolution,
+        status = _EVENT.get(state.status, state.status.lower())
+        log_event(
+            _log,
+            Event.HEDGE_ORDER,
+            f"hedge order {state.client_order_id} {status}: {state.side} "
+            f"{state.executed_qty_base} of {state.orig_qty_base} at avg {state.avg_price} "
+            f"({state.resolution})",
+            cloid=state.client_order_id,
+            status=status,
+            side=state.side,
+            qty_base=str(state.orig_qty_base),
+            filled_base=str(state.executed_qty_base),
+            price=str(state.avg_price),
         )
         self._journal.update_hedge(
             state.client_order_id,
