@@ -52,11 +52,11 @@ def test_migration_hook_runs_new_steps_once_and_refuses_newer_files(tmp_path: Pa
         db.execute("ALTER TABLE orders ADD COLUMN venue TEXT NOT NULL DEFAULT 'dex'")
 
     with Journal(path, migrations=(*MIGRATIONS, v2)) as j:
-        assert j.schema_version == 2
+        assert j.schema_version == SCHEMA_VERSION + 1
         cols = [r[1] for r in j._db.execute("PRAGMA table_info(orders)")]
         assert "venue" in cols
     with Journal(path, migrations=(*MIGRATIONS, v2)) as j:  # re-opening does not re-run v2
-        assert j.schema_version == 2
+        assert j.schema_version == SCHEMA_VERSION + 1
     with pytest.raises(ConfigError, match="newer than this agent"):
         Journal(path)
 
@@ -69,7 +69,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         Journal(tmp_path / "j.db", migrations=(*MIGRATIONS, broken))
     with Journal(tmp_path / "j.db") as j:
-        assert j.schema_version == 1
+        assert j.schema_version == SCHEMA_VERSION
         assert j._db.execute("SELECT name FROM sqlite_master WHERE name='half'").fetchone() is None
 
 
@@ -208,3 +208,13 @@ def test_order_ids_above_2_pow_63_round_trip(tmp_path: Path) -> None:
         assert j.fills()[0].order_id == big
         j.upsert_order(9, Side.ASK, 300_000, 5, "open", 1, order_id=big)
         assert j.orders()[0].order_id == big
+
+
+def test_estimator_state_round_trips_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as j:
+        assert j.load_estimator("quote_fills") is None
+        j.save_estimator("quote_fills", {"version": 1, "fills": [1.0, 2.0]}, 1_000)
+        j.save_estimator("quote_fills", {"version": 1, "fills": [3.0]}, 2_000)
+    with Journal(path) as j:  # survives a reopen; the later save replaced the earlier
+        assert j.load_estimator("quote_fills") == {"version": 1, "fills": [3.0]}
