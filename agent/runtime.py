@@ -816,8 +816,9 @@ class Agent:
         )
 
     def _hedge_band(self, fair: FairValue, est: ModelEstimates) -> float:
-        """The hedge dead band, base units: ``hedge_band_base`` between the exchange's step and
-        a quarter of the inventory cap; the configured dead band when inputs are missing."""
+        """The hedge dead band, base units: ``hedge_band_base`` (inventory risk against hedge
+        cost), at least the configured dead band and at most a quarter of the inventory cap;
+        the configured dead band until the model has quoted."""
         assert self.hedger is not None
         configured = self.hedger.hedger.config.dead_band_base
         sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
@@ -839,7 +840,7 @@ class Agent:
                 hedge_cost_bps=self.hedger.hedge_cost_bps(),
                 risk_aversion_per_usd=self.params.gamma,
             ),
-            min_base=min(self.hedger.min_order_base(), cap),
+            min_base=min(configured, cap),
             max_base=max(cap, self.hedger.min_order_base()),
         )
 
