@@ -60,22 +60,34 @@ class HedgeLeg:
         m = self.hedger.attribution().cex_mark
         return m if math.isfinite(m) else None
 
-    def poll_mid(self, now_s: float, min_interval_s: float = 0.5) -> None:
-        """Schedule a read of the exchange's best bid and ask; return at once.
+    def poll_mid(self, now_s: float, min_interval_s: float = 0.2) -> None:
+        """Start a read of the exchange's best bid and ask; return at once.
 
         The hedger re-reads its mark only every reconciliation (10 s): too old for fair value,
-        momentum and the jump detector, which need the exchange's lead over the chain. At most
-        one read is in flight and at most one starts per ``min_interval_s``; the answer is
-        stamped with the clock when it arrives (:meth:`fresh_mid`).
+        momentum and the jump detector, which need the exchange's lead over the chain. The
+        runtime starts the read beside its chain snapshot and collects it with
+        :meth:`await_mid`. At most one read is in flight and at most one starts per
+        ``min_interval_s``; the answer is stamped with ``now_s``, when it was asked for (the
+        price is at least that fresh, and the stamp does not depend on how fast it came back).
         """
         if self._mid_task is not None and not self._mid_task.done():
             return
         if now_s - self._mid_asked_s < min_interval_s:
             return
         self._mid_asked_s = now_s
-        self._mid_task = asyncio.ensure_future(self._read_mid())
+        self._mid_task = asyncio.ensure_future(self._read_mid(now_s))
 
-    async def _read_mid(self) -> None:
+    async def await_mid(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` (wall time) for the read in flight; never longer.
+
+        A slow or dead exchange costs a cycle at most this much: the read keeps going and its
+        answer is used by a later cycle.
+        """
+        task = self._mid_task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout_s)
+
+    async def _read_mid(self, asked_s: float) -> None:
         try:
             ticker = await self.client.book_ticker(self.symbol)
         except Exception as exc:  # the hedger's own reads report the exchange's health
@@ -83,7 +95,7 @@ class HedgeLeg:
             return
         bid, ask = float(ticker.bid_price), float(ticker.ask_price)
         if 0.0 < bid < ask:
-            self._mid = (self._clock(), 0.5 * (bid + ask))
+            self._mid = (asked_s, 0.5 * (bid + ask))
 
     def fresh_mid(self) -> tuple[float, float] | None:
         """(when it was read, the exchange mid) from :meth:`poll_mid`; None before any answer."""

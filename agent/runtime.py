@@ -96,6 +96,8 @@ _FUNDING_CAP = 0.04
 # length (1/k) in bps of the price, for a thin perp DEX (the study measured ~0.05 per second).
 _FILL_PRIOR_A_PER_S = 0.05
 _FILL_PRIOR_DECAY_BPS = 5.0
+_CEX_MID_WAIT_S = 0.25
+"""Longest a cycle waits for the exchange mid read it started beside the chain snapshot."""
 _HEDGE_BAND_MAX_CAP_FRAC = 0.25
 """The hedge band never lets more than this fraction of the inventory cap sit unhedged."""
 
@@ -405,6 +407,9 @@ class Agent:
     async def _step(self) -> None:
         now = self.clock()
         self._control_files_check()
+        if self.hedger is not None:
+            # The exchange mid is read beside the chain snapshot, collected in on_snapshot.
+            self.hedger.poll_mid(now)
         snap = await self.venue.snapshot()
         await self.ingest(snap, now)
         if not self.venue.snapshot_current(snap):
@@ -442,7 +447,7 @@ class Agent:
         mid = self._mid(snap)
         others = others_book(snap.book, snap.open_orders)
         self._book_hedge_moves()
-        fair = self._update_fair_value(now, snap, others)
+        fair = await self._update_fair_value(now, snap, others)
         if not fair.stale:
             self.est.vol.update_price(now, fair.price)
         if mid is not None and snap.index:
@@ -717,14 +722,15 @@ class Agent:
             ref, prior_a_per_s=_FILL_PRIOR_A_PER_S, prior_decay_bps=_FILL_PRIOR_DECAY_BPS
         )
 
-    def _update_fair_value(
+    async def _update_fair_value(
         self, now: float, snap: VenueSnapshot, others: BookSnapshot
     ) -> FairValue:
         """Feed the exchange mid, the oracle and the rest of the book; return fair value."""
         tick = self.params.tick_size
         cex: float | None = None
         if self.hedger is not None:
-            self.hedger.poll_mid(now)
+            self.hedger.poll_mid(now)  # a no-op when _step started it
+            await self.hedger.await_mid(_CEX_MID_WAIT_S)
             seen = self.hedger.fresh_mid()
             if seen is not None:
                 t_cex, cex = seen

@@ -229,7 +229,7 @@ def _agent_config(
         "levels": 3,
         "native_price_quote": 2000.0,
     }
-    policy: Any = {"dead_band_base": 0.05}
+    policy: Any = {"dead_band_base": 0.04}  # below the top quote size: a full fill is hedged
     raw: dict[str, Any] = {
         "quoting": quoting,
         "risk": {},

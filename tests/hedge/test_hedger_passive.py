@@ -159,15 +159,16 @@ async def test_hedge_leg_reads_a_fresh_exchange_mid_and_takes_the_risk_posture(
     leg = HedgeLeg(hedger, client, SYMBOL, clock=lambda: now[0])
     assert leg.fresh_mid() is None
     leg.poll_mid(now[0])
+    task = leg._mid_task
     leg.poll_mid(now[0])  # one read in flight at most
-    assert leg._mid_task is not None
-    await leg._mid_task
+    assert leg._mid_task is task is not None
+    now[0] = 100.1  # the answer is stamped with when it was asked for
+    await leg.await_mid(5.0)
     seen = leg.fresh_mid()
     assert seen is not None and seen[0] == 100.0
     assert seen[1] == pytest.approx(float(sim.exchange.mid(SYMBOL)), rel=1e-4)
-    now[0] = 100.2
     leg.poll_mid(now[0])  # within the minimum interval: no new read
-    assert leg._mid_task.done()
+    assert leg._mid_task is task and task.done()
 
     leg.set_posture(0.2, 1)
     assert hedger.band_base() == pytest.approx(0.2)
