@@ -945,6 +945,10 @@ class Agent:
             {
                 "why": why,
                 "risk_state": d.state.name,
+                "fair_value": decision.fair_value,
+                "fair_source": self.fair_value.source.value if self.fair_value else "none",
+                "momentum_per_s": self.momentum.drift_per_s(),
+                "jump": self.jump.state.value,
                 "reservation": decision.reservation_price,
                 "half_spread": decision.half_spread,
                 "value": decision.value.gain_quote,
