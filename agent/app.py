@@ -8,6 +8,7 @@ stress runner and the benchmarks call it. The config arrives typed (:mod:`agent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,13 +23,13 @@ from agent.hedge.binance import BinanceFuturesClient, ClientConfig, Credentials
 from agent.hedge.hedger import Hedger
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
-from agent.risk.engine import RiskEngine, RiskState
+from agent.risk.engine import RiskEngine, RiskLimits, RiskState
 from agent.runtime import Agent
 from agent.store import Journal
 from agent.telemetry import Health
 from agent.venue.dex import DexVenue
 
-__all__ = ["Closer", "build_agent"]
+__all__ = ["Closer", "build_agent", "risk_limits"]
 
 Closer = Callable[[], Awaitable[None] | None]
 """What :func:`build_agent` returns to be called after :meth:`Agent.run` (sync or async)."""
@@ -79,7 +80,11 @@ async def build_agent(
         venue=venue,
         journal=journal,
         model_params=cfg.quoting,
-        risk=RiskEngine(cfg.risk, start_s=clock(), initial_state=_restored_state(journal)),
+        risk=RiskEngine(
+            risk_limits(cfg),
+            start_s=clock(),
+            initial_state=_restored_state(journal),
+        ),
         keeper=KeeperPolicy(
             settle_funding=cfg.keeper.settle_funding,
             liquidate=cfg.keeper.liquidate,
@@ -99,6 +104,20 @@ async def build_agent(
 
     closers.append(close_journal)
     return agent, closers
+
+
+def risk_limits(cfg: AgentConfig) -> RiskLimits:
+    """``[risk]`` with the feed's heartbeat from ``[chain] oracle_heartbeat_s``.
+
+    The heartbeat is a fact about the deployment, so it lives in ``[chain]``; the risk engine
+    derives its oracle-age band from it (1.5 and 3 heartbeats). A ``[risk]`` that sets
+    ``oracle_heartbeat_s`` or its own ``oracle_age_s`` band wins.
+    """
+    risk, heartbeat_s = cfg.risk, cfg.chain.oracle_heartbeat_s
+    explicit = risk.oracle_heartbeat_s is not None or risk.oracle_age_s != RiskLimits().oracle_age_s
+    if heartbeat_s is None or explicit:
+        return risk
+    return dataclasses.replace(risk, oracle_heartbeat_s=heartbeat_s)
 
 
 def _restored_state(journal: Journal) -> RiskState:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -29,6 +30,14 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("agent.commands", "resume_cli_main", "let a HALTED agent resume (operator)"),
     "keys": ("agent.chain.signer", "keys_cli_main", "manage signing keys (new | import | address)"),
     "deploy": ("agent.commands", "deploy_cli_main", "deploy a market and write its record"),
+    "init": (
+        "agent.init",
+        "init_cli_main",
+        "write mm.toml for a profile (--network local|testnet)",
+    ),
+    "deposit": ("agent.account", "deposit_cli_main", "approve and deposit collateral"),
+    "withdraw": ("agent.account", "withdraw_cli_main", "withdraw free collateral"),
+    "oracle": ("agent.oracle_keeper", "oracle_cli_main", "keep a test feed at the exchange mid"),
 }
 
 _PLUGIN_GROUP = "mm_agent.commands"
@@ -80,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mm-agent {name}: not available in this build ({exc})", file=sys.stderr)
         return 2
     try:
-        return entry(rest)
+        code = entry(rest)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`mm-agent status | head -1`): what it wanted it has. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except AgentError as exc:
         print(f"mm-agent {name}: {exc}", file=sys.stderr)
         return 1

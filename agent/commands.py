@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 
@@ -20,12 +21,15 @@ from agent.chain.heads import HeadWatcher, ws_url_for
 from agent.chain.signer import load_signer
 from agent.config import AgentConfig, key_source, load_config
 from agent.errors import ConfigError
+from agent.init import DEFAULT_MID, refuse_placeholders
+from agent.oracle_keeper import add_signer_flags, signer_from_flags
 from agent.status import HALT_FILE, RESUME_FILE, STATUS_FILE
 from agent.telemetry import TelemetryServer
 
 __all__ = [
     "cancel_all_cli_main",
     "deploy_cli_main",
+    "format_status",
     "resume_cli_main",
     "run_cli_main",
     "status_cli_main",
@@ -82,6 +86,7 @@ def run_cli_main(argv: list[str]) -> int:
     )
     ap.add_argument("--offline", action="store_true", help="with --check: format checks only")
     args = ap.parse_args(argv)
+    refuse_placeholders(args.config)  # a profile written by `mm-agent init` not yet filled in
     cfg = load_config(args.config)
     if args.check:
         if args.offline:
@@ -111,17 +116,28 @@ def status_cli_main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
-    age = time.time() - float(st.get("written_s", 0))
-    print(f"state {st['state']}  block {st['block']}  (status written {age:.0f} s ago)")
-    print(f"index {st['index']}  mid {st['mid']}  bid {st['best_bid']}  ask {st['best_ask']}")
-    print(
-        f"inventory {st['inventory_base']:+.4f} (cap {st['inventory_cap_base']:.4f})  "
-        f"hedge {st['hedge_base']:+.4f}  equity {st['equity']:.2f}"
-    )
-    pnl = st.get("pnl", {})
-    print("pnl " + "  ".join(f"{k} {v:+.2f}" for k, v in pnl.items()))
-    print(f"last decision: {st['last_decision']}")
+    print("\n".join(format_status(st, time.time())))
     return 0
+
+
+def _px(v: Any) -> str:
+    """A price as ``2,998.45``; ``-`` when there is none (an empty side, no oracle)."""
+    return "-" if v is None else f"{float(v):,.2f}"
+
+
+def format_status(st: dict[str, Any], now_s: float) -> list[str]:
+    """The lines ``mm-agent status`` prints for a ``status.json`` payload `st`."""
+    age = now_s - float(st.get("written_s", 0))
+    pnl = st.get("pnl", {})
+    return [
+        f"state {st['state']}  block {st['block']:,}  (status written {age:.0f} s ago)",
+        f"index {_px(st['index'])}  mid {_px(st['mid'])}  "
+        f"bid {_px(st['best_bid'])}  ask {_px(st['best_ask'])}",
+        f"inventory {st['inventory_base']:+.4f} (cap {st['inventory_cap_base']:.4f})  "
+        f"hedge {st['hedge_base']:+.4f}  equity {st['equity']:,.2f}",
+        "pnl " + "  ".join(f"{k} {v:+,.2f}" for k, v in pnl.items()),
+        f"last decision: {st['last_decision']}",
+    ]
 
 
 def cancel_all_cli_main(argv: list[str]) -> int:
@@ -180,6 +196,8 @@ def deploy_cli_main(argv: list[str]) -> int:
     The RPC, chain id and signing key come from the config (``[chain]``, ``[signer]``); market
     parameters from flags (defaults: an ETH-like market with $0.01 ticks and 0.001 lots). Without
     ``--token`` / ``--oracle`` a faucet token and a manual price feed are deployed (test chains).
+    ``--keystore`` / ``--key-env`` / ``--dev-index`` sign with a deployer key other than the
+    config's: only the deployer can push the manual feed (``mm-agent oracle``).
     """
     ap = argparse.ArgumentParser(prog="mm-agent deploy", description=deploy_cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path)
@@ -189,8 +207,16 @@ def deploy_cli_main(argv: list[str]) -> int:
     defaults = MarketConfig()
     ap.add_argument("--tick-size", type=int, default=defaults.tick_size)
     ap.add_argument("--lot-size", type=int, default=defaults.lot_size)
-    ap.add_argument("--initial-price", type=float, default=3000.0, help="manual feed's first price")
+    ap.add_argument(
+        "--initial-price",
+        type=float,
+        default=DEFAULT_MID,
+        help=f"manual feed's first price (default {DEFAULT_MID:,.0f}, the simulator's mid)",
+    )
     ap.add_argument("--funding-interval-s", type=int, default=defaults.funding_interval_s)
+    # The deployer may differ from the maker: only it can push a manual feed (`mm-agent oracle`),
+    # and the two must not share a key (they would race for nonces).
+    add_signer_flags(ap, "deployer")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     w3 = Web3(Web3.HTTPProvider(cfg.chain.rpc_url, request_kwargs={"timeout": 60}))
@@ -198,7 +224,7 @@ def deploy_cli_main(argv: list[str]) -> int:
         raise ConfigError(
             f"chain.chain_id: config says {cfg.chain.chain_id}, the RPC is chain {w3.eth.chain_id}"
         )
-    signer = load_signer(key_source(cfg), cfg.chain.chain_id)
+    signer = load_signer(signer_from_flags(args) or key_source(cfg), cfg.chain.chain_id)
     config = MarketConfig(
         tick_size=args.tick_size,
         lot_size=args.lot_size,

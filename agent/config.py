@@ -369,6 +369,10 @@ class ChainSettings(_Strict):
     """Fee ceiling for risk-driven cancels (default 5 × tx.max_fee_gwei): a gas spike must not
     block the cancel it demands."""
     rpc_timeout_s: float = Field(5.0, gt=0, le=120)
+    oracle_heartbeat_s: float | None = Field(None, gt=0)
+    """The price feed's heartbeat, seconds: a Chainlink feed's published one, or the
+    ``--interval-s`` of ``mm-agent oracle``. When set, the risk engine's oracle-age limits are
+    1.5 and 3 heartbeats (``[risk] oracle_age_s`` still overrides); unset keeps 10 / 30 s."""
 
     @field_validator("rpc_url")
     @classmethod
@@ -403,7 +407,7 @@ class HedgeSettings(_Strict):
 
     enabled: bool = True
     base_url: str = "http://127.0.0.1:9800"
-    symbol: str = "BTCUSDT"
+    symbol: str = "ETHUSDT"
     api_key_env: str = "MM_CEX_API_KEY"
     api_secret_env: str = "MM_CEX_API_SECRET"  # noqa: S105 - the name of an env var, not a secret
     recv_window_ms: int = Field(5000, gt=0, le=60000)

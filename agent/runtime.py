@@ -192,6 +192,11 @@ class Agent:
             FundingPredictor(),
         )
         self.quote_life = QuoteLife(prior_s=model_params.quote_life_s)
+        hb = risk.limits.oracle_heartbeat_s
+        if fair_value is None and hb is not None:
+            # A heartbeat feed is fresh for a few heartbeats: the same age the risk engine
+            # withdraws at, so the oracle fallback and the oracle-age trigger agree.
+            fair_value = FairValueParams(max_oracle_age_s=hb * risk.limits.oracle_breach_heartbeats)
         self.fair = FairValueEstimator(fair_value)
         self.momentum = ExchangeMomentum()
         self.jumps = JumpDetector(jumps)

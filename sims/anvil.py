@@ -197,6 +197,10 @@ class Anvil:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                # Its own session: a Ctrl-C at the terminal goes to the foreground process
+                # group, and the node must outlive it so its owner can cancel orders and stop it
+                # in order (stop(), atexit, or the parent-death signal above).
+                start_new_session=True,
             )
         except OSError as exc:
             self._close_log()

@@ -83,12 +83,23 @@ def dashboard_snapshot(agent: Any, world: ChainWorld, step: Step) -> DashboardSn
     )
 
 
-async def _demo(args: argparse.Namespace) -> StressResult:
+async def _demo(args: argparse.Namespace, stop: asyncio.Event) -> StressResult | None:
     scenario = load_scenario("demo")
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            print(
+                "\nstopping: cancelling the agent's orders, then writing the report ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        stop.set()
+
+    # The node processes run in their own sessions (sims/anvil.py), so a Ctrl-C reaches only
+    # this process: the agent shuts down against a live chain, then the nodes stop, in order.
+    loop.add_signal_handler(signal.SIGINT, on_signal)
+    loop.add_signal_handler(signal.SIGTERM, on_signal)
     board = LiveDashboard(interval_s=5.0)
 
     def show(agent: Any, world: ChainWorld, step: Step) -> None:
@@ -101,6 +112,9 @@ async def _demo(args: argparse.Namespace) -> StressResult:
         with tempfile.TemporaryDirectory(prefix="mm-demo-") as tmp:
             print("building the local chain (deploy, fund, seed liquidity) ...", flush=True)
             meta = await asyncio.to_thread(build_fork_state, Path(tmp) / "state.json")
+            if stop.is_set():
+                return None
+            print("starting the chain, the exchange simulator and the agent ...", flush=True)
             with open_upstream(state_file=meta.state_file) as up:
                 return await run_scenario(scenario, up, out, opts, on_step=show, stop=stop)
     finally:
@@ -125,14 +139,18 @@ def run_demo(argv: list[str]) -> int:
         ap.error("--duration-s must be at least 60 and --speed positive")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("agent").setLevel(logging.ERROR)
-    with contextlib.suppress(KeyboardInterrupt):
-        res = asyncio.run(_demo(args))
-        verdict = "all invariants held" if res.passed else "INVARIANTS FAILED"
-        print(
-            f"\ndemo finished: {res.steps} blocks, {verdict}.\n"
-            f"report: {res.paths.html.resolve()}\n"
-            f"        {res.paths.json.resolve()}"
-        )
-        return 0 if res.passed else 1
-    print("\ndemo interrupted before the report was written", file=sys.stderr)
-    return 130
+    res: StressResult | None = None
+    stop = asyncio.Event()  # set by SIGINT/SIGTERM
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handlers are in place
+        res = asyncio.run(_demo(args, stop))
+    if res is None:
+        print("\ndemo interrupted during set-up: nothing ran, no report", file=sys.stderr)
+        return 130
+    verdict = "all invariants held" if res.passed else "INVARIANTS FAILED"
+    ended = "stopped early (Ctrl-C)" if stop.is_set() else "finished"
+    print(
+        f"\ndemo {ended}: {res.steps} blocks, {verdict}.\n"
+        f"report: {res.paths.html.resolve()}\n"
+        f"        {res.paths.json.resolve()}"
+    )
+    return 0 if res.passed else 1

@@ -1,6 +1,15 @@
 """Stress runs: the real agent against a forked chain, taker bots, an oracle and a CEX simulator.
 
 ``mm-agent stress --scenario NAME|FILE [--fork-url URL] [--seed S] [--out DIR] [--short]``
+``[--mode lockstep|live] [--speed N] [--rpc-delay-ms LO-HI] [--seeds 0-9] [--strategy NAME|all]``
+``[--json]``
+
+Modes
+    ``lockstep`` (default, this module) steps the world and the agent together and is exactly
+    reproducible: the same seed gives the same report to the cent. ``live``
+    (:mod:`sims.live`) runs the agent's own loop against a chain that mines on its own clock,
+    with the exchange's latency; it shows races and is not reproducible. ``--seeds`` and
+    ``--strategy`` tabulate mean ± std over seeds per strategy (:mod:`sims.seeds`).
 
 Where the chain comes from
     By default a fork-state file is built (:mod:`sims.forkstate`) or read (``--state FILE``) and
@@ -73,10 +82,12 @@ from sims.report import (
     write_report,
 )
 from sims.scenario import Scenario, Step, Timeline, expand, list_scenarios, load_scenario
+from sims.strategies import get_strategy
 from sims.world import ChainWorld, MarketDeployment, WorldStats
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
+    from sims.live import LiveOptions
 
 __all__ = [
     "SHORT_DURATION_S",
@@ -128,6 +139,8 @@ class StressOptions:
     """Wall seconds per simulated second (the demo: 1.0); None runs as fast as possible."""
     config_path: Path | None = None
     """An mm.toml whose [quoting], [risk], [tx], [keeper] and [hedge.policy] the agent uses."""
+    strategy: str = "shipped"
+    """A name of :mod:`sims.strategies`: its [quoting] overrides apply on top of the config."""
     settle_grace_s: float = 3.0
     """Seconds after a funding boundary before the world settles it if nobody did."""
     inventory_transient_s: float = 180.0
@@ -221,7 +234,12 @@ def open_upstream(
 
 
 def _agent_config(
-    rpc_url: str, deployment_file: Path, data_dir: Path, cex_url: str, base: AgentConfig | None
+    rpc_url: str,
+    deployment_file: Path,
+    data_dir: Path,
+    cex_url: str,
+    base: AgentConfig | None,
+    strategy: str = "shipped",
 ) -> AgentConfig:
     quoting: dict[str, Any] = {
         "base_size_base": 0.05,
@@ -240,6 +258,7 @@ def _agent_config(
         # The base config's sections are validated objects: they replace these defaults whole.
         raw.update(quoting=base.quoting, risk=base.risk, tx=base.tx, keeper=base.keeper)
         policy = dataclasses.replace(base.hedge.policy, symbol=_SYMBOL)
+    raw["quoting"] = get_strategy(strategy).apply(raw["quoting"])
     raw |= {
         "chain": {"rpc_url": rpc_url, "chain_id": 31337, "deployment_file": str(deployment_file)},
         "signer": {"source": "dev", "dev_index": 1},
@@ -379,23 +398,38 @@ def _fresh_data_dir(out_dir: Path) -> Path:
 
 
 async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> None:
-    """Shut the agent down (cancel all), mining a block whenever a transaction waits in the pool.
+    """Shut the agent down (cancel all), mining a block whenever a transaction of ours waits.
 
-    Blocks follow the agent's transactions, not wall time: mining on a wall-clock beat made the
-    block count (and the base fee, and so the gas paid) depend on how long the shutdown's waits
-    took on a loaded machine, and two runs of one seed differed.
+    Blocks follow the agent's transactions, not the wall clock (an earlier version mined one per
+    50 ms of wall time, so a slow machine mined more blocks and the same seed's report differed),
+    and each block is one simulated second later.
     """
+    # A quote sent in the last step lands first, so the shutdown never races it: whether the
+    # cancel-all replaced it or followed it would depend on wall time.
+    if _agent_txs_waiting(world):
+        clock.set(clock() + 1.0)
+        world.mine(int(clock()))
     task = asyncio.create_task(agent.shutdown(timeout_s=30.0))
-    deadline = time.monotonic() + 35.0
-    while time.monotonic() < deadline:
-        done, _pending = await asyncio.wait({task}, timeout=0.05)
+    mined = 0
+    while mined < 60:
+        done, _pending = await asyncio.wait({task}, timeout=0.01)
         if done:
             break
-        pool = world.node.rpc("txpool_status", [])
-        if int(str(pool.get("pending", "0x0")), 16) > 0:
-            clock.set(clock() + 1.0)
-            world.mine(int(clock()))
+        if not _agent_txs_waiting(world):
+            continue
+        clock.set(clock() + 1.0)
+        world.mine(int(clock()))
+        mined += 1
     await task
+
+
+def _agent_txs_waiting(world: ChainWorld) -> bool:
+    """True when a transaction of the agent waits in the node's pool."""
+    content = world.node.txpool_content()
+    me = world.agent_address.lower()
+    return any(
+        sender.lower() == me for group in ("pending", "queued") for sender in content.get(group, {})
+    )
 
 
 def _apply_cex(sim: SimServer, step: Step, rng: random.Random, current: dict[str, Any]) -> None:
@@ -483,7 +517,9 @@ async def run_scenario(
         os.environ[_KEY_ENV] = sim.config.api_key
         os.environ[_SECRET_ENV] = sim.config.api_secret
         async with sim:
-            cfg = _agent_config(fork.url, data_dir / "deployment.json", data_dir, sim.url, base_cfg)
+            cfg = _agent_config(
+                fork.url, data_dir / "deployment.json", data_dir, sim.url, base_cfg, opts.strategy
+            )
             agent, closers = await build_agent(cfg, clock=clock)
             if agent.hedger is not None:
                 # The exchange answers in simulated time, so the client's wall-clock retry waits
@@ -808,9 +844,15 @@ async def _run_many(
                 seed=args.seed,
                 short_s=SHORT_DURATION_S if args.short else args.duration_s,
                 config_path=args.config,
+                strategy=args.strategy or "shipped",
             )
             try:
-                res = await run_scenario(sc, up, out, opts)
+                if args.mode == "live":
+                    from sims.live import run_live
+
+                    res = await run_live(sc, up, out, opts, _live_options(args))
+                else:
+                    res = await run_scenario(sc, up, out, opts)
                 results.append((name, res))
                 status = "PASS" if res.passed else "FAIL"
                 print(
@@ -839,12 +881,98 @@ def _stress_parser() -> argparse.ArgumentParser:
     ap.add_argument("--duration-s", type=float, help="shorten to this many simulated seconds")
     ap.add_argument("--config", type=Path, help="mm.toml for the agent's strategy and risk")
     ap.add_argument("-v", "--verbose", action="store_true", help="agent logs at INFO")
+    ap.add_argument(
+        "--mode",
+        choices=("lockstep", "live"),
+        default="lockstep",
+        help="lockstep: world and agent step together, reproducible to the cent (default); "
+        "live: the agent's own run loop against a chain mining on its own clock (sims/live.py)",
+    )
+    ap.add_argument(
+        "--speed",
+        type=float,
+        help="live mode: simulated seconds per wall second (default 15: an hour in 4 minutes)",
+    )
+    ap.add_argument(
+        "--rpc-delay-ms",
+        help="live mode: put a fault proxy before the node delaying answers by LO-HI wall ms",
+    )
+    from sims.seeds import add_arguments
+
+    add_arguments(ap)
     return ap
+
+
+def _live_options(args: argparse.Namespace) -> LiveOptions:
+    from sims.live import DEFAULT_SPEED, LiveOptions
+
+    delay: tuple[float, float] | None = None
+    if args.rpc_delay_ms:
+        lo, _, hi = str(args.rpc_delay_ms).partition("-")
+        try:
+            delay = (float(lo), float(hi or lo))
+        except ValueError:
+            raise ConfigError(
+                f"--rpc-delay-ms {args.rpc_delay_ms!r}: use LO-HI, e.g. 300-800"
+            ) from None
+    return LiveOptions(speed=args.speed or DEFAULT_SPEED, rpc_delay_ms=delay)
+
+
+def _sweep_main(args: argparse.Namespace) -> int:
+    """``--seeds`` / ``--strategy all`` / ``--json``: one table of mean ± std over seeds."""
+    from sims.seeds import (
+        format_sweep,
+        parse_seeds,
+        resolve_strategies,
+        run_sweep,
+        summarize,
+        sweep_json,
+    )
+
+    if args.all:
+        raise ConfigError("--seeds/--strategy/--json tabulate one --scenario, not --all")
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    strategies = resolve_strategies(args.strategy)
+    base = StressOptions(
+        short_s=SHORT_DURATION_S if args.short else args.duration_s, config_path=args.config
+    )
+    out_root = Path(args.out or f"runs/sweep-{Path(args.scenario).stem}")
+    t0 = time.perf_counter()
+
+    async def go() -> Any:
+        with open_upstream(
+            fork_url=args.fork_url,
+            fork_block=args.fork_block,
+            deployment_file=args.deployment,
+            state_file=args.state,
+        ) as up:
+            return await run_sweep(
+                args.scenario,
+                up,
+                out_root,
+                seeds,
+                strategies,
+                mode=args.mode,
+                base=base,
+                live=_live_options(args) if args.mode == "live" else None,
+            )
+
+    runs = asyncio.run(go())
+    rows = summarize(runs)
+    name = _resolve_scenario(args.scenario).name
+    if args.json:
+        print(sweep_json(rows, runs, name))
+    else:
+        print(format_sweep(rows, name))
+        print(f"{len(runs)} runs ({args.mode}) in {time.perf_counter() - t0:.1f}s wall")
+    return 0 if all(r.passed for r in runs) else 1
 
 
 def cli_main(argv: list[str]) -> int:
     """Run scripted stress scenarios on forked chain state; exit 1 if an invariant fails."""
     args = _stress_parser().parse_args(argv)
+    if args.mode != "live" and (args.speed is not None or args.rpc_delay_ms):
+        _stress_parser().error("--speed and --rpc-delay-ms need --mode live")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -853,6 +981,8 @@ def cli_main(argv: list[str]) -> int:
         # The agent's per-cycle warnings are counted in the report (cycle_err); keep the
         # terminal to one line per scenario and the table.
         logging.getLogger("agent").setLevel(logging.ERROR)
+    if args.seeds or args.json or (args.strategy and args.strategy not in ("shipped",)):
+        return _sweep_main(args)
     names = list_scenarios() if args.all else [args.scenario]
     out_root = Path(args.out) if args.out else (Path("runs") / "stress" if args.all else None)
     if args.all and args.out is None:

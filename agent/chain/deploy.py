@@ -120,6 +120,8 @@ class MarketConfig:
     liquidation_band_bps: int = 500
     keeper_reward: int = 1_000_000
     """Collateral units paid to keepers ($1)."""
+    mark_band_bps: int = 200
+    """The mark and every book price it uses stay within this band around the index."""
     fee_recipient: str | None = None
     """Defaults to the deployer."""
     feed_decimals: int = 8
@@ -149,6 +151,7 @@ class MarketConfig:
             self.liquidation_fee_bps,
             self.liquidation_band_bps,
             self.keeper_reward,
+            self.mark_band_bps,
         )
 
 

@@ -6,6 +6,8 @@ import {SafeCastLib} from "solady/utils/SafeCastLib.sol";
 import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
+import {IPerpMarketHot, IPerpMarketCold} from "./interfaces/IPerpMarket.sol";
+import {LibBit} from "solady/utils/LibBit.sol";
 
 /// @dev The extension's parameter hash, checked at deployment.
 interface IParamsHash {
@@ -15,9 +17,10 @@ interface IParamsHash {
 /// @title PerpMarket
 /// @notice One perpetual market: a price-time priority order book with internal collateral
 ///         accounting, hourly funding snapshots and permissionless liquidation. Its ABI is
-///         `IPerpMarket`: the quoting hot path (place, cancel, batch, cancelAll) runs here;
-///         every other function is served by `extension` through the fallback (delegatecall).
-contract PerpMarket is PerpMarketBase {
+///         `IPerpMarket`: the quoting hot path (`IPerpMarketHot`: place, cancel, batch) runs
+///         here; every other function (`IPerpMarketCold`) is served by `extension` through the
+///         fallback (delegatecall).
+contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     using SafeCastLib for uint256;
     using TickBitmap for mapping(uint256 => uint256);
 
@@ -45,11 +48,12 @@ contract PerpMarket is PerpMarketBase {
 
     // ------------------------------------------------------------------ orders
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     function place(Place calldata order) external returns (uint256 orderId) {
         uint256 id = _idOf(msg.sender);
         orderId = _placeResting(id, order);
         if (orderId != 0) return orderId;
+        _reclaimIfFull(id);
         Acct memory a = _loadAcct(id);
         Ctx memory c = _load();
         _syncHot(c);
@@ -74,43 +78,43 @@ contract PerpMarket is PerpMarketBase {
         uint256 n;
         {
             uint256 bw = _loadWord(_slotOf(_book));
-            if (_due(uint40(bw >> 48))) return 0;
+            if (_due(uint40(bw >> BOOK_TOUCH))) return 0;
             psw = _loadWord(_slotOf(_positions[id]));
-            if (int64(uint64(psw)) != 0 && uint32(psw >> 192) != _fundingMark()) return 0;
+            if (int64(uint64(psw)) != 0 && uint32(psw >> P_FMARK) != _fundingMark()) return 0;
             n = _validate(p);
             nbw = _bookAfterRest(bw, p.side, p.tick);
             if (nbw == 0) return 0; // crosses
         }
         // `_rest`'s level and margin updates, then `_finish`'s margin check, before any write.
         (uint256 ls, uint256 lw, uint256 idx) = _levelAfterRest(p);
-        uint256 mw = _reserveMargin(id, psw, nbw, p.side, n);
-        if (mw == 0) return 0; // the exact margin check needs the oracle
-        // The order word's owner fields: account id and order epoch.
-        orderId = _restWrites(p, ls, lw, idx, id | (uint256(uint32(mw >> 96)) << 32), nbw);
+        uint256 key = (uint256(p.side) << ID_SIDE) | (uint256(p.tick) << ID_TICK) | (idx - uint40(lw >> L_BASE));
+        uint256 owner = _reserveMargin(id, psw, nbw, p.side, n, key);
+        if (owner == 0) return 0; // the exact margin check needs the oracle, or no slot is free
+        orderId = _restWrites(p, ls, lw, idx, key, owner, nbw);
     }
 
     /// @dev The writes of `_placeResting` once every check passed: `lw` and `nbw` are the new
-    ///      level and book words, `idx` the order's queue index, `owner` its account and epoch.
-    function _restWrites(Place calldata p, uint256 ls, uint256 lw, uint256 idx, uint256 owner, uint256 nbw)
+    ///      level and book words, `idx` the order's queue index, `key` its slot key, `owner` the
+    ///      order word's account, epoch and index-slot fields.
+    function _restWrites(Place calldata p, uint256 ls, uint256 lw, uint256 idx, uint256 key, uint256 owner, uint256 nbw)
         internal
         returns (uint256 orderId)
     {
-        uint256 side = p.side;
-        uint256 tick = p.tick;
         uint256 lots = p.lots;
-        if (uint64(lw >> 80) == lots) {
+        if (uint64(lw >> L_LOTS) == lots) {
             // The level was empty.
-            if (side == BID) _bidBits.set(tick);
-            else _askBits.set(tick);
+            if (p.side == BID) _bidBits.set(p.tick);
+            else _askBits.set(p.tick);
         }
         _storeWord(ls, lw);
-        uint256 seq = uint48(nbw >> 200);
+        uint256 seq = uint40(nbw >> BOOK_SEQ);
         _storeWord(
-            _slotOf(_orders[(side << 64) | (tick << 40) | (idx - uint40(lw >> 144))]),
-            owner | (lots << 64) | (uint256(p.clientId) << 112) | (uint256(p.expiry) << 176) | (seq << 208)
+            _slotOf(_orders[key]),
+            owner | (lots << O_LOTS) | (uint256(p.clientId) << O_CLIENT) | (uint256(p.expiry) << O_EXPIRY)
+                | (seq << O_SEQ)
         );
         _storeWord(_slotOf(_book), nbw);
-        orderId = (seq << 65) | (side << 64) | (tick << 40) | idx;
+        orderId = (seq << ID_SEQ) | ((key >> ID_TICK) << ID_TICK) | idx;
         _emitPlaced(orderId, p, lots);
     }
 
@@ -118,9 +122,9 @@ contract PerpMarket is PerpMarketBase {
     ///      `++c.book.orderSeq`), the best price of its side updated and, if it moved, the premium
     ///      resampled (as `_store`; no boundary is due here); 0 if the order crosses.
     function _bookAfterRest(uint256 bw, uint256 side, uint256 tick) internal view returns (uint256 nbw) {
-        uint48 seq = uint48(bw >> 200) + 1;
+        uint40 seq = uint40(bw >> BOOK_SEQ) + 1;
         uint256 bid = uint24(bw);
-        uint256 ask = uint24(bw >> 24);
+        uint256 ask = uint24(bw >> BOOK_ASK);
         if (side == BID) {
             if (ask != 0 && tick >= ask) return 0;
             if (tick > bid) bid = tick;
@@ -128,60 +132,65 @@ contract PerpMarket is PerpMarketBase {
             if (bid != 0 && tick <= bid) return 0;
             if (ask == 0 || tick < ask) ask = tick;
         }
-        nbw = (bw & ~((uint256(type(uint48).max) << 200) | type(uint48).max)) | bid | (ask << 24)
-            | (uint256(seq) << 200);
+        nbw = (bw & ~((uint256(type(uint40).max) << BOOK_SEQ) | type(uint48).max)) | bid | (ask << BOOK_ASK)
+            | (uint256(seq) << BOOK_SEQ);
         if (uint48(nbw) != uint48(bw)) nbw = _resampleWord(nbw);
     }
 
     /// @dev `_rest`'s level update: the level's slot, its word after the order joins it (checked,
     ///      as `_rest`) and the order's queue index.
     function _levelAfterRest(Place calldata p) internal view returns (uint256 ls, uint256 lw, uint256 idx) {
-        ls = _slotOf(_levels[(uint256(p.side) << 24) | p.tick]);
+        ls = _slotOf(_levels[(uint256(p.side) << LEVEL_SIDE) | p.tick]);
         lw = _loadWord(ls);
-        idx = uint40(lw >> 40);
-        uint256 levelLots = uint64(lw >> 80);
+        idx = uint40(lw >> L_TAIL);
+        uint256 levelLots = uint64(lw >> L_LOTS);
         uint256 head = levelLots == 0 ? idx : uint40(lw);
-        lw = head | (uint256(uint40(idx + 1)) << 40) | (uint256((levelLots + p.lots).toUint64()) << 80)
-            | (uint256(uint40(lw >> 144)) << 144);
+        lw = head | (uint256(uint40(idx + 1)) << L_TAIL) | (uint256((levelLots + p.lots).toUint64()) << L_LOTS)
+            | (uint256(uint40(lw >> L_BASE)) << L_BASE);
     }
 
     /// @dev The account's margin word with the order's notional `n` reserved on `side` (checked,
     ///      as `_rest`), and `_finish`'s initial-margin check with the book word `nbw`: reverts as
     ///      `_finish` for a flat account; for one with a position, returns 0 unless
-    ///      `_holdsAtAnyIndex` passes. The last check of `_placeResting`: the word is written
-    ///      (returned non-zero) only if it passes.
-    function _reserveMargin(uint256 id, uint256 psw, uint256 nbw, uint256 side, uint256 n)
+    ///      `_holdsAtAnyIndex` passes; then `_rest`'s index update (`_takeSlot`; 0 if no slot is
+    ///      free: the general path reclaims expired orders first). The last check of
+    ///      `_placeResting`: the margin word is written only if it passes; returns the order
+    ///      word's owner fields (account, epoch, index slot), never 0 as account ids start at 1.
+    function _reserveMargin(uint256 id, uint256 psw, uint256 nbw, uint256 side, uint256 n, uint256 key)
         internal
-        returns (uint256 mw)
+        returns (uint256 owner)
     {
         uint256 ms = _slotOf(_margins[id]);
-        mw = _loadWord(ms);
+        uint256 mw = _loadWord(ms);
         {
-            uint256 shift = side == BID ? 128 : 192;
-            uint256 reserved = (uint256(uint64(mw >> shift)) + n).toUint64();
-            mw = (mw & ~(uint256(type(uint64).max) << shift)) | (reserved << shift);
+            uint256 shift = side == BID ? M_BID : M_ASK;
+            uint256 reserved = (uint256(uint48(mw >> shift)) + n).toUint48();
+            mw = (mw & ~(uint256(type(uint48).max) << shift)) | (reserved << shift);
         }
-        uint256 maxReserved = _max(uint64(mw >> 128), uint64(mw >> 192));
+        uint256 maxReserved = _max(uint48(mw >> M_BID), uint48(mw >> M_ASK));
         if (int64(uint64(psw)) == 0) {
             int256 collat = int96(uint96(mw));
             uint256 im = PriceLib.bpsOf(maxReserved, _initialMarginBps);
             if (collat < int256(im)) revert InsufficientMargin(collat, im);
-        } else if (
-            !_holds(
+        } else if (!_holds(
                 uint24(nbw),
                 uint24(nbw >> 24),
                 int96(uint96(mw)),
                 int64(uint64(psw)),
-                int128(uint128(psw >> 64)),
+                int128(uint128(psw >> P_OPEN)),
                 maxReserved
-            )
-        ) {
+            )) {
             return 0;
         }
-        _storeWord(ms, mw);
+        uint256 slots = mw >> M_SLOTS;
+        if (slots == type(uint32).max) return 0;
+        uint256 slot;
+        (slots, slot) = _takeSlot(id, slots, key);
+        _storeWord(ms, (mw & ~(uint256(type(uint32).max) << M_SLOTS)) | (slots << M_SLOTS));
+        owner = id | (uint256(uint32(mw >> M_EPOCH)) << O_EPOCH) | (slot << O_SLOT);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     /// @dev Never reads the oracle. The book word is read only if the order's level empties,
     ///      and written, with a premium resample at the cached index, only if a best price moved.
     ///      The same steps as `_cancel` (used by `batch`), on packed words instead of memory
@@ -189,21 +198,26 @@ contract PerpMarket is PerpMarketBase {
     function cancel(uint256 orderId) external returns (bool) {
         uint256 id = _idOf(msg.sender);
         uint256 ow = _removeOrder(orderId, id);
-        uint256 lots = uint48(ow >> 64);
+        uint256 lots = uint48(ow >> O_LOTS);
         if (lots == 0) return false;
         uint256 ms = _slotOf(_margins[id]);
         uint256 mw = _loadWord(ms);
         // Orders of an old epoch were already cancelled (and their margin released) by cancelAll.
-        if (uint32(ow >> 32) != uint32(mw >> 96)) return false;
-        uint256 n = PriceLib.tickNotional(lots, uint24(orderId >> 40), _notionalUnit);
-        uint256 shift = (orderId >> 64) & 1 == BID ? 128 : 192;
-        uint256 reserved = uint64(mw >> shift) - n; // checked: the reservation covers the order
-        _storeWord(ms, (mw & ~(uint256(type(uint64).max) << shift)) | (reserved << shift));
-        uint256 expiry = uint32(ow >> 176);
+        if (uint32(ow >> O_EPOCH) != uint32(mw >> M_EPOCH)) return false;
+        uint256 n = PriceLib.tickNotional(lots, uint24(orderId >> ID_TICK), _notionalUnit);
+        uint256 shift = (orderId >> ID_SIDE) & 1 == BID ? M_BID : M_ASK;
+        uint256 reserved = uint48(mw >> shift) - n; // checked: the reservation covers the order
+        // Release the reservation and the order's index slot.
+        _storeWord(
+            ms,
+            (mw & ~((uint256(type(uint48).max) << shift) | (uint256(1) << (M_SLOTS + (ow >> O_SLOT)))))
+                | (reserved << shift)
+        );
+        uint256 expiry = uint32(ow >> O_EXPIRY);
         emit OrderCancelled(
             msg.sender,
             orderId,
-            uint64(ow >> 112),
+            uint64(ow >> O_CLIENT),
             uint48(lots),
             expiry != 0 && expiry <= block.timestamp ? CANCEL_EXPIRED : CANCEL_USER
         );
@@ -213,25 +227,25 @@ contract PerpMarket is PerpMarketBase {
     /// @dev `_cancel`'s lookup and `_unlink` for `cancel`: returns the order's packed word, or 0
     ///      if it already left the book; reverts if the order is another account's.
     function _removeOrder(uint256 orderId, uint256 id) internal returns (uint256 ow) {
-        uint256 side = (orderId >> 64) & 1;
-        uint256 tick = uint24(orderId >> 40);
+        uint256 side = (orderId >> ID_SIDE) & 1;
+        uint256 tick = uint24(orderId >> ID_TICK);
         uint256 idx = uint40(orderId);
-        uint256 ls = _slotOf(_levels[(side << 24) | tick]);
+        uint256 ls = _slotOf(_levels[(side << LEVEL_SIDE) | tick]);
         uint256 lw = _loadWord(ls);
-        uint256 tail = uint40(lw >> 40);
+        uint256 tail = uint40(lw >> L_TAIL);
         // Every resting order lies in [head, tail) (see Level).
         if (idx < uint40(lw) || idx >= tail) return 0;
-        uint256 p = idx - uint40(lw >> 144);
-        uint256 os = _slotOf(_orders[(side << 64) | (tick << 40) | p]);
+        uint256 p = idx - uint40(lw >> L_BASE);
+        uint256 os = _slotOf(_orders[(side << ID_SIDE) | (tick << ID_TICK) | p]);
         ow = _loadWord(os);
-        uint256 lots = uint48(ow >> 64);
+        uint256 lots = uint48(ow >> O_LOTS);
         if (lots == 0) return 0;
         if (uint32(ow) != id) revert NotOrderOwner(orderId);
-        uint256 levelLots = uint64(lw >> 80) - lots; // checked: a level holds its orders' lots
+        uint256 levelLots = uint64(lw >> L_LOTS) - lots; // checked: a level holds its orders' lots
         if (levelLots == 0) {
             // Emptied: head = tail, and the order's slot is left for the next order here (see
             // Level): base = tail - p maps index tail to slot p.
-            _storeWord(ls, tail | (tail << 40) | ((tail - p) << 144));
+            _storeWord(ls, tail | (tail << L_TAIL) | ((tail - p) << L_BASE));
             // `_clearLevel` and `_store` on the book word: it is written only if a best price
             // moved, with a premium resample unless a boundary is due (see `_store`).
             uint256 bs = _slotOf(_book);
@@ -242,24 +256,26 @@ contract PerpMarket is PerpMarketBase {
                 if (uint24(bw) == tick) nbw = (bw & ~uint256(type(uint24).max)) | uint24(_bidBits.nextBelow(tick));
             } else {
                 _askBits.clear(tick);
-                if (uint24(bw >> 24) == tick) {
-                    nbw = (bw & ~(uint256(type(uint24).max) << 24)) | (uint256(uint24(_askBits.nextAbove(tick))) << 24);
+                if (uint24(bw >> BOOK_ASK) == tick) {
+                    nbw = (bw & ~(uint256(type(uint24).max) << BOOK_ASK))
+                        | (uint256(uint24(_askBits.nextAbove(tick))) << BOOK_ASK);
                 }
             }
             if (nbw != bw) {
-                if (!_due(uint40(bw >> 48))) nbw = _resampleWord(nbw);
+                if (!_due(uint40(bw >> BOOK_TOUCH))) nbw = _resampleWord(nbw);
                 _storeWord(bs, nbw);
             }
         } else {
-            _storeWord(ls, (lw & ~(uint256(type(uint64).max) << 80)) | (levelLots << 80));
+            _storeWord(ls, (lw & ~(uint256(type(uint64).max) << L_LOTS)) | (levelLots << L_LOTS));
             _storeWord(os, 0);
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketHot
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds) {
         uint256 id = _idOf(msg.sender);
         bool placing = places.length != 0;
+        if (placing) _reclaimIfFull(id);
         Acct memory a;
         Ctx memory c;
         if (placing) {
@@ -285,15 +301,53 @@ contract PerpMarket is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
-    function cancelAll() external {
-        uint256 id = _idOf(msg.sender);
-        Margin storage m = _margins[id];
-        uint32 epoch = m.orderEpoch + 1;
-        m.orderEpoch = epoch;
-        m.bidNotional = 0;
-        m.askNotional = 0;
-        emit AllOrdersCancelled(msg.sender, epoch);
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IPerpMarketHot
+    /// @dev Reads the account's own index (see `_orderIndex`): O(its resting orders), whatever
+    ///      else is on the book. Served here rather than by the extension: the agent calls it
+    ///      every cycle, and this saves the delegatecall.
+    function openOrders(address account) external view returns (OrderView[] memory out) {
+        uint256 id = accountIdOf[account];
+        uint256 slots = id == 0 ? 0 : _loadWord(_slotOf(_margins[id])) >> M_SLOTS;
+        out = new OrderView[](LibBit.popCount(slots));
+        uint256 n;
+        uint256 w;
+        uint256 loaded = type(uint256).max; // the index word in `w`
+        for (uint256 slot; slots >> slot != 0; ++slot) {
+            if (slots >> slot & 1 == 0) continue;
+            if (slot / 3 != loaded) {
+                loaded = slot / 3;
+                w = _loadWord(_slotOf(_orderIndex, (id << 8) | loaded));
+            }
+            uint256 key = (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+            uint256 ow = _loadWord(_slotOf(_orders[key]));
+            // A set bit always names a resting order of this epoch; it may have expired.
+            uint256 expiry = uint32(ow >> O_EXPIRY);
+            if (expiry != 0 && expiry <= block.timestamp) continue;
+            // The level's base is fixed while the order rests: it turns the key into the id.
+            uint256 base =
+                uint40(_loadWord(_slotOf(_levels[(key >> ID_SIDE << LEVEL_SIDE) | uint24(key >> ID_TICK)])) >> L_BASE);
+            OrderView memory v = out[n++];
+            v.orderId = (uint256(uint40(ow >> O_SEQ)) << ID_SEQ) | (key >> ID_TICK << ID_TICK) | (uint40(key) + base);
+            v.clientId = uint64(ow >> O_CLIENT);
+            v.side = uint8(key >> ID_SIDE);
+            v.tick = uint24(key >> ID_TICK);
+            v.lots = uint48(ow >> O_LOTS);
+            v.expiry = uint32(expiry);
+        }
+        assembly ("memory-safe") {
+            mstore(out, n)
+        }
+    }
+
+    /// @dev An account whose index slots are all taken may hold expired orders, which it never
+    ///      needs to cancel itself: the extension's `cancelExpired` frees their slots (cold code,
+    ///      run only then).
+    function _reclaimIfFull(uint256 id) internal {
+        if (_loadWord(_slotOf(_margins[id])) >> M_SLOTS != type(uint32).max) return;
+        (bool ok,) = extension.delegatecall(abi.encodeWithSelector(IPerpMarketCold.cancelExpired.selector));
+        if (!ok) revert TooManyOrders(MAX_ORDERS);
     }
 
     /// @dev Everything not on the hot path runs in the extension's code over this storage.

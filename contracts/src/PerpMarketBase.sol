@@ -8,6 +8,7 @@ import {AggregatorV3Interface} from "./interfaces/AggregatorV3Interface.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 import {FundingMath} from "./libraries/FundingMath.sol";
+import {LibBit} from "solady/utils/LibBit.sol";
 
 interface IERC20Decimals {
     function decimals() external view returns (uint8);
@@ -51,6 +52,45 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     /// @dev The insurance fund is an account (it can hold positions taken over in liquidations).
     uint256 internal constant INSURANCE_ID = 1;
     uint256 internal constant BPS = 10_000;
+    /// @dev Resting orders one account may hold at once: the bits of `Margin.orderSlots`.
+    uint256 internal constant MAX_ORDERS = 32;
+    /// @dev Dead (expired or mass-cancelled) orders one call may prune. They do not count
+    ///      against `maxFills`, so they cannot stop a taker or a post-only maker from reaching
+    ///      live orders; this bound only keeps one call's gas finite. Each dead order cost its
+    ///      owner a fresh storage slot (20k+) to create and costs about 5k (less the refund for
+    ///      clearing it) to prune, so pruning is paid for by whoever made the mess.
+    uint256 internal constant MAX_PRUNES = 1024;
+
+    // Bit offsets of the packed words (Solidity's own layout of the structs below: members from
+    // the low-order bits, in declaration order). The hot path reads and writes whole words.
+    uint256 internal constant BOOK_ASK = 24;
+    uint256 internal constant BOOK_TOUCH = 48;
+    uint256 internal constant BOOK_PREMIUM = 88;
+    uint256 internal constant BOOK_ACCUM = 136;
+    uint256 internal constant BOOK_SEQ = 200;
+    uint256 internal constant M_EPOCH = 96;
+    uint256 internal constant M_BID = 128;
+    uint256 internal constant M_ASK = 176;
+    uint256 internal constant M_SLOTS = 224;
+    uint256 internal constant P_OPEN = 64;
+    uint256 internal constant P_FMARK = 192;
+    uint256 internal constant L_TAIL = 40;
+    uint256 internal constant L_LOTS = 80;
+    uint256 internal constant L_BASE = 144;
+    uint256 internal constant O_EPOCH = 32;
+    uint256 internal constant O_LOTS = 64;
+    uint256 internal constant O_CLIENT = 112;
+    uint256 internal constant O_EXPIRY = 176;
+    uint256 internal constant O_SEQ = 208;
+    uint256 internal constant O_SLOT = 248;
+    // Order ids and order keys: [0,40) queue index (key: index - level base), [40,64) tick,
+    // bit 64 side, and in ids [65,105) the sequence number. Level keys: side << 24 | tick.
+    uint256 internal constant ID_TICK = 40;
+    uint256 internal constant ID_SIDE = 64;
+    uint256 internal constant ID_SEQ = 65;
+    uint256 internal constant LEVEL_SIDE = 24;
+    /// @dev Width of one entry of the per-account order index (three order keys per word).
+    uint256 internal constant INDEX_BITS = 85;
 
     // ------------------------------------------------------------------ immutables
 
@@ -73,6 +113,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     uint256 internal immutable _liquidationFeeBps;
     uint256 internal immutable _liquidationBandBps;
     uint256 internal immutable _keeperReward;
+    uint256 internal immutable _markBandBps;
     /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.
     uint256 internal immutable _notionalUnit;
     uint8 internal immutable _feedDecimals;
@@ -88,7 +129,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint40 lastTouch;
         int48 premium; // last premium sample, 1e12-scaled
         int64 premiumAccum; // premium x seconds over the open interval, 1e12-scaled
-        uint48 orderSeq;
+        uint40 orderSeq;
     }
 
     struct FundingSlot {
@@ -118,15 +159,19 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint48 lots;
         uint64 clientId;
         uint32 expiry;
-        uint48 seq;
+        uint40 seq;
+        uint8 slot; // the order's bit in its account's Margin.orderSlots (see _orderIndex)
     }
 
     /// @dev Everything a place or cancel touches for its account, in one slot.
     struct Margin {
         int96 collateral;
         uint32 orderEpoch; // bumped by cancelAll: orders of older epochs are dead
-        uint64 bidNotional; // notional of resting bids (reserved margin = IMF x max side)
-        uint64 askNotional;
+        uint48 bidNotional; // notional of resting bids (reserved margin = IMF x max side)
+        uint48 askNotional;
+        // One bit per resting order of the current epoch (see _orderIndex); cleared whenever
+        // the order leaves the book, reset with the epoch.
+        uint32 orderSlots;
     }
 
     struct Position {
@@ -159,6 +204,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     mapping(uint256 => Order) internal _orders;
     mapping(uint256 => uint256) internal _bidBits;
     mapping(uint256 => uint256) internal _askBits;
+    /// @dev Per-account order index, so `openOrders` reads an account's own orders only: the
+    ///      order key (see ID_*) of the order holding bit `slot` of `Margin.orderSlots` is field
+    ///      `slot % 3` (INDEX_BITS wide) of word `accountId << 8 | slot / 3`. A field is valid
+    ///      only while its bit is set. Placements pick the lowest free bit, so a maker re-quoting
+    ///      the same level usually rewrites a field with the value it already holds.
+    mapping(uint256 => uint256) internal _orderIndex;
 
     // ------------------------------------------------------------------ memory frames
 
@@ -199,6 +250,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint256 limit;
         uint256 remaining;
         uint256 touched;
+        uint256 pruned;
         int256 lots;
         int256 notional;
         uint256 fee;
@@ -237,6 +289,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             revert InvalidParam("liquidationBandBps");
         }
         if (p.keeperReward > 1e12) revert InvalidParam("keeperReward");
+        if (p.markBandBps == 0 || p.markBandBps > 2000) revert InvalidParam("markBandBps");
 
         _collateral = p.collateral;
         _oracle = p.oracle;
@@ -257,6 +310,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         _liquidationFeeBps = p.liquidationFeeBps;
         _liquidationBandBps = p.liquidationBandBps;
         _keeperReward = p.keeperReward;
+        _markBandBps = p.markBandBps;
         _notionalUnit = p.tickSize * p.lotSize / PriceLib.BASE_UNIT;
         _feedDecimals = AggregatorV3Interface(p.oracle).decimals();
         _collateralDecimals = IERC20Decimals(p.collateral).decimals();
@@ -268,7 +322,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _place(Ctx memory c, Acct memory a, Place calldata p) internal returns (uint256 orderId) {
         _validate(p);
-        uint48 seq = ++c.book.orderSeq;
+        uint40 seq = ++c.book.orderSeq;
         c.seqBumped = true;
         uint256 remaining = p.lots;
         bool reduceOnly = p.flags & FLAG_REDUCE_ONLY != 0;
@@ -318,13 +372,13 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         return c.book.bestBid != 0 && tick <= c.book.bestBid;
     }
 
-    function _rest(Ctx memory c, Acct memory a, Place calldata p, uint48 seq, uint256 lots)
+    function _rest(Ctx memory c, Acct memory a, Place calldata p, uint40 seq, uint256 lots)
         internal
         returns (uint256 orderId)
     {
         uint256 side = p.side;
         uint256 tick = p.tick;
-        uint256 levelKey = (side << 24) | tick;
+        uint256 levelKey = (side << LEVEL_SIDE) | tick;
         Level memory lv = _levels[levelKey];
         uint256 idx = lv.tail;
         if (lv.lots == 0) {
@@ -335,28 +389,64 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         lv.tail = uint40(idx + 1);
         lv.lots = (uint256(lv.lots) + lots).toUint64();
         _writeLevel(levelKey, lv);
-        _writeOrder(
-            (side << 64) | (tick << 40) | (idx - lv.base),
-            Order({
-                accountId: uint32(a.id),
-                epoch: a.m.orderEpoch,
-                lots: uint48(lots),
-                clientId: p.clientId,
-                expiry: p.expiry,
-                seq: seq
-            })
-        );
+        _restOrder(a, p, (side << ID_SIDE) | (tick << ID_TICK) | (idx - lv.base), seq, lots);
         uint256 n = PriceLib.tickNotional(lots, tick, _notionalUnit);
         if (side == BID) {
-            a.m.bidNotional = (uint256(a.m.bidNotional) + n).toUint64();
+            a.m.bidNotional = (uint256(a.m.bidNotional) + n).toUint48();
             if (tick > c.book.bestBid) c.book.bestBid = uint24(tick);
         } else {
-            a.m.askNotional = (uint256(a.m.askNotional) + n).toUint64();
+            a.m.askNotional = (uint256(a.m.askNotional) + n).toUint48();
             if (c.book.bestAsk == 0 || tick < c.book.bestAsk) c.book.bestAsk = uint24(tick);
         }
         a.rested = true;
-        orderId = (uint256(seq) << 65) | (side << 64) | (tick << 40) | idx;
+        orderId = (uint256(seq) << ID_SEQ) | (side << ID_SIDE) | (tick << ID_TICK) | idx;
         _emitPlaced(orderId, p, lots);
+    }
+
+    /// @dev `_rest`'s order write: the order word under `key` and its index slot.
+    function _restOrder(Acct memory a, Place calldata p, uint256 key, uint256 seq, uint256 lots) internal {
+        (uint256 slots, uint256 slot) = _takeSlot(a.id, a.m.orderSlots, key);
+        a.m.orderSlots = uint32(slots);
+        _storeWord(
+            _slotOf(_orders[key]),
+            a.id | (uint256(a.m.orderEpoch) << O_EPOCH) | (lots << O_LOTS) | (uint256(p.clientId) << O_CLIENT)
+                | (uint256(p.expiry) << O_EXPIRY) | (seq << O_SEQ) | (slot << O_SLOT)
+        );
+    }
+
+    /// @dev Take the lowest free bit of `slots` for the order at `key` and record the key in the
+    ///      account's index; returns the new bits and the slot. Reverts if all are taken. The
+    ///      index word is rewritten only if the field changes (a re-quote at the same level
+    ///      usually finds its own old key there).
+    function _takeSlot(uint256 id, uint256 slots, uint256 key) internal returns (uint256, uint256 slot) {
+        unchecked {
+            // slots < 2**32, slot < 32, key < 2**65, account ids < 2**32: nothing overflows.
+            // The lowest free bit: an account's live orders stay packed in its first index words
+            // (a level-derived slot was tried: it spreads them over more words, each a fresh
+            // 22.1k slot to create and one more read for openOrders).
+            uint256 free = ~slots & (slots + 1);
+            if (free > type(uint32).max) revert TooManyOrders(MAX_ORDERS);
+            slot = LibBit.fls(free);
+            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot / 3));
+            uint256 w = _loadWord(ws);
+            uint256 shift = (slot % 3) * INDEX_BITS;
+            uint256 nw = (w & ~(((uint256(1) << INDEX_BITS) - 1) << shift)) | (key << shift);
+            if (nw != w) _storeWord(ws, nw);
+            return (slots | free, slot);
+        }
+    }
+
+    /// @dev The order key in bit `slot`'s field of account `id`'s index.
+    function _indexKey(uint256 id, uint256 slot) internal view returns (uint256) {
+        uint256 w = _orderIndex[(id << 8) | (slot / 3)];
+        return (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+    }
+
+    /// @dev The id of the order resting under `key` (its level's base turns the key into the
+    ///      queue index).
+    function _orderIdOf(uint256 key, Order memory o) internal view returns (uint256) {
+        Level memory lv = _levels[((key >> ID_SIDE) << LEVEL_SIDE) | uint24(key >> ID_TICK)];
+        return (uint256(o.seq) << ID_SEQ) | ((key >> ID_TICK) << ID_TICK) | (uint40(key) + lv.base);
     }
 
     function _emitPlaced(uint256 orderId, Place calldata p, uint256 lots) internal {
@@ -364,14 +454,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _cancel(Ctx memory c, Acct memory a, uint256 orderId) internal returns (bool) {
-        uint8 side = uint8((orderId >> 64) & 1);
-        uint256 tick = uint24(orderId >> 40);
+        uint8 side = uint8((orderId >> ID_SIDE) & 1);
+        uint256 tick = uint24(orderId >> ID_TICK);
         uint256 idx = uint40(orderId);
-        uint256 levelKey = (uint256(side) << 24) | tick;
+        uint256 levelKey = (uint256(side) << LEVEL_SIDE) | tick;
         Level memory lv = _levels[levelKey];
         // Every resting order lies in [head, tail); the slots of indices outside it are not orders.
         if (idx < lv.head || idx >= lv.tail) return false;
-        uint256 key = (uint256(side) << 64) | (tick << 40) | (idx - lv.base);
+        uint256 key = (uint256(side) << ID_SIDE) | (tick << ID_TICK) | (idx - lv.base);
         Order memory o = _orders[key];
         if (o.lots == 0) return false;
         if (o.accountId != a.id) revert NotOrderOwner(orderId);
@@ -379,6 +469,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         // Orders of an old epoch were already cancelled (and their margin released) by cancelAll.
         if (o.epoch != a.m.orderEpoch) return false;
         _release(a.m, side, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
+        a.m.orderSlots &= ~uint32(1 << o.slot);
         bool expired = o.expiry != 0 && o.expiry <= block.timestamp;
         emit OrderCancelled(msg.sender, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_USER);
         return true;
@@ -422,8 +513,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _release(Margin memory m, uint8 side, uint256 notional) internal pure {
-        if (side == BID) m.bidNotional -= uint64(notional);
-        else m.askNotional -= uint64(notional);
+        if (side == BID) m.bidNotional -= uint48(notional);
+        else m.askNotional -= uint48(notional);
     }
 
     /// @dev A post-only order may cross only dead (expired or mass-cancelled) orders: prune them,
@@ -450,7 +541,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _match(Ctx memory c, Acct memory a, Take memory t) internal {
         _ensureCum(c);
-        while (t.remaining != 0 && t.touched < _maxFills) {
+        while (t.remaining != 0 && t.touched < _maxFills && t.pruned < MAX_PRUNES) {
             uint256 best = t.side == ASK ? c.book.bestBid : c.book.bestAsk;
             if (best == 0 || (t.side == BID ? best > t.limit : best < t.limit)) break;
             if (!_matchLevel(c, a, t, best)) break;
@@ -463,12 +554,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint8 makerSide = t.makerSide;
         t.tick = tick;
         t.pruneOnly = t.remaining == 0;
-        uint256 levelKey = (uint256(makerSide) << 24) | tick;
+        uint256 levelKey = (uint256(makerSide) << LEVEL_SIDE) | tick;
         Level memory lv = _levels[levelKey];
         uint256 idx = lv.head;
-        uint256 base = (uint256(makerSide) << 64) | (tick << 40);
+        uint256 base = (uint256(makerSide) << ID_SIDE) | (tick << ID_TICK);
         uint256 slotBase = base - lv.base; // slot key of index idx: slotBase + idx (see Level)
-        while (idx < lv.tail && t.touched < _maxFills) {
+        while (idx < lv.tail && t.touched < _maxFills && t.pruned < MAX_PRUNES) {
             Order storage os = _orders[slotBase + idx];
             Order memory o = os;
             if (o.lots == 0) {
@@ -503,30 +594,32 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     {
         uint8 makerSide = t.makerSide;
         uint256 tick = t.tick;
-        uint256 orderId = (uint256(o.seq) << 65) | key;
+        uint256 orderId = (uint256(o.seq) << ID_SEQ) | key;
         if (o.accountId == a.id) {
             bool live = o.epoch == a.m.orderEpoch;
             bool expired = o.expiry != 0 && o.expiry <= block.timestamp;
             // A post-only order is rejected by a live order of its own account like any other.
             if (t.pruneOnly && live && !expired) return type(uint256).max;
-            t.touched += 1;
+            if (live && !expired) t.touched += 1;
+            else t.pruned += 1;
             // Self-trade prevention (expire maker): the resting order of the taker is cancelled.
             if (live) {
                 _release(a.m, makerSide, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
+                a.m.orderSlots &= ~uint32(1 << o.slot);
                 emit OrderCancelled(t.taker, orderId, o.clientId, o.lots, expired ? CANCEL_EXPIRED : CANCEL_SELF_TRADE);
             }
             return o.lots;
         }
-        if (o.epoch != _margins[o.accountId].orderEpoch) {
-            t.touched += 1;
+        Margin memory mm = _margins[o.accountId];
+        if (o.epoch != mm.orderEpoch) {
+            t.pruned += 1;
             return o.lots;
         }
         if (o.expiry != 0 && o.expiry <= block.timestamp) {
-            t.touched += 1;
-            Margin storage mm = _margins[o.accountId];
-            uint256 n = PriceLib.tickNotional(o.lots, tick, _notionalUnit);
-            if (makerSide == BID) mm.bidNotional -= uint64(n);
-            else mm.askNotional -= uint64(n);
+            t.pruned += 1;
+            _release(mm, makerSide, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
+            mm.orderSlots &= ~uint32(1 << o.slot);
+            _writeMargin(o.accountId, mm);
             emit OrderCancelled(_metas[o.accountId].owner, orderId, o.clientId, o.lots, CANCEL_EXPIRED);
             return o.lots;
         }
@@ -545,7 +638,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         // Signed from the maker's point of view: a resting bid buys.
         int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
         int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
-        address maker = _settleMaker(c, o.accountId, t.makerSide, dLots, dNotional, makerFee);
+        // A filled order leaves the book: its index slot is freed.
+        uint256 freed = q == o.lots ? uint256(1) << o.slot : 0;
+        address maker = _settleMaker(c, o.accountId, t.makerSide, dLots, dNotional, makerFee, freed);
         t.lots -= dLots;
         t.notional -= dNotional;
         t.fee += takerFee;
@@ -565,10 +660,15 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         emit Fill(maker, t.taker, orderId, clientId, t.side, uint24(t.tick), uint48(q), makerFee, takerFee);
     }
 
-    function _settleMaker(Ctx memory c, uint256 id, uint8 makerSide, int256 dLots, int256 dNotional, int256 makerFee)
-        internal
-        returns (address owner)
-    {
+    function _settleMaker(
+        Ctx memory c,
+        uint256 id,
+        uint8 makerSide,
+        int256 dLots,
+        int256 dNotional,
+        int256 makerFee,
+        uint256 freed
+    ) internal returns (address owner) {
         Acct memory m;
         m.id = id;
         m.m = _margins[id];
@@ -579,6 +679,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         m.snapshotLoaded = true;
         _settleFunding(c, m, owner);
         _release(m.m, makerSide, uint256(dNotional < 0 ? -dNotional : dNotional));
+        m.m.orderSlots &= ~uint32(freed);
         _applyTrade(m, dLots, dNotional, c);
         m.m.collateral = (int256(m.m.collateral) - makerFee).toInt96();
         if (m.ps.lots == 0 && m.m.collateral < 0) _absorbFlat(m, owner);
@@ -833,14 +934,15 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         _store(c);
     }
 
-    /// @dev True if the initial-margin check would pass whatever the oracle answers, so the
-    ///      oracle call (~9k gas) can be skipped without weakening the check. With both sides
-    ///      of the book non-empty the mark, `median(index, bidPx, askPx)`, lies in
-    ///      `[lo, hi] = [min(bidPx, askPx), max(bidPx, askPx)]` for every index. Over that range
-    ///      equity is monotone in the mark (non-decreasing for a long, non-increasing for a
-    ///      short; the rounding keeps this) and the initial margin is non-decreasing, so
-    ///      `equity(worst end) >= IM(hi)` implies `equity(mark) >= IM(mark)` at the live index.
-    ///      If it fails, the caller runs the exact check at a fresh index. The oracle's own
+    /// @dev True if the initial-margin check passes at every price between the best bid and
+    ///      ask, so a resting placement may skip the oracle call (~9k gas). This is the check a
+    ///      resting order gets: the banded mark (`_markOf`) can lie outside that range when the
+    ///      index does, so here the book's own prices stand in for it. A resting order moves no
+    ///      funds and opens no position; every trade, withdrawal and liquidation checks the
+    ///      banded mark at a fresh index. Within `[lo, hi] = [min(bidPx, askPx), max(bidPx,
+    ///      askPx)]` equity is monotone in the price (non-decreasing for a long, non-increasing for
+    ///      a short; the rounding keeps this) and the initial margin is non-decreasing, so
+    ///      `equity(worst end) >= IM(hi)` implies the check at every price in between. If it fails, the caller runs the exact check at a fresh index. The oracle's own
     ///      validity is not checked on this path: like a flat account's placement, a placement
     ///      that cannot fail the margin check at any price needs no price. Not reading the oracle
     ///      also leaves the cached index (used only for premium samples) as it was.
@@ -899,18 +1001,54 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _mark(Ctx memory c) internal view returns (uint256) {
-        return _median(c.index, c.book.bestBid, c.book.bestAsk);
+        return _markOf(c.book, c.index);
     }
 
     function _markView() internal view returns (uint256) {
-        Book memory b = _book;
-        return _median(_readOracle(), b.bestBid, b.bestAsk);
+        return _markOf(_book, _readOracle());
     }
 
-    function _median(uint256 index, uint256 bid, uint256 ask) internal view returns (uint256) {
-        uint256 bidPx = bid == 0 ? index : bid * _tickSize;
-        uint256 askPx = ask == 0 ? index : ask * _tickSize;
-        return PriceLib.median(index, bidPx, askPx);
+    /// @dev The mark: the median of the index, the banded book mid (`_bandedMid`) and the
+    ///      funding-implied mark (the index moved by the open interval's premium TWAP so far, the
+    ///      same premium funding will charge). All three lie within `markBandBps` of the index, so
+    ///      the mark does too; and a book that only just moved (one dead or far order placed a
+    ///      moment ago) moves the mid but not the TWAP, so the median stays at the index side of
+    ///      it. Only a book mid held away from the index for much of the interval moves the mark.
+    function _markOf(Book memory b, uint256 index) internal view returns (uint256) {
+        uint256 mid = _bandedMid(b.bestBid, b.bestAsk, index);
+        int256 twap = b.premium;
+        uint256 start = block.timestamp / _fundingInterval * _fundingInterval;
+        // While a boundary is due the accumulator belongs to a closed interval: use the sample.
+        if (block.timestamp > start && b.lastTouch >= start) {
+            int256 accum = int256(b.premiumAccum) + int256(b.premium) * int256(block.timestamp - b.lastTouch);
+            twap = accum / int256(block.timestamp - start);
+        }
+        uint256 implied = _band(uint256(int256(index) + int256(index) * twap / FundingMath.PREMIUM_SCALE), index);
+        return PriceLib.median(index, mid, implied);
+    }
+
+    /// @dev The mid of the best prices, each clamped to `markBandBps` around the index (an empty
+    ///      side counts as the index): the price premium samples use and the book's input to the
+    ///      mark. No order, dead or alive, can move it further from the index than the band.
+    function _bandedMid(uint256 bid, uint256 ask, uint256 index) internal view returns (uint256) {
+        unchecked {
+            // The index is below 2**96 (`_readOracle`), ticks below 2**24 and tickSize at most
+            // 2**96 (the constructor): nothing here overflows, and d < index (band <= 20%).
+            uint256 d = index * _markBandBps / BPS;
+            uint256 bidPx = bid == 0 ? index : bid * _tickSize;
+            uint256 askPx = ask == 0 ? index : ask * _tickSize;
+            if (bidPx + d < index) bidPx = index - d;
+            else if (bidPx > index + d) bidPx = index + d;
+            if (askPx + d < index) askPx = index - d;
+            else if (askPx > index + d) askPx = index + d;
+            return (bidPx + askPx) / 2;
+        }
+    }
+
+    function _band(uint256 px, uint256 index) internal view returns (uint256) {
+        uint256 d = index * _markBandBps / BPS; // < index: the band is at most 20%
+        if (px + d < index) return index - d;
+        return px > index + d ? index + d : px;
     }
 
     function _readOracle() internal view returns (uint256) {
@@ -920,7 +1058,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             revert StaleOracle(updatedAt, block.timestamp);
         }
         uint256 price = PriceLib.fromOracle(uint256(answer), _feedDecimals, _collateralDecimals);
-        if (price == 0) revert InvalidOraclePrice(answer);
+        // Prices are stored as uint96 (FundingSlot.lastIndex) and the mark math relies on it.
+        if (price == 0 || price > type(uint96).max) revert InvalidOraclePrice(answer);
         return price;
     }
 
@@ -954,10 +1093,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                         c.indexLoaded = true;
                     }
                     _accumulate(c);
-                    uint256 index = c.index;
-                    uint256 bidPx = b.bestBid == 0 ? index : uint256(b.bestBid) * _tickSize;
-                    uint256 askPx = b.bestAsk == 0 ? index : uint256(b.bestAsk) * _tickSize;
-                    b.premium = int48(FundingMath.premium((bidPx + askPx) / 2, index));
+                    b.premium = int48(FundingMath.premium(_bandedMid(b.bestBid, b.bestAsk, c.index), c.index));
                 }
                 _writeBook(b);
             } else if (c.seqBumped) {
@@ -971,14 +1107,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      sample up to now (`_accumulate`), then sample the premium of the word's best prices at
     ///      the cached index. Call only when the best prices moved and no boundary is due.
     function _resampleWord(uint256 bw) internal view returns (uint256) {
-        uint256 lastTouch = uint40(bw >> 48);
-        int256 accum = int64(uint64(bw >> 136));
+        uint256 lastTouch = uint40(bw >> BOOK_TOUCH);
+        int256 accum = int64(uint64(bw >> BOOK_ACCUM));
         if (block.timestamp > lastTouch) {
             unchecked {
                 // `_accumulate`. No boundary is due, so lastTouch lies in the open interval and
                 // the elapsed time is below fundingInterval (at most a day, 2**17 s): a 48-bit
                 // sample times it plus a 64-bit accumulator cannot overflow 256 bits.
-                accum = int64(accum + int256(int48(uint48(bw >> 88))) * int256(block.timestamp - lastTouch));
+                accum = int64(accum + int256(int48(uint48(bw >> BOOK_PREMIUM))) * int256(block.timestamp - lastTouch));
             }
             lastTouch = block.timestamp;
         }
@@ -988,16 +1124,13 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             // FundingMath.premium, without overflow checks that cannot fail here: ticks are below
             // 2**24 and tickSize at most 2**96 (see the constructor), so prices are below 2**120,
             // and the index is a uint96. Division by zero still reverts.
-            uint256 bid = uint24(bw);
-            uint256 ask = uint24(bw >> 24);
-            uint256 bidPx = bid == 0 ? index : bid * _tickSize;
-            uint256 askPx = ask == 0 ? index : ask * _tickSize;
-            premium = (int256((bidPx + askPx) / 2) - int256(index)) * FundingMath.PREMIUM_SCALE / int256(index);
+            premium = (int256(_bandedMid(uint24(bw), uint24(bw >> BOOK_ASK), index)) - int256(index))
+                * FundingMath.PREMIUM_SCALE / int256(index);
         }
         premium = int48(FundingMath.clamp(premium, FundingMath.PREMIUM_BOUND));
-        // Bits 48..199 hold lastTouch (40), premium (48) and premiumAccum (64).
-        return (bw & ~(((uint256(1) << 152) - 1) << 48)) | (lastTouch << 48) | (uint256(uint48(int48(premium))) << 88)
-            | (uint256(uint64(int64(accum))) << 136);
+        // Bits BOOK_TOUCH..BOOK_SEQ hold lastTouch (40), premium (48) and premiumAccum (64).
+        return (bw & ~(((uint256(1) << (BOOK_SEQ - BOOK_TOUCH)) - 1) << BOOK_TOUCH)) | (lastTouch << BOOK_TOUCH)
+            | (uint256(uint48(int48(premium))) << BOOK_PREMIUM) | (uint256(uint64(int64(accum))) << BOOK_ACCUM);
     }
 
     function _idOf(address account) internal view returns (uint256 id) {
@@ -1042,9 +1175,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     // the casts below only reinterpret signed members as their two's-complement bits.
 
     function _writeBook(Book memory b) internal {
-        uint256 w = uint256(b.bestBid) | (uint256(b.bestAsk) << 24) | (uint256(b.lastTouch) << 48)
-            | (uint256(uint48(b.premium)) << 88) | (uint256(uint64(b.premiumAccum)) << 136)
-            | (uint256(b.orderSeq) << 200);
+        uint256 w = uint256(b.bestBid) | (uint256(b.bestAsk) << BOOK_ASK) | (uint256(b.lastTouch) << BOOK_TOUCH)
+            | (uint256(uint48(b.premium)) << BOOK_PREMIUM) | (uint256(uint64(b.premiumAccum)) << BOOK_ACCUM)
+            | (uint256(b.orderSeq) << BOOK_SEQ);
         assembly ("memory-safe") {
             sstore(_book.slot, w)
         }
@@ -1052,8 +1185,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _writeMargin(uint256 id, Margin memory m) internal {
         Margin storage s = _margins[id];
-        uint256 w = uint256(uint96(m.collateral)) | (uint256(m.orderEpoch) << 96) | (uint256(m.bidNotional) << 128)
-            | (uint256(m.askNotional) << 192);
+        uint256 w = uint256(uint96(m.collateral)) | (uint256(m.orderEpoch) << M_EPOCH)
+            | (uint256(m.bidNotional) << M_BID) | (uint256(m.askNotional) << M_ASK) | (uint256(m.orderSlots) << M_SLOTS);
         assembly ("memory-safe") {
             sstore(s.slot, w)
         }
@@ -1061,8 +1194,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _writePosition(uint256 id, Position memory ps) internal {
         Position storage s = _positions[id];
-        uint256 w =
-            uint256(uint64(ps.lots)) | (uint256(uint128(ps.openNotional)) << 64) | (uint256(ps.fundingMark) << 192);
+        uint256 w = uint256(uint64(ps.lots)) | (uint256(uint128(ps.openNotional)) << P_OPEN)
+            | (uint256(ps.fundingMark) << P_FMARK);
         assembly ("memory-safe") {
             sstore(s.slot, w)
         }
@@ -1070,17 +1203,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _writeLevel(uint256 key, Level memory lv) internal {
         Level storage s = _levels[key];
-        uint256 w =
-            uint256(lv.head) | (uint256(lv.tail) << 40) | (uint256(lv.lots) << 80) | (uint256(lv.base) << 144);
-        assembly ("memory-safe") {
-            sstore(s.slot, w)
-        }
-    }
-
-    function _writeOrder(uint256 key, Order memory o) internal {
-        Order storage s = _orders[key];
-        uint256 w = uint256(o.accountId) | (uint256(o.epoch) << 32) | (uint256(o.lots) << 64)
-            | (uint256(o.clientId) << 112) | (uint256(o.expiry) << 176) | (uint256(o.seq) << 208);
+        uint256 w = uint256(lv.head) | (uint256(lv.tail) << L_TAIL) | (uint256(lv.lots) << L_LOTS)
+            | (uint256(lv.base) << L_BASE);
         assembly ("memory-safe") {
             sstore(s.slot, w)
         }
@@ -1116,6 +1240,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         }
     }
 
+    function _slotOf(mapping(uint256 => uint256) storage map, uint256 key) internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            mstore(0x00, key)
+            mstore(0x20, map.slot)
+            slot := keccak256(0x00, 0x40)
+        }
+    }
+
     function _loadWord(uint256 slot) internal view returns (uint256 w) {
         assembly ("memory-safe") {
             w := sload(slot)
@@ -1131,38 +1263,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     // ------------------------------------------------------------------ view helpers
 
     function _liveLots(uint8 side, uint256 tick) internal view returns (uint256 live) {
-        Level memory lv = _levels[(uint256(side) << 24) | tick];
-        uint256 slotBase = ((uint256(side) << 64) | (tick << 40)) - lv.base;
+        Level memory lv = _levels[(uint256(side) << LEVEL_SIDE) | tick];
+        uint256 slotBase = ((uint256(side) << ID_SIDE) | (tick << ID_TICK)) - lv.base;
         for (uint256 i = lv.head; i < lv.tail; ++i) {
             Order memory o = _orders[slotBase + i];
             if (_isLive(o)) live += o.lots;
         }
-    }
-
-    function _collectLevel(uint256 id, uint8 side, uint256 tick, OrderView[] memory out, uint256 count, bool write)
-        internal
-        view
-        returns (uint256)
-    {
-        Level memory lv = _levels[(uint256(side) << 24) | tick];
-        uint256 base = (uint256(side) << 64) | (tick << 40);
-        uint256 slotBase = base - lv.base;
-        for (uint256 i = lv.head; i < lv.tail; ++i) {
-            Order memory o = _orders[slotBase + i];
-            if (o.accountId != id || !_isLive(o)) continue;
-            if (write) {
-                out[count] = OrderView({
-                    orderId: (uint256(o.seq) << 65) | base | i,
-                    clientId: o.clientId,
-                    side: side,
-                    tick: uint24(tick),
-                    lots: o.lots,
-                    expiry: o.expiry
-                });
-            }
-            ++count;
-        }
-        return count;
     }
 
     function _isLive(Order memory o) internal view returns (bool) {

@@ -7,12 +7,13 @@ import {PerpMarketBase} from "./PerpMarketBase.sol";
 import {PriceLib} from "./libraries/PriceLib.sol";
 import {TickBitmap} from "./libraries/TickBitmap.sol";
 import {FundingMath} from "./libraries/FundingMath.sol";
+import {IPerpMarketCold} from "./interfaces/IPerpMarket.sol";
 
 /// @title PerpMarketExtension
 /// @notice The cold half of a PerpMarket: collateral, keepers and views. Only meaningful when
 ///         reached by delegatecall from `PerpMarket`'s fallback; calling it directly acts on its
 ///         own empty storage, so its state-changing functions refuse direct calls.
-contract PerpMarketExtension is PerpMarketBase {
+contract PerpMarketExtension is PerpMarketBase, IPerpMarketCold {
     using SafeTransferLib for address;
     using SafeCastLib for uint256;
     using SafeCastLib for int256;
@@ -34,7 +35,7 @@ contract PerpMarketExtension is PerpMarketBase {
 
     // ------------------------------------------------------------------ collateral
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function deposit(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         _collateral.safeTransferFrom(msg.sender, address(this), amount);
@@ -45,7 +46,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit Deposit(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function withdraw(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         Acct memory a = _loadAcct(_idOf(msg.sender));
@@ -53,6 +54,11 @@ contract PerpMarketExtension is PerpMarketBase {
         if (a.ps.lots != 0) {
             c = _load();
             _sync(c, true);
+            // As in liquidation: dead orders at the top must not set the mark checked here.
+            _pruneTop(c, BID);
+            _pruneTop(c, ASK);
+            // Pruning may have released this account's own expired orders: reload its margin.
+            a.m = _margins[a.id];
             _settleFunding(c, a, msg.sender);
         }
         a.m.collateral = (int256(a.m.collateral) - amount.toInt256()).toInt96();
@@ -64,7 +70,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit Withdraw(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function depositInsurance(uint256 amount) external delegated {
         if (amount == 0) revert ZeroAmount();
         _collateral.safeTransferFrom(msg.sender, address(this), amount);
@@ -73,7 +79,7 @@ contract PerpMarketExtension is PerpMarketBase {
         emit InsuranceDeposit(msg.sender, amount);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function claimFees() external delegated returns (uint256 amount) {
         amount = _fees;
         if (amount == 0) revert ZeroAmount();
@@ -82,9 +88,36 @@ contract PerpMarketExtension is PerpMarketBase {
         emit FeesClaimed(_feeRecipient, amount);
     }
 
+    /// @inheritdoc IPerpMarketCold
+    function cancelAll() external delegated {
+        uint256 id = _idOf(msg.sender);
+        Margin storage m = _margins[id];
+        uint32 epoch = m.orderEpoch + 1;
+        m.orderEpoch = epoch;
+        m.bidNotional = 0;
+        m.askNotional = 0;
+        m.orderSlots = 0;
+        emit AllOrdersCancelled(msg.sender, epoch);
+    }
+
+    /// @inheritdoc IPerpMarketCold
+    function cancelExpired() external delegated returns (uint256 cancelled) {
+        Acct memory a = _loadMargin(_idOf(msg.sender));
+        Ctx memory c;
+        uint256 slots = a.m.orderSlots;
+        for (uint256 slot; slot < MAX_ORDERS; ++slot) {
+            if (slots >> slot & 1 == 0) continue;
+            uint256 key = _indexKey(a.id, slot);
+            Order memory o = _orders[key];
+            if (o.expiry != 0 && o.expiry <= block.timestamp && _cancel(c, a, _orderIdOf(key, o))) ++cancelled;
+        }
+        _storeMargin(a);
+        _store(c);
+    }
+
     // ------------------------------------------------------------------ keepers
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function settleFunding() external delegated {
         uint256 boundary = _funding.nextBoundary;
         if (block.timestamp < boundary) revert FundingNotDue(boundary);
@@ -99,7 +132,7 @@ contract PerpMarketExtension is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function liquidate(address account) external delegated {
         Acct memory a = _loadAcct(_idOf(account));
         Ctx memory c = _load();
@@ -121,6 +154,7 @@ contract PerpMarketExtension is PerpMarketBase {
         a.m.orderEpoch += 1;
         a.m.bidNotional = 0;
         a.m.askNotional = 0;
+        a.m.orderSlots = 0;
         emit AllOrdersCancelled(account, a.m.orderEpoch);
 
         int256 pos = a.ps.lots;
@@ -172,7 +206,7 @@ contract PerpMarketExtension is PerpMarketBase {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bookLevels(uint8 side, uint256 depth)
         external
         view
@@ -198,26 +232,7 @@ contract PerpMarketExtension is PerpMarketBase {
         }
     }
 
-    /// @notice See IPerpMarket.
-    function openOrders(address account) external view returns (OrderView[] memory out) {
-        uint256 id = accountIdOf[account];
-        uint256 count;
-        out = new OrderView[](0);
-        if (id == 0) return out;
-        for (uint8 pass; pass < 2; ++pass) {
-            if (pass == 1) out = new OrderView[](count);
-            count = 0;
-            for (uint8 side; side < 2; ++side) {
-                uint256 tick = side == BID ? _book.bestBid : _book.bestAsk;
-                while (tick != 0) {
-                    count = _collectLevel(id, side, tick, out, count, pass == 1);
-                    tick = side == BID ? _bidBits.nextBelow(tick) : _askBits.nextAbove(tick);
-                }
-            }
-        }
-    }
-
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function accountState(address account) external view returns (AccountState memory s) {
         uint256 id = accountIdOf[account];
         if (id == 0) return s;
@@ -236,7 +251,7 @@ contract PerpMarketExtension is PerpMarketBase {
         s.maintenanceMargin = PriceLib.bpsOf(posNotional, _maintenanceMarginBps);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function fundingState()
         external
         view
@@ -253,37 +268,37 @@ contract PerpMarketExtension is PerpMarketBase {
         return (f.epoch, f.nextBoundary, premiumTwap, f.lastRate, _cumFunding);
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function markPrice() external view returns (uint256) {
         return _markView();
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function indexPrice() external view returns (uint256) {
         return _readOracle();
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bestBid() external view returns (uint24) {
         return _book.bestBid;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function bestAsk() external view returns (uint24) {
         return _book.bestAsk;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function decodeOrderId(uint256 orderId) external pure returns (uint8 side, uint24 tick) {
         return (uint8((orderId >> 64) & 1), uint24(orderId >> 40));
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function insuranceFund() external view returns (int256) {
         return _margins[INSURANCE_ID].collateral;
     }
 
-    /// @notice See IPerpMarket.
+    /// @inheritdoc IPerpMarketCold
     function accruedFees() external view returns (uint256) {
         return _fees;
     }
@@ -368,6 +383,10 @@ contract PerpMarketExtension is PerpMarketBase {
 
     function keeperReward() external view returns (uint256) {
         return _keeperReward;
+    }
+
+    function markBandBps() external view returns (uint256) {
+        return _markBandBps;
     }
 
     /// @notice Collateral units per (tick x lot): the exact notional of one lot at tick 1.

@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {MarketFixture} from "./utils/MarketFixture.sol";
-import {IPerpMarket} from "../src/interfaces/IPerpMarket.sol";
+import {IPerpMarket, IPerpMarketHot} from "../src/interfaces/IPerpMarket.sol";
 import {IPerpMarketTypes} from "../src/interfaces/IPerpMarketTypes.sol";
 import {PerpMarket} from "../src/PerpMarket.sol";
 import {Vm} from "./utils/Vm.sol";
@@ -153,12 +153,12 @@ contract PerpMarketFastPathTest is MarketFixture {
             IPerpMarketTypes.Place memory o = order(side, tick, lots, flags);
             vm.recordLogs();
             vm.prank(w);
-            (bool okA, bytes memory retA) = market.call(abi.encodeCall(IPerpMarket.place, (o)));
+            (bool okA, bytes memory retA) = market.call(abi.encodeCall(IPerpMarketHot.place, (o)));
             bytes32 la = logsHash(market);
             IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](1);
             ps[0] = o;
             vm.prank(w);
-            (bool okB, bytes memory retB) = marketB.call(abi.encodeCall(IPerpMarket.batch, (new uint256[](0), ps)));
+            (bool okB, bytes memory retB) = marketB.call(abi.encodeCall(IPerpMarketHot.batch, (new uint256[](0), ps)));
             bytes32 lb = logsHash(marketB);
             assertEq(okA ? 1 : 0, okB ? 1 : 0, "same outcome");
             if (okA) {

@@ -137,13 +137,14 @@ contract PerpMarketFundingTest is MarketFixture {
         m.settleFunding();
     }
 
-    function test_settleFunding_RateIsCapped() public {
-        // A lone bid at twice the index: premium +50%, hourly rate ~6.2%, beyond the 4% cap.
+    function test_settleFunding_PremiumIsBanded() public {
+        // A lone bid at twice the index is banded to +2%: mid +1%, r8h = 0.01 + clamp(0.0001 -
+        // 0.01, +-0.0005) = 0.0095, hourly 0.0011875.
         place(carol, BID, 2 * PX, 1, POST);
         warpTo(T0 + 3600, ORACLE_PX);
         m.settleFunding();
         (,,, int256 lastRate,) = m.fundingState();
-        assertEq(lastRate, 4e16, "capped at 4% per interval");
+        assertEq(lastRate, 1.1875e15, "premium at most the band");
     }
 
     function test_settleFunding_NegativeRateShortsPay() public {

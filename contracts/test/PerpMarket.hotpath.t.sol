@@ -62,7 +62,7 @@ contract PerpMarketHotPathTest is MarketFixture {
         fund(carol, 4_000e6);
         place(alice, ASK, PX + 1, 1000, POST);
         place(carol, BID, PX + 1, 1000, IOC);
-        place(alice, BID, PX - 5000, 10, POST);
+        place(alice, BID, PX - 1000, 10, POST);
         place(alice, ASK, PX + 50, 10, POST);
 
         feed.set(0);

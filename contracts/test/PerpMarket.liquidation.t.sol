@@ -60,11 +60,13 @@ contract PerpMarketLiquidationTest is MarketFixture {
         m.liquidate(carol);
         assertEq(state(carol).positionLots, 0, "closed");
         assertEq(state(market).positionLots, 200, "insurance fund holds the rest");
-        // 200 lots at 2800 x 0.99 = $2772: entry notional 200 x 0.01 x 2772
-        assertEq(state(market).entryNotional, 5544e6, "taken at mark minus penalty");
+        // The mark: median($2800 index, banded mid (2790 + 2800) / 2 = $2795, the TWAP side
+        // sampled at the $3000 cached index: mid (2940 + 3000) / 2, -1%, so $2772) = $2795.
+        // 200 lots at 2795 x 0.99 = $2767.05: entry notional 200 x 0.01 x 2767.05
+        assertEq(state(market).entryNotional, 5534.1e6, "taken at mark minus penalty");
         assertEq(m.bestBid(), 200_000, "out-of-band bid untouched");
-        // 1000 - 4.5 - 100 lots (-210 loss, 1.395 fee, 27.9 penalty) - 200 lots (-456 loss)
-        assertEq(state(carol).collateral, 1000e6 - 4_500_000 - 210e6 - 1_395_000 - 27_900_000 - 456e6, "collateral");
+        // 1000 - 4.5 - 100 lots (-210 loss, 1.395 fee, 27.9 penalty) - 200 lots (-465.9 loss)
+        assertEq(state(carol).collateral, 1000e6 - 4_500_000 - 210e6 - 1_395_000 - 27_900_000 - 465.9e6, "collateral");
     }
 
     function test_liquidate_InsuranceCoversBadDebt() public {

@@ -309,8 +309,12 @@ contract PerpMarketTest is MarketFixture {
     }
 
     function test_place_MaxFillsBoundsATake() public {
+        address dave = address(0xDA7E);
+        fund(carol, 1_000_000e6);
+        fund(dave, 1_000_000e6);
+        // An account rests at most 32 orders: three accounts make 70 between them.
         for (uint256 i; i < 70; ++i) {
-            place(alice, ASK, PX, 1, POST);
+            place(i < 32 ? alice : i < 64 ? carol : dave, ASK, PX, 1, POST);
         }
         uint256 id = place(bob, BID, PX, 70, 0);
         assertEq(state(bob).positionLots, 64, "at most maxFills fills");
@@ -483,12 +487,22 @@ contract PerpMarketTest is MarketFixture {
 
     // ------------------------------------------------------------ views
 
-    function test_markPrice_IsMedianOfIndexBidAsk() public {
+    function test_markPrice_IsMedianOfIndexBandedMidAndPremiumTwap() public {
         assertEq(m.markPrice(), 3000e6, "empty book: index");
-        place(alice, BID, PX + 1000, 1, POST); // $3010
-        assertEq(m.markPrice(), 3000e6, "no ask counts as the index: median is the index");
-        place(alice, ASK, PX + 2000, 1, POST); // $3020
-        assertEq(m.markPrice(), 3010e6, "index below both: the bid");
+        uint256 ask = place(alice, ASK, PX + 2000, 1, POST); // $3020
+        place(alice, BID, PX + 1000, 1, POST); // $3010, sampled at once
+        warpTo(T0 + 1800, ORACLE_PX);
+        // mid $3015 (+0.5%) held for the half interval so far: the TWAP implies $3015 too.
+        assertEq(m.markPrice(), 3015e6, "mid held all interval");
+        // Far prices are banded: both sides clamp to index + 2%.
+        vm.prank(alice);
+        m.cancel(ask);
+        place(bob, BID, PX + 30_000, 1, POST);
+        place(bob, ASK, PX + 40_000, 1, POST);
+        assertEq(m.markPrice(), 3015e6, "a fresh far book does not move the TWAP side");
+        warpTo(T0 + 3599, ORACLE_PX);
+        assertLe(m.markPrice(), 3060e6, "within the band");
+        assertTrue(m.markPrice() > 3015e6, "held far, it moves the mark up to the band");
         assertEq(m.indexPrice(), 3000e6, "index");
     }
 

@@ -8,11 +8,16 @@ import contextlib
 import sys
 from decimal import Decimal
 
+from agent.init import DEFAULT_MID, DEFAULT_SYMBOL
 from sims.cex.clock import ManualClock, SimClock, WallClock
 from sims.cex.exchange import SimConfig, SymbolSpec
 from sims.cex.server import Faults, SimServer
 
-__all__ = ["cli_main"]
+__all__ = ["SIM_API_KEY", "SIM_API_SECRET", "cli_main"]
+
+SIM_API_KEY: str = SimConfig().api_key
+"""The simulator's published test credentials (not secrets): printed at start, in the README."""
+SIM_API_SECRET: str = SimConfig().api_secret
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,13 +27,22 @@ def _parser() -> argparse.ArgumentParser:
         "(admin: POST /_sim/price, /_sim/faults, /_sim/funding, /_sim/clock; GET /_sim/state).",
     )
     p.add_argument("--port", type=int, default=0, help="TCP port (0: pick a free one)")
-    p.add_argument("--symbol", default="ETHUSDT")
-    p.add_argument("--mid", type=Decimal, default=Decimal("2000"), help="initial mid price")
+    p.add_argument("--symbol", default=DEFAULT_SYMBOL, help=f"default {DEFAULT_SYMBOL}")
+    p.add_argument(
+        "--mid",
+        type=Decimal,
+        default=Decimal(str(DEFAULT_MID)),
+        help=f"initial mid price (default {DEFAULT_MID:g}, the price `mm-agent deploy` starts at)",
+    )
     p.add_argument("--latency-ms", type=float, default=250.0)
     p.add_argument("--jitter-ms", type=float, default=50.0)
     p.add_argument("--partial-fill-prob", type=float, default=0.0)
-    p.add_argument("--api-key", default="sim-api-key")
-    p.add_argument("--api-secret", default="sim-api-secret")
+    p.add_argument(
+        "--api-key", default=SIM_API_KEY, help=f"accepted API key (default {SIM_API_KEY})"
+    )
+    p.add_argument(
+        "--api-secret", default=SIM_API_SECRET, help=f"its secret (default {SIM_API_SECRET})"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--manual-clock",
@@ -55,6 +69,11 @@ async def _serve(args: argparse.Namespace) -> None:
     url = await sim.start()
     # One parseable line on stdout so a parent process can find the port.
     print(f"cex-sim listening on {url} symbol={args.symbol} mid={args.mid}", flush=True)
+    # A simulator's credentials are not secrets: print them where the user needs them.
+    print(
+        f"credentials: export MM_CEX_API_KEY={args.api_key} MM_CEX_API_SECRET={args.api_secret}",
+        flush=True,
+    )
     try:
         await sim.serve_forever()
     finally:

@@ -107,10 +107,9 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert isinstance(cfg.tx, TxPipelineConfig)
     assert isinstance(cfg.risk, RiskLimits)
     assert cfg.hedge.policy == HedgerConfig(
-        symbol="BTCUSDT", twap_threshold_base=5.0, dead_band_base=0.04
+        symbol="ETHUSDT", twap_threshold_base=5.0, dead_band_base=0.04
     )
     assert cfg.hedge.policy.dead_band_base < cfg.quoting.base_size_base  # a full fill is hedged
-    assert cfg.risk.oracle_heartbeat_s == 3600.0
     key_source(cfg)
     assert cfg.execution.unload_max_slippage_bps == 50.0
 

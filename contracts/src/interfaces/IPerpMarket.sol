@@ -3,53 +3,10 @@ pragma solidity ^0.8.24;
 
 import {IPerpMarketTypes} from "./IPerpMarketTypes.sol";
 
-/// @title IPerpMarket
-/// @notice A perpetual-futures central limit order book for one instrument, settled in one ERC20.
-///
-/// @dev Units (never mix them):
-/// - **collateral** amounts are raw token units (the USD token has 6 decimals: 1e6 = $1).
-/// - **tick**: an integer price index in [1, 2**24 - 1]. The price of a tick is
-///   `tick * tickSize`, in collateral units per ONE whole base unit (1e18 base wei).
-/// - **lots**: an integer size. One lot is `lotSize` base wei (1e18 base wei = one whole unit).
-///   Positions are signed lots (long > 0).
-/// - **price** (index, mark): collateral units per one whole base unit, the same scale as
-///   `tick * tickSize`; the oracle's 8-decimal answer is converted in `PriceLib` only.
-/// - **notional** of `lots` at `tick` is `lots * tick * tickSize * lotSize / 1e18`, exact by
-///   construction (the constructor requires `tickSize * lotSize` to be a multiple of 1e18).
-/// - **rates** (funding, premium) are 1e18-scaled fractions (1e18 = 100%).
-/// - **side**: 0 = bid (buy), 1 = ask (sell).
-///
-/// Order ids are globally unique and strictly increasing. They also encode where the order
-/// rests so a cancel needs no lookup: bits [0,40) queue index within the level, [40,64) tick,
-/// bit 64 side, bits [65,113) a global sequence number. Clients treat them as opaque uints; use
-/// `decodeOrderId` if you need the side or tick back.
-///
-/// Margin: equity = collateral + unrealized PnL at the mark - funding owed. Required initial
-/// margin = IMF * (|position| * mark + max(bid order notional, ask order notional)); resting
-/// orders reserve margin when placed, and only the larger side is reserved because at most one
-/// side's worth of fills can add risk on top of the position. Maintenance margin =
-/// MMF * |position| * mark. Fees, PnL and funding are internal ledger moves; tokens only move on
-/// deposit, withdraw, fee claims and keeper rewards.
-///
-/// No account, owner or keeper can move another account's funds. All market parameters are
-/// immutable, bounded in the constructor and published once in `MarketCreated`.
-interface IPerpMarket is IPerpMarketTypes {
-    // ------------------------------------------------------------------ collateral
-
-    /// @notice Pull `amount` collateral from the caller (needs an ERC20 approval) and credit it.
-    function deposit(uint256 amount) external;
-
-    /// @notice Send `amount` collateral to the caller. Reverts with `InsufficientMargin` if the
-    ///         remaining equity would be below the initial margin of the position plus resting
-    ///         orders. A flat account needs no oracle to withdraw.
-    function withdraw(uint256 amount) external;
-
-    /// @notice Add `amount` to the insurance fund (a donation; it cannot be withdrawn).
-    function depositInsurance(uint256 amount) external;
-
-    /// @notice Send accrued trading fees to the immutable fee recipient (anyone may call).
-    function claimFees() external returns (uint256 amount);
-
+/// @title IPerpMarketHot
+/// @notice The quoting hot path and the agent's per-cycle read of its own orders, served by
+///         `PerpMarket` itself (see `IPerpMarket`).
+interface IPerpMarketHot is IPerpMarketTypes {
     // ------------------------------------------------------------------ orders
 
     /// @notice Place one order. A crossing order takes up to `maxFills` resting orders at
@@ -68,8 +25,43 @@ interface IPerpMarket is IPerpMarketTypes {
     /// @return newIds One entry per placement: the resting order id or 0.
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds);
 
+    // ------------------------------------------------------------------ views
+
+    /// @notice Every live resting order of `account`, from its own order index: the cost does
+    ///         not depend on other accounts' orders.
+    function openOrders(address account) external view returns (OrderView[] memory orders);
+}
+
+/// @title IPerpMarketCold
+/// @notice Everything else, served by `PerpMarketExtension` through `PerpMarket`'s fallback
+///         (see `IPerpMarket`).
+interface IPerpMarketCold is IPerpMarketTypes {
+    // ------------------------------------------------------------------ collateral
+
+    /// @notice Pull `amount` collateral from the caller (needs an ERC20 approval) and credit it.
+    function deposit(uint256 amount) external;
+
+    /// @notice Send `amount` collateral to the caller. Reverts with `InsufficientMargin` if the
+    ///         remaining equity would be below the initial margin of the position plus resting
+    ///         orders. A flat account needs no oracle to withdraw.
+    function withdraw(uint256 amount) external;
+
+    /// @notice Add `amount` to the insurance fund (a donation; it cannot be withdrawn).
+    function depositInsurance(uint256 amount) external;
+
+    /// @notice Send accrued trading fees to the immutable fee recipient (anyone may call).
+    function claimFees() external returns (uint256 amount);
+
+    // ------------------------------------------------------------------ orders
+
     /// @notice Cancel every resting order of the caller in O(1) (see `AllOrdersCancelled`).
     function cancelAll() external;
+
+    /// @notice Cancel every expired resting order of the caller, freeing their index slots (an
+    ///         account holds at most 32 resting orders). `place` and `batch` do this by
+    ///         themselves when all slots are taken.
+    /// @return cancelled How many orders were cancelled.
+    function cancelExpired() external returns (uint256 cancelled);
 
     // ------------------------------------------------------------------ keepers
 
@@ -91,9 +83,6 @@ interface IPerpMarket is IPerpMarketTypes {
     /// @notice Up to `depth` price levels of `side` from the best, with live lots per level.
     function bookLevels(uint8 side, uint256 depth) external view returns (uint256[] memory ticks, uint256[] memory lots);
 
-    /// @notice Every live resting order of `account` (scans the book; off-chain use).
-    function openOrders(address account) external view returns (OrderView[] memory orders);
-
     /// @notice Margin state of `account` at the current mark. Funding owed covers the intervals
     ///         closed so far; an interval whose boundary passed is included once anyone closes it
     ///         (`settleFunding` or any trade).
@@ -110,7 +99,10 @@ interface IPerpMarket is IPerpMarketTypes {
         view
         returns (uint256 epoch, uint256 nextBoundary, int256 premiumTwap, int256 lastRate, int256 cumulativeIndex);
 
-    /// @notice Median of (index, best bid, best ask), an empty side counting as the index.
+    /// @notice Median of the index, the book mid with each best price clamped to `markBandBps`
+    ///         around the index (an empty side counting as the index) and the index moved by the
+    ///         open interval's premium TWAP: always within `markBandBps` of the index. Margin,
+    ///         withdrawals and liquidation use it; premium samples use the banded mid.
     function markPrice() external view returns (uint256);
 
     /// @notice The oracle price converted to collateral units per whole base unit; reverts if
@@ -133,3 +125,43 @@ interface IPerpMarket is IPerpMarketTypes {
     /// @notice Trading fees accrued and not yet claimed.
     function accruedFees() external view returns (uint256);
 }
+
+/// @title IPerpMarket
+/// @notice A perpetual-futures central limit order book for one instrument, settled in one ERC20.
+///
+/// @dev Units (never mix them):
+/// - **collateral** amounts are raw token units (the USD token has 6 decimals: 1e6 = $1).
+/// - **tick**: an integer price index in [1, 2**24 - 1]. The price of a tick is
+///   `tick * tickSize`, in collateral units per ONE whole base unit (1e18 base wei).
+/// - **lots**: an integer size. One lot is `lotSize` base wei (1e18 base wei = one whole unit).
+///   Positions are signed lots (long > 0).
+/// - **price** (index, mark): collateral units per one whole base unit, the same scale as
+///   `tick * tickSize`; the oracle's 8-decimal answer is converted in `PriceLib` only.
+/// - **notional** of `lots` at `tick` is `lots * tick * tickSize * lotSize / 1e18`, exact by
+///   construction (the constructor requires `tickSize * lotSize` to be a multiple of 1e18).
+/// - **rates** (funding, premium) are 1e18-scaled fractions (1e18 = 100%).
+/// - **side**: 0 = bid (buy), 1 = ask (sell).
+///
+/// Order ids are globally unique and strictly increasing. They also encode where the order
+/// rests so a cancel needs no lookup: bits [0,40) queue index within the level, [40,64) tick,
+/// bit 64 side, bits [65,105) a global sequence number. Clients treat them as opaque uints; use
+/// `decodeOrderId` if you need the side or tick back.
+///
+/// Margin: equity = collateral + unrealized PnL at the mark - funding owed. Required initial
+/// margin = IMF * (|position| * mark + max(bid order notional, ask order notional)); resting
+/// orders reserve margin when placed, and only the larger side is reserved because at most one
+/// side's worth of fills can add risk on top of the position. Maintenance margin =
+/// MMF * |position| * mark. Fees, PnL and funding are internal ledger moves; tokens only move on
+/// deposit, withdraw, fee claims and keeper rewards.
+///
+/// Limits per account: at most 32 resting orders (`TooManyOrders`; expired ones are reclaimed
+/// when the room is needed, or by `cancelExpired`), and resting notional per side below 2**48
+/// collateral units. The mark stays within `markBandBps` of the index.
+///
+/// No account, owner or keeper can move another account's funds. All market parameters are
+/// immutable, bounded in the constructor and published once in `MarketCreated`.
+///
+/// The hot and cold halves are declared apart so the compiler checks that `PerpMarket`
+/// implements `IPerpMarketHot` and `PerpMarketExtension` implements `IPerpMarketCold`: together
+/// they serve the whole ABI at the market's address.
+interface IPerpMarket is IPerpMarketHot, IPerpMarketCold {}

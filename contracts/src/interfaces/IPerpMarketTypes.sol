@@ -83,6 +83,8 @@ interface IPerpMarketTypes {
     ///        also the discount at which the insurance fund takes over what the book cannot.
     /// @param liquidationBandBps A liquidation fills against the book only within this band
     ///        around the mark.
+    /// @param markBandBps The mark, and each book price it or a premium sample uses, stays
+    ///        within this many bps of the index (in (0, 2000]).
     /// @param keeperReward Collateral paid to the caller of a successful `settleFunding` (from
     ///        accrued fees) or `liquidate` (from the insurance fund), capped by what is there.
     struct MarketParams {
@@ -105,6 +107,7 @@ interface IPerpMarketTypes {
         uint16 liquidationFeeBps;
         uint16 liquidationBandBps;
         uint256 keeperReward;
+        uint16 markBandBps;
     }
 
     // ------------------------------------------------------------------ events
@@ -231,6 +234,9 @@ interface IPerpMarketTypes {
     error InsufficientMargin(int256 equity, uint256 required);
     /// @notice The order belongs to another account.
     error NotOrderOwner(uint256 orderId);
+    /// @notice The account already has `maxOrders` resting orders (expired ones are reclaimed
+    ///         first): cancel some before placing more.
+    error TooManyOrders(uint256 maxOrders);
     /// @notice The account is not below maintenance margin.
     error NotLiquidatable(int256 equity, uint256 maintenanceMargin);
     /// @notice No funding boundary has passed yet.

@@ -21,6 +21,7 @@ contract Handler is Test {
 
     uint256 public ghostIn;
     uint256 public ghostOut;
+    uint256 public ghostWithdrawalsIntoBadDebt;
     uint256 public fills;
     uint256 public liquidations;
     uint256 public fundingSettles;
@@ -65,6 +66,8 @@ contract Handler is Test {
         vm.prank(a);
         try m.withdraw(amount) {
             ghostOut += amount;
+            // A withdrawal never leaves the account in bad debt at the mark it was checked at.
+            if (m.accountState(a).equity < 0) ++ghostWithdrawalsIntoBadDebt;
         } catch {}
     }
 

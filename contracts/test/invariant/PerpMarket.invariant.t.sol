@@ -55,6 +55,45 @@ contract PerpMarketInvariantTest is MarketFixture {
         assertEq(int256(usd.balanceOf(market)), sum, "balance == collateral + insurance + fees (marked)");
     }
 
+    /// @dev The mark never leaves its band around the index, whatever the book holds.
+    function invariant_MarkWithinBand() public view {
+        try m.markPrice() returns (uint256 mark) {
+            uint256 index = m.indexPrice();
+            uint256 dev = mark > index ? mark - index : index - mark;
+            assertLe(dev, index * MARK_BAND_BPS / 10_000, "mark within the band");
+        } catch {} // stale oracle: there is no mark
+    }
+
+    function invariant_NoWithdrawalIntoBadDebt() public view {
+        assertEq(handler.ghostWithdrawalsIntoBadDebt(), 0, "withdrawals leave equity >= 0");
+    }
+
+    /// @dev The per-account index lists only the account's own resting orders, each once, and
+    ///      their notional is reserved (expired orders still reserve until pruned, so <=).
+    function invariant_OpenOrdersMatchReservations() public view {
+        uint256 n = handler.actorCount();
+        for (uint256 i; i < n; ++i) {
+            address a = handler.actors(i);
+            IPerpMarketTypes.OrderView[] memory os = m.openOrders(a);
+            assertLe(os.length, 32, "at most 32 resting orders");
+            uint256[2] memory notional;
+            for (uint256 j; j < os.length; ++j) {
+                // The id encodes side (bit 64) and tick (bits 40..63) (see IPerpMarket).
+                uint8 side = uint8((os[j].orderId >> 64) & 1);
+                uint24 tick = uint24(os[j].orderId >> 40);
+                assertEq(side, os[j].side, "side from the id");
+                assertEq(tick, os[j].tick, "tick from the id");
+                assertTrue(os[j].lots != 0, "live");
+                for (uint256 k; k < j; ++k) {
+                    assertTrue(os[k].orderId != os[j].orderId, "listed once");
+                }
+                notional[side] += uint256(os[j].lots) * tick * 100;
+            }
+            uint256 larger = notional[0] > notional[1] ? notional[0] : notional[1];
+            assertLe(larger / 10, m.accountState(a).reservedMargin, "listed orders are reserved");
+        }
+    }
+
     function invariant_TokenBalanceEqualsGhostFlows() public view {
         assertEq(usd.balanceOf(market), handler.ghostIn() - handler.ghostOut(), "every token in and out");
     }
@@ -119,6 +158,10 @@ contract PerpMarketInvariantTest is MarketFixture {
 
     /// @dev Outside a due boundary the stored premium sample is the premium of the stored best
     ///      prices at the cached index, so skipping a resample that would not move them is exact.
+    function _clamp(uint256 x, uint256 lo, uint256 hi) private pure returns (uint256) {
+        return x < lo ? lo : x > hi ? hi : x;
+    }
+
     function invariant_PremiumSampleMatchesBook() public view {
         (, uint256 nextBoundary,,,) = m.fundingState();
         if (block.timestamp >= nextBoundary) return;
@@ -126,8 +169,10 @@ contract PerpMarketInvariantTest is MarketFixture {
         uint256 index = uint96(uint256(vm.load(market, bytes32(uint256(1)))) >> 136);
         uint256 bid = uint24(book);
         uint256 ask = uint24(book >> 24);
-        uint256 bidPx = bid == 0 ? index : bid * 1e4;
-        uint256 askPx = ask == 0 ? index : ask * 1e4;
+        uint256 lo = index - index * MARK_BAND_BPS / 10_000;
+        uint256 hi = index + index * MARK_BAND_BPS / 10_000;
+        uint256 bidPx = bid == 0 ? index : _clamp(bid * 1e4, lo, hi);
+        uint256 askPx = ask == 0 ? index : _clamp(ask * 1e4, lo, hi);
         int256 stored = int48(uint48(book >> 88));
         assertEq(stored, FundingMath.premium((bidPx + askPx) / 2, index), "premium sample == premium(book, index)");
     }

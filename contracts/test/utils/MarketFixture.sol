@@ -20,6 +20,8 @@ abstract contract MarketFixture is Test {
     uint8 internal constant POST = 1;
     uint8 internal constant IOC = 2;
     uint8 internal constant REDUCE = 4;
+    /// @dev The mark stays within 2% of the index.
+    uint256 internal constant MARK_BAND_BPS = 200;
 
     MockUSD internal usd;
     MockAggregator internal feed;
@@ -73,6 +75,7 @@ abstract contract MarketFixture is Test {
         p.liquidationFeeBps = 100;
         p.liquidationBandBps = 500;
         p.keeperReward = 1e6;
+        p.markBandBps = uint16(MARK_BAND_BPS);
     }
 
     function fund(address who, uint256 amount) internal {

@@ -1,0 +1,81 @@
+"""Strategies a stress table compares on the same world, by name.
+
+A strategy is a set of ``[quoting]`` overrides applied on top of the run's config (``--config``
+or the stress defaults), so every strategy meets the same seeds, blocks, takers and exchange.
+
+=============  ====================================================================================
+``shipped``    the model as configured (no override)
+=============  ====================================================================================
+
+The baselines of issue 12 (``plain``: A-S/GLFT with no cost gate, funding terms or settlement
+window; ``every-block``: the shipped model refreshing every block) are presets of the model
+(agent/model), which another branch adds. Once ``[quoting] preset`` exists, each is one line
+here, e.g.::
+
+    register(Strategy("plain", "textbook A-S/GLFT, no cost gate", {"preset": "plain"}))
+    register(Strategy("every-block", "refresh every block", {"preset": "every-block"}))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.model.quoting import ModelParams
+
+__all__ = ["STRATEGIES", "Strategy", "get_strategy", "register", "strategy_names"]
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """A named strategy: overrides of the agent's ``[quoting]`` table."""
+
+    name: str
+    description: str
+    quoting: Mapping[str, Any] = field(default_factory=dict)
+
+    def apply(self, quoting: Mapping[str, Any] | ModelParams) -> dict[str, Any] | ModelParams:
+        """The ``[quoting]`` table (raw, or validated) with this strategy's overrides."""
+        if isinstance(quoting, ModelParams):
+            return dataclasses.replace(quoting, **self.quoting)
+        return {**quoting, **self.quoting}
+
+
+STRATEGIES: dict[str, Strategy] = {}
+"""The registry, in registration order (the order of a table's rows)."""
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Add `strategy` to the registry (a name may be registered once)."""
+    if strategy.name in STRATEGIES or strategy.name == "all":
+        raise ValueError(f"strategy {strategy.name!r} is already registered or reserved")
+    STRATEGIES[strategy.name] = strategy
+    return strategy
+
+
+def strategy_names() -> list[str]:
+    """Every registered name."""
+    return list(STRATEGIES)
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy called `name`.
+
+    Raises
+    ------
+    ConfigError
+        For a name not registered (the message lists the registered ones).
+    """
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown strategy {name!r}: registered are {', '.join(STRATEGIES)} "
+            "(add one in sims/strategies.py)"
+        ) from None
+
+
+register(Strategy("shipped", "the model as configured"))

@@ -1,0 +1,64 @@
+"""The seeds table's pure parts: seed ranges, the strategy registry, mean ± std, the live clock."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from agent.errors import ConfigError
+from sims.live import ScaledClock
+from sims.seeds import METRICS, SweepRun, format_sweep, parse_seeds, resolve_strategies, summarize
+from sims.strategies import Strategy, get_strategy, register, strategy_names
+
+
+def test_parse_seeds_ranges_and_lists() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("7") == [7]
+    assert parse_seeds("1, 4-5,9") == [1, 4, 5, 9]
+    with pytest.raises(ValueError):
+        parse_seeds("5-2")
+    with pytest.raises(ValueError):
+        parse_seeds(" , ")
+
+
+def test_registry_has_shipped_and_refuses_unknown_names() -> None:
+    assert strategy_names()[0] == "shipped"
+    assert get_strategy("shipped").apply({"gamma": 0.1}) == {"gamma": 0.1}
+    assert resolve_strategies("all") == strategy_names()
+    assert resolve_strategies(None) == ["shipped"]
+    with pytest.raises(ConfigError, match="registered are shipped"):
+        get_strategy("plain-not-yet")
+    with pytest.raises(ValueError):
+        register(Strategy("shipped", "again"))
+    with pytest.raises(ValueError):
+        register(Strategy("all", "reserved"))
+
+
+def _run(strategy: str, seed: int, pnl: float) -> SweepRun:
+    metrics = dict.fromkeys(METRICS, 1.0) | {"pnl": pnl, "gas_native": math.nan}
+    return SweepRun(strategy, seed, True, metrics, 1.0)
+
+
+def test_summarize_mean_and_sample_std_per_strategy() -> None:
+    runs = [_run("a", 0, 1.0), _run("a", 1, 3.0), _run("b", 0, -2.0)]
+    rows = summarize(runs)
+    assert [r["strategy"] for r in rows] == ["a", "b"]
+    assert rows[0]["pnl"] == {"mean": 2.0, "std": pytest.approx(math.sqrt(2.0))}
+    assert rows[1]["pnl"] == {"mean": -2.0, "std": 0.0}
+    assert math.isnan(rows[0]["gas_native"]["mean"])  # NaN runs are left out, not zeros
+    table = format_sweep(rows, "calm")
+    assert "2.00 ± 1.41" in table and "a (n=2)" in table and "b (n=1)" in table
+
+
+def test_scaled_clock_stands_until_go_then_runs_at_speed() -> None:
+    c = ScaledClock(1_000.0, speed=50.0)
+    assert c() == 1_000.0
+    assert c.now_ms() == 1_000_000
+    c.go()
+    time.sleep(0.1)
+    assert 1_004.0 < c() < 1_010.0  # 0.1 s wall × 50, with slack for a busy machine
+    assert c.wall_until(c() + 50.0) == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError):
+        ScaledClock(0.0, speed=0.0)

@@ -1,0 +1,80 @@
+"""``mm-agent status``: readable prices, and a closed pipe ends it quietly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.commands import format_status
+from agent.status import AgentStatus
+
+_STATUS = {
+    **AgentStatus().__dict__,
+    "events": [],
+    "state": "NORMAL",
+    "block": 123456,
+    "index": 2998.4500000000003,
+    "mid": 2998.5,
+    "best_bid": None,
+    "best_ask": 3001.2499999999995,
+    "inventory_base": -0.05,
+    "inventory_cap_base": 1.0,
+    "equity": 10012.346,
+    "pnl": {"spread": 12.3456, "gas": -1234.5},
+    "last_decision": "sent: refresh 6 orders",
+}
+
+
+def test_status_formats_prices_and_missing_sides() -> None:
+    lines = format_status({**_STATUS, "written_s": 100.0}, now_s=103.0)
+    assert lines[0] == "state NORMAL  block 123,456  (status written 3 s ago)"
+    assert lines[1] == "index 2,998.45  mid 2,998.50  bid -  ask 3,001.25"
+    assert "equity 10,012.35" in lines[2]
+    assert lines[3] == "pnl spread +12.35  gas -1,234.50"
+    assert "None" not in "\n".join(lines)
+
+
+def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "status.json").write_text(json.dumps({**_STATUS, "written_s": time.time()}))
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{data}"\n')
+    # `mm-agent status | head -1` when `head` has gone before status writes: the read end of
+    # the pipe is closed before the command starts, so its first write fails (EPIPE).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "status", "--config", str(cfg)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert b"Traceback" not in out.stderr and b"BrokenPipe" not in out.stderr, out.stderr
+    assert out.returncode == 0
+
+
+def test_status_piped_to_head_prints_the_state_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "status.json").write_text(json.dumps({**_STATUS, "written_s": time.time()}))
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{data}"\n')
+    out = subprocess.run(  # noqa: S602 - the shell pipeline a user types
+        f"{sys.executable} -m agent.cli status --config {cfg} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.stdout.startswith("state NORMAL  block 123,456"), out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
