@@ -771,7 +771,7 @@ class Agent:
         if paid is not None and paid > 0:
             base = min(float(snap.base_fee_wei), float(paid))
             self.est.update_paid_fee(base, float(paid) - base)
-        self.est.update_l1_fee(self.params.l1_fee_per_byte_gwei * 1e9)
+        self.est.update_l1_fee(self.params.l1_data_fee_per_byte_gwei * 1e9)
 
     def _feed_quote_fills(self, now: float, snap: VenueSnapshot, fair: FairValue) -> None:
         """Credit exposure to the quotes resting now, by distance from fair value."""

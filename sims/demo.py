@@ -16,10 +16,11 @@ import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.dashboard import (
+from sims.dashboard import (
     DashboardEvent,
     DashboardSnapshot,
     DecisionView,
@@ -27,7 +28,7 @@ from agent.dashboard import (
     LiveDashboard,
 )
 from sims.forkstate import build_fork_state
-from sims.scenario import Step, load_scenario
+from sims.scenario import Scenario, ScriptedEvent, Step, load_scenario
 from sims.stress import StressOptions, StressResult, open_upstream, run_scenario
 from sims.world import ChainWorld
 
@@ -36,8 +37,32 @@ __all__ = ["dashboard_snapshot", "run_demo"]
 _DEFAULT_DURATION_S = 180.0
 
 
-def dashboard_snapshot(agent: Any, world: ChainWorld, step: Step) -> DashboardSnapshot:
-    """Build the dashboard's view of the agent after one step (plain numbers and strings)."""
+def scripted_now(events: Sequence[ScriptedEvent], t_s: float) -> tuple[str, ...]:
+    """Labels of the scripted events in force at `t_s` (started, not yet over)."""
+    return tuple(
+        f"{e.label} (since t+{e.at_s:.0f}s)"
+        for e in events
+        if e.at_s < t_s <= max(e.end_s, e.at_s + 5)
+    )
+
+
+def starting(events: Sequence[ScriptedEvent], prev_t_s: float, t_s: float) -> list[ScriptedEvent]:
+    """The scripted events that start in ``(prev_t_s, t_s]``."""
+    return [e for e in events if prev_t_s < e.at_s <= t_s]
+
+
+def dashboard_snapshot(
+    agent: Any,
+    world: ChainWorld,
+    step: Step,
+    scenario: Scenario | None = None,
+    announced: Sequence[DashboardEvent] = (),
+) -> DashboardSnapshot:
+    """Build the dashboard's view of the agent after one step (plain numbers and strings).
+
+    `scenario` names the scripted events in force; `announced` are the scenario's event starts
+    already shown, merged into the recent-events list.
+    """
     st = agent.status
     now = dt.datetime.fromtimestamp(agent.clock(), dt.UTC).strftime("%H:%M:%S")
     bids = sorted(
@@ -79,12 +104,22 @@ def dashboard_snapshot(agent: Any, world: ChainWorld, step: Step) -> DashboardSn
         risk_state=st.state,
         risk_triggers=tuple(st.triggers),
         last_decision=decision,
-        events=tuple(DashboardEvent(clock="", text=e) for e in reversed(st.events)),
+        events=(
+            *announced[-3:],
+            *(DashboardEvent(clock="", text=e) for e in reversed(st.events)),
+        ),
+        scripted=() if scenario is None else scripted_now(scenario.events(), step.t_s),
     )
 
 
 async def _demo(args: argparse.Namespace, stop: asyncio.Event) -> StressResult | None:
     scenario = load_scenario("demo")
+    if args.duration_s < scenario.duration_s:
+        # Shortened here, not by the runner, so the dashboard names the events of this run.
+        scenario = scenario.short_run(args.duration_s)
+    events = scenario.events()
+    announced: list[DashboardEvent] = []
+    last_t = [0.0]
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
@@ -103,10 +138,16 @@ async def _demo(args: argparse.Namespace, stop: asyncio.Event) -> StressResult |
     board = LiveDashboard(interval_s=5.0)
 
     def show(agent: Any, world: ChainWorld, step: Step) -> None:
-        board.update(dashboard_snapshot(agent, world, step))
+        for ev in starting(events, last_t[0], step.t_s):
+            announced.append(
+                DashboardEvent(
+                    clock=f"t+{ev.at_s:.0f}s", text=f"scenario: {ev.label} starts", level="warn"
+                )
+            )
+        last_t[0] = step.t_s
+        board.update(dashboard_snapshot(agent, world, step, scenario, announced))
 
-    short = args.duration_s if args.duration_s < scenario.duration_s else None
-    opts = StressOptions(seed=args.seed, short_s=short, pace=1.0 / args.speed)
+    opts = StressOptions(seed=args.seed, pace=1.0 / args.speed)
     out = Path(args.out or f"runs/demo-{args.seed}")
     try:
         with tempfile.TemporaryDirectory(prefix="mm-demo-") as tmp:

@@ -42,7 +42,7 @@ GENESIS_TS = 1_767_225_600
 DEFAULT_DEPOSITS_USD: dict[int, float] = {1: 250_000.0, 2: 3_000_000.0, 3: 3_000_000.0} | {
     i: 400_000.0 for i in (4, 5, 6, 7, 8)
 }
-"""Collateral per dev account: agent, two background makers, five takers."""
+"""Collateral per dev account: agent, two background makers, four takers, the arbitrageur."""
 
 _INITIAL_USD = 60_000.0
 
@@ -112,8 +112,8 @@ def needed_intervals(short_s: float | None = None) -> tuple[int, ...]:
     for name in list_scenarios():
         sc = load_scenario(name)
         out.add(round(sc.funding.interval_s))
-        if short_s is not None and short_s < sc.duration_s:
-            out.add(round(sc.shortened(short_s).funding.interval_s))
+        if short_s is not None:
+            out.add(round(sc.short_run(short_s).funding.interval_s))
     return tuple(sorted(out))
 
 

@@ -319,16 +319,22 @@ def _resting_per_side(world: ChainWorld) -> tuple[int, int]:
 
 
 def _play_world(
-    world: ChainWorld, step: Step, start_ts: int, grace_s: float, settled: set[int]
+    world: ChainWorld,
+    step: Step,
+    start_ts: int,
+    grace_s: float,
+    settled: set[int],
+    base_fee_gwei: float,
 ) -> None:
     """One step's world actions, without mining (the producer mines); as ChainWorld.play."""
     if step.oracle_update and step.mined:
         world.push_oracle(step.oracle_usd)
     world.refresh_makers(step.target_dex_mid_usd, start_ts + step.t_s)
     if step.takers:
-        bid, ask = world.best_prices()
-        ref = (bid + ask) / 2 if bid is not None and ask is not None else step.target_dex_mid_usd
-        world.send_takers(step.takers, ref)
+        # Fair value, not the book's mid (as ChainWorld.play): our own quotes must not move it.
+        world.send_takers(step.takers, step.target_dex_mid_usd)
+    if step.mined:
+        world.send_arbitrage(step.arb_reference_usd, base_fee_gwei)
     # The funding fallback: the producer's blocks do not wait for us, so instead of a 2 s
     # window (lock-step) settle once per boundary any time after the grace.
     interval = world.spec.funding_interval_s
@@ -367,8 +373,11 @@ async def run_live(
 
     opts = opts or StressOptions()
     live = live or LiveOptions()
-    if opts.short_s is not None and opts.short_s < scenario.duration_s:
-        scenario = scenario.shortened(opts.short_s)
+    if opts.chain_profile is not None:
+        scenario = scenario.with_chain_profile(opts.chain_profile)
+    if opts.short_s is not None:
+        scenario = scenario.short_run(opts.short_s)
+    chain = scenario.chain.resolved
     tl: Timeline = expand(scenario, opts.seed)
     wall0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -397,7 +406,13 @@ async def run_live(
             dep = deploy_market(
                 fork, round(scenario.funding.interval_s), scenario.price.initial_usd
             )
-        world = ChainWorld(fork, dep)
+        world = ChainWorld(
+            fork,
+            dep,
+            arbitrage=scenario.arbitrage,
+            native_price_usd=chain.native_price_usd,
+            tip_gwei=chain.tip_gwei,
+        )
         interval = world.spec.funding_interval_s
         start_ts = (world.last_ts // interval + 1) * interval
         if start_ts - world.last_ts < 3:
@@ -410,6 +425,8 @@ async def run_live(
         world.settle_funding_now()
         world.mine(start_ts)
         world.check_world_receipts()
+        # Before the agent starts: its start-up transactions (a cancel-all) count too.
+        nonce0 = int(fork.rpc("eth_getTransactionCount", [world.agent_address, "latest"]), 16)
         (data_dir / "deployment.json").write_text(json.dumps(dep.to_record()))
 
         if live.rpc_delay_ms is not None:
@@ -434,13 +451,19 @@ async def run_live(
         # The exchange follows the index on the shared clock by itself, step by step.
         sim.exchange.set_price_path(
             _SYMBOL,
-            [(round((start_ts + s.t_s) * 1000), round(s.index_usd, 1)) for s in tl],
+            [(round((start_ts + s.t_s) * 1000), round(s.cex_mid_usd, 1)) for s in tl],
         )
         os.environ[_KEY_ENV] = sim.config.api_key
         os.environ[_SECRET_ENV] = sim.config.api_secret
         async with sim:
             cfg = _agent_config(
-                rpc_url, data_dir / "deployment.json", data_dir, sim.url, base_cfg, opts.strategy
+                rpc_url,
+                data_dir / "deployment.json",
+                data_dir,
+                sim.url,
+                base_cfg,
+                chain,
+                opts.strategy,
             )
             agent, closers = await build_agent(cfg, clock=clock)
             if agent.hedger is not None:
@@ -461,7 +484,7 @@ async def run_live(
                 epoch0 = world_epoch(world)
                 levels = int(agent.base_params.levels)
                 producer = _Producer(
-                    fork.url, world, clock, tl, start_ts, scenario.gas.base_fee_gwei, stats
+                    fork.url, world, clock, tl, start_ts, scenario.quiet_base_fee_gwei, stats
                 )
                 world_lock = asyncio.Lock()
                 heads = HeadWatcher(ws_url_for(rpc_url)) if live.subscribe_heads else None
@@ -504,6 +527,7 @@ async def run_live(
                 result = _finish(
                     scenario, tl, opts, agent, world, sim, rec, upstream, out_dir,
                     start_ts=start_ts, pos0=pos0, epoch0=epoch0, started_at=started_at,
+                    nonce0=nonce0,
                 )  # fmt: skip
             finally:
                 # On an error mid-run nothing may keep running: the tasks, then the producer.
@@ -581,8 +605,16 @@ async def _drive_world(
         stats.max_world_lag_s = max(stats.max_world_lag_s, clock() - due)
         async with lock:
             try:
+                fee = step.base_fee_override_gwei
+                quiet = tl.scenario.quiet_base_fee_gwei
                 await asyncio.to_thread(
-                    _play_world, world, step, start_ts, opts.settle_grace_s, settled
+                    _play_world,
+                    world,
+                    step,
+                    start_ts,
+                    opts.settle_grace_s,
+                    settled,
+                    fee if fee is not None else (quiet or 0.0),
                 )
                 bids, asks = await asyncio.to_thread(_resting_per_side, world)
             except (ChainError, httpx.HTTPError) as exc:

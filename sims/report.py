@@ -33,6 +33,7 @@ import numpy.typing as npt
 __all__ = [
     "PNL_COMPONENTS",
     "RISK_STATES",
+    "EventRecord",
     "FillRecord",
     "HedgeRecord",
     "InvariantResult",
@@ -43,6 +44,7 @@ __all__ = [
     "Sample",
     "TransitionRecord",
     "TxRecord",
+    "TxStatus",
     "build_report",
     "format_table",
     "summary_row",
@@ -166,17 +168,34 @@ class TransitionRecord:
     reason: str
 
 
+TxStatus = Literal["success", "reverted", "dropped", "replaced", "failed", "pending"]
+"""How a signed transaction ended: included (success or reverted), or never included."""
+
+
 @dataclass(frozen=True, slots=True)
 class TxRecord:
-    """One transaction the agent sent."""
+    """One transaction the agent signed (every attempt: a replacement is its own record)."""
 
     t_s: float
     purpose: str
     gas_used: int
     effective_gas_price_gwei: float
-    status: Literal["success", "reverted", "dropped", "replaced"]
+    status: TxStatus
     delay_s: float | None
     """Send → inclusion (None when never included)."""
+    calldata_bytes: int = 0
+    l1_data_fee_native: float = 0.0
+    """An L2's fee for posting the calldata to L1, in the gas token (0 on L1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A scripted event of the scenario, marked on the plots."""
+
+    t_s: float
+    end_s: float
+    kind: str
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +231,7 @@ class RunRecord:
     txs: Sequence[TxRecord] = ()
     hedges: Sequence[HedgeRecord] = ()
     invariants: Sequence[InvariantResult] = ()
+    events: Sequence[EventRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +307,11 @@ def build_report(record: RunRecord) -> dict[str, Any]:
     end_s = float(t[-1] + w[-1])
 
     pnl_final = {c: getattr(samples[-1].pnl, c) for c in (*PNL_COMPONENTS, "total")}
+    # The node never charges an L2's L1 data fee, so the agent's ledger cannot see it: the run's
+    # accounting adds it to gas here (and to the total), from each transaction's calldata.
+    l1_fee_usd = sum(tx.l1_data_fee_native for tx in record.txs) * (meta.native_price_usd or 0.0)
+    pnl_final["gas"] -= l1_fee_usd
+    pnl_final["total"] -= l1_fee_usd
     total = _arr([s.pnl.total for s in samples])
 
     inv = _arr([s.inventory_base for s in samples])
@@ -334,14 +359,24 @@ def build_report(record: RunRecord) -> dict[str, Any]:
     }
 
     txs = record.txs
-    native = sum(tx.gas_used * tx.effective_gas_price_gwei * 1e-9 for tx in txs)
+    execution = sum(tx.gas_used * tx.effective_gas_price_gwei * 1e-9 for tx in txs)
+    l1_data = sum(tx.l1_data_fee_native for tx in txs)
+    native = execution + l1_data
+    price = meta.native_price_usd
     delays = [tx.delay_s for tx in txs if tx.delay_s is not None]
+    by_status = {st: sum(tx.status == st for tx in txs) for st in sorted({t.status for t in txs})}
     gas = {
+        # Every signed transaction counts: replaced and dropped attempts are real sends, and a
+        # reverted one paid for its gas.
         "tx_count": len(txs),
         "failed_count": sum(tx.status != "success" for tx in txs),
+        "by_status": by_status,
         "gas_used": sum(tx.gas_used for tx in txs),
         "native": native,
-        "usd": None if meta.native_price_usd is None else native * meta.native_price_usd,
+        "execution_native": execution,
+        "l1_data_fee_native": l1_data,
+        "calldata_bytes": sum(tx.calldata_bytes for tx in txs),
+        "usd": None if price is None else native * price,
         "mean_delay_s": float(np.mean(delays)) if delays else None,
         "max_delay_s": float(np.max(delays)) if delays else None,
         "max_base_fee_gwei": max(s.base_fee_gwei for s in samples),
@@ -409,6 +444,7 @@ def build_report(record: RunRecord) -> dict[str, Any]:
         "hedges": hedges,
         "risk": risk,
         "invariants": invariants,
+        "events": [asdict(e) for e in record.events],
     }
     safe: dict[str, Any] = _json_safe(report)
     return safe
@@ -453,6 +489,19 @@ def _state_handles(segments: Sequence[Mapping[str, Any]]) -> list[Any]:
     ]
 
 
+def _mark_events(ax: Any, events: Sequence[EventRecord], scale: float) -> None:
+    # A dashed line where each scripted event starts, named at the top: the reader sees the
+    # cause (a gas spike, a stall) beside its effect on quotes, inventory and P&L.
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for k, ev in enumerate(events):
+        x = ev.t_s / scale
+        ax.axvline(x, color="#37474f", lw=0.8, ls="--", alpha=0.7)
+        ax.text(x, 0.98 - 0.07 * (k % 4), f" {ev.label}", transform=trans, fontsize=7,
+                va="top", ha="left", color="#37474f", clip_on=True)  # fmt: skip
+
+
 def _write_plots(record: RunRecord, report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     import matplotlib
 
@@ -469,6 +518,7 @@ def _write_plots(record: RunRecord, report: Mapping[str, Any], out_dir: Path) ->
     paths: dict[str, Path] = {}
 
     def finish(fig: Any, ax: Any, name: str, heading: str) -> None:
+        _mark_events(ax, record.events, scale)
         ax.set_title(f"{heading} — {title}", fontsize=11, loc="left")
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3, lw=0.6)
@@ -647,7 +697,9 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
         ("time over cap (s)", inv["time_over_cap_s"]),
         ("gas spent (native)", f"{gas['native']:.6f}"),
         ("gas spent (USD)", gas["usd"]),
-        ("txs (failed)", f"{gas['tx_count']} ({gas['failed_count']})"),
+        ("txs signed (not successful)", f"{gas['tx_count']} ({gas['failed_count']})"),
+        ("txs by outcome", ", ".join(f"{k} {v}" for k, v in gas["by_status"].items()) or "–"),
+        ("L1 data fee (native)", f"{gas['l1_data_fee_native']:.6f}"),
         ("funding received / paid (USD)",
          f"{report['funding']['received_usd']:,.2f} / {report['funding']['paid_usd']:,.2f}"),
         ("hedge slippage, size-weighted (bps)", report["hedges"]["avg_slippage_bps"]),
@@ -739,6 +791,8 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "max_abs_inv": max(abs(inv["max_base"]), abs(inv["min_base"])),
         "over_cap_s": inv["time_over_cap_s"],
         "gas_usd": report["gas"]["usd"],
+        "txs": report["gas"]["tx_count"],
+        "txs_failed": report["gas"]["failed_count"],
         "funding_usd": report["funding"]["net_usd"],
         "hedge_slip_bps": report["hedges"]["avg_slippage_bps"],
         "worst_state": report["risk"]["worst_state"],

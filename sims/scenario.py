@@ -2,9 +2,9 @@
 
 A scenario scripts what the world does to the agent over simulated time: the index price path, the
 perp premium (and so funding), the chain's base fee, the mempool, the oracle, the CEX and the taker
-flow. :func:`load_scenario` reads one file into frozen dataclasses; :func:`expand` turns it, with a
-seed, into a :class:`Timeline` with one :class:`Step` per block slot, which the stress runner plays
-against a forked chain. The same seed always gives the identical timeline.
+flow. :func:`load_scenario` reads one file into frozen pydantic models; :func:`expand` turns it,
+with a seed, into a :class:`Timeline` with one :class:`Step` per block slot, which the stress
+runner plays against a forked chain. The same seed always gives the identical timeline.
 
 File format
 -----------
@@ -21,10 +21,17 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     duration_s      60..604800      simulated length                         [3600]
     block_time_s    0.1..60         one step of the timeline                 [1]
 
+    [chain]                          which chain's costs (CHAIN_PROFILES); unset numbers: profile's
+    profile         "l1"|"l2"       l1: 1 gwei, $2,000; l2: 0.02 gwei + L1 data fee  ["l1"]
+    base_fee_gwei   0.001..10000    quiet base fee
+    native_price_usd 1..1e6         gas-token price
+    l1_data_fee_per_byte_gwei 0..1e4  data fee per calldata byte (charged by the run's accounting)
+
     [price]                          index: GBM + Poisson jumps + scripted overlays
     initial_usd     1..1e7          index at t = 0                           [60000]
     vol_annual      0..5            GBM σ, annualized                        [0.5]
-    drift_annual    -5..5           GBM μ, annualized                        [0]
+    drift_annual    -100..100       GBM μ (log), annualized                  [0]
+    drift_pct_per_hour -5..5        the same in % per hour (-0.5: a slow bleed); not with the other
     jump_rate_per_hour 0..120       Poisson jump intensity                   [0]
     jump_mean_bps   -2000..2000     mean log-jump                            [0]
     jump_std_bps    0..5000         std of log-jump                          [50]
@@ -46,7 +53,7 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
       at_s *, to_mean_bps * -500..500, ramp_s 0..86400 [60]
 
     [gas]                            base fee overrides (None outside spikes: chain decides)
-    base_fee_gwei   0.001..10000    the chain's quiet base fee               [1]
+    base_fee_gwei   0.001..10000    the chain's quiet base fee               [chain profile's]
     decay_per_block 0.001..0.125    EIP-1559 decay per mined block after the hold  [0.125]
     [[gas.spikes]]
       at_s *, multiplier * 1..1000, ramp_s 0..600 [0] (geometric), hold_s 0..3600 [30]
@@ -70,6 +77,8 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     latency_ms      0..60000        base request latency                     [30]
     latency_jitter_ms 0..60000      mean of the exponential extra latency    [10]
     partial_fill_prob 0..1          chance a taker hedge fills only partly   [0]
+    basis_vol_bps   0..500          std of the exchange mid's OU offset from the index  [2]
+    basis_half_life_s 1..86400      its mean-reversion half-life             [30]
     [[cex.outages]]                  every request fails (connection refused / 5xx)
       at_s *, duration_s *
     [[cex.rate_limit_storms]]        requests answered 429 with this probability
@@ -83,23 +92,34 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     size_sigma      0..3            lognormal σ of the size                  [1]
     informed_share  0..1            share of orders that know the index ahead  [0.1]
     informed_horizon_s 1..3600      how far ahead informed takers see        [30]
-    aggressiveness_mean_bps 0..1000 mean limit distance through the mid (exponential) [5]
+    aggressiveness_mean_bps 0..1000 mean limit distance through fair value (exponential) [5]
     [[takers.surges]]
       at_s *, duration_s *, rate_multiplier * 0..100
     [[takers.cascades]]              forced liquidations, front-loaded (triangular intensity)
       at_s *, duration_s 1..86400 [120], side "buy"|"sell" ["sell"], total_base * 0..1e4,
       orders 1..10000 [60], aggressiveness_bps 0..5000 [100], premium_bps -1000..1000 [-20]
 
-A mistake raises one :class:`~agent.errors.ConfigError` naming the key path, for example
-``scenario.gas.spikes[0].multiplier: must be between 1 and 1000``.
+    [arbitrage]                      takes DEX quotes resting through the exchange mid
+    enabled         bool                                                     [true]
+    latency_s       0..60           sees the exchange mid this late          [1]
+    min_edge_bps    0..1000         edge over its taker fee and gas          [2]
+    max_size_base   0..1e4          per side per block                       [2]
+    gas_units       21000..3e7      its gas per trade                        [300000]
+
+The models are pydantic's, as the agent config's are (strict: a string where a number belongs, NaN,
+infinities and unknown keys are refused), and a mistake raises one
+:class:`~agent.errors.ConfigError` in the config's format naming the key path, for example
+``scenario.gas.spikes.0.multiplier: Input should be less than or equal to 1000 (got 5000)``.
 
 Timeline semantics
 ------------------
 Step ``i`` is the block slot ending at ``t_s[i] = (i + 1) * block_time_s``. ``mined[i]`` is False in
 a stall; the base-fee decay only advances on mined blocks and the oracle only pushes in them.
 ``premium_bps`` is the target offset of the DEX mid from the index that the taker bots push toward
-(cascades add their ``premium_bps`` on top, shaped like their intensity). Informed takers trade in
-the direction of the index ``informed_horizon_s`` ahead: that is what being informed means here.
+(cascades add their ``premium_bps`` on top, shaped like their intensity); index plus premium is
+fair value, which the takers price off. The exchange mid is the index plus its own OU basis.
+Informed takers trade in the direction of the index ``informed_horizon_s`` ahead: that is what
+being informed means here.
 Each process draws from its own child of ``SeedSequence(seed)``, so changing the taker flow of a
 scenario leaves its price path unchanged.
 """
@@ -116,20 +136,26 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from agent.config import format_validation_error
 from agent.errors import ConfigError
 from agent.types import Side
 
 __all__ = [
+    "CHAIN_PROFILES",
     "SCENARIO_DIR",
+    "ArbitrageSpec",
     "Cascade",
     "CexDegradation",
     "CexFaults",
     "CexSpec",
+    "ChainProfile",
+    "ChainSpec",
     "FundingFlip",
     "FundingSpec",
     "GasSpec",
@@ -141,6 +167,8 @@ __all__ = [
     "PriceSpec",
     "RateLimitStorm",
     "Scenario",
+    "ScriptedEvent",
+    "Seconds",
     "Step",
     "TakerOrder",
     "TakerSpec",
@@ -163,8 +191,6 @@ SCENARIO_DIR = Path(__file__).with_name("scenarios")
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 _BPS = 1e-4
 _F64 = npt.NDArray[np.float64]
-_T = typing.TypeVar("_T")
-_E = typing.TypeVar("_E", bound="_TimedWindow")
 
 # Minimum event lengths kept by `Scenario.shortened`: below these the risk engine's default
 # thresholds (agent/risk/engine.py) would never fire, and the short run would stop testing the
@@ -174,8 +200,6 @@ _MIN_STALL_S = 60.0
 _MIN_STALE_ORACLE_S = 45.0
 _MIN_CEX_WINDOW_S = 30.0
 _MIN_WINDOW_S = 30.0
-_MIN_SHOCK_MOVE_S = 10.0
-_MIN_RECOVER_S = 30.0
 _MIN_GAS_HOLD_S = 10.0
 _MIN_FUNDING_INTERVAL_S = 60.0
 
@@ -183,15 +207,23 @@ _MIN_FUNDING_INTERVAL_S = 60.0
 # ---------------------------------------------------------------------------------------------
 # field helpers
 
-
-def _p(default: Any = dataclasses.MISSING, lo: float | None = None, hi: float | None = None) -> Any:
-    """A dataclass field with an inclusive valid range, checked by `_validate`."""
-    return field(default=default, metadata={"lo": lo, "hi": hi})
-
-
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
 _DURATION_FULL = re.compile(r"(?:[0-9]*\.?[0-9]+\s*[a-zA-Z]*\s*)+")
 _UNIT_S = {"ms": 1e-3, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _duration_text_s(text: str) -> float:
+    """Seconds in ``"90s"``, ``"2m"``, ``"1h15m"``; ValueError naming the problem otherwise."""
+    stripped = text.strip()
+    if _DURATION_FULL.fullmatch(stripped) is None:
+        raise ValueError(f"expected a duration like '90s', '2m' or '1h', got {text!r}")
+    seconds = 0.0
+    for m in _DURATION_PART.finditer(stripped):
+        unit = m.group(2).lower()
+        if unit not in _UNIT_S:
+            raise ValueError(f"bad unit {m.group(2)!r} in {text!r} (use ms, s, m or h)")
+        seconds += float(m.group(1)) * _UNIT_S[unit]
+    return seconds
 
 
 def parse_duration_s(value: object, key: str = "duration") -> float:
@@ -202,27 +234,38 @@ def parse_duration_s(value: object, key: str = "duration") -> float:
     ConfigError
         For a negative or non-finite number, or an unknown unit, naming `key`.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"{key}: expected a duration (seconds or e.g. '2m'), got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if _DURATION_FULL.fullmatch(text) is None:
-            raise ConfigError(f"{key}: expected a duration like '90s', '2m' or '1h', got {value!r}")
-        seconds = 0.0
-        for m in _DURATION_PART.finditer(text):
-            unit = m.group(2).lower()
-            if unit not in _UNIT_S:
-                raise ConfigError(
-                    f"{key}: bad unit {m.group(2)!r} in {value!r} (use ms, s, m or h)"
-                )
-            seconds += float(m.group(1)) * _UNIT_S[unit]
-    else:
-        raise ConfigError(f"{key}: expected a duration (seconds or e.g. '2m'), got {value!r}")
+    try:
+        seconds = _duration_text_s(value) if isinstance(value, str) else float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
     if not math.isfinite(seconds) or seconds < 0:
         raise ConfigError(f"{key}: must be a finite, non-negative duration, got {value!r}")
     return seconds
+
+
+def _seconds(value: object) -> object:
+    # Strings are durations with a unit; numbers go on to the strict float check and the bounds.
+    return _duration_text_s(value) if isinstance(value, str) else value
+
+
+def _as_tuple(value: object) -> object:
+    # TOML arrays arrive as lists; the models are frozen, so their event lists are tuples.
+    return tuple(value) if isinstance(value, list) else value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+"""A duration field: seconds, or a string with a unit (``"2m"``)."""
+
+
+class _Spec(BaseModel):
+    """Frozen, strict, closed: unknown keys, strings for numbers, NaN and infinities are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def _replace(self, **changes: Any) -> Self:
+        return self.model_copy(update=changes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,26 +277,9 @@ def _fit(at_s: float, span_s: float, total_s: float) -> float:
     return max(0.0, min(at_s, total_s - span_s))
 
 
-class _TimedWindow(typing.Protocol):
-    @property
-    def at_s(self) -> float: ...
-    @property
-    def duration_s(self) -> float: ...
-
-
-def _shorten_window(ev: _E, factor: float, total_s: float, min_s: float) -> _E:
-    """Scale a window's start and length by `factor`, keeping at least `min_s` of it (never more
-    than it had, nor more than half the run) and keeping it inside the run."""
-    dur = min(ev.duration_s, max(ev.duration_s * factor, min_s), total_s * 0.5)
-    return dataclasses.replace(ev, at_s=_fit(ev.at_s * factor, dur, total_s), duration_s=dur)  # type: ignore[type-var]
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A fault window: active for ``at_s <= t < at_s + duration_s``."""
-
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=0.1)
+class _WindowLike(_Spec):
+    at_s: Seconds = Field(ge=0.0)
+    duration_s: Seconds = Field(ge=0.1, le=7 * 86400.0)
 
     @property
     def span_s(self) -> float:
@@ -261,74 +287,99 @@ class Window:
         return self.duration_s
 
     def _shortened(self, factor: float, total_s: float, min_s: float = _MIN_WINDOW_S) -> Self:
-        return _shorten_window(self, factor, total_s, min_s)
+        # A fault window is a state, not a move: it scales with the run, but keeps at least
+        # `min_s` (never more than it had, nor more than half the run) so it still trips.
+        dur = min(self.duration_s, max(self.duration_s * factor, min_s), total_s * 0.5)
+        return self._replace(at_s=_fit(self.at_s * factor, dur, total_s), duration_s=dur)
 
 
-@dataclass(frozen=True, slots=True)
-class PriceShock:
+class Window(_WindowLike):
+    """A fault window: active for ``at_s <= t < at_s + duration_s``."""
+
+
+class PriceShock(_Spec):
     """A scripted index move (log-linear), an optional hold and a partial recovery."""
 
-    at_s: float = _p(lo=0.0)
-    move_pct: float = _p(lo=-90.0, hi=500.0)
-    duration_s: float = _p(120.0, 1.0, 86400.0)
-    hold_s: float = _p(0.0, 0.0, 86400.0)
-    recover_frac: float = _p(0.0, 0.0, 1.0)
-    recover_s: float = _p(600.0, 1.0, 86400.0)
+    at_s: Seconds = Field(ge=0.0)
+    move_pct: float = Field(ge=-90.0, le=500.0)
+    duration_s: Seconds = Field(120.0, ge=1.0, le=86400.0)
+    hold_s: Seconds = Field(0.0, ge=0.0, le=86400.0)
+    recover_frac: float = Field(0.0, ge=0.0, le=1.0)
+    recover_s: Seconds = Field(600.0, ge=1.0, le=86400.0)
 
     @property
     def span_s(self) -> float:
         """Total time the event affects (recovery included when there is one)."""
         return self.duration_s + self.hold_s + (self.recover_s if self.recover_frac > 0 else 0.0)
 
+    def mirrored(self) -> PriceShock:
+        """The same move the other way in log space (−25 % becomes +33.3 %)."""
+        return self._replace(move_pct=(1.0 / (1.0 + self.move_pct / 100.0) - 1.0) * 100.0)
+
     def _shortened(self, factor: float, total_s: float) -> Self:
-        # The move keeps its size: a shorter move is a more violent one, which is still the stress.
-        new = dataclasses.replace(
-            self,
-            duration_s=min(self.duration_s, max(self.duration_s * factor, _MIN_SHOCK_MOVE_S)),
-            hold_s=self.hold_s * factor,
-            recover_s=min(self.recover_s, max(self.recover_s * factor, _MIN_RECOVER_S)),
-        )
-        return dataclasses.replace(new, at_s=_fit(self.at_s * factor, new.span_s, total_s))
+        # The move keeps its duration and so its speed: a short run compresses the quiet time
+        # around it, never a -25% crash into seconds. The hold is quiet time and scales. The
+        # recovery keeps its speed too; when it does not fit, it is cut short (less of the move
+        # is given back at the same pace) rather than sped up.
+        hold = self.hold_s * factor
+        at_s = _fit(self.at_s * factor, self.duration_s + hold, total_s)
+        room = total_s - at_s - self.duration_s - hold
+        recover_s, recover_frac = self.recover_s, self.recover_frac
+        if recover_frac > 0 and recover_s > room:
+            recover_s = max(room, 1.0)
+            recover_frac *= recover_s / self.recover_s
+        new = self._replace(hold_s=hold, recover_s=recover_s, recover_frac=recover_frac)
+        return new._replace(at_s=_fit(at_s, new.span_s, total_s))
 
 
-@dataclass(frozen=True, slots=True)
-class VolRegime:
+class VolRegime(_WindowLike):
     """Multiply the GBM σ inside a window (e.g. 3.0 for a 3x volatility shock)."""
 
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=1.0)
-    multiplier: float = _p(lo=0.1, hi=20.0)
+    duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
+    multiplier: float = Field(ge=0.1, le=20.0)
 
-    @property
-    def span_s(self) -> float:
-        """Total time the event affects."""
-        return self.duration_s
-
-    def _shortened(self, factor: float, total_s: float) -> Self:
-        return _shorten_window(self, factor, total_s, _MIN_WINDOW_S * 2)
+    def _shortened(self, factor: float, total_s: float, min_s: float = 2 * _MIN_WINDOW_S) -> Self:
+        return super()._shortened(factor, total_s, min_s)
 
 
-@dataclass(frozen=True, slots=True)
-class PriceSpec:
+_ANNUAL_PER_PCT_HOUR = 365.25 * 24 / 100.0
+
+
+class PriceSpec(_Spec):
     """Index price: GBM with Poisson log-normal jumps, plus scripted shocks and vol regimes."""
 
-    initial_usd: float = _p(60_000.0, 1.0, 1e7)
-    vol_annual: float = _p(0.5, 0.0, 5.0)
-    drift_annual: float = _p(0.0, -5.0, 5.0)
-    jump_rate_per_hour: float = _p(0.0, 0.0, 120.0)
-    jump_mean_bps: float = _p(0.0, -2000.0, 2000.0)
-    jump_std_bps: float = _p(50.0, 0.0, 5000.0)
-    shocks: tuple[PriceShock, ...] = ()
-    vol_regimes: tuple[VolRegime, ...] = ()
+    initial_usd: float = Field(60_000.0, ge=1.0, le=1e7)
+    vol_annual: float = Field(0.5, ge=0.0, le=5.0)
+    drift_annual: float = Field(0.0, ge=-100.0, le=100.0)
+    """GBM μ per year in log terms; ±100 reaches a ±1.14 %/h bleed (−0.5 %/h is −43.8)."""
+    drift_pct_per_hour: float | None = Field(None, ge=-5.0, le=5.0)
+    """The same drift said the way a trader says it (−0.5 for a slow bleed); not with the other."""
+    jump_rate_per_hour: float = Field(0.0, ge=0.0, le=120.0)
+    jump_mean_bps: float = Field(0.0, ge=-2000.0, le=2000.0)
+    jump_std_bps: float = Field(50.0, ge=0.0, le=5000.0)
+    shocks: Annotated[tuple[PriceShock, ...], BeforeValidator(_as_tuple)] = ()
+    vol_regimes: Annotated[tuple[VolRegime, ...], BeforeValidator(_as_tuple)] = ()
+
+    @model_validator(mode="after")
+    def _one_drift(self) -> Self:
+        if self.drift_pct_per_hour is not None and self.drift_annual != 0.0:
+            raise ValueError("give drift_annual or drift_pct_per_hour, not both")
+        return self
+
+    @property
+    def drift_log_annual(self) -> float:
+        """The drift μ (log, per year) whichever key gave it."""
+        if self.drift_pct_per_hour is not None:
+            return math.log1p(self.drift_pct_per_hour / 100.0) * 365.25 * 24
+        return self.drift_annual
 
 
-@dataclass(frozen=True, slots=True)
-class FundingFlip:
+class FundingFlip(_Spec):
     """Move the premium's long-run mean to `to_mean_bps`, linearly over `ramp_s`."""
 
-    at_s: float = _p(lo=0.0)
-    to_mean_bps: float = _p(lo=-500.0, hi=500.0)
-    ramp_s: float = _p(60.0, 0.0, 86400.0)
+    at_s: Seconds = Field(ge=0.0)
+    to_mean_bps: float = Field(ge=-500.0, le=500.0)
+    ramp_s: Seconds = Field(60.0, ge=0.0, le=86400.0)
 
     @property
     def span_s(self) -> float:
@@ -336,29 +387,28 @@ class FundingFlip:
         return self.ramp_s
 
     def _shortened(self, factor: float, total_s: float) -> Self:
+        # A premium drift, not a price move: it scales like the funding interval does.
         ramp = min(self.ramp_s, max(self.ramp_s * factor, 5.0))
-        return dataclasses.replace(self, at_s=_fit(self.at_s * factor, ramp, total_s), ramp_s=ramp)
+        return self._replace(at_s=_fit(self.at_s * factor, ramp, total_s), ramp_s=ramp)
 
 
-@dataclass(frozen=True, slots=True)
-class FundingSpec:
+class FundingSpec(_Spec):
     """The premium process (Ornstein-Uhlenbeck in bps) and the funding period."""
 
-    interval_s: float = _p(900.0, 60.0, 86400.0)
-    mean_bps: float = _p(1.0, -500.0, 500.0)
-    half_life_s: float = _p(300.0, 1.0, 86400.0)
-    vol_bps: float = _p(2.0, 0.0, 500.0)
-    flips: tuple[FundingFlip, ...] = ()
+    interval_s: Seconds = Field(900.0, ge=60.0, le=86400.0)
+    mean_bps: float = Field(1.0, ge=-500.0, le=500.0)
+    half_life_s: Seconds = Field(300.0, ge=1.0, le=86400.0)
+    vol_bps: float = Field(2.0, ge=0.0, le=500.0)
+    flips: Annotated[tuple[FundingFlip, ...], BeforeValidator(_as_tuple)] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class GasSpike:
+class GasSpike(_Spec):
     """Base fee jumps to `multiplier` x the quiet level, holds, then decays per EIP-1559."""
 
-    at_s: float = _p(lo=0.0)
-    multiplier: float = _p(lo=1.0, hi=1000.0)
-    ramp_s: float = _p(0.0, 0.0, 600.0)
-    hold_s: float = _p(30.0, 0.0, 3600.0)
+    at_s: Seconds = Field(ge=0.0)
+    multiplier: float = Field(ge=1.0, le=1000.0)
+    ramp_s: Seconds = Field(0.0, ge=0.0, le=600.0)
+    hold_s: Seconds = Field(30.0, ge=0.0, le=3600.0)
 
     @property
     def span_s(self) -> float:
@@ -366,136 +416,93 @@ class GasSpike:
         return self.ramp_s + self.hold_s
 
     def _shortened(self, factor: float, total_s: float) -> Self:
-        new = dataclasses.replace(
-            self,
-            ramp_s=self.ramp_s * factor,
-            hold_s=min(self.hold_s, max(self.hold_s * factor, _MIN_GAS_HOLD_S)),
-        )
-        return dataclasses.replace(new, at_s=_fit(self.at_s * factor, new.span_s, total_s))
+        # The ramp is the spike's speed (kept); the hold is a state (scaled, with a floor).
+        new = self._replace(hold_s=min(self.hold_s, max(self.hold_s * factor, _MIN_GAS_HOLD_S)))
+        return new._replace(at_s=_fit(self.at_s * factor, new.span_s, total_s))
 
 
-@dataclass(frozen=True, slots=True)
-class GasSpec:
+class GasSpec(_Spec):
     """Quiet base fee and scripted spikes."""
 
-    base_fee_gwei: float = _p(1.0, 0.001, 10_000.0)
-    decay_per_block: float = _p(0.125, 0.001, 0.125)
-    spikes: tuple[GasSpike, ...] = ()
+    base_fee_gwei: float | None = Field(None, ge=0.001, le=10_000.0)
+    """The quiet base fee; None: the chain profile's."""
+    decay_per_block: float = Field(0.125, ge=0.001, le=0.125)
+    spikes: Annotated[tuple[GasSpike, ...], BeforeValidator(_as_tuple)] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class MempoolCongestion:
+class MempoolCongestion(_WindowLike):
     """A window of slow inclusion and dropped transactions."""
 
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=1.0)
-    inclusion_delay_blocks: int = _p(3, 0, 600)
-    drop_prob: float = _p(0.0, 0.0, 1.0)
-
-    @property
-    def span_s(self) -> float:
-        """Total time the event affects."""
-        return self.duration_s
-
-    def _shortened(self, factor: float, total_s: float) -> Self:
-        return _shorten_window(self, factor, total_s, _MIN_WINDOW_S)
+    duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
+    inclusion_delay_blocks: int = Field(3, ge=0, le=600)
+    drop_prob: float = Field(0.0, ge=0.0, le=1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class MempoolSpec:
+class MempoolSpec(_Spec):
     """Block production and inclusion of our transactions."""
 
     automine: bool = False
-    inclusion_delay_blocks: int = _p(0, 0, 100)
-    drop_prob: float = _p(0.0, 0.0, 1.0)
-    congestion: tuple[MempoolCongestion, ...] = ()
-    stalls: tuple[Window, ...] = ()
+    inclusion_delay_blocks: int = Field(0, ge=0, le=100)
+    drop_prob: float = Field(0.0, ge=0.0, le=1.0)
+    congestion: Annotated[tuple[MempoolCongestion, ...], BeforeValidator(_as_tuple)] = ()
+    stalls: Annotated[tuple[Window, ...], BeforeValidator(_as_tuple)] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class OracleSpec:
+class OracleSpec(_Spec):
     """A push oracle updated on heartbeat or deviation; stale windows stop the updater."""
 
-    heartbeat_s: float = _p(5.0, 0.1, 3600.0)
-    deviation_bps: float = _p(5.0, 0.0, 1000.0)
-    stale: tuple[Window, ...] = ()
+    heartbeat_s: Seconds = Field(5.0, ge=0.1, le=3600.0)
+    deviation_bps: float = Field(5.0, ge=0.0, le=1000.0)
+    stale: Annotated[tuple[Window, ...], BeforeValidator(_as_tuple)] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitStorm:
+class RateLimitStorm(_WindowLike):
     """A window where the CEX answers HTTP 429 with probability `reject_prob`."""
 
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=1.0)
-    reject_prob: float = _p(0.9, 0.0, 1.0)
-
-    @property
-    def span_s(self) -> float:
-        """Total time the event affects."""
-        return self.duration_s
-
-    def _shortened(self, factor: float, total_s: float) -> Self:
-        return _shorten_window(self, factor, total_s, _MIN_CEX_WINDOW_S)
+    duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
+    reject_prob: float = Field(0.9, ge=0.0, le=1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class CexDegradation:
+class CexDegradation(_WindowLike):
     """A window of high latency and partial fills."""
 
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=1.0)
-    latency_ms: float = _p(500.0, 0.0, 60_000.0)
-    partial_fill_prob: float = _p(0.5, 0.0, 1.0)
-
-    @property
-    def span_s(self) -> float:
-        """Total time the event affects."""
-        return self.duration_s
-
-    def _shortened(self, factor: float, total_s: float) -> Self:
-        return _shorten_window(self, factor, total_s, _MIN_CEX_WINDOW_S)
+    duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
+    latency_ms: float = Field(500.0, ge=0.0, le=60_000.0)
+    partial_fill_prob: float = Field(0.5, ge=0.0, le=1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class CexSpec:
-    """The hedge venue's behaviour."""
+class CexSpec(_Spec):
+    """The hedge venue's behaviour, and its own mid: the index plus a basis of its own."""
 
-    latency_ms: float = _p(30.0, 0.0, 60_000.0)
-    latency_jitter_ms: float = _p(10.0, 0.0, 60_000.0)
-    partial_fill_prob: float = _p(0.0, 0.0, 1.0)
-    outages: tuple[Window, ...] = ()
-    rate_limit_storms: tuple[RateLimitStorm, ...] = ()
-    degradations: tuple[CexDegradation, ...] = ()
+    latency_ms: float = Field(30.0, ge=0.0, le=60_000.0)
+    latency_jitter_ms: float = Field(10.0, ge=0.0, le=60_000.0)
+    partial_fill_prob: float = Field(0.0, ge=0.0, le=1.0)
+    basis_vol_bps: float = Field(2.0, ge=0.0, le=500.0)
+    """Stationary std of the exchange mid's offset from the index (OU), bps."""
+    basis_half_life_s: Seconds = Field(30.0, ge=1.0, le=86400.0)
+    """Mean-reversion half-life of that offset."""
+    outages: Annotated[tuple[Window, ...], BeforeValidator(_as_tuple)] = ()
+    rate_limit_storms: Annotated[tuple[RateLimitStorm, ...], BeforeValidator(_as_tuple)] = ()
+    degradations: Annotated[tuple[CexDegradation, ...], BeforeValidator(_as_tuple)] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TakerSurge:
+class TakerSurge(_WindowLike):
     """Multiply the taker arrival rate inside a window."""
 
-    at_s: float = _p(lo=0.0)
-    duration_s: float = _p(lo=1.0)
-    rate_multiplier: float = _p(lo=0.0, hi=100.0)
-
-    @property
-    def span_s(self) -> float:
-        """Total time the event affects."""
-        return self.duration_s
-
-    def _shortened(self, factor: float, total_s: float) -> Self:
-        return _shorten_window(self, factor, total_s, _MIN_WINDOW_S)
+    duration_s: Seconds = Field(ge=1.0, le=7 * 86400.0)
+    rate_multiplier: float = Field(ge=0.0, le=100.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Cascade:
+class Cascade(_Spec):
     """A liquidation cascade: `orders` forced orders totalling `total_base`, front-loaded."""
 
-    at_s: float = _p(lo=0.0)
-    total_base: float = _p(lo=0.0, hi=10_000.0)
-    duration_s: float = _p(120.0, 1.0, 86400.0)
+    at_s: Seconds = Field(ge=0.0)
+    total_base: float = Field(ge=0.0, le=10_000.0)
+    duration_s: Seconds = Field(120.0, ge=1.0, le=86400.0)
     side: Literal["buy", "sell"] = "sell"
-    orders: int = _p(60, 1, 10_000)
-    aggressiveness_bps: float = _p(100.0, 0.0, 5000.0)
-    premium_bps: float = _p(-20.0, -1000.0, 1000.0)
+    orders: int = Field(60, ge=1, le=10_000)
+    aggressiveness_bps: float = Field(100.0, ge=0.0, le=5000.0)
+    premium_bps: float = Field(-20.0, ge=-1000.0, le=1000.0)
 
     @property
     def span_s(self) -> float:
@@ -503,22 +510,97 @@ class Cascade:
         return self.duration_s
 
     def _shortened(self, factor: float, total_s: float) -> Self:
-        # Same total size in less time: the cascade gets more intense, not smaller.
-        return _shorten_window(self, factor, total_s, _MIN_WINDOW_S)
+        # Same size over the same time: the cascade's intensity is its speed, so it is kept.
+        dur = min(self.duration_s, total_s)
+        return self._replace(at_s=_fit(self.at_s * factor, dur, total_s), duration_s=dur)
+
+
+class TakerSpec(_Spec):
+    """Taker bots: Poisson arrivals, lognormal sizes, an informed share, surges and cascades.
+
+    Every taker prices off fair value (the index plus the scripted premium), never off a DEX
+    mid that contains our own quotes: a quote through fair value is hit, one outside is not.
+    """
+
+    rate_per_min: float = Field(6.0, ge=0.0, le=6000.0)
+    size_median_base: float = Field(0.02, ge=1e-6, le=1000.0)
+    size_sigma: float = Field(1.0, ge=0.0, le=3.0)
+    informed_share: float = Field(0.1, ge=0.0, le=1.0)
+    informed_horizon_s: Seconds = Field(30.0, ge=1.0, le=3600.0)
+    aggressiveness_mean_bps: float = Field(5.0, ge=0.0, le=1000.0)
+    surges: Annotated[tuple[TakerSurge, ...], BeforeValidator(_as_tuple)] = ()
+    cascades: Annotated[tuple[Cascade, ...], BeforeValidator(_as_tuple)] = ()
+
+
+class ArbitrageSpec(_Spec):
+    """An arbitrageur who takes any DEX quote resting through the exchange mid.
+
+    It sees the exchange mid `latency_s` late and trades only when the edge pays its taker fee
+    (read from the market), its gas at the step's base fee, and `min_edge_bps`.
+    """
+
+    enabled: bool = True
+    latency_s: Seconds = Field(1.0, ge=0.0, le=60.0)
+    min_edge_bps: float = Field(2.0, ge=0.0, le=1000.0)
+    max_size_base: float = Field(2.0, ge=0.0, le=10_000.0)
+    gas_units: int = Field(300_000, ge=21_000, le=30_000_000)
+
+
+ChainProfileName = Literal["l1", "l2"]
 
 
 @dataclass(frozen=True, slots=True)
-class TakerSpec:
-    """Taker bots: Poisson arrivals, lognormal sizes, an informed share, surges and cascades."""
+class ChainProfile:
+    """What one chain's transactions cost (the presets of :data:`CHAIN_PROFILES`)."""
 
-    rate_per_min: float = _p(6.0, 0.0, 6000.0)
-    size_median_base: float = _p(0.02, 1e-6, 1000.0)
-    size_sigma: float = _p(1.0, 0.0, 3.0)
-    informed_share: float = _p(0.1, 0.0, 1.0)
-    informed_horizon_s: float = _p(30.0, 1.0, 3600.0)
-    aggressiveness_mean_bps: float = _p(5.0, 0.0, 1000.0)
-    surges: tuple[TakerSurge, ...] = ()
-    cascades: tuple[Cascade, ...] = ()
+    base_fee_gwei: float
+    native_price_usd: float
+    l1_data_fee_per_byte_gwei: float
+    """Fee per byte of calldata, in gwei of the gas token, that an L2 charges for posting the
+    transaction's data to L1 (0 on L1). The node does not charge it; the run's accounting does."""
+    tip_gwei: float
+    """The priority fee the world's traffic pays (the agent's fee estimator reads it)."""
+
+
+CHAIN_PROFILES: Mapping[str, ChainProfile] = {
+    # Ethereum mainnet class: ~1 gwei quiet base fee, ETH ~$2,000, no data fee.
+    "l1": ChainProfile(
+        base_fee_gwei=1.0, native_price_usd=2000.0, l1_data_fee_per_byte_gwei=0.0, tip_gwei=1.0
+    ),
+    # An optimistic rollup: execution at ~0.02 gwei plus the L1 data fee, here 16 gas per
+    # calldata byte at a 0.5 gwei L1 base fee (8 gwei per byte) -- a 1 kB batch pays ~$0.016.
+    # Sequencer tips are a thousandth of a gwei.
+    "l2": ChainProfile(
+        base_fee_gwei=0.02, native_price_usd=2000.0, l1_data_fee_per_byte_gwei=8.0, tip_gwei=0.001
+    ),
+}
+"""Shipped chain-cost profiles, by name."""
+
+
+class ChainSpec(_Spec):
+    """Which chain the scenario models; unset numbers come from the named profile."""
+
+    profile: ChainProfileName = "l1"
+    base_fee_gwei: float | None = Field(None, ge=0.001, le=10_000.0)
+    native_price_usd: float | None = Field(None, ge=1.0, le=1e6)
+    l1_data_fee_per_byte_gwei: float | None = Field(None, ge=0.0, le=10_000.0)
+
+    @property
+    def resolved(self) -> ChainProfile:
+        """The profile with this scenario's overrides applied."""
+        p = CHAIN_PROFILES[self.profile]
+        return ChainProfile(
+            base_fee_gwei=p.base_fee_gwei if self.base_fee_gwei is None else self.base_fee_gwei,
+            native_price_usd=(
+                p.native_price_usd if self.native_price_usd is None else self.native_price_usd
+            ),
+            l1_data_fee_per_byte_gwei=(
+                p.l1_data_fee_per_byte_gwei
+                if self.l1_data_fee_per_byte_gwei is None
+                else self.l1_data_fee_per_byte_gwei
+            ),
+            tip_gwei=p.tip_gwei,
+        )
 
 
 _EVENT_LISTS: tuple[tuple[str, str], ...] = (
@@ -541,61 +623,185 @@ _WINDOW_MINIMA: Mapping[tuple[str, str], float] = {
     ("mempool", "stalls"): _MIN_STALL_S,
     ("oracle", "stale"): _MIN_STALE_ORACLE_S,
     ("cex", "outages"): _MIN_CEX_WINDOW_S,
+    ("cex", "rate_limit_storms"): _MIN_CEX_WINDOW_S,
+    ("cex", "degradations"): _MIN_CEX_WINDOW_S,
+}
+
+# What the dashboard and the plots call each kind of scripted event.
+_EVENT_KIND: Mapping[tuple[str, str], str] = {
+    ("price", "shocks"): "price shock",
+    ("price", "vol_regimes"): "vol regime",
+    ("funding", "flips"): "funding flip",
+    ("gas", "spikes"): "gas spike",
+    ("mempool", "congestion"): "congestion",
+    ("mempool", "stalls"): "stall",
+    ("oracle", "stale"): "stale oracle",
+    ("cex", "outages"): "exchange blip",
+    ("cex", "rate_limit_storms"): "exchange 429s",
+    ("cex", "degradations"): "exchange slow",
+    ("takers", "surges"): "taker surge",
+    ("takers", "cascades"): "cascade",
 }
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
+class ScriptedEvent:
+    """One scripted event, named for people: the dashboard and the plots mark these."""
+
+    at_s: float
+    end_s: float
+    kind: str
+    """``"gas spike"``, ``"stall"``, ``"exchange blip"``, ``"funding flip"``, ``"cascade"``..."""
+    label: str
+    """The kind with its size, e.g. ``"gas spike x30"`` or ``"price shock -25%"``."""
+
+
+def _event_label(kind: str, ev: Any) -> str:
+    if isinstance(ev, PriceShock):
+        return f"{kind} {ev.move_pct:+.3g}%"
+    if isinstance(ev, GasSpike):
+        return f"{kind} x{ev.multiplier:g}"
+    if isinstance(ev, FundingFlip):
+        return f"{kind} to {ev.to_mean_bps:+g} bps"
+    if isinstance(ev, Cascade):
+        return f"{kind} {ev.side} {ev.total_base:g}"
+    if isinstance(ev, VolRegime):
+        return f"{kind} x{ev.multiplier:g}"
+    if isinstance(ev, TakerSurge):
+        return f"{kind} x{ev.rate_multiplier:g}"
+    return kind
+
+
+class Scenario(_Spec):
     """One stress scenario (see the module docstring for the file format)."""
 
     name: str = "unnamed"
     description: str = ""
-    duration_s: float = _p(3600.0, 60.0, 7 * 86400.0)
-    block_time_s: float = _p(1.0, 0.1, 60.0)
-    price: PriceSpec = field(default_factory=PriceSpec)
-    funding: FundingSpec = field(default_factory=FundingSpec)
-    gas: GasSpec = field(default_factory=GasSpec)
-    mempool: MempoolSpec = field(default_factory=MempoolSpec)
-    oracle: OracleSpec = field(default_factory=OracleSpec)
-    cex: CexSpec = field(default_factory=CexSpec)
-    takers: TakerSpec = field(default_factory=TakerSpec)
+    duration_s: Seconds = Field(3600.0, ge=60.0, le=7 * 86400.0)
+    block_time_s: Seconds = Field(1.0, ge=0.1, le=60.0)
+    chain: ChainSpec = ChainSpec()
+    price: PriceSpec = PriceSpec()
+    funding: FundingSpec = FundingSpec()
+    gas: GasSpec = GasSpec()
+    mempool: MempoolSpec = MempoolSpec()
+    oracle: OracleSpec = OracleSpec()
+    cex: CexSpec = CexSpec()
+    takers: TakerSpec = TakerSpec()
+    arbitrage: ArbitrageSpec = ArbitrageSpec()
 
     @property
     def n_steps(self) -> int:
         """Number of block slots in the timeline."""
         return max(1, round(self.duration_s / self.block_time_s))
 
-    def _check(self, path: str) -> None:
+    @property
+    def quiet_base_fee_gwei(self) -> float:
+        """The base fee outside spikes: ``[gas] base_fee_gwei``, else the chain profile's."""
+        if self.gas.base_fee_gwei is not None:
+            return self.gas.base_fee_gwei
+        return self.chain.resolved.base_fee_gwei
+
+    @model_validator(mode="after")
+    def _events_inside(self) -> Self:
         if self.block_time_s > self.duration_s:
-            raise ConfigError(f"{path}.block_time_s: must not exceed duration_s")
+            raise ValueError("block_time_s must not exceed duration_s")
         for section, key in _EVENT_LISTS:
             events: tuple[Any, ...] = getattr(getattr(self, section), key)
             for i, ev in enumerate(events):
                 end = ev.at_s + ev.span_s
                 if end > self.duration_s + 1e-9:
-                    raise ConfigError(
-                        f"{path}.{section}.{key}[{i}]: ends at {end:g} s, after the scenario "
-                        f"ends ({self.duration_s:g} s); move it earlier or shorten it"
+                    raise ValueError(
+                        f"{section}.{key}[{i}] ends at {end:g} s, after the scenario ends "
+                        f"({self.duration_s:g} s); move it earlier or shorten it"
                     )
+        return self
+
+    def events(self) -> list[ScriptedEvent]:
+        """Every scripted event, by start time (what the dashboard announces, plots mark)."""
+        out = [
+            ScriptedEvent(ev.at_s, ev.at_s + ev.span_s, kind, _event_label(kind, ev))
+            for (section, key), kind in _EVENT_KIND.items()
+            for ev in getattr(getattr(self, section), key)
+        ]
+        return sorted(out, key=lambda e: (e.at_s, e.kind))
+
+    @property
+    def min_shortened_s(self) -> float:
+        """The shortest run that still holds every scripted move at its own speed."""
+        moves = [sh.duration_s for sh in self.price.shocks]
+        moves += [c.duration_s for c in self.takers.cascades]
+        moves += [g.ramp_s + _MIN_GAS_HOLD_S for g in self.gas.spikes]
+        # A minute before and after the longest move: the agent is seen quoting into and out of it.
+        return max(moves) + 120.0 if moves else 60.0
+
+    def short_run(self, duration_s: float) -> Scenario:
+        """The CI version: :meth:`shortened` to `duration_s`, or to :attr:`min_shortened_s` when
+        a scripted move needs longer; the scenario itself when it is already that short."""
+        target = max(duration_s, self.min_shortened_s)
+        return self.shortened(target) if target < self.duration_s else self
+
+    def with_chain_profile(self, profile: ChainProfileName) -> Scenario:
+        """The same scenario on another chain: its profile's costs, the quiet fee included."""
+        return self._replace(
+            chain=ChainSpec(profile=profile),
+            gas=self.gas._replace(base_fee_gwei=None),
+            description=f"{self.description} [{profile}]".strip(),
+        )
+
+    def mirrored(self, name: str | None = None) -> Scenario:
+        """The scenario upside down: every scripted move, drift, premium and cascade reversed.
+
+        A crash and its mirror (``flash_crash`` and ``flash_pump``) differ only in direction, so
+        a directional bias in the agent shows up as the gap between their results.
+        """
+        p, f, t = self.price, self.funding, self.takers
+        return self._replace(
+            name=name or f"{self.name}_mirror",
+            price=p._replace(
+                drift_annual=-p.drift_annual,
+                drift_pct_per_hour=(
+                    None if p.drift_pct_per_hour is None else -p.drift_pct_per_hour
+                ),
+                jump_mean_bps=-p.jump_mean_bps,
+                shocks=tuple(sh.mirrored() for sh in p.shocks),
+            ),
+            funding=f._replace(
+                mean_bps=-f.mean_bps,
+                flips=tuple(fl._replace(to_mean_bps=-fl.to_mean_bps) for fl in f.flips),
+            ),
+            takers=t._replace(
+                cascades=tuple(
+                    c._replace(
+                        side="buy" if c.side == "sell" else "sell", premium_bps=-c.premium_bps
+                    )
+                    for c in t.cascades
+                )
+            ),
+        )
 
     def shortened(self, duration_s: float) -> Scenario:
         """Return the same scenario compressed to `duration_s` (for CI).
 
-        Event times scale by ``duration_s / self.duration_s``. Durations scale too, but never
-        below the length that still trips the stress (a stall stays longer than the risk engine's
-        block-age breach, an outage longer than the CEX feed-age breach, a gas spike still holds),
-        and every event is moved so it ends inside the run. Magnitudes (move sizes, multipliers,
-        cascade totals) are kept: the short run is as violent as the long one, just sooner.
+        The quiet time is what shrinks: event start times scale by ``duration_s /
+        self.duration_s``, and every scripted *move* keeps its own speed (a −25% crash still
+        takes its 2 minutes, a cascade keeps its size and length, a gas
+        spike keeps its ramp; a recovery that no longer fits is cut short at the same pace).
+        Fault *windows* (stalls, outages, stale oracle, congestion) scale, but never below the
+        length that still trips the stress (a stall stays longer than the risk engine's
+        block-age breach, an outage longer than the CEX feed-age breach). Every event is moved
+        so it ends inside the run.
 
         Raises
         ------
         ConfigError
-            If `duration_s` is not shorter than the scenario or below 60 s.
+            If `duration_s` is not shorter than the scenario, or shorter than
+            :attr:`min_shortened_s` (a move would have to be sped up).
         """
-        if not 60.0 <= duration_s < self.duration_s:
+        low = self.min_shortened_s
+        if not low <= duration_s < self.duration_s:
             raise ConfigError(
-                f"shortened: duration_s must be at least 60 and below {self.duration_s:g}, "
-                f"got {duration_s:g}"
+                f"shortened: duration_s must be at least {low:g} (the longest scripted move "
+                f"plus two minutes) and below {self.duration_s:g}, got {duration_s:g}"
             )
         f = duration_s / self.duration_s
         sections: dict[str, Any] = {}
@@ -607,99 +813,41 @@ class Scenario:
                 new = tuple(ev._shortened(f, duration_s, minimum) for ev in events)
             else:
                 new = tuple(ev._shortened(f, duration_s) for ev in events)
-            sections[section] = dataclasses.replace(spec, **{key: new})
+            sections[section] = spec._replace(**{key: new})
         interval = max(self.funding.interval_s * f, _MIN_FUNDING_INTERVAL_S)
-        sections["funding"] = dataclasses.replace(sections["funding"], interval_s=interval)
-        out = dataclasses.replace(
-            self,
+        sections["funding"] = sections["funding"]._replace(interval_s=interval)
+        out = self._replace(
             duration_s=duration_s,
             description=f"{self.description} (shortened to {duration_s:g} s)".strip(),
             **sections,
         )
-        _validate(out, "scenario")
-        return out
+        return _validated(out.model_dump(), "scenario")
 
 
 # ---------------------------------------------------------------------------------------------
 # strict loading
 
 
-def _convert(tp: Any, value: object, path: str, is_duration: bool) -> object:
-    origin = typing.get_origin(tp)
-    if tp is float:
-        if is_duration:
-            return parse_duration_s(value, path)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{path}: must be finite, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(repr, allowed))}")
-        return value
-    if origin is tuple:
-        (item_tp, _) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected an array of tables ([[{path.split('.', 1)[-1]}]])")
-        return tuple(_parse(item_tp, item, f"{path}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        return _parse(tp, value, path)  # type: ignore[arg-type]
-    raise TypeError(f"unsupported field type {tp!r} at {path}")  # a programming error
-
-
-def _parse(cls: type[_T], raw: object, path: str) -> _T:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a table, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key in raw:
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(fields)}"
-            raise ConfigError(f"{path}.{key}: unknown key ({hint})")
-    kwargs: dict[str, object] = {}
-    for name, f in fields.items():
-        if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{path}.{name}: required")
-            continue
-        kwargs[name] = _convert(hints[name], raw[name], f"{path}.{name}", name.endswith("_s"))
-    return cls(**kwargs)
-
-
-def _validate(obj: object, path: str) -> None:
-    """Check every field's range (field metadata) and each object's cross-field `_check`."""
-    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
-        value = getattr(obj, f.name)
-        key = f"{path}.{f.name}"
-        lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if lo is not None and hi is not None and not lo <= value <= hi:
-                raise ConfigError(f"{key}: must be between {lo:g} and {hi:g}, got {value:g}")
-            if lo is not None and value < lo:
-                raise ConfigError(f"{key}: must be at least {lo:g}, got {value:g}")
-        elif isinstance(value, tuple):
-            for i, item in enumerate(value):
-                _validate(item, f"{key}[{i}]")
-        elif dataclasses.is_dataclass(value):
-            _validate(value, key)
-    check = getattr(obj, "_check", None)
-    if check is not None:
-        check(path)
+def _validated(raw: Mapping[str, Any], where: str) -> Scenario:
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":
+            # The config's hint points at mm.example.toml; a scenario's points at its own keys.
+            *parent, key = first["loc"]
+            model: Any = Scenario
+            for part in parent:
+                if isinstance(part, str):
+                    ann = model.model_fields[part].annotation
+                    inner = typing.get_args(ann)
+                    model = next((a for a in (ann, *inner) if isinstance(a, type)
+                                  and issubclass(a, BaseModel)), model)  # fmt: skip
+            close = difflib.get_close_matches(str(key), list(model.model_fields), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see sims/scenarios/README.md"
+            path = ".".join(str(p) for p in (where, *first["loc"]))
+            raise ConfigError(f"{path}: unknown key ({hint})") from None
+        raise ConfigError(format_validation_error(exc, where)) from None
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -718,11 +866,14 @@ def _resolve(name_or_path: str | Path) -> Path:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load and validate a scenario by name (``sims/scenarios/<name>.toml``) or by file path.
 
+    Validation is the agent config's (pydantic, strict, unknown keys refused, finite numbers)
+    and so is the one-line error.
+
     Raises
     ------
     ConfigError
         For a missing file, invalid TOML, an unknown key, a bad unit or an out-of-range value,
-        naming the key path (e.g. ``scenario.gas.spikes[0].multiplier``).
+        naming the key path (e.g. ``scenario.gas.spikes.0.multiplier``).
     """
     path = _resolve(name_or_path)
     try:
@@ -730,9 +881,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     raw.setdefault("name", path.stem)
-    scenario = _parse(Scenario, raw, "scenario")
-    _validate(scenario, "scenario")
-    return scenario
+    return _validated(raw, "scenario")
 
 
 def list_scenarios() -> list[str]:
@@ -825,8 +974,8 @@ def _window_mask(t_s: _F64, at_s: float, duration_s: float) -> npt.NDArray[np.bo
 class TakerOrder:
     """One taker order for the bots to send in `step`.
 
-    ``aggressiveness_bps`` is how far through the DEX mid the limit price goes: a buy is limited at
-    ``mid × (1 + aggressiveness_bps / 1e4)``.
+    ``aggressiveness_bps`` is how far through fair value (the step's target DEX mid: index plus
+    premium) the limit price goes: a buy is limited at ``fair × (1 + aggressiveness_bps / 1e4)``.
     """
 
     step: int
@@ -871,6 +1020,8 @@ class Step:
     oracle_age_s: float
     funding_snapshot: bool
     cex: CexFaults
+    cex_mid_usd: float
+    arb_reference_usd: float
     takers: tuple[TakerOrder, ...]
 
 
@@ -900,6 +1051,10 @@ class Timeline:
     cex_reject_429_prob: _F64
     cex_latency_ms: _F64
     cex_partial_fill_prob: _F64
+    cex_mid_usd: _F64
+    """The exchange's mid: the index plus its own basis noise."""
+    arb_reference_usd: _F64
+    """The arbitrageur's fair value of the perp (exchange mid plus premium), `latency_s` late."""
     takers: tuple[TakerOrder, ...]
     _taker_bounds: npt.NDArray[np.int64] = field(repr=False)
 
@@ -934,6 +1089,8 @@ class Timeline:
                 latency_ms=float(self.cex_latency_ms[i]),
                 partial_fill_prob=float(self.cex_partial_fill_prob[i]),
             ),
+            cex_mid_usd=float(self.cex_mid_usd[i]),
+            arb_reference_usd=float(self.arb_reference_usd[i]),
             takers=self.takers[lo:hi],
         )
 
@@ -1001,8 +1158,9 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
     """
     if seed < 0:
         raise ConfigError(f"seed: must be a non-negative integer, got {seed}")
-    rng_price, rng_premium, rng_mempool, rng_cex, rng_takers, rng_cascades = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    # Children are indexed: adding a process at the end leaves the older ones' draws unchanged.
+    rng_price, rng_premium, rng_mempool, rng_cex, rng_takers, rng_cascades, rng_basis = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)
     )
     dt = scenario.block_time_s
     n = scenario.n_steps
@@ -1017,7 +1175,7 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
         rng_price,
         dt,
         ps.vol_annual * vol_mult,
-        ps.drift_annual,
+        ps.drift_log_annual,
         ps.jump_rate_per_hour / 3600.0,
         ps.jump_mean_bps * _BPS,
         ps.jump_std_bps * _BPS,
@@ -1058,7 +1216,9 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
     gs = scenario.gas
     fee = np.full(n, np.nan)
     for sp in gs.spikes:
-        fee = np.fmax(fee, eip1559_base_fee(t, mined, sp, gs.base_fee_gwei, gs.decay_per_block))
+        fee = np.fmax(
+            fee, eip1559_base_fee(t, mined, sp, scenario.quiet_base_fee_gwei, gs.decay_per_block)
+        )
 
     # --- oracle
     can_push = mined.copy()
@@ -1082,13 +1242,22 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
         latency[m] = np.maximum(latency[m], dg.latency_ms + rng_cex.exponential(1.0, int(m.sum())))
         partial[m] = np.maximum(partial[m], dg.partial_fill_prob)
 
+    # The exchange's own mid: the index plus a mean-reverting basis, so the two venues disagree
+    # the way real ones do. The arbitrageur prices the perp off it, plus the perp's premium (a
+    # quote at the scripted premium is fair, not mispriced), and sees both `latency_s` late.
+    basis = ou_path(rng_basis, dt, np.zeros(n), cs.basis_half_life_s, cs.basis_vol_bps, 0.0)
+    cex_mid = index * (1.0 + basis * _BPS)
+    fair = cex_mid * (1.0 + premium * _BPS)
+    lag = min(round(scenario.arbitrage.latency_s / dt), n)
+    arb_ref = np.concatenate([np.full(lag, fair[0]), fair[: n - lag]])
+
     takers = _taker_orders(scenario, t, index, rng_takers, rng_cascades)
     steps = np.fromiter((o.step for o in takers), dtype=np.int64, count=len(takers))
     bounds = np.searchsorted(steps, np.arange(n + 1), side="left").astype(np.int64)
 
     arrays: list[npt.NDArray[Any]] = [
         t, index, premium, fee, mined, delay, drop, oracle_update, oracle_px, oracle_age,
-        snapshot, outage, reject, latency, partial, bounds,
+        snapshot, outage, reject, latency, partial, cex_mid, arb_ref, bounds,
     ]  # fmt: skip
     for a in arrays:
         a.flags.writeable = False
@@ -1110,6 +1279,8 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
         cex_reject_429_prob=reject,
         cex_latency_ms=latency,
         cex_partial_fill_prob=partial,
+        cex_mid_usd=cex_mid,
+        arb_reference_usd=arb_ref,
         takers=takers,
         _taker_bounds=bounds,
     )

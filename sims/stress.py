@@ -2,7 +2,7 @@
 
 ``mm-agent stress --scenario NAME|FILE [--fork-url URL] [--seed S] [--out DIR] [--short]``
 ``[--mode lockstep|live] [--speed N] [--rpc-delay-ms LO-HI] [--seeds 0-9] [--strategy NAME|all]``
-``[--json]``
+``[--json] [--chain-profile l1|l2]``
 
 Modes
     ``lockstep`` (default, this module) steps the world and the agent together and is exactly
@@ -67,6 +67,7 @@ from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, ManualClock, SimConfig, SimServer, SymbolSpec
 from sims.forkstate import DEFAULT_DEPOSITS_USD, ForkStateMeta, build_fork_state, deploy_market
 from sims.report import (
+    EventRecord,
     FillRecord,
     HedgeRecord,
     InvariantResult,
@@ -77,11 +78,22 @@ from sims.report import (
     Sample,
     TransitionRecord,
     TxRecord,
+    TxStatus,
     format_table,
     summary_row,
     write_report,
 )
-from sims.scenario import Scenario, Step, Timeline, expand, list_scenarios, load_scenario
+from sims.scenario import (
+    CHAIN_PROFILES,
+    ChainProfile,
+    ChainProfileName,
+    Scenario,
+    Step,
+    Timeline,
+    expand,
+    list_scenarios,
+    load_scenario,
+)
 from sims.strategies import get_strategy
 from sims.world import ChainWorld, MarketDeployment, WorldStats
 
@@ -105,7 +117,8 @@ __all__ = [
 log = logging.getLogger("sims.stress")
 
 SHORT_DURATION_S = 120.0
-"""Simulated length of a ``--short`` run (CI)."""
+"""Simulated length of a ``--short`` run (CI), unless a scripted move needs longer
+(:meth:`~sims.scenario.Scenario.short_run` keeps every move's speed)."""
 
 _SYMBOL = "BTCUSDT"
 _KEY_ENV = "MM_SIM_CEX_API_KEY"
@@ -147,6 +160,8 @@ class StressOptions:
     """Longest run of |inventory| over the hard cap tolerated while risk has declared it."""
     withdraw_grace_blocks: int = 2
     """Blocks after its cancel is included before a withdrawal's book must be empty."""
+    chain_profile: ChainProfileName | None = None
+    """Run on this chain-cost profile instead of the scenario's own (``--chain-profile``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,14 +254,18 @@ def _agent_config(
     data_dir: Path,
     cex_url: str,
     base: AgentConfig | None,
+    chain: ChainProfile,
     strategy: str = "shipped",
 ) -> AgentConfig:
     quoting: dict[str, Any] = {
         "base_size_base": 0.05,
         "inventory_cap_base": 1.0,
         "levels": 3,
-        "native_price_quote": 2000.0,
+        # The chain profile's costs, so the cost gate prices what this chain charges.
+        "native_price_quote": chain.native_price_usd,
     }
+    if "l1_data_fee_per_byte_gwei" in _model_param_names():
+        quoting["l1_data_fee_per_byte_gwei"] = chain.l1_data_fee_per_byte_gwei
     policy: Any = {"dead_band_base": 0.04}  # below the top quote size: a full fill is hedged
     raw: dict[str, Any] = {
         "quoting": quoting,
@@ -274,6 +293,13 @@ def _agent_config(
         "storage": {"data_dir": str(data_dir)},
     }
     return AgentConfig.model_validate(raw)
+
+
+def _model_param_names() -> frozenset[str]:
+    # The calldata-fee input belongs to the model (agent/model); pass it once the model has it.
+    from agent.model.quoting import ModelParams
+
+    return frozenset(f.name for f in dataclasses.fields(ModelParams))
 
 
 def _cex_config(initial_usd: float, seed: int) -> SimConfig:
@@ -460,8 +486,11 @@ async def run_scenario(
     from agent.app import build_agent  # heavy: only when a run starts
 
     opts = opts or StressOptions()
-    if opts.short_s is not None and opts.short_s < scenario.duration_s:
-        scenario = scenario.shortened(opts.short_s)
+    if opts.chain_profile is not None:
+        scenario = scenario.with_chain_profile(opts.chain_profile)
+    if opts.short_s is not None:
+        scenario = scenario.short_run(opts.short_s)
+    chain = scenario.chain.resolved
     tl: Timeline = expand(scenario, opts.seed)
     wall0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -490,7 +519,13 @@ async def run_scenario(
             dep = deploy_market(
                 fork, round(scenario.funding.interval_s), scenario.price.initial_usd
             )
-        world = ChainWorld(fork, dep)
+        world = ChainWorld(
+            fork,
+            dep,
+            arbitrage=scenario.arbitrage,
+            native_price_usd=chain.native_price_usd,
+            tip_gwei=chain.tip_gwei,
+        )
         interval = world.spec.funding_interval_s
         start_ts = (world.last_ts // interval + 1) * interval
         if start_ts - world.last_ts < 3:
@@ -505,6 +540,8 @@ async def run_scenario(
         world.settle_funding_now()
         world.mine(start_ts)
         world.check_world_receipts()
+        # Before the agent starts: its start-up transactions (a cancel-all) count too.
+        nonce0 = int(fork.rpc("eth_getTransactionCount", [world.agent_address, "latest"]), 16)
         (data_dir / "deployment.json").write_text(json.dumps(dep.to_record()))
 
         clock = SimTime(start_ts)
@@ -518,7 +555,13 @@ async def run_scenario(
         os.environ[_SECRET_ENV] = sim.config.api_secret
         async with sim:
             cfg = _agent_config(
-                fork.url, data_dir / "deployment.json", data_dir, sim.url, base_cfg, opts.strategy
+                fork.url,
+                data_dir / "deployment.json",
+                data_dir,
+                sim.url,
+                base_cfg,
+                chain,
+                opts.strategy,
             )
             agent, closers = await build_agent(cfg, clock=clock)
             if agent.hedger is not None:
@@ -554,12 +597,12 @@ async def run_scenario(
                         step,
                         start_ts,
                         settle_grace_s=opts.settle_grace_s,
-                        quiet_base_fee_gwei=scenario.gas.base_fee_gwei,
+                        quiet_base_fee_gwei=scenario.quiet_base_fee_gwei,
                     )
                     now = start_ts + step.t_s
                     clock.set(now)
                     cex_clock.set(round(now * 1000))
-                    sim.exchange.set_mid(_SYMBOL, round(step.index_usd, 1))
+                    sim.exchange.set_mid(_SYMBOL, round(step.cex_mid_usd, 1))
                     _apply_cex(sim, step, rng, faults)
                     await agent.step()
                     if agent.hedger is not None:
@@ -597,6 +640,7 @@ async def run_scenario(
                 result = _finish(
                     scenario, tl, opts, agent, world, sim, rec, upstream, out_dir,
                     start_ts=start_ts, pos0=pos0, epoch0=epoch0, started_at=started_at,
+                    nonce0=nonce0,
                 )  # fmt: skip
             finally:
                 if agent.hedger is not None:
@@ -637,6 +681,7 @@ def _finish(
     pos0: int,
     epoch0: int,
     started_at: str,
+    nonce0: int,
 ) -> tuple[dict[str, Any], ReportPaths, tuple[InvariantResult, ...]]:
     """Check the invariants, build the run record and write the report."""
     lot = agent.params.lot_size
@@ -674,7 +719,7 @@ def _finish(
         )
     )
     negatives = []
-    for index in sorted({world.roles.agent, *world.roles.makers, *world.roles.takers}):
+    for index in sorted(DEFAULT_DEPOSITS_USD):
         c, _, _ = world.account(world.roles.address(index))
         if c < 0:
             negatives.append(f"account {index}: {c / unit:.2f}")
@@ -718,20 +763,8 @@ def _finish(
         TransitionRecord(t_s=ms / 1000 - start_ts, from_state=a, to_state=b, reason=why)
         for ms, a, b, why in agent.journal.risk_transitions()
     ]
-    txs = []
-    for d in agent.journal.inclusion_delays(0.0):
-        r = world.node.rpc("eth_getTransactionReceipt", [d.tx_hash])
-        ok = r is not None and r.get("status") == "0x1"
-        txs.append(
-            TxRecord(
-                t_s=d.included_s - start_ts,
-                purpose=d.purpose,
-                gas_used=d.gas_used,
-                effective_gas_price_gwei=d.effective_gas_price_wei / 1e9,
-                status="success" if ok else "reverted",
-                delay_s=d.delay_s,
-            )
-        )
+    chain = scenario.chain.resolved
+    txs = _tx_records(agent, world, start_ts, nonce0, chain.l1_data_fee_per_byte_gwei)
     hedges = _hedge_records(state, tl, start_ts)
     cfg = agent.base_params
     meta = RunMeta(
@@ -739,7 +772,7 @@ def _finish(
         seed=opts.seed,
         started_at=started_at,
         duration_s=scenario.duration_s,
-        chain=f"{upstream.url} @ {upstream.block}",
+        chain=f"{upstream.url} @ {upstream.block} ({scenario.chain.profile})",
         agent_config={
             "model": str(getattr(cfg.model, "value", cfg.model)),
             "gamma": cfg.gamma,
@@ -748,6 +781,9 @@ def _finish(
             "inventory_cap_base": cfg.inventory_cap_base,
             "max_fee_gwei": agent.max_fee_gwei,
             "funding_interval_s": interval,
+            "chain_profile": scenario.chain.profile,
+            "quiet_base_fee_gwei": scenario.quiet_base_fee_gwei,
+            "l1_data_fee_per_byte_gwei": chain.l1_data_fee_per_byte_gwei,
         },
         native_price_usd=cfg.native_price_quote,
         inventory_cap_base=cfg.inventory_cap_base,
@@ -760,6 +796,7 @@ def _finish(
         txs=txs,
         hedges=hedges,
         invariants=tuple(invariants),
+        events=[EventRecord(e.at_s, e.end_s, e.kind, e.label) for e in scenario.events()],
     )
     paths = write_report(record, out_dir)
     report: dict[str, Any] = json.loads(paths.json.read_text())
@@ -772,6 +809,67 @@ def _finish(
     }
     paths.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     return report, paths, tuple(invariants)
+
+
+# Journal statuses of attempts with no inclusion record (an included one always has one).
+_TX_STATUS: dict[str, TxStatus] = {
+    "replaced": "replaced",
+    "dropped": "dropped",
+    "failed": "failed",
+    "included": "success",
+    "reverted": "reverted",
+}
+
+
+def _tx_records(
+    agent: Agent, world: ChainWorld, start_ts: int, nonce0: int, l1_data_fee_per_byte_gwei: float
+) -> list[TxRecord]:
+    """Every transaction the agent signed in the run: included, reverted, replaced, dropped.
+
+    The journal keeps one row per signed attempt; the receipts say how the included ones ended.
+    Nonces run from the account's nonce at the start to the last one journaled. An L2's L1 data
+    fee is charged here (the node does not) on each included transaction's calldata bytes.
+    """
+    included = {d.tx_hash: d for d in agent.journal.inclusion_delays(0.0)}
+    out: list[TxRecord] = []
+    nonce, empty = nonce0, 0
+    while empty < 3:  # a nonce gap of three: past the last transaction the agent signed
+        attempts = agent.journal.txs_at_nonce(nonce)
+        nonce += 1
+        empty = 0 if attempts else empty + 1
+        for tx in attempts:
+            d = included.get(tx.tx_hash)
+            if d is None:
+                out.append(
+                    TxRecord(
+                        t_s=(tx.sent_s or tx.created_s) - start_ts,
+                        purpose=tx.purpose,
+                        gas_used=0,
+                        effective_gas_price_gwei=0.0,
+                        status=_TX_STATUS.get(tx.status, "pending"),
+                        delay_s=None,
+                    )
+                )
+                continue
+            r = world.node.rpc("eth_getTransactionReceipt", [d.tx_hash])
+            ok = r is not None and r.get("status") == "0x1"
+            data_bytes = 0
+            if l1_data_fee_per_byte_gwei > 0:
+                raw = world.node.rpc("eth_getTransactionByHash", [d.tx_hash])
+                data_bytes = (len(str(raw.get("input", "0x"))) - 2) // 2 if raw else 0
+            out.append(
+                TxRecord(
+                    t_s=d.included_s - start_ts,
+                    purpose=d.purpose,
+                    gas_used=d.gas_used,
+                    effective_gas_price_gwei=d.effective_gas_price_wei / 1e9,
+                    status="success" if ok else "reverted",
+                    delay_s=d.delay_s,
+                    calldata_bytes=data_bytes,
+                    l1_data_fee_native=data_bytes * l1_data_fee_per_byte_gwei * 1e-9,
+                )
+            )
+    return sorted(out, key=lambda t: t.t_s)
 
 
 def _cycle_errors(metrics_text: str) -> int:
@@ -845,6 +943,7 @@ async def _run_many(
                 short_s=SHORT_DURATION_S if args.short else args.duration_s,
                 config_path=args.config,
                 strategy=args.strategy or "shipped",
+                chain_profile=args.chain_profile,
             )
             try:
                 if args.mode == "live":
@@ -877,9 +976,19 @@ def _stress_parser() -> argparse.ArgumentParser:
     ap.add_argument("--state", type=Path, help="fork-state file (default: build one now)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="output directory (default runs/<scenario>-<seed>)")
-    ap.add_argument("--short", action="store_true", help=f"{SHORT_DURATION_S:g} simulated s (CI)")
+    ap.add_argument(
+        "--short",
+        action="store_true",
+        help=f"{SHORT_DURATION_S:g} simulated s, or longer when a scripted move needs it (CI)",
+    )
     ap.add_argument("--duration-s", type=float, help="shorten to this many simulated seconds")
     ap.add_argument("--config", type=Path, help="mm.toml for the agent's strategy and risk")
+    ap.add_argument(
+        "--chain-profile",
+        choices=sorted(CHAIN_PROFILES),
+        help="run on this chain's costs instead of the scenario's (l1: ~1 gwei; l2: ~0.02 gwei "
+        "plus an L1 data fee per calldata byte)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="agent logs at INFO")
     ap.add_argument(
         "--mode",

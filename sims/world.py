@@ -4,7 +4,8 @@
 whose automine is off, in this order::
 
     next block timestamp ─► base-fee override ─► oracle push (unless stale) ─► background makers
-        ─► taker bots ─► funding fallback ─► mempool faults (drop / hold the agent's txs) ─► mine
+        ─► taker bots ─► arbitrageur ─► funding fallback ─► mempool faults (drop / hold the
+        agent's txs) ─► mine
 
 Nothing is mined during a stall: transactions wait in the pool and time still passes. Every world
 transaction is sent by an anvil dev account (unlocked on every anvil, forks included) with an
@@ -17,8 +18,12 @@ Actors (anvil dev account indices, see :class:`Roles`)
 oracle updater  pushes the index into the ``ManualPriceFeed`` when the timeline says so
 makers          background liquidity: a ladder around the timeline's target DEX mid (index plus
                 premium), refreshed by one ``batch`` when the target moves or the ladder ages
-takers          IOC orders ``aggressiveness_bps`` through the current DEX mid; they are what
-                pushes the DEX mid toward the target and so what makes funding
+takers          IOC orders ``aggressiveness_bps`` through fair value (the index plus the
+                scripted premium), never through a DEX mid that contains our own quotes; they
+                push the DEX mid toward the target and so make funding
+arbitrageur     takes any DEX level resting through fair value (the exchange mid plus the
+                premium) as it saw it ``latency_s`` ago, when the edge pays its taker fee, its
+                gas and ``min_edge_bps``
 keeper          calls ``settleFunding`` when a boundary passed and nobody settled it
 ==============  ==================================================================================
 """
@@ -42,7 +47,7 @@ from agent.chain.signer import dev_account
 from agent.errors import ChainError, ConfigError
 from agent.types import Side
 from sims.anvil import Anvil
-from sims.scenario import Step, TakerOrder
+from sims.scenario import ArbitrageSpec, Step, TakerOrder
 
 __all__ = [
     "ChainWorld",
@@ -127,6 +132,7 @@ class MarketSpec:
     collateral_unit: int
     """Raw collateral units per 1.0 (1e6 for a 6-decimal token)."""
     oracle_decimals: int
+    taker_fee_bps: float = 0.0
 
     def tick(self, price_usd: float) -> int:
         """The nearest tick to a price (at least 1)."""
@@ -146,7 +152,8 @@ class Roles:
     oracle_updater: int = 0
     agent: int = 1
     makers: tuple[int, ...] = (2, 3)
-    takers: tuple[int, ...] = (4, 5, 6, 7, 8)
+    takers: tuple[int, ...] = (4, 5, 6, 7)
+    arbitrageur: int = 8
     keeper: int = 9
 
     def address(self, index: int) -> str:
@@ -180,6 +187,9 @@ class WorldStats:
     agent_txs_held: int = 0
     world_txs: int = 0
     world_txs_reverted: int = 0
+    arb_orders: int = 0
+    arb_base: float = 0.0
+    """Size the arbitrageur sent (an upper bound on what it took: its orders are IOC)."""
 
 
 @dataclass(slots=True)
@@ -207,6 +217,13 @@ class ChainWorld:
         Account roles.
     ladder
         Background makers' ladder.
+    arbitrage
+        The arbitrageur's latency, edge and size (enabled by default).
+    native_price_usd
+        Price of the gas token, for the arbitrageur's gas cost.
+    tip_gwei
+        Priority fee of every world transaction: the chain's going rate, which the agent's fee
+        estimator reads from the blocks.
     """
 
     def __init__(
@@ -215,11 +232,17 @@ class ChainWorld:
         deployment: MarketDeployment,
         roles: Roles | None = None,
         ladder: MakerLadder | None = None,
+        arbitrage: ArbitrageSpec | None = None,
+        native_price_usd: float = 2000.0,
+        tip_gwei: float = _WORLD_TIP_WEI / _GWEI,
     ) -> None:
         self.node = node
         self.dep = deployment
         self.roles = roles or Roles()
         self.ladder = ladder or MakerLadder()
+        self.arbitrage = arbitrage or ArbitrageSpec()
+        self.native_price_usd = native_price_usd
+        self.tip_wei = round(tip_gwei * _GWEI)
         self.market = _codec("PerpMarket")
         self.erc20 = _codec("FaucetUSD")
         self.feed = _codec("ManualPriceFeed")
@@ -267,6 +290,7 @@ class ChainWorld:
             funding_interval_s=int(p[11]),
             collateral_unit=unit,
             oracle_decimals=feed_dec,
+            taker_fee_bps=float(p[9]),
         )
 
     def _oracle_updater(self) -> str:
@@ -330,7 +354,7 @@ class ChainWorld:
             "gas": hex(gas),
             "nonce": hex(self._nonce(who)),
             "maxFeePerGas": hex(_WORLD_MAX_FEE_WEI),
-            "maxPriorityFeePerGas": hex(_WORLD_TIP_WEI),
+            "maxPriorityFeePerGas": hex(self.tip_wei),
         }
         try:
             h = str(self.node.rpc("eth_sendTransaction", [tx]))
@@ -373,6 +397,18 @@ class ChainWorld:
             ticks, lots = self.market.decode_output("bookLevels", raw)
             live = [t for t, n in zip(ticks, lots, strict=True) if n > 0]
             out.append(live[0] * self.spec.tick_size_usd if live else None)
+        return out[0], out[1]
+
+    def book(self, depth: int = 5) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        """(bids best first, asks best first) as (price USD, lots), live levels only."""
+        out: list[list[tuple[float, int]]] = []
+        for side in (0, 1):
+            raw = self._call(self.dep.market, self.market.encode_call("bookLevels", side, depth))
+            ticks, lots = self.market.decode_output("bookLevels", raw)
+            out.append(
+                [(t * self.spec.tick_size_usd, int(n)) for t, n in zip(ticks, lots, strict=True)
+                 if n > 0]
+            )  # fmt: skip
         return out[0], out[1]
 
     def account(self, who: str) -> tuple[int, int, int]:
@@ -455,6 +491,51 @@ class ChainWorld:
                 _GAS_TAKER,
             )
             self.stats.taker_orders += 1
+
+    def arbitrage_threshold_bps(
+        self, price_usd: float, size_base: float, base_fee_gwei: float
+    ) -> float:
+        """Edge (bps of notional) the arbitrageur needs: taker fee + its gas + its minimum."""
+        gas_usd = self.arbitrage.gas_units * base_fee_gwei * 1e-9 * self.native_price_usd
+        notional = max(price_usd * size_base, 1e-9)
+        return self.spec.taker_fee_bps + gas_usd / notional * 1e4 + self.arbitrage.min_edge_bps
+
+    def send_arbitrage(self, reference_usd: float, base_fee_gwei: float) -> int:
+        """Take DEX levels resting through `reference_usd` by more than the arb's costs.
+
+        One IOC per side at most: limited at the price where the edge is exactly the threshold,
+        sized to the levels through it (capped at ``max_size_base``). Returns orders sent.
+        """
+        arb = self.arbitrage
+        if not arb.enabled or arb.max_size_base <= 0:
+            return 0
+        bids, asks = self.book()
+        sent = 0
+        lot = self.spec.lot_size_base
+        for side, levels, sign in ((Side.BID, asks, 1.0), (Side.ASK, bids, -1.0)):
+            # Buy asks below the reference, sell into bids above it.
+            through = [(px, n) for px, n in levels if sign * (reference_usd - px) > 0]
+            if not through:
+                continue
+            size = min(sum(n for _, n in through) * lot, arb.max_size_base)
+            need = self.arbitrage_threshold_bps(reference_usd, size, base_fee_gwei)
+            limit = reference_usd * (1.0 - sign * need * 1e-4)
+            take = [(px, n) for px, n in through if sign * (limit - px) >= 0]
+            if not take:
+                continue
+            size = min(sum(n for _, n in take) * lot, arb.max_size_base)
+            lots = max(1, round(size / lot))
+            place = (int(side), _FLAG_IOC, self.spec.tick(limit), lots, 8, 0)
+            self._send(
+                self.roles.address(self.roles.arbitrageur),
+                self.dep.market,
+                self.market.encode_call("place", place),
+                _GAS_TAKER,
+            )
+            self.stats.arb_orders += 1
+            self.stats.arb_base += lots * lot
+            sent += 1
+        return sent
 
     def settle_funding_if_due(self, grace_s: float) -> bool:
         """Call ``settleFunding`` when a boundary passed `grace_s` ago and is still open."""
@@ -552,11 +633,12 @@ class ChainWorld:
         now_s = start_ts + step.t_s
         self.refresh_makers(step.target_dex_mid_usd, now_s)
         if step.takers:
-            bid, ask = self.best_prices()
-            ref = (
-                (bid + ask) / 2 if bid is not None and ask is not None else step.target_dex_mid_usd
-            )
-            self.send_takers(step.takers, ref)
+            # Fair value, not the book's mid: a mid made of our own quotes would let a quote
+            # that is off the market drag the takers' prices along with it.
+            self.send_takers(step.takers, step.target_dex_mid_usd)
+        if step.mined:
+            fee_gwei = fee if fee is not None else (quiet_base_fee_gwei or 0.0)
+            self.send_arbitrage(step.arb_reference_usd, fee_gwei)
         if not step.mined:
             self.stats.stalled_steps += 1
             return

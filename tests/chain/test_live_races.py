@@ -169,7 +169,10 @@ def test_slow_rpc_never_rests_more_than_levels(
     res, sampler = _run(
         upstream, tmp_path / "slow", busy_config, live, None, 45.0, enough_quotes=20
     )
-    assert res.report["agent"]["quote_txs"] >= 6, "the agent barely quoted: the test shows nothing"
+    # With the in-flight guard the agent re-reads instead of quoting from a snapshot that predates
+    # its last landed batch, so it sends fewer batches behind a slow node (5 in 45 s here); three
+    # are enough for the race: the old code doubled its ladder from the second batch on.
+    assert res.report["agent"]["quote_txs"] >= 3, "the agent barely quoted: the test shows nothing"
     sampler.assert_within_levels(res.report["live"]["levels"])
     failed = [f"{i.name}: {i.detail}" for i in res.invariants if not i.passed]
     assert not failed, failed

@@ -1,8 +1,9 @@
 """End-to-end stress runs: the real agent on a forked chain with takers, oracle and CEX simulator.
 
-Every shipped scenario runs shortened (``SHORT_DURATION_S`` simulated seconds) on a fork of one
-fork-state file built for this module; each must hold every invariant and write a complete
-report. A second pair of runs checks that the same seed reproduces the same numbers.
+Every shipped scenario runs shortened (``SHORT_DURATION_S`` simulated seconds, longer when a
+scripted move needs it to keep its speed) on a fork of one fork-state file built for this module;
+each must hold every invariant and write a complete report. A second pair of runs checks that the
+same seed reproduces the same numbers, and a crash runs on the L2 cost profile.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def upstream(fork_state: ForkStateMeta) -> Iterator[Upstream]:
         yield up
 
 
-def _run(up: Upstream, name: str, out: Path, seed: int = 0) -> StressResult:
-    opts = StressOptions(seed=seed, short_s=SHORT_DURATION_S)
+def _run(
+    up: Upstream, name: str, out: Path, seed: int = 0, chain_profile: Any = None
+) -> StressResult:
+    opts = StressOptions(seed=seed, short_s=SHORT_DURATION_S, chain_profile=chain_profile)
     return asyncio.run(_run_scenario(load_scenario(name), up, out, opts))
 
 
@@ -66,12 +69,13 @@ def test_scenario_short(upstream: Upstream, tmp_path: Path, name: str) -> None:
     failed = [f"{i.name}: {i.detail}" for i in res.invariants if not i.passed]
     assert not failed, failed
     assert {i.name for i in res.invariants} == _INVARIANTS
-    assert res.steps == round(SHORT_DURATION_S)
+    short = load_scenario(name).short_run(SHORT_DURATION_S)
+    assert res.steps == short.n_steps
 
     report: dict[str, Any] = json.loads((tmp_path / name / "report.json").read_text())
     assert report["passed"] is True
     assert report["meta"]["scenario"] == name
-    assert report["meta"]["duration_s"] == SHORT_DURATION_S
+    assert report["meta"]["duration_s"] == short.duration_s
     assert report["samples"] == res.steps
     for key in ("pnl", "max_drawdown", "inventory", "fills", "quoting", "gas", "funding",
                 "hedges", "risk", "invariants", "world", "agent"):  # fmt: skip
@@ -79,6 +83,14 @@ def test_scenario_short(upstream: Upstream, tmp_path: Path, name: str) -> None:
     assert set(report["pnl"]) >= {"spread", "inventory", "funding", "fees", "gas", "total"}
     assert report["world"]["blocks_mined"] > 0
     assert report["gas"]["tx_count"] > 0, "the agent never got a transaction included"
+    # Every signed attempt is counted (replaced, dropped and reverted ones too): the report's
+    # count is the journal's, not only the included transactions'.
+    from agent.store import Journal
+
+    with Journal(tmp_path / name / "agent" / "journal.sqlite") as journal:
+        assert report["gas"]["tx_count"] == journal.count_txs()
+    assert sum(report["gas"]["by_status"].values()) == report["gas"]["tx_count"]
+    assert [e["label"] for e in report["events"]] == [e.label for e in short.events()]
     assert (tmp_path / name / "index.html").stat().st_size > 0
     for png in report["plots"].values():
         assert (tmp_path / name / png).stat().st_size > 0, png
@@ -89,6 +101,23 @@ def test_scenario_short(upstream: Upstream, tmp_path: Path, name: str) -> None:
         assert report["quoting"]["uptime_frac"] > 0.5
     if name == "mempool_stall":
         assert report["world"]["stalled_steps"] >= 60
+
+
+def test_crash_on_the_l2_profile_charges_the_data_fee(upstream: Upstream, tmp_path: Path) -> None:
+    res = _run(upstream, "flash_crash", tmp_path / "l2", chain_profile="l2")
+    assert res.passed, [i.detail for i in res.invariants if not i.passed]
+    gas = res.report["gas"]
+    cfg = res.report["meta"]["agent_config"]
+    assert cfg["chain_profile"] == "l2" and 0.01 <= cfg["quiet_base_fee_gwei"] <= 0.05
+    assert gas["calldata_bytes"] > 0
+    want = gas["calldata_bytes"] * cfg["l1_data_fee_per_byte_gwei"] * 1e-9
+    assert gas["l1_data_fee_native"] == pytest.approx(want)
+    assert gas["native"] == pytest.approx(gas["execution_native"] + gas["l1_data_fee_native"])
+    # The data fee is part of gas in the P&L too (the agent's ledger never saw it).
+    fee_usd = gas["l1_data_fee_native"] * res.report["meta"]["native_price_usd"]
+    assert res.report["pnl"]["gas"] <= -fee_usd
+    # L2 execution is cheap: the world's tips follow the profile, so the agent's do too.
+    assert gas["execution_native"] < 0.001
 
 
 def _numbers(report: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sims.report import (
+    EventRecord,
     FillRecord,
     HedgeRecord,
     InvariantResult,
@@ -165,3 +166,62 @@ def test_summary_table_aligns() -> None:
 def test_empty_record_is_refused() -> None:
     with pytest.raises(ValueError, match="no samples"):
         build_report(RunRecord(meta=_record().meta, samples=()))
+
+
+def _with(**changes: object) -> RunRecord:
+    from dataclasses import replace
+
+    return replace(_record(), **changes)  # type: ignore[arg-type]
+
+
+def test_every_signed_transaction_is_counted() -> None:
+    """The demo's `8 (0)` against a journal of 15 with 7 reverts: the count is the journal's."""
+    txs = [TxRecord(float(i), "quote", 90_000, 1.0, "success", 1.0) for i in range(8)]
+    txs += [TxRecord(10.0 + i, "quote", 60_000, 1.0, "reverted", 1.0) for i in range(7)]
+    r = build_report(_with(txs=txs))
+    assert r["gas"]["tx_count"] == 15 and r["gas"]["failed_count"] == 7
+    assert r["gas"]["by_status"] == {"reverted": 7, "success": 8}
+    txs += [
+        TxRecord(30.0, "quote", 0, 0.0, "replaced", None),
+        TxRecord(31.0, "cancel_all", 0, 0.0, "dropped", None),
+        TxRecord(32.0, "quote", 0, 0.0, "pending", None),
+    ]
+    r = build_report(_with(txs=txs))
+    assert r["gas"]["tx_count"] == 18 and r["gas"]["failed_count"] == 10
+    assert r["gas"]["by_status"]["replaced"] == 1 and r["gas"]["by_status"]["pending"] == 1
+    assert summary_row(r)["txs"] == 18 and summary_row(r)["txs_failed"] == 10
+
+
+def test_html_shows_the_full_transaction_count(tmp_path: Path) -> None:
+    txs = [TxRecord(1.0, "quote", 1, 1.0, "success", 1.0)] * 8
+    txs += [TxRecord(2.0, "quote", 1, 1.0, "reverted", 1.0)] * 7
+    page = write_report(_with(txs=txs), tmp_path).html.read_text()
+    assert "<td class=n>15 (7)</td>" in page
+    assert "reverted 7, success 8" in page
+
+
+def test_l2_data_fee_is_part_of_gas_and_pnl() -> None:
+    base = build_report(_record())
+    txs = [
+        TxRecord(1.0, "quote", 150_000, 0.02, "success", 1.0, 500, 500 * 8e-9),
+        TxRecord(2.0, "quote", 0, 0.0, "replaced", None),
+    ]
+    r = build_report(_with(txs=txs))
+    fee = 500 * 8e-9
+    assert r["gas"]["l1_data_fee_native"] == pytest.approx(fee)
+    assert r["gas"]["calldata_bytes"] == 500
+    assert r["gas"]["native"] == pytest.approx(150_000 * 0.02e-9 + fee)
+    # The ledger never saw the data fee: the report takes it off gas and the total.
+    assert r["pnl"]["gas"] == pytest.approx(base["pnl"]["gas"] - fee * 3000.0)
+    assert r["pnl"]["total"] == pytest.approx(base["pnl"]["total"] - fee * 3000.0)
+
+
+def test_plots_mark_the_scripted_events(tmp_path: Path) -> None:
+    events = [EventRecord(20.0, 50.0, "gas spike", "gas spike x40"),
+              EventRecord(30.0, 40.0, "stall", "stall")]  # fmt: skip
+    plain = write_report(_record(), tmp_path / "a")
+    marked = write_report(_with(events=events), tmp_path / "b")
+    data = json.loads(marked.json.read_text())
+    assert [e["label"] for e in data["events"]] == ["gas spike x40", "stall"]
+    for name in ("price", "pnl", "gas"):
+        assert plain.plots[name].read_bytes() != marked.plots[name].read_bytes(), name

@@ -54,34 +54,49 @@ def test_every_required_scenario_ships_and_loads() -> None:
     [
         (
             "[[gas.spikes]]\nat_s = 10\nmultiplier = 5000\n",
-            "scenario.gas.spikes[0].multiplier: must be between 1 and 1000",
+            "scenario.gas.spikes.0.multiplier: Input should be less than or equal to 1000",
         ),
         (
             "[gas]\nbase_fee = 3\n",
             "scenario.gas.base_fee: unknown key (did you mean 'base_fee_gwei'",
         ),
-        ("[price]\nvol_annual = 'high'\n", "scenario.price.vol_annual: expected a number"),
+        (
+            "[price]\nvol_annual = 'high'\n",
+            "scenario.price.vol_annual: Input should be a valid number",
+        ),
         (
             "[[mempool.stalls]]\nat_s = '2d'\nduration_s = 5\n",
-            "scenario.mempool.stalls[0].at_s: bad unit 'd'",
+            "scenario.mempool.stalls.0.at_s: Value error, bad unit 'd'",
         ),
-        ("[[price.shocks]]\nat_s = 10\n", "scenario.price.shocks[0].move_pct: required"),
+        ("[[price.shocks]]\nat_s = 10\n", "scenario.price.shocks.0.move_pct: Field required"),
         (
             "duration_s = '10m'\n[[cex.outages]]\nat_s = '9m'\nduration_s = '2m'\n",
-            "scenario.cex.outages[0]: ends at 660 s, after the scenario ends (600 s)",
+            "scenario: Value error, cex.outages[0] ends at 660 s, after the scenario ends (600 s)",
         ),
         (
             "[takers]\n[[takers.cascades]]\nat_s = 1\ntotal_base = 1\nside = 'up'\n",
-            "scenario.takers.cascades[0].side: must be one of",
+            "scenario.takers.cascades.0.side: Input should be 'buy' or 'sell'",
         ),
         (
             "[mempool]\ninclusion_delay_blocks = 1.5\n",
-            "scenario.mempool.inclusion_delay_blocks: expected an integer",
+            "scenario.mempool.inclusion_delay_blocks: Input should be a valid integer",
         ),
-        ("[mempool]\nautomine = 1\n", "scenario.mempool.automine: expected true or false"),
-        ("[price]\nvol_annual = nan\n", "scenario.price.vol_annual: must be finite"),
-        ("block_time_s = 0.01\n", "scenario.block_time_s: must be between 0.1 and 60"),
+        ("[mempool]\nautomine = 1\n", "scenario.mempool.automine: Input should be a valid boolean"),
+        (
+            "[price]\nvol_annual = nan\n",
+            "scenario.price.vol_annual: Input should be a finite number",
+        ),
+        (
+            "block_time_s = 0.01\n",
+            "scenario.block_time_s: Input should be greater than or equal to 0.1",
+        ),
         ("nonsense = 1\n", "scenario.nonsense: unknown key"),
+        ("[price]\nvol_annual = inf\n", "scenario.price.vol_annual: Input should be a finite"),
+        ("[chain]\nprofile = 'l3'\n", "scenario.chain.profile: Input should be 'l1' or 'l2'"),
+        (
+            "[price]\ndrift_annual = -1\ndrift_pct_per_hour = -0.5\n",
+            "scenario.price: Value error, give drift_annual or drift_pct_per_hour, not both",
+        ),
     ],
 )
 def test_loader_names_the_key_path(tmp_path: Path, text: str, message: str) -> None:
@@ -120,10 +135,8 @@ def test_same_seed_same_timeline_other_seed_differs() -> None:
 
 
 def test_taker_changes_leave_the_price_path_alone() -> None:
-    import dataclasses
-
     s = load_scenario("calm")
-    busier = dataclasses.replace(s, takers=dataclasses.replace(s.takers, rate_per_min=60.0))
+    busier = s.model_copy(update={"takers": s.takers.model_copy(update={"rate_per_min": 60.0})})
     a, b = expand(s, 3), expand(busier, 3)
     np.testing.assert_array_equal(a.index_usd, b.index_usd)
     assert len(b.takers) > 5 * len(a.takers)
@@ -238,3 +251,102 @@ def test_timeline_is_read_only() -> None:
     tl = expand(Scenario(duration_s=120.0), 0)
     with pytest.raises(ValueError, match="read-only"):
         tl.index_usd[0] = 1.0
+
+
+MIRRORS = {
+    "flash_crash": "flash_pump",
+    "liquidation_cascade": "short_squeeze",
+    "stale_oracle": "stale_oracle_rally",
+    "combined_crisis": "combined_rally",
+}
+
+
+@pytest.mark.parametrize(("crash", "mirror"), sorted(MIRRORS.items()))
+def test_every_crash_ships_with_its_mirror(crash: str, mirror: str) -> None:
+    want = load_scenario(crash).mirrored(mirror).model_dump(exclude={"description"})
+    got = load_scenario(mirror).model_dump(exclude={"description"})
+    for a, b in zip(want["price"]["shocks"], got["price"]["shocks"], strict=True):
+        assert a.pop("move_pct") == pytest.approx(b.pop("move_pct"), rel=1e-6)
+    assert want == got
+
+
+def test_every_scenario_with_a_down_move_has_a_mirror() -> None:
+    mirrored = set(MIRRORS) | set(MIRRORS.values()) | {"demo"}  # demo is a tour, not a test
+    for name in list_scenarios():
+        s = load_scenario(name)
+        if any(sh.move_pct < 0 for sh in s.price.shocks):
+            assert name in mirrored, f"{name} has no mirror scenario"
+
+
+def test_mirror_reverses_the_path_in_log_space() -> None:
+    s = load_scenario("flash_crash")
+    down, up = expand(s, 4), expand(s.mirrored(), 4)
+    # Same GBM draws, scripted move reversed: at the bottom of the crash the pump is at its top.
+    i = 22 * 60 + 30
+    drift = down.index_usd[i] * up.index_usd[i] / s.price.initial_usd**2
+    assert up.index_usd[i] / down.index_usd[i] == pytest.approx(1 / 0.75**2 * drift, rel=0.02)
+
+
+def test_short_run_keeps_the_crash_speed() -> None:
+    full = load_scenario("flash_crash")
+    short = full.shortened(full.min_shortened_s)
+    (sh,) = short.price.shocks
+    assert sh.duration_s == 120.0 and sh.move_pct == -25.0  # still -25% over two minutes
+    assert sh.at_s >= 60.0  # quiet time before the move, compressed but not gone
+    tl = expand(short, 3)
+    i0 = round(sh.at_s) - 1  # the step ending at the move's start
+    assert tl.index_usd[i0 + 120] / tl.index_usd[i0] == pytest.approx(0.75, abs=0.03)
+    # Three seconds in, about 1/40 of the move is done, as in the full run (not a 20 s crash).
+    assert tl.index_usd[i0 + 3] / tl.index_usd[i0] > 0.98
+    with pytest.raises(ConfigError, match="longest scripted move"):
+        full.shortened(120.0)
+
+
+def test_short_cascade_keeps_its_intensity() -> None:
+    full = load_scenario("liquidation_cascade")
+    (c,) = full.shortened(full.min_shortened_s).takers.cascades
+    assert c.duration_s == 180.0 and c.total_base == 40.0
+
+
+def test_slow_bleed_of_half_a_percent_an_hour(tmp_path: Path) -> None:
+    s = load_scenario(
+        _write(
+            tmp_path,
+            "duration_s = '4h'\nblock_time_s = 10\n[price]\nvol_annual = 0\n"
+            "drift_pct_per_hour = -0.5\n",
+        )
+    )
+    tl = expand(s, 0)
+    assert tl.index_usd[-1] / s.price.initial_usd == pytest.approx(0.995**4, rel=1e-9)
+    annual = load_scenario(_write(tmp_path, "[price]\ndrift_annual = -43.8\n"))
+    assert annual.price.drift_log_annual == -43.8
+
+
+def test_chain_profiles_and_the_override() -> None:
+    s = load_scenario("gas_spike")
+    assert s.chain.profile == "l1" and s.quiet_base_fee_gwei == 1.0
+    assert s.chain.resolved.l1_data_fee_per_byte_gwei == 0.0
+    l2 = s.with_chain_profile("l2")
+    assert 0.01 <= l2.quiet_base_fee_gwei <= 0.05
+    assert l2.chain.resolved.l1_data_fee_per_byte_gwei > 0
+    a, b = expand(s, 1), expand(l2, 1)
+    # Spikes are multiples of the quiet fee, so they scale with the profile.
+    ratio = np.nanmax(b.base_fee_override_gwei) / np.nanmax(a.base_fee_override_gwei)
+    assert ratio == pytest.approx(l2.quiet_base_fee_gwei)
+
+
+def test_exchange_mid_follows_the_index_with_its_own_basis() -> None:
+    tl = expand(load_scenario("calm"), 2)
+    basis_bps = (tl.cex_mid_usd / tl.index_usd - 1) * 1e4
+    assert not np.allclose(basis_bps, 0.0)
+    assert 0.5 < basis_bps.std() < 5.0  # the calm scenario's 2 bps, give or take sampling
+    # The arbitrageur prices the perp off the exchange plus the premium, and a second late.
+    fair = tl.cex_mid_usd * (1 + tl.premium_bps * 1e-4)
+    np.testing.assert_allclose(tl.arb_reference_usd[1:], fair[:-1])
+
+
+def test_events_name_what_the_dashboard_announces() -> None:
+    kinds = {e.kind for e in load_scenario("demo").events()}
+    assert {"gas spike", "stall", "exchange blip", "funding flip", "cascade"} <= kinds
+    labels = [e.label for e in load_scenario("flash_crash").events()]
+    assert "price shock -25%" in labels

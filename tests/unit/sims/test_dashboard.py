@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import re
 
-from agent.dashboard import (
+import pytest
+
+from sims.dashboard import (
     DashboardEvent,
     DashboardSnapshot,
     DecisionView,
@@ -162,3 +164,42 @@ def test_live_dashboard_throttles_status_lines_off_a_tty() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and all(line.startswith("12:00:05 block=1234") for line in lines)
     assert "\x1b[" not in out.getvalue()
+
+
+def test_scenario_line_names_the_scripted_events() -> None:
+    text = render_dashboard(_snapshot(scripted=("gas spike x30 (since t+600s)", "stall")))
+    line = next(x for x in text.splitlines() if x.startswith("SCENARIO"))
+    assert "gas spike x30" in line and "stall" in line
+    assert not any(x.startswith("SCENARIO") for x in render_dashboard(_snapshot()).splitlines())
+
+
+def test_live_dashboard_follows_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _Tty()
+    live = LiveDashboard(out, color=False)
+    for columns in (160, 72):
+        monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+        assert live.width == columns
+        out.seek(0)
+        out.truncate()
+        live.update(_snapshot())
+        widest = max(len(x) for x in out.getvalue().removeprefix("\x1b[H\x1b[2J").splitlines())
+        assert widest <= columns
+        assert widest > 60  # the rule line spans the width
+    monkeypatch.setenv("COLUMNS", "20")
+    assert live.width == 60  # never narrower than the layout needs
+    assert LiveDashboard(out, width=90).width == 90
+
+
+def test_demo_announces_each_scripted_event_as_it_starts() -> None:
+    from sims.demo import scripted_now, starting
+    from sims.scenario import load_scenario
+
+    events = load_scenario("demo").events()
+    seen: list[str] = []
+    for t in range(1, 301):
+        seen += [e.kind for e in starting(events, t - 1, t)]
+    assert seen == [e.kind for e in events]  # each once, in order
+    assert {"gas spike", "stall", "exchange blip", "funding flip", "cascade"} <= set(seen)
+    spike = next(e for e in events if e.kind == "gas spike")
+    assert any(s.startswith(spike.label) for s in scripted_now(events, spike.at_s + 1))
+    assert not any(s.startswith(spike.label) for s in scripted_now(events, spike.at_s))

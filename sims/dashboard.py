@@ -1,14 +1,18 @@
 """Live terminal dashboard: pure rendering of a :class:`DashboardSnapshot` to text.
 
-The runtime builds a snapshot (plain numbers and strings) on each decision; this module only
+It lives in ``sims/`` because the demo and the stress runs are its only users. The demo builds a
+snapshot (plain numbers and strings) on each decision; this module only
 turns it into lines. :func:`render_dashboard` gives the full screen, :func:`status_line` one line
-for logs, and :class:`LiveDashboard` redraws in place on a terminal or prints a status line every
-few seconds when stdout is a pipe or a file (a daemon's log must not fill with screens).
+for logs, and :class:`LiveDashboard` redraws in place on a terminal, at the terminal's width, or
+prints a status line every few seconds when stdout is a pipe or a file (a log must not fill with
+screens). The SCENARIO line names the scripted events in force (gas spike, stall, exchange blip,
+funding flip, cascade), so the viewer sees the cause beside the agent's reaction.
 
 Layout (width 100)::
 
     mm-agent · BTC-PERP · block 1,234 · 12:00:05 · risk WIDENED
     ──────────────────────────────────────────────────────────────
+    SCENARIO gas spike x30 (since t+600s)
     MARKET   index 60,000.00   DEX mid 60,003.00 (+0.5 bps)   book 59,998.00 / 60,008.00
     QUOTES   bids 59,994.00 x 0.1000 | 59,988.00 x 0.2000   spread 3.0 bps
              asks 60,012.00 x 0.1000 | 60,018.00 x 0.2000
@@ -27,6 +31,7 @@ Layout (width 100)::
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -144,6 +149,8 @@ class DashboardSnapshot:
     last_decision: DecisionView | None = None
     events: Sequence[DashboardEvent] = field(default_factory=tuple)
     """Recent events, oldest first; the newest few are shown."""
+    scripted: Sequence[str] = ()
+    """Scripted scenario events in force now, named (``"gas spike x30 (since t+600s)"``)."""
 
 
 def _px(v: float | None) -> str:
@@ -241,6 +248,8 @@ def render_dashboard(snapshot: DashboardSnapshot, width: int = 100, *, color: bo
         + f" · risk {state}",
         "─" * width,
     ]
+    if s.scripted:
+        lines += _wrap("SCENARIO ", [c(_YELLOW + _BOLD, e) for e in s.scripted], width)
 
     mid = "–"
     if s.dex_mid is not None:
@@ -338,7 +347,8 @@ class LiveDashboard:
     stream
         Where to write (stdout by default).
     width
-        Render width on a terminal.
+        Render width on a terminal; None (the default) follows the terminal's width as it is
+        resized (at least 60 columns).
     interval_s
         Minimum time between status lines when `stream` is not a TTY.
     color
@@ -351,7 +361,7 @@ class LiveDashboard:
         self,
         stream: TextIO | None = None,
         *,
-        width: int = 100,
+        width: int | None = None,
         interval_s: float = 10.0,
         color: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -365,6 +375,13 @@ class LiveDashboard:
         self._last_line_at: float | None = None
 
     @property
+    def width(self) -> int:
+        """Columns to render: the fixed width, or the terminal's now."""
+        if self._width is not None:
+            return self._width
+        return max(60, shutil.get_terminal_size((100, 40)).columns)
+
+    @property
     def is_tty(self) -> bool:
         """True when the dashboard redraws in place."""
         return self._tty
@@ -372,7 +389,7 @@ class LiveDashboard:
     def update(self, snapshot: DashboardSnapshot) -> bool:
         """Show `snapshot`; return True if anything was written."""
         if self._tty:
-            text = render_dashboard(snapshot, self._width, color=self._color)
+            text = render_dashboard(snapshot, self.width, color=self._color)
             self._stream.write(_HOME_CLEAR + text + "\n")
             self._stream.flush()
             return True

@@ -1,0 +1,67 @@
+"""The stress world's arbitrageur against a real market on anvil: it takes quotes resting through
+the exchange mid by more than its costs, and leaves every other quote alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.chain.anvil import Anvil
+from agent.types import Side
+from sims.forkstate import DEFAULT_DEPOSITS_USD, deploy_market
+from sims.scenario import ArbitrageSpec
+from sims.world import ChainWorld
+
+pytestmark = pytest.mark.chain
+
+FAIR = 60_000.0
+
+
+@pytest.fixture
+def world(anvil: Anvil) -> ChainWorld:
+    dep = deploy_market(anvil, 60, FAIR)
+    anvil.set_automine(False)
+    w = ChainWorld(anvil, dep, arbitrage=ArbitrageSpec(max_size_base=5.0))
+    w.push_oracle(FAIR)
+    w.mine(w.last_ts + 1)
+    w.ensure_funded(DEFAULT_DEPOSITS_USD)
+    w.mine(w.last_ts + 1)
+    assert w.check_world_receipts() == 0
+    return w
+
+
+def _rest(w: ChainWorld, side: Side, price: float, size_base: float, client_id: int) -> None:
+    place = (int(side), 0, w.spec.tick(price), w.spec.lots(size_base, price), client_id, 0)
+    w._send(w.agent_address, w.dep.market, w.market.encode_call("place", place), 3_000_000)
+
+
+def test_arbitrageur_takes_quotes_through_fair_value_only(world: ChainWorld) -> None:
+    w = world
+    need = w.arbitrage_threshold_bps(FAIR, 0.1, 1.0)
+    assert need > w.spec.taker_fee_bps + w.arbitrage.min_edge_bps  # its gas counts too
+    _rest(w, Side.ASK, FAIR * (1 - 3 * need * 1e-4), 0.1, 1)  # far through: a gift
+    _rest(w, Side.ASK, FAIR * (1 - 0.5 * need * 1e-4), 0.1, 2)  # through, but not by its costs
+    _rest(w, Side.BID, FAIR * (1 - 6 * need * 1e-4), 0.1, 3)  # a bid under fair value (and asks)
+    w.mine(w.last_ts + 1)
+    assert len(w.open_order_ids(w.agent_address)) == 3
+
+    assert w.send_arbitrage(FAIR, base_fee_gwei=1.0) == 1  # one side only: asks
+    w.mine(w.last_ts + 1)
+    assert w.check_world_receipts() == 0
+    _, position_lots, _ = w.account(w.agent_address)
+    assert position_lots == -w.spec.lots(0.1, FAIR)  # the gift was taken, nothing else
+    assert len(w.open_order_ids(w.agent_address)) == 2
+    arb = w.roles.address(w.roles.arbitrageur)
+    assert w.account(arb)[1] == w.spec.lots(0.1, FAIR)
+
+    # Nothing left worth taking: the arbitrageur sends nothing.
+    assert w.send_arbitrage(FAIR, base_fee_gwei=1.0) == 0
+
+
+def test_arbitrageur_sells_into_a_bid_above_fair_value(world: ChainWorld) -> None:
+    w = world
+    _rest(w, Side.BID, FAIR * 1.003, 0.2, 1)
+    w.mine(w.last_ts + 1)
+    assert w.send_arbitrage(FAIR, base_fee_gwei=1.0) == 1
+    w.mine(w.last_ts + 1)
+    assert w.account(w.agent_address)[1] == w.spec.lots(0.2, FAIR)
+    assert w.stats.arb_orders == 1
