@@ -1043,7 +1043,9 @@ def _sweep_main(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     strategies = resolve_strategies(args.strategy)
     base = StressOptions(
-        short_s=SHORT_DURATION_S if args.short else args.duration_s, config_path=args.config
+        short_s=SHORT_DURATION_S if args.short else args.duration_s,
+        config_path=args.config,
+        chain_profile=args.chain_profile,
     )
     out_root = Path(args.out or f"runs/sweep-{Path(args.scenario).stem}")
     t0 = time.perf_counter()
