@@ -8,11 +8,11 @@ booked fill at the mid it was booked at, so spread and fees undo exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, assert_never
 
 from agent.pnl import PnlLedger
-from agent.types import Fill, Side
+from agent.types import BookSnapshot, Fill, Order, Side
 from agent.venue.base import (
     AllOrdersCancelled,
     FundingPaid,
@@ -28,9 +28,28 @@ from agent.venue.base import (
     Trade,
 )
 
-__all__ = ["BookJournal", "EventBook"]
+__all__ = ["BookJournal", "EventBook", "others_book"]
 
 _FILL_MIDS_KEPT = 4096  # far beyond any reorg window
+
+
+def others_book(book: BookSnapshot, own: Iterable[Order]) -> BookSnapshot:
+    """Return `book` with our own resting orders taken out: what the rest of the market shows.
+
+    Our remaining lots are subtracted level by level (others may rest at the same price), and a
+    level left empty disappears. Fair value, depth sizing and the post-only bounds read this:
+    a mid that contains our own quotes follows wherever we quote.
+    """
+    mine: dict[tuple[Side, int], int] = {}
+    for o in own:
+        key = (o.side, int(o.price_ticks))
+        mine[key] = mine.get(key, 0) + int(o.remaining_lots)
+
+    def strip(side: Side, levels: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        out = ((t, n - mine.get((side, t), 0)) for t, n in levels)
+        return tuple((t, n) for t, n in out if n > 0)
+
+    return BookSnapshot(strip(Side.BID, book.bids), strip(Side.ASK, book.asks), book.block_number)
 
 
 class BookJournal(Protocol):
@@ -69,6 +88,9 @@ class EventBook:
         Called with (now, |price − mid|) for every trade (the fill-intensity estimator).
     on_account
         Called with every other account seen trading (the keeper's liquidation candidates).
+    on_own_fill
+        Called with (now, fill) for each own fill booked for the first time (the quote
+        fill-intensity estimator); a reorg's undo does not call it again.
     note
         Human-readable notes for the status page and the log.
     """
@@ -83,6 +105,7 @@ class EventBook:
         on_trade: Callable[[float, float], None],
         on_account: Callable[[str], None],
         note: Callable[[str], None],
+        on_own_fill: Callable[[float, Fill], None] | None = None,
     ) -> None:
         self.journal = journal
         self.ledger = ledger
@@ -90,6 +113,7 @@ class EventBook:
         self._me = account.lower()
         self._on_trade = on_trade
         self._on_account = on_account
+        self._on_own_fill = on_own_fill
         self._note = note
         self._unit = 10**market.collateral_decimals
         self._fill_mids: dict[tuple[str, int], float] = {}
@@ -123,6 +147,8 @@ class EventBook:
                 if len(self._fill_mids) > _FILL_MIDS_KEPT:
                     self._fill_mids.pop(next(iter(self._fill_mids)))
                 self.fills += 1
+                if self._on_own_fill is not None:
+                    self._on_own_fill(now_s, f)
                 self._note(
                     f"fill {f.side.name} {f.size_lots * lot:g} @ {f.price_ticks * tick:,.2f}"
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from agent.hedge.binance import BinanceFuturesClient
 from agent.hedge.hedger import Hedger
 
 __all__ = ["HedgeLeg"]
+
+log = logging.getLogger("agent.hedging")
 
 
 class HedgeLeg:
@@ -35,6 +38,9 @@ class HedgeLeg:
         self.symbol = symbol
         self._clock = clock
         self._healthy_s = clock()
+        self._mid: tuple[float, float] | None = None
+        self._mid_asked_s = -math.inf
+        self._mid_task: asyncio.Future[None] | None = None
 
     async def on_position(
         self, dex_position_base: float | None, dex_mark: float, now_s: float
@@ -63,6 +69,64 @@ class HedgeLeg:
         m = self.hedger.attribution().cex_mark
         return m if math.isfinite(m) else None
 
+    def poll_mid(self, now_s: float, min_interval_s: float = 0.2) -> None:
+        """Start a read of the exchange's best bid and ask; return at once.
+
+        The hedger re-reads its mark only every reconciliation (10 s): too old for fair value,
+        momentum and the jump detector, which need the exchange's lead over the chain. The
+        runtime starts the read beside its chain snapshot and collects it with
+        :meth:`await_mid`. At most one read is in flight and at most one starts per
+        ``min_interval_s``; the answer is stamped with ``now_s``, when it was asked for (the
+        price is at least that fresh, and the stamp does not depend on how fast it came back).
+        """
+        if self._mid_task is not None and not self._mid_task.done():
+            return
+        if now_s - self._mid_asked_s < min_interval_s:
+            return
+        self._mid_asked_s = now_s
+        self._mid_task = asyncio.ensure_future(self._read_mid(now_s))
+
+    async def await_mid(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` (wall time) for the read in flight; never longer.
+
+        A slow or dead exchange costs a cycle at most this much: the read keeps going and its
+        answer is used by a later cycle.
+        """
+        task = self._mid_task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout_s)
+
+    async def _read_mid(self, asked_s: float) -> None:
+        try:
+            ticker = await self.client.book_ticker(self.symbol)
+        except Exception as exc:  # the hedger's own reads report the exchange's health
+            log.debug("exchange mid read failed: %s", exc)
+            return
+        bid, ask = float(ticker.bid_price), float(ticker.ask_price)
+        if 0.0 < bid < ask:
+            self._mid = (asked_s, 0.5 * (bid + ask))
+
+    def fresh_mid(self) -> tuple[float, float] | None:
+        """(when it was read, the exchange mid) from :meth:`poll_mid`; None before any answer."""
+        return self._mid
+
+    def set_posture(self, band_base: float, urgency: int) -> None:
+        """Set the hedger's dead band (base units) and urgency from the risk directive."""
+        self.hedger.set_band(band_base)
+        self.hedger.set_urgency(urgency)
+
+    def hedge_cost_bps(self) -> float:
+        """What one hedge costs, bps of notional: the maker fee when working passive orders,
+        else the taker fee plus about a bp of slippage."""
+        cfg = self.hedger.config
+        if cfg.order_style == "PASSIVE":
+            return max(cfg.maker_fee_bps, 0.5)
+        return cfg.taker_fee_bps + 1.0
+
+    def min_order_base(self) -> float:
+        """The exchange's smallest tradable quantity step for the hedged symbol, base units."""
+        return float(self.client.filters(self.symbol).step_size)
+
     async def cancel_open(self, timeout_s: float) -> str:
         """Cancel the symbol's open orders, keep hedging; return ``clear`` or why not.
 
@@ -82,6 +146,10 @@ class HedgeLeg:
         Uses :meth:`Hedger.close`, which never sends an order: the exchange position stays as it
         is. Bounded by `timeout_s` (an in-flight order is let finish inside it).
         """
+        if self._mid_task is not None:
+            self._mid_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._mid_task
         try:
             await asyncio.wait_for(self.hedger.close(cancel_open=True), timeout_s)
             out = "clear"

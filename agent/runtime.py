@@ -42,10 +42,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, assert_never
 
 from agent.alerts import AlertKind, Severity
-from agent.book import EventBook
+from agent.book import EventBook, others_book
 from agent.chain.heads import HeadWatcher
 from agent.config import ExecutionSettings
-from agent.errors import AgentError, ChainError, GasOverBudget, TxError, VenueError
+from agent.errors import AgentError, ChainError, ConfigError, GasOverBudget, TxError, VenueError
+from agent.hedge.band import HedgeBandInputs, hedge_band_base
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
 from agent.keeper.runner import KeeperRunner
@@ -57,8 +58,10 @@ from agent.model.estimators import (
     FundingPredictor,
     InclusionDelay,
     ModelEstimates,
+    QuoteFillIntensity,
     QuoteLife,
 )
+from agent.model.fairvalue import FairValue, FairValueEstimator, FairValueParams
 from agent.model.quoting import (
     Decision,
     DecisionInputs,
@@ -68,15 +71,17 @@ from agent.model.quoting import (
     decide,
 )
 from agent.model.quoting import RiskDirective as ModelRisk
-from agent.orders import diff_orders
+from agent.model.signals import ExchangeMomentum, JumpDetector, JumpParams, JumpSignal, JumpState
+from agent.model.strategies import Strategy, strategy
+from agent.orders import OrderDiff, diff_orders
 from agent.pnl import PnlLedger
-from agent.risk.engine import RiskDirective, RiskEngine, RiskState
+from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
 from agent.telemetry import Condition, Health, MetricsRegistry, RiskTelemetry
-from agent.types import PositionState, Quote, Side, VenueSnapshot
-from agent.unload import UnloadExecutor, best_other
+from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSnapshot
+from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
 
 __all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeLeg", "WalletProbe"]
@@ -84,6 +89,23 @@ __all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeLeg", "WalletProbe"]
 log = logging.getLogger("agent.runtime")
 
 _BLIND_CYCLES_BEFORE_CANCEL = 3
+_QUOTE_FILLS = "quote_fills"
+"""The journal's name for the quote fill-intensity state."""
+_SAVE_ESTIMATORS_S = 60.0
+# The market's funding parameters as deployed (agent/chain/deploy.py MarketConfig): 8-hour
+# interest and premium clamp, and the per-interval cap. The venue does not report them yet.
+_FUNDING_INTEREST_8H = 1e-4
+_FUNDING_CLAMP_8H = 5e-4
+_FUNDING_CAP = 0.04
+# A quote that filled a taker at fair value: the prior's arrival rate per side and its decay
+# length (1/k) in bps of the price, for a thin perp DEX (the study measured ~0.05 per second).
+_FILL_PRIOR_A_PER_S = 0.05
+_FILL_PRIOR_DECAY_BPS = 5.0
+_CEX_MID_WAIT_S = 0.25
+"""Longest a cycle waits for the exchange mid read it started beside the chain snapshot."""
+_HEDGE_BAND_MAX_CAP_FRAC = 0.25
+"""The hedge band never lets more than this fraction of the inventory cap sit unhedged."""
+
 _AUTH_CODES = frozenset({-1022, -2014, -2015})
 _WATCH_INTERVAL_S = 1.0
 _WALLET_READ_INTERVAL_S = 10.0
@@ -139,6 +161,13 @@ class Agent:
         Receives operator alerts (WITHDRAWN/HALTED, gas over budget, exchange ban, low gas).
     chain_stale_s
         ``/healthz`` reports ``chain_stale`` after this long without a successful chain read.
+    strategy
+        A preset of :mod:`agent.model.strategies` (``shipped``, ``plain``, ``every-block``)
+        applied to `model_params` once. The agent decides on every cycle (every new head when
+        run with a head watcher), so ``decide_every_block`` needs nothing more: with its cost
+        gate off a preset sends any change of the ladder.
+    fair_value, jumps
+        Settings of the fair-value estimator and the exchange jump detector.
     """
 
     def __init__(
@@ -162,6 +191,9 @@ class Agent:
         wallet: WalletProbe | None = None,
         alert: AlertSink | None = None,
         chain_stale_s: float = 15.0,
+        strategy: Strategy | str = "shipped",
+        fair_value: FairValueParams | None = None,
+        jumps: JumpParams | None = None,
     ) -> None:
         self.venue = venue
         self.wallet = wallet
@@ -181,6 +213,11 @@ class Agent:
         """Per venue, what the last :meth:`shutdown` left (``clear`` or why not)."""
         self.gate = gate
         self.journal = journal
+        self.execution = execution or ExecutionSettings()
+        self.strategy = strategy if isinstance(strategy, Strategy) else _preset(strategy)
+        model_params = self.strategy.params(model_params)
+        # The gate prices the expiry the orders are stamped with (the execution setting).
+        model_params = replace(model_params, quote_expiry_s=self.execution.quote_expiry_s)
         self.base_params = model_params
         self.params = model_params
         self.risk = risk
@@ -192,7 +229,6 @@ class Agent:
         self.health = health or Health(clock=clock)
         self.expected_chain_id = expected_chain_id
         self.max_fee_gwei = max_fee_gwei
-        self.execution = execution or ExecutionSettings()
         self._failed_cycles = 0
         self._resend_cancel = False
         self._seeded_estimators = estimators is not None
@@ -206,6 +242,27 @@ class Agent:
             FundingPredictor(),
         )
         self.quote_life = QuoteLife(prior_s=model_params.quote_life_s)
+        hb = risk.limits.oracle_heartbeat_s
+        if fair_value is None and hb is not None:
+            # A heartbeat feed is fresh for a few heartbeats: the same age the risk engine
+            # withdraws at, so the oracle fallback and the oracle-age trigger agree.
+            fair_value = FairValueParams(max_oracle_age_s=hb * risk.limits.oracle_breach_heartbeats)
+        self.fair = FairValueEstimator(fair_value)
+        self.momentum = ExchangeMomentum()
+        self.jumps = JumpDetector(jumps)
+        self.fair_value: FairValue | None = None
+        """The last fair-value estimate (None before the first cycle)."""
+        self.jump: JumpSignal = self.jumps.signal()
+        self._cex_seen: tuple[float, float] | None = None
+        self._oracle_fed: tuple[int, bool] | None = None
+        self._quote_fair: float | None = None
+        """Fair value the resting quotes' distances were measured from (fills are measured so)."""
+        self._live_expires_s: float | None = None
+        """When the earliest of our resting quotes expires on chain (None: none, or never)."""
+        self._stale_cancel_sent = False
+        self._estimators_saved_s = -math.inf
+        self._hedge_cash = 0.0
+        """Cash of the hedge leg, quote currency: −Σ signed size × price − fees."""
         self.ledger = PnlLedger()
         self.status = AgentStatus()
         self.sink = StatusSink(data_dir, clock)
@@ -270,6 +327,7 @@ class Agent:
             on_trade=lambda t_s, dist: self.est.fills.update_trade(t_s, dist),
             on_account=self.keeper.learn,
             note=self._note,
+            on_own_fill=self._on_own_fill,
         )
         for sample in self.journal.inclusion_delays(since_s=self.clock() - 3_600):
             self.est.delay.update_inclusion(
@@ -277,15 +335,7 @@ class Agent:
             )
         snap = await self.venue.snapshot()
         self._absorb_snapshot(snap)
-        ref = snap.index or self._mid(snap)
-        if ref and not self._seeded_estimators:
-            # Trade distances live on the price's scale: 20 bins of 2.5 bps span 50 bps from mid,
-            # and the prior assumes fills thin out over about 5 bps until trades say otherwise.
-            self.est.fills = FillIntensity(
-                bin_width=max(self.params.tick_size, ref * 2.5e-4),
-                prior_a_per_s=1.0,
-                prior_k_per_price=1.0 / (ref * 5e-4),
-            )
+        self._calibrate_estimators(snap)
         # Orders resting from a previous run are orphans: the journal cannot vouch for them
         # matching the current decision, so they go before the first quote.
         if snap.open_orders:
@@ -542,6 +592,9 @@ class Agent:
     async def _step(self) -> None:
         now = self.clock()
         self._control_files_check()
+        if self.hedger is not None:
+            # The exchange mid is read beside the chain snapshot, collected in on_snapshot.
+            self.hedger.poll_mid(now)
         snap = await self.venue.snapshot()
         self._read_ok_s = self.clock()
         await self.ingest(snap, now)
@@ -578,24 +631,32 @@ class Agent:
         follow, so none of them delays the transaction.
         """
         mid = self._mid(snap)
+        others = others_book(snap.book, snap.open_orders)
         self._book_hedge_moves()
-        if mid is not None:
-            self.est.vol.update_price(now, mid)
-            if snap.index:
-                self.est.funding.update_premium(now, (mid - snap.index) / snap.index)
-                self.ledger.mark(snap.index, mid, self.hedger.cex_mid() if self.hedger else None)
+        fair = await self._update_fair_value(now, snap, others)
+        if not fair.stale:
+            self.est.vol.update_price(now, fair.price)
+        if mid is not None and snap.index:
+            # The contract's premium is its book mid (ours included) against the index: the
+            # funding predictor must see what the contract samples.
+            self.est.funding.update_premium(now, (mid - snap.index) / snap.index)
+            self.ledger.mark(snap.index, mid, self.hedger.cex_mid() if self.hedger else None)
+        self._update_gas(snap)
         estimates = self.est.snapshot(now)
         pos = self._position
         inventory = pos.size_lots * self.params.lot_size if pos is not None else 0.0
         directive = self.risk.evaluate(
             replace(
-                build_risk_inputs(snap, pos, self._observations(now, mid, inventory, estimates)),
+                build_risk_inputs(
+                    snap, pos, self._observations(now, mid, inventory, estimates, snap, fair)
+                ),
                 gas_refreshes_left=self._gas_refreshes_left,
             )
         )
         self.directive = directive
         transitions = self.risk.drain_transitions()
-        await self._quote(now, snap, mid, inventory, estimates, directive)
+        await self._quote(now, snap, others, fair, inventory, estimates, directive)
+        self._feed_quote_fills(now, snap, fair)
         await self.unloader.step(now, snap, directive, self.params.lot_size, self.params.tick_size)
         self.status.unload_slices = self.unloader.slices
         self.risk_telemetry.record(directive, transitions)
@@ -606,7 +667,7 @@ class Agent:
             self._note(f"risk {tr.from_state.name} → {tr.to_state.name}: {tr.reason}")
         # The hedge target comes only from a position read from the chain: None until then.
         confirmed = inventory if pos is not None else None
-        await self._hedge(confirmed, snap.mark or mid or 0.0, now, directive)
+        await self._hedge(confirmed, snap.mark or mid or 0.0, now, directive, fair, estimates)
         await self.keeper.run(
             snap,
             self.venue.market_info(),
@@ -619,7 +680,8 @@ class Agent:
         self,
         now: float,
         snap: VenueSnapshot,
-        mid: float | None,
+        others: BookSnapshot,
+        fair: FairValue,
         inventory: float,
         estimates: ModelEstimates,
         directive: RiskDirective,
@@ -635,39 +697,53 @@ class Agent:
             self.status.last_decision = f"withdrawn ({directive.state.name}): no quotes"
             return
         self._cancel_sent_state = None
-        if mid is None or snap.index is None:
-            self.status.last_decision = "no price: waiting for a two-sided book or the oracle"
+        if fair.stale or snap.index is None:
+            # Quotes priced off nothing fresh are a free option for everyone else: pull them
+            # (once; the next fresh estimate re-quotes around the new fair value).
+            if (snap.open_orders or self.venue.quote_in_flight()) and not self._stale_cancel_sent:
+                await self._cancel_all(f"no fresh fair value ({fair.source})")
+                self._stale_cancel_sent = True
+            self.status.last_decision = (
+                "no fresh fair value: waiting for the exchange, the oracle or the book"
+            )
             return
+        self._stale_cancel_sent = False
         cap = max(directive.inventory_cap_base, 0.0)
         self.params = replace(
             self.base_params,
             inventory_cap_base=cap or self.base_params.inventory_cap_base,
             quote_life_s=self.quote_life.expected_s(now),
         )
-        lot = self.params.lot_size
+        lot, tick = self.params.lot_size, self.params.tick_size
+        # Everything the model reads of the book is the rest of the market: a mid, a best price
+        # or a depth that contains our own quotes follows wherever we quote.
         inputs = DecisionInputs(
             time_s=now,
-            mid=mid,
+            mid=self._mid(snap) or fair.price,
             index=snap.index,
-            mark=snap.mark or mid,
-            best_bid=best_other(snap, Side.BID, self.params.tick_size),
-            best_ask=best_other(snap, Side.ASK, self.params.tick_size),
-            bid_depth_base=sum(n for _, n in snap.book.bids) * lot,
-            ask_depth_base=sum(n for _, n in snap.book.asks) * lot,
+            mark=snap.mark or fair.price,
+            best_bid=others.best_bid * tick if others.best_bid is not None else None,
+            best_ask=others.best_ask * tick if others.best_ask is not None else None,
+            bid_depth_base=sum(n for _, n in others.bids) * lot,
+            ask_depth_base=sum(n for _, n in others.asks) * lot,
             inventory_base=inventory,
             estimates=estimates,
             seconds_to_funding=max(0.0, snap.funding.next_boundary_s - snap.block_time_s),
             risk=ModelRisk(
-                size_mult=directive.size_mult,
-                spread_mult=directive.spread_mult,
+                # Re-entry after an exchange jump: smaller, wider quotes for a while.
+                size_mult=directive.size_mult * self.jump.size_mult,
+                spread_mult=directive.spread_mult * max(self.jump.spread_mult, 1.0),
                 allow_bid=directive.allow_bid,
                 allow_ask=directive.allow_ask,
                 reduce_only=directive.reduce_only,
                 force_cancel=False,
             ),
+            fair_value=fair.price,
+            momentum_per_s=self.momentum.drift_per_s(),
         )
         live = LiveQuotes(
-            quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders)
+            quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders),
+            expires_at_s=self._live_expires_s if snap.open_orders else None,
         )
         decision = decide(inputs, self.params, live)
         self.decision = decision
@@ -691,14 +767,26 @@ class Agent:
             self.status.last_decision = "skipped " + why
             self._journal_decision(now, "skip", decision, directive, why)
             return
+        expiry_s = self.execution.quote_expiry_s
         diff = diff_orders(snap.open_orders, decision.quotes)
+        if diff.keep and self._expiring(now, expiry_s):
+            # A kept order would die on chain soon after this refresh: replace all of them,
+            # or the refresh the gate paid for leaves the book to expire under us.
+            diff = OrderDiff(
+                cancel_ids=tuple(sorted(o.order_id for o in snap.open_orders)),
+                place=decision.quotes,
+                keep=(),
+            )
         if diff.empty:
             self.status.last_decision = "book already matches the target"
             return
-        expiry_s = self.execution.quote_expiry_s
         # The market compares expiry with its block time: a clock behind the chain must not
         # send quotes that are dead on arrival (and revert the whole batch).
-        expiry = int(max(now, snap.block_time_s) + expiry_s) if expiry_s > 0 else 0
+        expiry = (
+            int(max(decision.expires_at_s or now, snap.block_time_s + expiry_s))
+            if expiry_s > 0
+            else 0
+        )
         try:
             await self.venue.replace_quotes(
                 diff.cancel_ids, diff.place, expiry, based_on_block=snap.block_number
@@ -711,6 +799,9 @@ class Agent:
             self._journal_decision(now, "gas_over_budget", decision, directive, str(exc))
             return
         self._quote_sends.add(now)
+        if expiry > 0:
+            kept = self._live_expires_s if diff.keep else None
+            self._live_expires_s = min(float(expiry), kept) if kept is not None else float(expiry)
         self.quote_life.update_send(now)
         self._m_quotes.inc()
         self.status.quote_txs += 1
@@ -743,7 +834,13 @@ class Agent:
                 self._equity0 = snap.position.equity
 
     def _observations(
-        self, now: float, mid: float | None, inventory: float, est: ModelEstimates
+        self,
+        now: float,
+        mid: float | None,
+        inventory: float,
+        est: ModelEstimates,
+        snap: VenueSnapshot,
+        fair: FairValue,
     ) -> CycleObservations:
         io = self.venue.io_health()
         calls, fails = self._rpc_window.deltas(now, io.total_calls, io.total_failures)
@@ -772,6 +869,176 @@ class Agent:
             cex_banned=banned,
             cex_rate_limited=limited,
             cex_feed_age_s=cex_age,
+            fair_value=None if fair.stale else fair.price,
+            fair_value_divergence_bps=fair.divergence_bps,
+            cex_jump=self.jump.state is JumpState.PULLED,
+            funding_interval_s=self.params.funding_interval_s,
+            marked_equity_quote=self._marked_equity(snap, fair),
+        )
+
+    # -- estimators, fair value, marks ---------------------------------------------------------
+
+    def _calibrate_estimators(self, snap: VenueSnapshot) -> None:
+        """Scale the live estimators to this market (once, at start; sims bring their own)."""
+        if self._seeded_estimators:
+            return
+        interval = self.params.funding_interval_s
+        # Per-interval rates in the contract's units, snapshots on the market's own boundaries.
+        self.est.funding = FundingPredictor(
+            interval_s=interval,
+            offset_s=float(snap.funding.next_boundary_s) % interval,
+            interest_rate=_FUNDING_INTEREST_8H,
+            clamp=_FUNDING_CLAMP_8H,
+            cap=_FUNDING_CAP,
+        )
+        ref = snap.index or self._mid(snap)
+        if not ref:
+            return
+        # Trade distances live on the price's scale: 20 bins of 2.5 bps span 50 bps from mid.
+        self.est.fills = FillIntensity(
+            bin_width=max(self.params.tick_size, ref * 2.5e-4),
+            prior_a_per_s=_FILL_PRIOR_A_PER_S,
+            prior_k_per_price=1.0 / (ref * _FILL_PRIOR_DECAY_BPS * 1e-4),
+        )
+        # (A, k) from our own quotes' fills by distance from fair value, resumed from the
+        # journal: what an earlier run learnt is kept, the prior is scaled to the price.
+        restored: QuoteFillIntensity | None = None
+        saved = self.journal.load_estimator(_QUOTE_FILLS)
+        if saved is not None:
+            try:
+                restored = QuoteFillIntensity.from_state(saved)
+            except (ConfigError, KeyError, TypeError, ValueError) as exc:
+                log.warning("fill-intensity state in the journal not usable (%s); prior", exc)
+        self.est.quote_fills = restored or QuoteFillIntensity.for_price(
+            ref, prior_a_per_s=_FILL_PRIOR_A_PER_S, prior_decay_bps=_FILL_PRIOR_DECAY_BPS
+        )
+
+    async def _update_fair_value(
+        self, now: float, snap: VenueSnapshot, others: BookSnapshot
+    ) -> FairValue:
+        """Feed the exchange mid, the oracle and the rest of the book; return fair value."""
+        tick = self.params.tick_size
+        cex: float | None = None
+        if self.hedger is not None:
+            self.hedger.poll_mid(now)  # a no-op when _step started it
+            await self.hedger.await_mid(_CEX_MID_WAIT_S)
+            seen = self.hedger.fresh_mid()
+            if seen is not None:
+                t_cex, cex = seen
+                if seen != self._cex_seen:
+                    self._cex_seen = seen
+                    self.fair.update_cex(t_cex, cex)
+                    self.momentum.update(t_cex, cex)
+                if now - t_cex > self.fair.params.max_cex_age_s:
+                    cex = None
+        if snap.index is not None and snap.oracle_updated_s:
+            # The basis is sampled once per oracle report (and once more when the exchange
+            # first turns fresh): re-sampling an old report against a moving exchange would
+            # drag fair value back toward the old price.
+            key = (snap.oracle_updated_s, cex is not None)
+            if key != self._oracle_fed:
+                self._oracle_fed = key
+                age = max(0.0, snap.block_time_s - snap.oracle_updated_s)
+                self.fair.update_oracle(now - age - (now - self._block_seen_s), snap.index)
+        bb, ba = others.best_bid, others.best_ask
+        self.fair.update_dex(
+            now, bb * tick if bb is not None else None, ba * tick if ba is not None else None
+        )
+        fair = self.fair.value(now)
+        if cex is not None:
+            sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+            self.jump = self.jumps.update(now, cex, sigma_rel)
+        self.fair_value = fair
+        return fair
+
+    def _update_gas(self, snap: VenueSnapshot) -> None:
+        """Price gas at what the pipeline pays (base fee + its tip), plus an L2's L1 data fee."""
+        paid = self.venue.io_health().gas_price_wei
+        if paid is not None and paid > 0:
+            base = min(float(snap.base_fee_wei), float(paid))
+            self.est.update_paid_fee(base, float(paid) - base)
+        self.est.update_l1_fee(self.params.l1_data_fee_per_byte_gwei * 1e9)
+
+    def _feed_quote_fills(self, now: float, snap: VenueSnapshot, fair: FairValue) -> None:
+        """Credit exposure to the quotes resting now, by distance from fair value."""
+        qf = self.est.quote_fills
+        if qf is None:
+            return
+        if fair.stale:
+            qf.update_quotes(now, ())  # no fair value to measure from: no exposure counted
+            self._quote_fair = None
+        else:
+            tick = self.params.tick_size
+            qf.update_quotes(
+                now,
+                tuple((fair.price - o.price_ticks * tick) * o.side.sign for o in snap.open_orders),
+            )
+            self._quote_fair = fair.price
+        if now - self._estimators_saved_s >= _SAVE_ESTIMATORS_S:
+            self._estimators_saved_s = now
+            self.journal.save_estimator(_QUOTE_FILLS, qf.to_state(), int(now * 1000))
+
+    def _on_own_fill(self, now: float, fill: Fill) -> None:
+        """A fill of ours: its quote's distance from the fair value it rested against."""
+        qf = self.est.quote_fills
+        if qf is None or self._quote_fair is None:
+            return
+        price = fill.price_ticks * self.params.tick_size
+        qf.update_fill(now, max((self._quote_fair - price) * fill.side.sign, 0.0))
+
+    def _expiring(self, now: float, expiry_s: float) -> bool:
+        """Whether the resting quotes are past half their life on chain."""
+        if expiry_s <= 0 or self._live_expires_s is None:
+            return False
+        return self._live_expires_s - now < 0.5 * expiry_s
+
+    def _marked_equity(self, snap: VenueSnapshot, fair: FairValue) -> float | None:
+        """Both legs marked fresh: the DEX leg at fair value, the hedge at the exchange mid now."""
+        pos = self._position
+        if pos is None or fair.stale or not snap.mark:
+            return None
+        dex_base = pos.size_lots * self.params.lot_size
+        dex_cash = pos.equity - dex_base * snap.mark  # the account marks at the venue's mark
+        if self.hedger is None:
+            return marked_equity_quote(dex_cash, dex_base, 0.0, 0.0, fair.price)
+        seen = self.hedger.fresh_mid()
+        fresh = seen is not None and self.clock() - seen[0] <= self.fair.params.max_cex_age_s
+        return marked_equity_quote(
+            dex_cash,
+            dex_base,
+            self._hedge_cash,
+            self.ledger.hedge_position,
+            fair.price,
+            seen[1] if fresh and seen is not None else None,
+        )
+
+    def _hedge_band(self, fair: FairValue, est: ModelEstimates) -> float:
+        """The hedge dead band, base units: ``hedge_band_base`` (inventory risk against hedge
+        cost), at least the configured dead band and at most a quarter of the inventory cap;
+        the configured dead band until the model has quoted."""
+        assert self.hedger is not None
+        configured = self.hedger.hedger.config.dead_band_base
+        sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+        d = self.decision
+        if fair.stale or d is None or sigma_rel <= 0.0:
+            return configured
+        # DEX fills per second (both sides) at the spread we quote: how fast the residual moves.
+        rate = 2.0 * est.fill_a_per_s * math.exp(-est.fill_k_per_price * d.half_spread)
+        size = self.params.base_size_base
+        if not (rate > 0.0 and math.isfinite(rate)):
+            return configured
+        cap = self.base_params.inventory_cap_base * _HEDGE_BAND_MAX_CAP_FRAC
+        return hedge_band_base(
+            HedgeBandInputs(
+                price_usd=fair.price,
+                vol_per_sqrt_s=sigma_rel,
+                fill_rate_per_s=rate,
+                fill_size_base=size,
+                hedge_cost_bps=self.hedger.hedge_cost_bps(),
+                risk_aversion_per_usd=self.params.gamma,
+            ),
+            min_base=min(configured, cap),
+            max_base=max(cap, self.hedger.min_order_base()),
         )
 
     # -- our transactions' outcomes ------------------------------------------------------------
@@ -815,12 +1082,25 @@ class Agent:
     # -- hedging -------------------------------------------------------------------------------
 
     async def _hedge(
-        self, confirmed: float | None, mark: float, now: float, d: RiskDirective
+        self,
+        confirmed: float | None,
+        mark: float,
+        now: float,
+        d: RiskDirective,
+        fair: FairValue,
+        est: ModelEstimates,
     ) -> None:
         if self.hedger is None or d.state is RiskState.HALTED:
             return
         if mark <= 0:
             confirmed = None  # no mark to hedge at: tick the hedger, keep its target
+        else:
+            # The band: inventory risk against what a hedge costs, times the risk state's
+            # multiplier (0 when withdrawing or on an exchange jump: hedge the whole residual
+            # now). Taker urgency when the directive says so (HEDGING, WITHDRAWN, a jump).
+            band = self._hedge_band(fair, est) * d.hedge_band_mult
+            urgency = 2 if d.hedge_taker else int(d.hedge_urgency)
+            self.hedger.set_posture(band, urgency)
         try:
             await self.hedger.on_position(confirmed, mark, now)
             await self.hedger.step(now)
@@ -838,9 +1118,11 @@ class Agent:
         for f in self.hedger.hedger.drain_fills():
             mark = f.mark if math.isfinite(f.mark) else (cex or f.price)
             self.ledger.on_cex_fill(f.signed_base, f.price, f.fee_quote, mark)
+            self._hedge_cash -= f.signed_base * f.price + f.fee_quote
         delta = self.hedger.hedge_position_base() - self.ledger.hedge_position
         if abs(delta) > 1e-12 and cex is not None:
             self.ledger.on_cex_fill(delta, cex, 0.0, cex)
+            self._hedge_cash -= delta * cex
 
     # -- health, operator metrics, alerts, risk memory ----------------------------------------
 
@@ -1008,6 +1290,10 @@ class Agent:
             {
                 "why": why,
                 "risk_state": d.state.name,
+                "fair_value": decision.fair_value,
+                "fair_source": self.fair_value.source.value if self.fair_value else "none",
+                "momentum_per_s": self.momentum.drift_per_s(),
+                "jump": self.jump.state.value,
                 "reservation": decision.reservation_price,
                 "half_spread": decision.half_spread,
                 "value": decision.value.gain_quote,
@@ -1084,3 +1370,7 @@ async def _abandon(task: asyncio.Future[Any]) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
+
+
+def _preset(name: str) -> Strategy:
+    return strategy(name)

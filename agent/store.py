@@ -14,6 +14,7 @@ What lives here, and why it must survive a ``kill -9``:
 ``pnl``             P&L snapshots
 ``hedges``          CEX hedge orders (implements ``agent.hedge.hedger.HedgeJournal``)
 ``risk_memory``     the risk engine's memory (state, drawdown peak, escalations): one row
+``estimators``      learnt estimator state by name (the quote fill-intensity fit), JSON
 ==================  ==========================================================================
 
 Durability: WAL journal mode with ``synchronous=FULL``, so a committed write (in particular the
@@ -198,7 +199,20 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    # What the model learnt must outlive a restart: an hour of fills is worth keeping.
+    db.execute(
+        """
+        CREATE TABLE estimators (
+            name        TEXT PRIMARY KEY,
+            state       TEXT NOT NULL,
+            updated_ms  INTEGER NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3)
 """Step ``i`` moves the schema from version ``i`` to ``i + 1``; append, never edit."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -636,6 +650,24 @@ class Journal:
             return None
         out = json.loads(row[0])
         return out if isinstance(out, dict) else None
+
+    def save_estimator(self, name: str, state: dict[str, Any], ts_ms: int) -> None:
+        """Store (replace) the state of the estimator called `name` as JSON."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO estimators (name, state, updated_ms) VALUES (?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET state=excluded.state, "
+                "updated_ms=excluded.updated_ms",
+                (name, json.dumps(state, sort_keys=True), ts_ms),
+            )
+
+    def load_estimator(self, name: str) -> dict[str, Any] | None:
+        """Return the stored state of the estimator called `name` (None when never saved)."""
+        row = self._db.execute("SELECT state FROM estimators WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        state = json.loads(row[0])
+        return state if isinstance(state, dict) else None
 
     def risk_transitions(self, since_ms: int = 0) -> list[tuple[int, str, str, str]]:
         """Return (ts_ms, from, to, reason) transitions from `since_ms` on, oldest first."""

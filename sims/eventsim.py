@@ -23,6 +23,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,6 +38,7 @@ from agent.model.estimators import (
     FillIntensity,
     FundingPredictor,
     InclusionDelay,
+    QuoteFillIntensity,
 )
 from agent.model.quoting import GateReason, ModelParams
 from agent.risk.engine import RiskEngine, RiskLimits
@@ -90,6 +92,9 @@ class EventSimConfig:
     """The live risk engine's limits (the agent's defaults unless a scenario says otherwise)."""
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     """Unload pacing and quote expiry, as live."""
+    live_estimators: bool = False
+    """Build the estimators as live does (priors scaled to the price at start, the quote
+    fill-intensity state resumed from the journal) instead of seeding the scenario's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +118,18 @@ class EventSimResult:
     gas_units_spent: float
 
 
-def run_event_sim(config: EventSimConfig, seed: int) -> EventSimResult:
-    """Run one scenario through the live :class:`~agent.runtime.Agent`; return its P&L split."""
-    return asyncio.run(_run(config, seed))
+def run_event_sim(
+    config: EventSimConfig,
+    seed: int,
+    journal_path: str | Path = ":memory:",
+    on_step: Callable[[Agent, SimVenue], None] | None = None,
+) -> EventSimResult:
+    """Run one scenario through the live :class:`~agent.runtime.Agent`; return its P&L split.
+
+    ``journal_path`` is the agent's journal (a file keeps what it learnt for a next run);
+    ``on_step`` sees the agent and the venue after each decision, before the takers trade.
+    """
+    return asyncio.run(_run(config, seed, journal_path, on_step))
 
 
 def build_sim_agent(
@@ -135,10 +149,22 @@ def build_sim_agent(
         ),
         BaseFeeForecaster(),
         InclusionDelay(prior_delay_s=dt),
+        # The simulated market pays interest and clamp per interval (``_realized_rate``), so the
+        # predictor's rate basis is the interval itself: its rate is per interval either way.
         FundingPredictor(
-            interval_s=p.funding_interval_s, interest_rate=FUNDING_INTEREST, clamp=FUNDING_CLAMP
+            interval_s=p.funding_interval_s,
+            interest_rate=FUNDING_INTEREST,
+            clamp=FUNDING_CLAMP,
+            rate_basis_s=p.funding_interval_s,
         ),
         tip_wei=config.tip_wei,
+        # As live: (A, k) from our own quotes' fills by distance from fair value, starting at
+        # the scenario's known taker flow.
+        quote_fills=QuoteFillIntensity(
+            bin_width=0.25 / config.takers.k_per_price,
+            prior_a_per_s=config.takers.a_per_s,
+            prior_k_per_price=config.takers.k_per_price,
+        ),
     )
     return Agent(
         venue=venue,
@@ -148,14 +174,19 @@ def build_sim_agent(
         keeper=KeeperPolicy(settle_funding=False, liquidate=False),
         clock=clock,
         execution=config.execution,
-        estimators=est,
+        estimators=None if config.live_estimators else est,
         gate="every_tick" if config.refresh == "every_tick" else "cost",
         # The simulated chain prices gas at its own base fee; no budget ceiling.
         max_fee_gwei=1e9,
     )
 
 
-async def _run(config: EventSimConfig, seed: int) -> EventSimResult:
+async def _run(
+    config: EventSimConfig,
+    seed: int,
+    journal_path: str | Path,
+    on_step: Callable[[Agent, SimVenue], None] | None,
+) -> EventSimResult:
     p = config.params
     dt = config.mempool.block_time_s
     n = max(1, int(config.duration_s / dt))
@@ -189,7 +220,7 @@ async def _run(config: EventSimConfig, seed: int) -> EventSimResult:
         # Chain time starts at a funding boundary in 2023, as a live chain's would.
         epoch_s=math.ceil(1.7e9 / p.funding_interval_s) * round(p.funding_interval_s),
     )
-    journal = Journal(":memory:", fsync=False)
+    journal = Journal(journal_path, fsync=False)
     agent = build_sim_agent(config, venue, lambda: venue.now_s, journal)
     inventory_path = np.empty(n + 1)
     inventory_path[0] = 0.0
@@ -204,6 +235,8 @@ async def _run(config: EventSimConfig, seed: int) -> EventSimResult:
                 venue.begin_block(i, t, mid, float(index_path[i]))
             sent_before = venue.quotes_sent
             await agent.step()
+            if on_step is not None:
+                on_step(agent, venue)
             decisions += 1
             d = agent.decision
             if d is not None and venue.quotes_sent == sent_before:

@@ -154,6 +154,7 @@ async def run_sweep(
                 short_s=base.short_s,
                 config_path=base.config_path,
                 strategy=name,
+                chain_profile=base.chain_profile,
                 settle_grace_s=base.settle_grace_s,
                 inventory_transient_s=base.inventory_transient_s,
                 withdraw_grace_blocks=base.withdraw_grace_blocks,

@@ -5,15 +5,14 @@ or the stress defaults), so every strategy meets the same seeds, blocks, takers 
 
 =============  ====================================================================================
 ``shipped``    the model as configured (no override)
+``plain``      the textbook A-S/GLFT quoter: no cost gate, no gas in the spread floor, no funding
+               terms, no adverse-selection floor, no momentum skew (``agent.model.strategies``)
+``every-block`` the shipped model with the cost gate off: any change of the ladder is sent
 =============  ====================================================================================
 
-The baselines of issue 12 (``plain``: A-S/GLFT with no cost gate, funding terms or settlement
-window; ``every-block``: the shipped model refreshing every block) are presets of the model
-(agent/model), which another branch adds. Once ``[quoting] preset`` exists, each is one line
-here, e.g.::
-
-    register(Strategy("plain", "textbook A-S/GLFT, no cost gate", {"preset": "plain"}))
-    register(Strategy("every-block", "refresh every block", {"preset": "every-block"}))
+The baselines are the presets of :mod:`agent.model.strategies`; each is registered here as the
+``[quoting]`` fields its preset changes, so the preset stays the one definition. The stress
+runner decides on every block for every strategy; with the gate off a preset sends every change.
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.model.quoting import ModelParams
+from agent.model.strategies import StrategyName
+from agent.model.strategies import strategy as model_preset
 
 __all__ = ["STRATEGIES", "Strategy", "get_strategy", "register", "strategy_names"]
 
@@ -79,3 +80,30 @@ def get_strategy(name: str) -> Strategy:
 
 
 register(Strategy("shipped", "the model as configured"))
+
+
+def _preset_overrides(name: StrategyName) -> dict[str, Any]:
+    """The ``[quoting]`` fields the model preset `name` changes from the defaults."""
+    base = ModelParams()
+    preset = model_preset(name.value).params(base)
+    return {
+        f.name: getattr(preset, f.name)
+        for f in dataclasses.fields(ModelParams)
+        if getattr(preset, f.name) != getattr(base, f.name)
+    }
+
+
+register(
+    Strategy(
+        "plain",
+        "textbook A-S/GLFT: no cost gate, gas, funding terms or adverse floor",
+        _preset_overrides(StrategyName.PLAIN),
+    )
+)
+register(
+    Strategy(
+        "every-block",
+        "the shipped model with the cost gate off (sends every change)",
+        _preset_overrides(StrategyName.EVERY_BLOCK),
+    )
+)

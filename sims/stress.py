@@ -266,7 +266,7 @@ def _agent_config(
     }
     if "l1_data_fee_per_byte_gwei" in _model_param_names():
         quoting["l1_data_fee_per_byte_gwei"] = chain.l1_data_fee_per_byte_gwei
-    policy: Any = {"dead_band_base": 0.05}
+    policy: Any = {"dead_band_base": 0.04}  # below the top quote size: a full fill is hedged
     raw: dict[str, Any] = {
         "quoting": quoting,
         "risk": {},
@@ -822,7 +822,7 @@ _TX_STATUS: dict[str, TxStatus] = {
 
 
 def _tx_records(
-    agent: Agent, world: ChainWorld, start_ts: int, nonce0: int, l1_fee_per_byte_gwei: float
+    agent: Agent, world: ChainWorld, start_ts: int, nonce0: int, l1_data_fee_per_byte_gwei: float
 ) -> list[TxRecord]:
     """Every transaction the agent signed in the run: included, reverted, replaced, dropped.
 
@@ -854,7 +854,7 @@ def _tx_records(
             r = world.node.rpc("eth_getTransactionReceipt", [d.tx_hash])
             ok = r is not None and r.get("status") == "0x1"
             data_bytes = 0
-            if l1_fee_per_byte_gwei > 0:
+            if l1_data_fee_per_byte_gwei > 0:
                 raw = world.node.rpc("eth_getTransactionByHash", [d.tx_hash])
                 data_bytes = (len(str(raw.get("input", "0x"))) - 2) // 2 if raw else 0
             out.append(
@@ -866,7 +866,7 @@ def _tx_records(
                     status="success" if ok else "reverted",
                     delay_s=d.delay_s,
                     calldata_bytes=data_bytes,
-                    l1_data_fee_native=data_bytes * l1_fee_per_byte_gwei * 1e-9,
+                    l1_data_fee_native=data_bytes * l1_data_fee_per_byte_gwei * 1e-9,
                 )
             )
     return sorted(out, key=lambda t: t.t_s)
@@ -1043,7 +1043,9 @@ def _sweep_main(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     strategies = resolve_strategies(args.strategy)
     base = StressOptions(
-        short_s=SHORT_DURATION_S if args.short else args.duration_s, config_path=args.config
+        short_s=SHORT_DURATION_S if args.short else args.duration_s,
+        config_path=args.config,
+        chain_profile=args.chain_profile,
     )
     out_root = Path(args.out or f"runs/sweep-{Path(args.scenario).stem}")
     t0 = time.perf_counter()

@@ -122,6 +122,9 @@ class ModelParams:
     """Calldata of one refresh, bytes (priced by an L2's L1 data fee per byte)."""
     calldata_bytes_per_level: int = 64
     """Marginal calldata of one more ladder level, bytes."""
+    l1_data_fee_per_byte_gwei: float = 0.0
+    """L2 only: the L1 data fee per calldata byte, gwei (0 on an L1). The runtime feeds it to
+    the estimators (``Estimators.update_l1_fee``), so the gate prices a refresh's calldata."""
     native_price_quote: float = 2000.0
     """Quote currency per unit of the chain's native token (prices gas)."""
     gas_spike_weight: float = 0.25
@@ -197,6 +200,7 @@ class ModelParams:
             (0.0 < self.min_depth_factor <= 1.0, "min_depth_factor must be in (0, 1]"),
             (self.momentum_horizon_s >= 0.0, "momentum_horizon_s must be >= 0"),
             (self.quote_expiry_s >= 0.0, "quote_expiry_s must be >= 0"),
+            (self.l1_data_fee_per_byte_gwei >= 0.0, "l1_data_fee_per_byte_gwei must be >= 0"),
             (
                 min(self.gas_units_per_level, self.calldata_bytes_per_refresh) >= 0
                 and self.calldata_bytes_per_level >= 0,

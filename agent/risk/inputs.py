@@ -49,6 +49,15 @@ class CycleObservations:
     cex_banned: bool = False
     cex_rate_limited: bool = False
     cex_feed_age_s: float = 0.0
+    fair_value: float | None = None
+    """Fair value (``FairValueEstimator``): the collar and the funding stake centre on it."""
+    fair_value_divergence_bps: float = 0.0
+    cex_jump: bool = False
+    """The exchange jump detector has quotes pulled."""
+    funding_interval_s: float = 28_800.0
+    """The market's funding interval (the funding window scales with it)."""
+    marked_equity_quote: float | None = None
+    """Both legs marked fresh (``marked_equity_quote``); None: DEX equity plus the hedge P&L."""
 
 
 def build_risk_inputs(
@@ -91,7 +100,11 @@ def build_risk_inputs(
         block_age_s=block_age,
         cex_feed_age_s=obs.cex_feed_age_s,
         rpc_error_rate=(fails / calls) if calls > 0 else 0.0,
-        equity_quote=equity + obs.hedge_pnl,
+        equity_quote=(
+            obs.marked_equity_quote
+            if obs.marked_equity_quote is not None
+            else equity + obs.hedge_pnl
+        ),
         margin_ratio=margin_ratio,
         liq_distance_bps=liq_bps,
         cex_reachable=obs.cex_reachable,
@@ -99,6 +112,10 @@ def build_risk_inputs(
         cex_rate_limited=obs.cex_rate_limited,
         orders_per_min=float(obs.orders_last_min),
         quote_prices=tuple(o.price_ticks * obs.tick_size for o in snap.open_orders),
+        fair_value=obs.fair_value,
+        fair_value_divergence_bps=obs.fair_value_divergence_bps,
+        cex_jump=obs.cex_jump,
+        funding_interval_s=obs.funding_interval_s,
     )
 
 

@@ -119,6 +119,9 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
             "symbol": "ETHUSDT",
             "policy": {"dead_band_base": 0.01, "twap_threshold_base": 10.0},
         },
+        # The hedge band is sized by inventory risk against hedge cost, at most a quarter of
+        # the cap: a cap of 0.16 keeps it under the 0.05 fill, which must then be hedged.
+        quoting={"inventory_cap_base": 0.16},
     )
     clock = FakeClock()
     agent, closers = await _agent(cfg, clock)

@@ -143,3 +143,37 @@ async def test_no_urgency_sends_nothing_and_band_can_be_set(
     assert sim.exchange.position_qty(SYMBOL) == Decimal("-1.0")
     with pytest.raises(ValueError, match="urgency"):
         hedger.set_urgency(3)
+
+
+@pytest.mark.asyncio
+async def test_hedge_leg_reads_a_fresh_exchange_mid_and_takes_the_risk_posture(
+    wire: tuple[SimServer, BinanceFuturesClient],
+) -> None:
+    # The runtime's view of the leg: a fresh mid for fair value (never waiting on the exchange),
+    # the band and urgency the risk directive orders, and what a hedge costs in each style.
+    from agent.hedging import HedgeLeg
+
+    sim, client = wire
+    now = [100.0]
+    hedger = Hedger(client, MemoryJournal(), passive())
+    leg = HedgeLeg(hedger, client, SYMBOL, clock=lambda: now[0])
+    assert leg.fresh_mid() is None
+    leg.poll_mid(now[0])
+    task = leg._mid_task
+    leg.poll_mid(now[0])  # one read in flight at most
+    assert leg._mid_task is task is not None
+    now[0] = 100.1  # the answer is stamped with when it was asked for
+    await leg.await_mid(5.0)
+    seen = leg.fresh_mid()
+    assert seen is not None and seen[0] == 100.0
+    assert seen[1] == pytest.approx(float(sim.exchange.mid(SYMBOL)), rel=1e-4)
+    leg.poll_mid(now[0])  # within the minimum interval: no new read
+    assert leg._mid_task is task and task.done()
+
+    leg.set_posture(0.2, 1)
+    assert hedger.band_base() == pytest.approx(0.2)
+    leg.set_posture(0.2 * 0.5, 2)  # HEDGING: the directive's half band, then the urgent shrink
+    assert hedger.band_base() == pytest.approx(0.1 * hedger.config.urgent_band_mult)
+    assert leg.hedge_cost_bps() == pytest.approx(max(hedger.config.maker_fee_bps, 0.5))
+    assert leg.min_order_base() == pytest.approx(0.001)
+    await leg.close(cancel_open=False)

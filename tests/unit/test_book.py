@@ -85,3 +85,37 @@ def test_funding_is_journaled_with_its_log_key_and_order_events_change_nothing(
     assert ledger.snapshot().funding == pytest.approx(-1.25)
     assert journal.funding_total_raw("0xmarket") == 1_250_000  # paid: positive raw
     journal.close()
+
+
+def test_others_book_takes_out_only_our_lots() -> None:
+    from agent.book import others_book
+    from agent.types import BookSnapshot, Order
+
+    book = BookSnapshot(bids=((2999, 15), (2998, 4)), asks=((3001, 10), (3003, 7)), block_number=9)
+    ours = (
+        Order(1, Side.BID, Tick(2999), Lots(10), Lots(10)),  # shares the level with 5 of others
+        Order(2, Side.ASK, Tick(3001), Lots(10), Lots(10)),  # alone at the level
+    )
+    rest = others_book(book, ours)
+    assert rest.bids == ((2999, 5), (2998, 4))
+    assert rest.asks == ((3003, 7),)
+    assert (rest.best_bid, rest.best_ask) == (2999, 3003)
+
+
+def test_own_fills_reach_the_callback_once(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite", fsync=False)
+    seen: list[tuple[float, Fill]] = []
+    book = EventBook(
+        journal,
+        PnlLedger(),
+        MARKET,
+        "0xMe",
+        on_trade=lambda t, d: None,
+        on_account=lambda a: None,
+        note=lambda _: None,
+        on_own_fill=lambda t, f: seen.append((t, f)),
+    )
+    fill = _own_fill()
+    assert book.apply([fill], 3000.0, 5.0) == 1
+    assert book.apply([fill], 3000.0, 6.0) == 0  # re-polled: not a new fill
+    assert seen == [(5.0, fill.fill)]

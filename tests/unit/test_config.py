@@ -106,7 +106,10 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert isinstance(cfg.quoting, ModelParams) and cfg.quoting.base_size_base == 0.05
     assert isinstance(cfg.tx, TxPipelineConfig)
     assert isinstance(cfg.risk, RiskLimits)
-    assert cfg.hedge.policy == HedgerConfig(symbol="ETHUSDT", twap_threshold_base=5.0)
+    assert cfg.hedge.policy == HedgerConfig(
+        symbol="ETHUSDT", twap_threshold_base=5.0, dead_band_base=0.04
+    )
+    assert cfg.hedge.policy.dead_band_base < cfg.quoting.base_size_base  # a full fill is hedged
     key_source(cfg)
     assert cfg.execution.unload_max_slippage_bps == 50.0
 

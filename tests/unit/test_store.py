@@ -219,3 +219,13 @@ def test_risk_memory_survives_reopen_and_keeps_one_row(tmp_path: Path) -> None:
     with Journal(path) as j:
         assert j.risk_memory() == {"state": "HALTED", "peak_equity": 120.0}
         assert j._db.execute("SELECT COUNT(*) FROM risk_memory").fetchone()[0] == 1
+
+
+def test_estimator_state_round_trips_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as j:
+        assert j.load_estimator("quote_fills") is None
+        j.save_estimator("quote_fills", {"version": 1, "fills": [1.0, 2.0]}, 1_000)
+        j.save_estimator("quote_fills", {"version": 1, "fills": [3.0]}, 2_000)
+    with Journal(path) as j:  # survives a reopen; the later save replaced the earlier
+        assert j.load_estimator("quote_fills") == {"version": 1, "fills": [3.0]}

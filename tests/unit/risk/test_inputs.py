@@ -71,3 +71,19 @@ def test_sliding_count_forgets_after_the_window() -> None:
     assert w.deltas(0.0, 100, 1) == (0, 0)
     assert w.deltas(30.0, 130, 4) == (30, 3)
     assert w.deltas(90.0, 200, 4) == (70, 0)  # the mark at t=0 left the window
+
+
+def test_fair_value_jump_interval_and_marked_equity_reach_the_engine() -> None:
+    snap = snapshot(position=position(size_lots=50, equity=1_000.0, maint=250.0))
+    obs = replace(
+        OBS,
+        fair_value=3_003.0,
+        fair_value_divergence_bps=12.0,
+        cex_jump=True,
+        funding_interval_s=3_600.0,
+        marked_equity_quote=1_234.0,
+    )
+    r = build_risk_inputs(snap, snap.position, obs)
+    assert (r.fair_value, r.fair_value_divergence_bps, r.cex_jump) == (3_003.0, 12.0, True)
+    assert r.funding_interval_s == 3_600.0
+    assert r.equity_quote == 1_234.0  # both legs marked fresh, not DEX equity + hedge P&L

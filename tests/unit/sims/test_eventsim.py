@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agent.model import ModelParams
+from agent.runtime import Agent
+from agent.store import Journal
 from sims.eventsim import EventSimConfig, EventSimResult, run_event_sim
 from sims.processes import BaseFeeSpec, MempoolSpec, MidPriceSpec, TakerFlowSpec
+from sims.simvenue import SimVenue
 
 HIGH_GAS = EventSimConfig(
     duration_s=1800.0,
@@ -46,3 +50,49 @@ def test_cost_aware_spends_less_gas_at_equal_or_better_net_pnl(seed: int) -> Non
     assert gated.updates_skipped > 0 and every.updates_skipped == 0
     assert gated.gas_units_spent < every.gas_units_spent
     assert gated.pnl_total >= every.pnl_total
+
+
+def test_the_quote_fill_intensity_state_survives_a_restart(tmp_path: Path) -> None:
+    # Live estimators: the fit from our own quotes is saved to the journal and resumed at start.
+    cfg = replace(
+        HIGH_GAS, duration_s=400.0, live_estimators=True, base_fee=BaseFeeSpec(base_fee0_wei=1e7)
+    )
+    path = tmp_path / "journal.sqlite"
+    first = run_event_sim(cfg, seed=5, journal_path=path)
+    assert first.fills > 0
+    with Journal(path, fsync=False) as j:
+        learnt = j.load_estimator("quote_fills")
+    assert learnt is not None and sum(learnt["fills"]) > 0 and sum(learnt["exposure"]) > 0
+    # One step of a new run saves at its first cycle: what it saved is what it resumed.
+    run_event_sim(replace(cfg, duration_s=1.0), seed=6, journal_path=path)
+    with Journal(path, fsync=False) as j:
+        resumed = j.load_estimator("quote_fills")
+    assert resumed is not None
+    assert sum(resumed["fills"]) == pytest.approx(sum(learnt["fills"]), rel=1e-3)
+
+
+def test_quotes_centre_on_fair_value_not_on_a_mid_made_of_our_own_quotes() -> None:
+    # No other maker rests near the mid (they sit 40 ticks out): our own quotes make the DEX
+    # mid, and an inventory skew moves it. The model must centre on the oracle regardless.
+    cfg = replace(
+        HIGH_GAS,
+        duration_s=300.0,
+        book_half_spread_ticks=40,
+        base_fee=BaseFeeSpec(base_fee0_wei=1e7),
+    )
+    gaps: list[float] = []
+    own_mid_gaps: list[float] = []
+
+    def check(agent: Agent, venue: SimVenue) -> None:
+        d, snap = agent.decision, agent.last_snapshot
+        if d is None or snap is None or snap.index is None:
+            return
+        gaps.append(abs(d.fair_value - snap.index))
+        bb, ba = snap.book.best_bid, snap.book.best_ask
+        if bb is not None and ba is not None:
+            own_mid_gaps.append(abs((bb + ba) / 2 * agent.params.tick_size - snap.index))
+
+    r = run_event_sim(cfg, seed=4, on_step=check)
+    assert r.fills > 0 and len(gaps) > 100
+    assert max(gaps) < 1e-9  # the centre is the oracle (no exchange feed in this world)
+    assert max(own_mid_gaps) > 0.0  # while the book's mid (ours included) was elsewhere

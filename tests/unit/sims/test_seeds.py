@@ -62,3 +62,14 @@ def test_scaled_clock_stands_until_go_then_runs_at_speed() -> None:
     assert c.wall_until(c() + 50.0) == pytest.approx(1.0, abs=0.05)
     with pytest.raises(ValueError):
         ScaledClock(0.0, speed=0.0)
+
+
+def test_the_baselines_are_the_model_presets() -> None:
+    # `plain` and `every-block` in the table are exactly agent.model.strategies' presets.
+    from agent.model import ModelParams
+    from agent.model.strategies import strategy
+
+    configured = ModelParams(levels=2, base_size_base=0.05)
+    for name in ("plain", "every-block"):
+        assert get_strategy(name).apply(configured) == strategy(name).params(configured)
+    assert get_strategy("every-block").quoting == {"cost_gate": False}
