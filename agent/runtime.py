@@ -50,6 +50,7 @@ from agent.hedge.band import HedgeBandInputs, hedge_band_base
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
 from agent.keeper.runner import KeeperRunner
+from agent.logs import Event, log_event
 from agent.model.estimators import (
     BaseFeeForecaster,
     Estimators,
@@ -555,14 +556,29 @@ class Agent:
         # chain error, not a crash of the loop.
         except (ChainError, TxError, VenueError) as exc:
             self._m_errors.labels(kind=type(exc).__name__).inc()
-            log.warning("cycle failed: %s", exc)
+            log_event(
+                log,
+                Event.CYCLE_FAILED,
+                f"cycle failed: {exc}",
+                level=logging.WARNING,
+                kind=type(exc).__name__,
+                error=str(exc),
+            )
             self._note(f"cycle error: {exc}")
             await self._after_failed_cycle()
         except Exception as exc:
             # A malformed answer (a missing field, bad hex) must not kill a keeper bot. Logged
             # with its traceback and counted, so a real bug is loud, not silent.
             self._m_errors.labels(kind="unexpected").inc()
-            log.exception("cycle failed unexpectedly")
+            log_event(
+                log,
+                Event.CYCLE_FAILED,
+                "cycle failed unexpectedly",
+                level=logging.ERROR,
+                exc_info=True,
+                kind="unexpected",
+                error=f"{type(exc).__name__}: {exc}",
+            )
             self._note(f"cycle error (unexpected {type(exc).__name__}): {exc}")
             await self._after_failed_cycle()
         else:
@@ -788,7 +804,7 @@ class Agent:
             else 0
         )
         try:
-            await self.venue.replace_quotes(
+            intent = await self.venue.replace_quotes(
                 diff.cancel_ids, diff.place, expiry, based_on_block=snap.block_number
             )
         except StaleSnapshot as exc:
@@ -803,6 +819,16 @@ class Agent:
             kept = self._live_expires_s if diff.keep else None
             self._live_expires_s = min(float(expiry), kept) if kept is not None else float(expiry)
         self.quote_life.update_send(now)
+        log_event(
+            log,
+            Event.QUOTE_SENT,
+            f"quotes sent: -{len(diff.cancel_ids)} +{len(diff.place)}",
+            intent=intent,
+            cancels=len(diff.cancel_ids),
+            places=len(diff.place),
+            expires_at_s=expiry,
+            block=snap.block_number,
+        )
         self._m_quotes.inc()
         self.status.quote_txs += 1
         self.status.last_decision = (
@@ -812,7 +838,8 @@ class Agent:
 
     async def _cancel_all(self, why: str) -> str:
         intent = await self.venue.cancel_all()
-        self._note(f"cancel-all sent ({why})")
+        self.status.events.appendleft(f"cancel-all sent ({why})")  # the status view's event list
+        log_event(log, Event.CANCEL_ALL, f"cancel-all sent ({why})", intent=intent, why=why)
         self.journal.record_decision(int(self.clock() * 1000), "cancel_all", {"why": why})
         return intent
 
@@ -1049,6 +1076,10 @@ class Agent:
             self._on_outcome(ev)
 
     def _on_outcome(self, ev: TxOutcome) -> None:
+        _log_outcome(ev)
+        self._fam.tx_outcomes.labels(outcome=_outcome_name(ev)).inc()
+        if not isinstance(ev, TxLost):
+            self._fam.gas_fees_paid_native.inc(max(ev.gas_cost_native, 0.0))
         match ev:
             case TxIncluded():
                 self.est.delay.update_inclusion(ev.submitted_s, ev.included_s, ev.delay_blocks)
@@ -1374,3 +1405,41 @@ async def _abandon(task: asyncio.Future[Any]) -> None:
 
 def _preset(name: str) -> Strategy:
     return strategy(name)
+
+
+def _outcome_name(ev: TxOutcome) -> str:
+    match ev:
+        case TxIncluded():
+            return "mined"
+        case TxReverted():
+            return "reverted"
+        case TxLost():
+            return "dropped" if ev.dropped else "replaced" if ev.nonce_taken else "failed"
+        case _:
+            assert_never(ev)
+
+
+def _log_outcome(ev: TxOutcome) -> None:
+    """One ``tx.outcome`` line per transaction outcome (mined, reverted, lost)."""
+    match ev:
+        case TxIncluded():
+            log_event(
+                log, Event.TX_OUTCOME, f"{ev.purpose} mined in block {ev.block_number}",
+                intent=ev.handle, purpose=ev.purpose, outcome="mined", block=ev.block_number,
+                gas_used=ev.gas_used, fee_native=ev.gas_cost_native,
+                delay_blocks=ev.delay_blocks,
+            )  # fmt: skip
+        case TxReverted():
+            log_event(
+                log, Event.TX_OUTCOME, f"{ev.purpose} reverted: {ev.reason}",
+                level=logging.WARNING, intent=ev.handle, purpose=ev.purpose, outcome="reverted",
+                block=ev.block_number, reason=ev.reason, fee_native=ev.gas_cost_native,
+            )  # fmt: skip
+        case TxLost():
+            outcome = _outcome_name(ev)
+            log_event(
+                log, Event.TX_OUTCOME, f"{ev.purpose} {outcome}: {ev.reason}",
+                intent=ev.handle, purpose=ev.purpose, outcome=outcome, reason=ev.reason,
+            )  # fmt: skip
+        case _:
+            assert_never(ev)
