@@ -125,6 +125,8 @@ _KEY_ENV = "MM_SIM_CEX_API_KEY"
 _SECRET_ENV = "MM_SIM_CEX_API_SECRET"  # noqa: S105 - the name of an env var
 _WITHDRAWN = frozenset({"WITHDRAWN", "HALTED"})
 _TAIL_BLOCKS = 3
+_LOCKSTEP_RPC_TIMEOUT_S = 120.0
+_LOCKSTEP_CEX_TIMEOUT_S = 30.0
 
 
 class SimTime:
@@ -279,7 +281,14 @@ def _agent_config(
         policy = dataclasses.replace(base.hedge.policy, symbol=_SYMBOL)
     raw["quoting"] = get_strategy(strategy).apply(raw["quoting"])
     raw |= {
-        "chain": {"rpc_url": rpc_url, "chain_id": 31337, "deployment_file": str(deployment_file)},
+        # Lock-step waits for every answer before the next block exists, so a timeout can only
+        # fire because the machine is busy, and a run must not depend on that: the longest ones.
+        "chain": {
+            "rpc_url": rpc_url,
+            "chain_id": 31337,
+            "deployment_file": str(deployment_file),
+            "rpc_timeout_s": _LOCKSTEP_RPC_TIMEOUT_S,
+        },
         "signer": {"source": "dev", "dev_index": 1},
         "hedge": {
             "enabled": True,
@@ -287,6 +296,7 @@ def _agent_config(
             "symbol": _SYMBOL,
             "api_key_env": _KEY_ENV,
             "api_secret_env": _SECRET_ENV,
+            "request_timeout_s": _LOCKSTEP_CEX_TIMEOUT_S,
             "policy": policy,
         },
         "telemetry": {"json_logs": False, "log_level": "WARNING"},
@@ -429,6 +439,12 @@ async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> N
     Blocks follow the agent's transactions, not the wall clock (an earlier version mined one per
     50 ms of wall time, so a slow machine mined more blocks and the same seed's report differed),
     and each block is one simulated second later.
+
+    A block is mined only once the pipeline has recorded the waiting transaction as sent. The
+    node holds it as soon as ``eth_sendRawTransaction`` arrives, but the pipeline stamps
+    ``sent_s`` (the simulated clock) only when the answer comes back: mining in between moved
+    the clock under that stamp, so the inclusion delay was 1 s or 0 s depending on how busy the
+    machine was (the ``gas`` sub-fields that differed between two runs of one seed).
     """
     # A quote sent in the last step lands first, so the shutdown never races it: whether the
     # cancel-all replaced it or followed it would depend on wall time.
@@ -441,12 +457,21 @@ async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> N
         done, _pending = await asyncio.wait({task}, timeout=0.01)
         if done:
             break
-        if not _agent_txs_waiting(world):
+        if not _all_sent(agent) or not _agent_txs_waiting(world):
             continue
         clock.set(clock() + 1.0)
         world.mine(int(clock()))
         mined += 1
     await task
+
+
+def _all_sent(agent: Agent) -> bool:
+    """True when every unconfirmed transaction of the agent's pipeline is stamped as sent."""
+    from agent.venue.dex import DexVenue
+
+    if not isinstance(agent.venue, DexVenue):
+        return True
+    return all(p.sent_s is not None for p in agent.venue.pipe.pending())
 
 
 def _agent_txs_waiting(world: ChainWorld) -> bool:
