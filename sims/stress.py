@@ -383,7 +383,12 @@ class _Recorder:
                 base_fee_gwei=st.base_fee_gwei,
                 inclusion_delay_s=st.inclusion_delay_s if st.quote_txs else None,
                 risk_state=state,
-                hedge_position_base=st.hedge_base,
+                # Read after the runner drained the hedger, not the status's copy: that one is
+                # taken while the hedger's task may still be talking to the exchange, so it
+                # depended on how fast the machine was.
+                hedge_position_base=(
+                    agent.hedger.hedge_position_base() if agent.hedger is not None else 0.0
+                ),
             )
         )
         # Hard cap: beyond it only while risk has declared the breach, and only for a while.
