@@ -349,6 +349,38 @@ class Anvil:
             raise ChainError(f"{method} failed: {msg['error'].get('message', msg['error'])}")
         return msg.get("result")
 
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Send several calls in one JSON-RPC batch (one round trip); return results in order.
+
+        The node runs a batch's calls in order, so state-changing controls may share one (a base
+        fee override, then ``evm_mine``). Raises ChainError naming the first call that failed.
+        """
+        if not calls:
+            return []
+        if self._http is None:
+            self._http = httpx.Client(timeout=30.0)
+        first = self._ids + 1
+        self._ids += len(calls)
+        body = [
+            {"jsonrpc": "2.0", "id": first + i, "method": m, "params": p}
+            for i, (m, p) in enumerate(calls)
+        ]
+        resp = self._http.post(self.url, json=body)
+        resp.raise_for_status()
+        msgs = resp.json()
+        if not isinstance(msgs, list):
+            raise ChainError(f"batch of {len(calls)} calls failed: {msgs}")
+        by_id = {m.get("id"): m for m in msgs}
+        out: list[Any] = []
+        for i, (method, _) in enumerate(calls):
+            msg = by_id.get(first + i)
+            if msg is None:
+                raise ChainError(f"{method} failed: no answer in the batch")
+            if "error" in msg:
+                raise ChainError(f"{method} failed: {msg['error'].get('message', msg['error'])}")
+            out.append(msg.get("result"))
+        return out
+
     # -- controls ----------------------------------------------------------------------------
 
     def snapshot(self) -> str:

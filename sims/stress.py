@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
+from agent.status import StatusSink
 from agent.types import Side
 from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, ManualClock, SimConfig, SimServer, SymbolSpec
@@ -125,6 +126,9 @@ _KEY_ENV = "MM_SIM_CEX_API_KEY"
 _SECRET_ENV = "MM_SIM_CEX_API_SECRET"  # noqa: S105 - the name of an env var
 _WITHDRAWN = frozenset({"WITHDRAWN", "HALTED"})
 _TAIL_BLOCKS = 3
+_LOCKSTEP_RPC_TIMEOUT_S = 120.0
+_STATUS_EVERY_S = 60.0
+_LOCKSTEP_CEX_TIMEOUT_S = 30.0
 
 
 class SimTime:
@@ -279,7 +283,14 @@ def _agent_config(
         policy = dataclasses.replace(base.hedge.policy, symbol=_SYMBOL)
     raw["quoting"] = get_strategy(strategy).apply(raw["quoting"])
     raw |= {
-        "chain": {"rpc_url": rpc_url, "chain_id": 31337, "deployment_file": str(deployment_file)},
+        # Lock-step waits for every answer before the next block exists, so a timeout can only
+        # fire because the machine is busy, and a run must not depend on that: the longest ones.
+        "chain": {
+            "rpc_url": rpc_url,
+            "chain_id": 31337,
+            "deployment_file": str(deployment_file),
+            "rpc_timeout_s": _LOCKSTEP_RPC_TIMEOUT_S,
+        },
         "signer": {"source": "dev", "dev_index": 1},
         "hedge": {
             "enabled": True,
@@ -287,10 +298,13 @@ def _agent_config(
             "symbol": _SYMBOL,
             "api_key_env": _KEY_ENV,
             "api_secret_env": _SECRET_ENV,
+            "request_timeout_s": _LOCKSTEP_CEX_TIMEOUT_S,
             "policy": policy,
         },
         "telemetry": {"json_logs": False, "log_level": "WARNING"},
-        "storage": {"data_dir": str(data_dir)},
+        # The journal's fsync buys power-loss safety, which a simulation does not need; what is
+        # journaled, and when, is the same without it.
+        "storage": {"data_dir": str(data_dir), "journal_fsync": False},
     }
     return AgentConfig.model_validate(raw)
 
@@ -369,7 +383,12 @@ class _Recorder:
                 base_fee_gwei=st.base_fee_gwei,
                 inclusion_delay_s=st.inclusion_delay_s if st.quote_txs else None,
                 risk_state=state,
-                hedge_position_base=st.hedge_base,
+                # Read after the runner drained the hedger, not the status's copy: that one is
+                # taken while the hedger's task may still be talking to the exchange, so it
+                # depended on how fast the machine was.
+                hedge_position_base=(
+                    agent.hedger.hedge_position_base() if agent.hedger is not None else 0.0
+                ),
             )
         )
         # Hard cap: beyond it only while risk has declared the breach, and only for a while.
@@ -412,6 +431,19 @@ def world_dt(samples: list[Sample]) -> float:
     return samples[-1].t_s - samples[-2].t_s
 
 
+class _PacedStatusSink(StatusSink):
+    """The agent's ``status.json`` once per simulated minute instead of once per second.
+
+    Nobody watches a run that goes as fast as it can (the paced demo keeps the agent's own
+    sink), and at 1 s blocks the per-second write (a file replace plus a WAL checkpoint) was a
+    tenth of a lock-step. Only when the file is written changes: the agent's decisions never
+    read it.
+    """
+
+    def due(self, min_interval_s: float = 1.0) -> bool:
+        return super().due(max(min_interval_s, _STATUS_EVERY_S))
+
+
 def _fresh_data_dir(out_dir: Path) -> Path:
     """Create `out_dir` and an empty agent data dir (journal, status) inside it."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -429,6 +461,12 @@ async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> N
     Blocks follow the agent's transactions, not the wall clock (an earlier version mined one per
     50 ms of wall time, so a slow machine mined more blocks and the same seed's report differed),
     and each block is one simulated second later.
+
+    A block is mined only once the pipeline has recorded the waiting transaction as sent. The
+    node holds it as soon as ``eth_sendRawTransaction`` arrives, but the pipeline stamps
+    ``sent_s`` (the simulated clock) only when the answer comes back: mining in between moved
+    the clock under that stamp, so the inclusion delay was 1 s or 0 s depending on how busy the
+    machine was (the ``gas`` sub-fields that differed between two runs of one seed).
     """
     # A quote sent in the last step lands first, so the shutdown never races it: whether the
     # cancel-all replaced it or followed it would depend on wall time.
@@ -441,12 +479,21 @@ async def _shutdown_mining(agent: Agent, world: ChainWorld, clock: SimTime) -> N
         done, _pending = await asyncio.wait({task}, timeout=0.01)
         if done:
             break
-        if not _agent_txs_waiting(world):
+        if not _all_sent(agent) or not _agent_txs_waiting(world):
             continue
         clock.set(clock() + 1.0)
         world.mine(int(clock()))
         mined += 1
     await task
+
+
+def _all_sent(agent: Agent) -> bool:
+    """True when every unconfirmed transaction of the agent's pipeline is stamped as sent."""
+    from agent.venue.dex import DexVenue
+
+    if not isinstance(agent.venue, DexVenue):
+        return True
+    return all(p.sent_s is not None for p in agent.venue.pipe.pending())
 
 
 def _agent_txs_waiting(world: ChainWorld) -> bool:
@@ -564,6 +611,8 @@ async def run_scenario(
                 opts.strategy,
             )
             agent, closers = await build_agent(cfg, clock=clock)
+            if opts.pace is None:
+                agent.sink = _PacedStatusSink(agent.sink.data_dir, agent.sink.clock)
             if agent.hedger is not None:
                 # The exchange answers in simulated time, so the client's wall-clock retry waits
                 # shrink to almost nothing: the retry sequence is the same, a step never stalls.

@@ -365,11 +365,18 @@ class ChainWorld:
         self._world_hashes.append(h)
         return h
 
-    def mine(self, timestamp_s: int) -> None:
-        """Mine one block at `timestamp_s` (strictly after the last block)."""
+    def mine(self, timestamp_s: int, base_fee_wei: int | None = None) -> None:
+        """Mine one block at `timestamp_s` (strictly after the last block), in one round trip.
+
+        `base_fee_wei` overrides the block's base fee. The override and ``evm_mine [ts]`` go in
+        one JSON-RPC batch, which the node runs in order: a block costs one round trip, not three.
+        """
         ts = max(timestamp_s, self.last_ts + 1)
-        self.node.set_next_block_timestamp(ts)
-        self.node.mine(1)
+        calls: list[tuple[str, list[Any]]] = []
+        if base_fee_wei is not None:
+            calls.append(("anvil_setNextBlockBaseFeePerGas", [hex(base_fee_wei)]))
+        calls.append(("evm_mine", [ts]))
+        self.node.batch(calls)
         self.last_ts = ts
         self.block += 1
         self.stats.blocks_mined += 1
@@ -391,25 +398,36 @@ class ChainWorld:
 
     def best_prices(self) -> tuple[float | None, float | None]:
         """(best bid, best ask) of the book in USD, live levels only."""
-        out: list[float | None] = []
-        for side in (0, 1):
-            raw = self._call(self.dep.market, self.market.encode_call("bookLevels", side, 1))
-            ticks, lots = self.market.decode_output("bookLevels", raw)
-            live = [t for t, n in zip(ticks, lots, strict=True) if n > 0]
-            out.append(live[0] * self.spec.tick_size_usd if live else None)
-        return out[0], out[1]
+        bids, asks = self.book(depth=1)
+        return (bids[0][0] if bids else None), (asks[0][0] if asks else None)
 
     def book(self, depth: int = 5) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
         """(bids best first, asks best first) as (price USD, lots), live levels only."""
+        # Both sides in one round trip (the arbitrageur reads the book every block).
+        return self._decode_book(self._call_many([self._book_call(s, depth) for s in (0, 1)]))
+
+    def _decode_book(
+        self, raws: Sequence[str]
+    ) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
         out: list[list[tuple[float, int]]] = []
-        for side in (0, 1):
-            raw = self._call(self.dep.market, self.market.encode_call("bookLevels", side, depth))
+        for raw in raws:
             ticks, lots = self.market.decode_output("bookLevels", raw)
             out.append(
                 [(t * self.spec.tick_size_usd, int(n)) for t, n in zip(ticks, lots, strict=True)
                  if n > 0]
             )  # fmt: skip
         return out[0], out[1]
+
+    def _book_call(self, side: int, depth: int) -> bytes:
+        return self.market.encode_call("bookLevels", side, depth)
+
+    def _call_many(self, datas: Sequence[bytes]) -> list[str]:
+        """``eth_call`` the market with each of `datas`, all in one JSON-RPC batch."""
+        mk = self.dep.market
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_call", [{"to": mk, "data": "0x" + d.hex()}, "latest"]) for d in datas
+        ]
+        return [str(r) for r in self.node.batch(calls)]
 
     def account(self, who: str) -> tuple[int, int, int]:
         """(collateral raw, position lots, equity raw) of `who` (raises if the view reverts)."""
@@ -420,11 +438,17 @@ class ChainWorld:
     def open_order_ids(self, who: str) -> list[int]:
         """Ids of `who`'s live resting orders."""
         raw = self._call(self.dep.market, self.market.encode_call("openOrders", who))
+        return self._decode_order_ids(raw)
+
+    def _decode_order_ids(self, raw: str) -> list[int]:
         return [int(o[0]) for o in self.market.decode_output("openOrders", raw)[0]]
 
     def funding_next_boundary(self) -> int:
         """The market's next funding boundary (unix s)."""
         raw = self._call(self.dep.market, self.market.encode_call("fundingState"))
+        return self._decode_next_boundary(raw)
+
+    def _decode_next_boundary(self, raw: str) -> int:
         return int(self.market.decode_output("fundingState", raw)[1])
 
     # -- actors --------------------------------------------------------------------------------
@@ -437,19 +461,36 @@ class ChainWorld:
         )
         self.stats.oracle_pushes += 1
 
-    def refresh_makers(self, center_usd: float, now_s: float, force: bool = False) -> int:
-        """Re-post the background ladders that are old or off-centre; return how many."""
-        n = 0
+    def _makers_due(self, center_usd: float, now_s: float, force: bool = False) -> list[int]:
+        """The makers whose ladder is old or off-centre (all of them with `force`)."""
+        due = []
         for index, st in self._makers.items():
             moved = abs(center_usd / st.center_usd - 1.0) * 1e4 if st.center_usd else math.inf
             if (
-                not force
-                and moved < self.ladder.move_bps
-                and now_s - st.posted_s < self.ladder.refresh_s
+                force
+                or moved >= self.ladder.move_bps
+                or now_s - st.posted_s >= self.ladder.refresh_s
             ):
-                continue
+                due.append(index)
+        return due
+
+    def refresh_makers(
+        self,
+        center_usd: float,
+        now_s: float,
+        force: bool = False,
+        open_ids: Mapping[int, list[int]] | None = None,
+    ) -> int:
+        """Re-post the background ladders that are old or off-centre; return how many.
+
+        `open_ids` are the due makers' resting order ids when already read (by :meth:`play`).
+        """
+        n = 0
+        for index in self._makers_due(center_usd, now_s, force):
+            st = self._makers[index]
             who = self.roles.address(index)
-            cancel = self.open_order_ids(who)
+            known = open_ids.get(index) if open_ids is not None else None
+            cancel = known if known is not None else self.open_order_ids(who)
             places = []
             for k, (off, size) in enumerate(
                 zip(self.ladder.offsets_bps, self.ladder.sizes_base, strict=True)
@@ -492,6 +533,9 @@ class ChainWorld:
             )
             self.stats.taker_orders += 1
 
+    def _arbitrage_on(self) -> bool:
+        return self.arbitrage.enabled and self.arbitrage.max_size_base > 0
+
     def arbitrage_threshold_bps(
         self, price_usd: float, size_base: float, base_fee_gwei: float
     ) -> float:
@@ -500,16 +544,22 @@ class ChainWorld:
         notional = max(price_usd * size_base, 1e-9)
         return self.spec.taker_fee_bps + gas_usd / notional * 1e4 + self.arbitrage.min_edge_bps
 
-    def send_arbitrage(self, reference_usd: float, base_fee_gwei: float) -> int:
+    def send_arbitrage(
+        self,
+        reference_usd: float,
+        base_fee_gwei: float,
+        book: tuple[list[tuple[float, int]], list[tuple[float, int]]] | None = None,
+    ) -> int:
         """Take DEX levels resting through `reference_usd` by more than the arb's costs.
 
         One IOC per side at most: limited at the price where the edge is exactly the threshold,
         sized to the levels through it (capped at ``max_size_base``). Returns orders sent.
+        `book` is :meth:`book` when already read (by :meth:`play`).
         """
-        arb = self.arbitrage
-        if not arb.enabled or arb.max_size_base <= 0:
+        if not self._arbitrage_on():
             return 0
-        bids, asks = self.book()
+        arb = self.arbitrage
+        bids, asks = book if book is not None else self.book()
         sent = 0
         lot = self.spec.lot_size_base
         for side, levels, sign in ((Side.BID, asks, 1.0), (Side.ASK, bids, -1.0)):
@@ -537,17 +587,25 @@ class ChainWorld:
             sent += 1
         return sent
 
-    def settle_funding_if_due(self, grace_s: float) -> bool:
-        """Call ``settleFunding`` when a boundary passed `grace_s` ago and is still open."""
+    def _settle_window(self, grace_s: float) -> bool:
+        """True in the two seconds starting `grace_s` after a funding boundary."""
         interval = self.spec.funding_interval_s
-        last_boundary = self.last_ts // interval * interval
-        if self.last_ts - last_boundary < grace_s or self.last_ts - last_boundary >= grace_s + 2:
-            return False
-        return self.settle_funding_now()
+        since = self.last_ts - self.last_ts // interval * interval
+        return grace_s <= since < grace_s + 2
 
-    def settle_funding_now(self) -> bool:
+    def settle_funding_if_due(self, grace_s: float, next_boundary: int | None = None) -> bool:
+        """Call ``settleFunding`` when a boundary passed `grace_s` ago and is still open.
+
+        `next_boundary` is :meth:`funding_next_boundary` when already read (by :meth:`play`).
+        """
+        if not self._settle_window(grace_s):
+            return False
+        return self.settle_funding_now(next_boundary)
+
+    def settle_funding_now(self, next_boundary: int | None = None) -> bool:
         """Call ``settleFunding`` if a boundary has passed and is still open; True if sent."""
-        if self.funding_next_boundary() > self.last_ts:
+        nb = next_boundary if next_boundary is not None else self.funding_next_boundary()
+        if nb > self.last_ts:
             return False  # the agent's keeper duty (or a trade) already closed it
         self._send(
             self.roles.address(self.roles.keeper),
@@ -624,29 +682,51 @@ class ChainWorld:
         (a busy network's steady state); None lets the mostly empty local blocks decay it.
         """
         fee = step.base_fee_override_gwei
+        # The override rides in the mining batch below: nothing before it reads the base fee.
+        next_base_fee: int | None = None
         if step.mined and (fee is not None or quiet_base_fee_gwei is not None):
             gwei = fee if fee is not None else quiet_base_fee_gwei
             assert gwei is not None
-            self.node.set_next_base_fee(int(gwei * _GWEI))
+            next_base_fee = int(gwei * _GWEI)
+        now_s = start_ts + step.t_s
+        # Every read of the step first, in one round trip: they all read the last mined block,
+        # which nothing sent below changes, so reading them together reads the same values.
+        makers = self._makers_due(step.target_dex_mid_usd, now_s)
+        want_book = step.mined and self._arbitrage_on()
+        want_funding = step.mined and self._settle_window(settle_grace_s)
+        datas = [self._book_call(side, 5) for side in (0, 1)] if want_book else []
+        datas += [self.market.encode_call("openOrders", self.roles.address(i)) for i in makers]
+        if want_funding:
+            datas.append(self.market.encode_call("fundingState"))
+        raws = self._call_many(datas) if datas else []
+        book = self._decode_book(raws[:2]) if want_book else None
+        at = 2 if want_book else 0
+        open_ids = {i: self._decode_order_ids(raws[at + k]) for k, i in enumerate(makers)}
+        next_boundary = self._decode_next_boundary(raws[-1]) if want_funding else None
+
         if step.oracle_update and step.mined:
             self.push_oracle(step.oracle_usd)
-        now_s = start_ts + step.t_s
-        self.refresh_makers(step.target_dex_mid_usd, now_s)
+        self.refresh_makers(step.target_dex_mid_usd, now_s, open_ids=open_ids)
         if step.takers:
             # Fair value, not the book's mid: a mid made of our own quotes would let a quote
             # that is off the market drag the takers' prices along with it.
             self.send_takers(step.takers, step.target_dex_mid_usd)
         if step.mined:
             fee_gwei = fee if fee is not None else (quiet_base_fee_gwei or 0.0)
-            self.send_arbitrage(step.arb_reference_usd, fee_gwei)
+            self.send_arbitrage(step.arb_reference_usd, fee_gwei, book)
         if not step.mined:
             self.stats.stalled_steps += 1
             return
-        self.settle_funding_if_due(settle_grace_s)
+        self.settle_funding_if_due(settle_grace_s, next_boundary)
         if step.drop_txs:
             self.drop_agent_txs()
+        if next_base_fee is not None and self._held:
+            # A held transaction re-sent below meets the node's pool check against the next
+            # base fee: set it first, as a separate call, so such steps behave as they always did.
+            self.node.set_next_base_fee(next_base_fee)
+            next_base_fee = None
         self.hold_agent_txs(step.inclusion_delay_blocks)
-        self.mine(start_ts + round(step.t_s))
+        self.mine(start_ts + round(step.t_s), next_base_fee)
 
 
 @functools.cache

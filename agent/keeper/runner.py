@@ -9,7 +9,8 @@ stopped at the first 20 accounts it learnt, forever, is what this replaced).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from agent.errors import GasOverBudget
 from agent.keeper.duties import (
@@ -19,12 +20,21 @@ from agent.keeper.duties import (
     should_settle_funding,
 )
 from agent.types import VenueSnapshot
-from agent.venue.base import MarketInfo, Venue
+from agent.venue.base import AccountHealthReading, MarketInfo, Venue
 
 __all__ = ["KeeperRunner"]
 
 _SETTLE_GAS_UNITS = 200_000
 _LIQUIDATE_GAS_UNITS = 600_000
+
+
+@runtime_checkable
+class _BatchedHealth(Protocol):
+    """A venue that reads many accounts' health in one round trip (DexVenue does)."""
+
+    async def account_health_many(
+        self, accounts: Sequence[str]
+    ) -> Sequence[AccountHealthReading | None]: ...
 
 
 class KeeperRunner:
@@ -39,7 +49,8 @@ class KeeperRunner:
     scan_every_blocks
         Liquidation scans run on blocks divisible by this.
     scan_per_round
-        Accounts read per scan (each read is one ``eth_call``).
+        Accounts read per scan: one JSON-RPC batch on a venue with ``account_health_many``
+        (:class:`~agent.venue.dex.DexVenue`), one ``eth_call`` each otherwise.
     note
         Human-readable notes for the status page and the log.
     """
@@ -113,8 +124,13 @@ class KeeperRunner:
                     self._settle_tried_epoch = -1  # try again when the base fee is back down
         if not self.policy.liquidate or snap.block_number % self.scan_every_blocks:
             return
-        for acct in self.next_scan():
-            h = await self.venue.account_health(acct)
+        scan = self.next_scan()
+        readings: Sequence[AccountHealthReading | None]
+        if isinstance(self.venue, _BatchedHealth):
+            readings = await self.venue.account_health_many(scan)
+        else:
+            readings = [await self.venue.account_health(a) for a in scan]
+        for acct, h in zip(scan, readings, strict=True):
             if h is None:
                 continue
             health = AccountHealth(acct, h.equity, h.maintenance_margin, h.position_lots)

@@ -3,7 +3,8 @@
 The whole stack runs (forked anvil, world, CEX simulator, the real agent and hedger). A shorter
 run is measured (600 simulated seconds by default) and scaled linearly to one hour, after
 subtracting the fixed set-up cost; the figure's name says so. Target (issue 12): ≤ 30 s per
-simulated hour; the figure before it was 57–61 s.
+simulated hour; before the batched reads main measured 89–105 s beside it (57–61 s on a quiet
+machine on 2026-11-24).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["run"]
 
 _MEASURED_S = 600.0
 _TARGET_S = 30.0
-_PREVIOUS = "57–61 s"
+_PREVIOUS = "89–105 s on main, same load"
+"""Main before the batched world and keeper reads, run interleaved with this on 2026-11-30."""
 
 
 async def _measure(sim_s: float) -> tuple[float, float, int]:

@@ -65,3 +65,28 @@ def test_arbitrageur_sells_into_a_bid_above_fair_value(world: ChainWorld) -> Non
     w.mine(w.last_ts + 1)
     assert w.account(w.agent_address)[1] == w.spec.lots(0.2, FAIR)
     assert w.stats.arb_orders == 1
+
+
+def test_mine_sets_timestamp_and_base_fee_in_one_round_trip(world: ChainWorld) -> None:
+    w = world
+    ts = w.last_ts + 7
+    w.mine(ts, base_fee_wei=3 * 10**9)
+    head = w.node.latest_block()
+    assert int(head["timestamp"], 16) == ts == w.last_ts
+    assert int(head["baseFeePerGas"], 16) == 3 * 10**9
+    assert int(head["number"], 16) == w.block
+    # Without an override the base fee follows EIP-1559 (an empty block: it falls).
+    w.mine(ts + 1)
+    assert int(w.node.latest_block()["baseFeePerGas"], 16) < 3 * 10**9
+
+
+def test_book_reads_both_sides_in_one_batch(world: ChainWorld) -> None:
+    w = world
+    _rest(w, Side.BID, FAIR * 0.999, 0.1, 1)
+    _rest(w, Side.ASK, FAIR * 1.001, 0.2, 2)
+    w.mine(w.last_ts + 1)
+    bids, asks = w.book()
+    assert [n for _, n in bids] == [w.spec.lots(0.1, FAIR * 0.999)]
+    assert [n for _, n in asks] == [w.spec.lots(0.2, FAIR * 1.001)]
+    assert bids[0][0] < FAIR < asks[0][0]
+    assert w.best_prices() == (bids[0][0], asks[0][0])

@@ -74,3 +74,34 @@ def test_the_scan_continues_round_robin_where_it_stopped() -> None:
     runner.learn("f")  # a newcomer joins the rotation
     seen = set(runner.next_scan() + runner.next_scan())
     assert "f" in seen
+
+
+class _BatchedAccounts(_Accounts):
+    """A venue that reads a whole scan in one call, as DexVenue does (one JSON-RPC batch)."""
+
+    def __init__(self, health: dict[str, AccountHealthReading]) -> None:
+        super().__init__(health)
+        self.batches: list[list[str]] = []
+
+    async def account_health_many(self, accounts: list[str]) -> list[AccountHealthReading | None]:
+        self.batches.append(list(accounts))
+        return [self.health.get(a) for a in accounts]
+
+
+@pytest.mark.asyncio
+async def test_a_venue_with_batched_reads_gets_one_call_per_scan() -> None:
+    names = [f"0x{i:040x}" for i in range(25)]
+    healthy = AccountHealthReading(equity=1_000.0, maintenance_margin=10.0, position_lots=5)
+    venue = _BatchedAccounts({n: healthy for n in names})
+    venue.health[names[22]] = AccountHealthReading(
+        equity=1.0, maintenance_margin=10.0, position_lots=5
+    )
+    runner = _runner(venue)
+    for n in names:
+        runner.learn(n)
+    for block in range(2):
+        await runner.run(snapshot(block=block), MARKET, gas_price_wei=10**9, native=1.0)
+    assert [len(b) for b in venue.batches] == [20, 20]  # one call per scan, none per account
+    assert venue.reads == []
+    assert sorted({a for b in venue.batches for a in b}) == sorted(names)
+    assert venue.liquidated == [names[22]]
