@@ -29,7 +29,7 @@ from agent.keeper.duties import KeeperPolicy
 from agent.risk.engine import RiskEngine, RiskLimits, RiskState
 from agent.runtime import Agent, AlertSink
 from agent.store import Journal
-from agent.telemetry import Health
+from agent.telemetry import Health, MetricsRegistry
 from agent.venue.dex import DexVenue
 
 __all__ = [
@@ -99,12 +99,25 @@ class RpcWallet:
 
 
 async def build_hedge_leg(
-    cfg: AgentConfig, journal: Journal, clock: Callable[[], float] = time.time
+    cfg: AgentConfig,
+    journal: Journal,
+    clock: Callable[[], float] = time.time,
+    metrics: MetricsRegistry | None = None,
 ) -> HedgeLeg:
     """Connect the exchange client and resume the hedger (lookups only: it never trades here).
 
     The hedger stays disarmed until the runtime passes it a DEX position read from the chain.
+    `metrics` receives the exchange latency and error families.
     """
+    observe = None
+    if metrics is not None:
+        fam = metrics.families
+
+        def observe(endpoint: str, seconds: float, failure: str | None) -> None:
+            fam.exchange_latency_seconds.labels(endpoint=endpoint).observe(seconds)
+            if failure is not None:
+                fam.exchange_errors.labels(kind=failure).inc()
+
     client = BinanceFuturesClient(
         ClientConfig(
             base_url=cfg.hedge.base_url,
@@ -115,6 +128,7 @@ async def build_hedge_leg(
         # Request timestamps come from the injected clock too (simulated time in sims,
         # time.time live), so a driven exchange never sees them drift.
         wall_ms=lambda: int(clock() * 1000),
+        observer=observe,
     )
     try:
         await client.connect([cfg.hedge.symbol])
@@ -149,7 +163,21 @@ async def build_agent(
     def close_journal() -> None:
         journal.close()
 
-    rpc = AsyncRpc(RpcConfig(url=cfg.chain.rpc_url, timeout_s=cfg.chain.rpc_timeout_s), clock=clock)
+    # One registry for the agent; the two clients report every request into it.
+    metrics = MetricsRegistry()
+    fam = metrics.families
+
+    def observe_rpc(method: str, seconds: float, failure: str | None) -> None:
+        fam.rpc_requests.labels(method=method).inc()
+        fam.rpc_latency_seconds.labels(method=method).observe(seconds)
+        if failure is not None:
+            fam.rpc_errors.labels(method=method).inc()
+
+    rpc = AsyncRpc(
+        RpcConfig(url=cfg.chain.rpc_url, timeout_s=cfg.chain.rpc_timeout_s),
+        clock=clock,
+        observer=observe_rpc,
+    )
     closers += [rpc.aclose, close_journal]
     try:
         abi = market_abi()
@@ -165,7 +193,7 @@ async def build_agent(
         )
         hedge: HedgeLeg | None = None
         if cfg.hedge.enabled if with_hedge is None else with_hedge:
-            hedge = await build_hedge_leg(cfg, journal, clock)
+            hedge = await build_hedge_leg(cfg, journal, clock, metrics)
         risk = RiskEngine(risk_limits(cfg), start_s=clock(), initial_state=_restored_state(journal))
         memory = journal.risk_memory()
         if memory is not None:
@@ -188,6 +216,7 @@ async def build_agent(
             max_fee_gwei=cfg.tx.max_fee_gwei,
             execution=cfg.execution,
             wallet=RpcWallet(rpc, signer.address),
+            metrics=metrics,
             alert=alert,
         )
     except BaseException:

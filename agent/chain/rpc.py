@@ -35,6 +35,10 @@ __all__ = ["AsyncRpc", "RpcConfig", "RpcError", "RpcHealth"]
 log = logging.getLogger(__name__)
 
 
+RequestObserver = Callable[[str, float, str | None], None]
+"""Per request: (method, wall seconds, None or the failure's kind), see :class:`AsyncRpc`."""
+
+
 class RpcError(ChainError):
     """The node answered with a JSON-RPC error object (an answer, so never retried).
 
@@ -93,6 +97,10 @@ class AsyncRpc:
         Optional httpx transport: the seam tests use for faults; None uses the network.
     clock
         Time source for health timestamps (seconds).
+    observer
+        Called after every HTTP request with (method or ``"batch"``, wall seconds, None or the
+        failure's kind: ``unavailable``, ``http``, ``malformed``); metrics hang off it. It must not
+        raise or block.
     """
 
     def __init__(
@@ -101,10 +109,12 @@ class AsyncRpc:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.config = config
         self.health = RpcHealth()
         self._clock = clock
+        self._observer = observer
         self._ids = itertools.count(1)
         self._client = httpx.AsyncClient(
             timeout=config.timeout_s,
@@ -215,23 +225,34 @@ class AsyncRpc:
 
     async def _post(self, body: Any, method: str) -> Any:
         self.health.total_calls += 1
+        t0 = time.perf_counter()
+        failure: str | None = "unavailable"
         try:
-            resp = await self._client.post(self.config.url, json=body)
-        except (httpx.TransportError, OSError) as exc:
-            # TransportError covers refused connections, resets and timeouts.
-            raise self._failed(method, f"{type(exc).__name__}: {exc}") from exc
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise self._failed(method, f"HTTP {resp.status_code}")
-        if resp.status_code >= 400:
-            # A 4xx other than 429 is a client bug (bad URL, auth): retrying will not help.
+            try:
+                resp = await self._client.post(self.config.url, json=body)
+            except (httpx.TransportError, OSError) as exc:
+                # TransportError covers refused connections, resets and timeouts.
+                raise self._failed(method, f"{type(exc).__name__}: {exc}") from exc
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise self._failed(method, f"HTTP {resp.status_code}")
+            if resp.status_code >= 400:
+                # A 4xx other than 429 is a client bug (bad URL, auth): retrying will not help.
+                failure = "http"
+                self._record_ok()
+                raise ChainError(
+                    f"{method}: HTTP {resp.status_code} from the RPC: check the rpc url"
+                )
+            try:
+                msg = resp.json()
+            except ValueError as exc:
+                failure = "malformed"
+                raise self._failed(method, "malformed JSON in response") from exc
+            failure = None
             self._record_ok()
-            raise ChainError(f"{method}: HTTP {resp.status_code} from the RPC: check the rpc url")
-        try:
-            msg = resp.json()
-        except ValueError as exc:
-            raise self._failed(method, "malformed JSON in response") from exc
-        self._record_ok()
-        return msg
+            return msg
+        finally:
+            if self._observer is not None:
+                self._observer(method, time.perf_counter() - t0, failure)
 
     def _failed(self, method: str, why: str) -> RpcUnavailable:
         h = self.health

@@ -529,9 +529,12 @@ class BinanceFuturesClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         wall_ms: Callable[[], int] | None = None,
+        observer: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
         self.config = config
         self._creds = credentials
+        # (REST path, wall seconds, None or the failure's kind): per request, for metrics.
+        self._observer = observer
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=httpx.Timeout(config.timeout_s),
@@ -1007,6 +1010,18 @@ class BinanceFuturesClient:
             query = f"{query}&{extra}" if query else extra
             query = f"{query}&signature={sign(query, self._creds.api_secret)}"
         url = f"{path}?{query}" if query else path
+        t0 = time.perf_counter()
+        try:
+            answer = await self._send(method, path, url)
+        except ExchangeError as e:
+            if self._observer is not None:
+                self._observer(path, time.perf_counter() - t0, _failure_kind(e))
+            raise
+        if self._observer is not None:
+            self._observer(path, time.perf_counter() - t0, None)
+        return answer
+
+    async def _send(self, method: str, path: str, url: str) -> Any:
         try:
             resp = await self._http.request(method, url)
         except httpx.TimeoutException as e:
@@ -1052,6 +1067,19 @@ class BinanceFuturesClient:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def _failure_kind(e: ExchangeError) -> str:
+    """The ``kind`` label of ``mm_exchange_errors_total`` for a failed request."""
+    if isinstance(e, Banned):
+        return "banned"
+    if isinstance(e, RateLimited):
+        return "rate_limited"
+    if isinstance(e, ExchangeUnavailable | MalformedAnswer):
+        return "timeout"
+    if e.code in (-1022, -2014, -2015) or e.http_status == 401:
+        return "auth"
+    return "rejected"
 
 
 def _fmt(value: Decimal) -> str:

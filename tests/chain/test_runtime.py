@@ -182,6 +182,11 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
         await agent.step()  # books the hedge executions into the ledger
         assert agent.ledger.hedge_position == pytest.approx(0.0, abs=1e-9)
         assert agent.ledger.snapshot().hedge < 0  # two hedge trades: edge vs mark minus fees
+        # Both links reported their requests into the agent's own registry (operator metrics).
+        text = agent.metrics.render()
+        assert 'mm_rpc_requests_total{method="batch"}' in text
+        assert 'mm_rpc_latency_seconds_count{method="batch"}' in text
+        assert 'mm_exchange_latency_seconds_count{endpoint="/fapi/v1/order"}' in text
     finally:
         await _close(agent, closers)
     assert dex.open_orders(accounts["maker"].address) == []
