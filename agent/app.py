@@ -19,7 +19,7 @@ from agent.chain.abi import AbiCodec
 from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
 from agent.chain.signer import Signer, load_signer
-from agent.chain.txpipe import TxPipeline
+from agent.chain.txpipe import SpedUp, TxEvent, TxPipeline
 from agent.config import AgentConfig, key_source, read_deployment
 from agent.errors import ChainError, ConfigError
 from agent.hedge.binance import BinanceFuturesClient, ClientConfig, Credentials
@@ -29,7 +29,7 @@ from agent.keeper.duties import KeeperPolicy
 from agent.risk.engine import RiskEngine, RiskLimits, RiskState
 from agent.runtime import Agent, AlertSink
 from agent.store import Journal
-from agent.telemetry import Health, MetricsRegistry
+from agent.telemetry import AgentMetrics, Health, MetricsRegistry
 from agent.venue.dex import DexVenue
 
 __all__ = [
@@ -181,7 +181,15 @@ async def build_agent(
     closers += [rpc.aclose, close_journal]
     try:
         abi = market_abi()
-        pipe = TxPipeline(rpc, signer, journal, cfg.tx, error_abis=[abi], clock=clock)
+        pipe = TxPipeline(
+            rpc,
+            signer,
+            journal,
+            cfg.tx,
+            error_abis=[abi],
+            clock=clock,
+            on_event=lambda ev: _count_speedup(fam, ev),
+        )
         venue = DexVenue(
             rpc=rpc,
             pipe=pipe,
@@ -226,6 +234,13 @@ async def build_agent(
                 await res
         raise
     return agent, closers
+
+
+def _count_speedup(fam: AgentMetrics, ev: TxEvent) -> None:
+    # The pipeline re-signs a pending transaction at its nonce with higher fees (a speed-up);
+    # a newer decision replacing a pending one is a new intent and counted as a quote tx.
+    if isinstance(ev, SpedUp):
+        fam.tx_replacements.labels(reason="speedup").inc()
 
 
 def risk_limits(cfg: AgentConfig) -> RiskLimits:

@@ -811,6 +811,7 @@ class Agent:
             self.status.last_decision = f"not sent: {exc}"
             return
         except GasOverBudget as exc:
+            self._fam.gas_over_budget.inc()
             self.status.last_decision = f"not sent: {exc}"
             self._journal_decision(now, "gas_over_budget", decision, directive, str(exc))
             return

@@ -269,7 +269,7 @@ class AgentMetrics:
         )
         self.tx_replacements = r.counter(
             "mm_tx_replacements_total",
-            "Replacement transactions sent (same nonce, higher fee), by reason (speedup, cancel)",
+            "Transactions re-signed at their nonce with higher fees, by reason (speedup)",
             ("reason",),
         )
         self.gas_fees_paid_native = r.counter(
