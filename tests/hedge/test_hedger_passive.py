@@ -176,4 +176,4 @@ async def test_hedge_leg_reads_a_fresh_exchange_mid_and_takes_the_risk_posture(
     assert hedger.band_base() == pytest.approx(0.1 * hedger.config.urgent_band_mult)
     assert leg.hedge_cost_bps() == pytest.approx(max(hedger.config.maker_fee_bps, 0.5))
     assert leg.min_order_base() == pytest.approx(0.001)
-    await leg.close(cancel_open=False)
+    await leg.close(timeout_s=2.0)
