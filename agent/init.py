@@ -64,6 +64,9 @@ dev_index = 1
 base_size_base = 0.05
 inventory_cap_base = 1.0
 ref_depth_base = 1.0     # a test market is thin: full size from 1 unit of depth per side
+# Test gas has no market price: the cost gate prices a refresh at this many USD per unit of the
+# gas token. On a real chain set the token's price, or the gate sends updates that do not pay.
+native_price_quote = 1.0
 
 [hedge]
 base_url = "{cex_url}"   # `mm-agent cex-sim --port 9800` (prints its credentials)
@@ -106,6 +109,9 @@ max_fee_gwei = 50.0
 base_size_base = 0.05
 inventory_cap_base = 1.0
 ref_depth_base = 1.0     # a test market is thin: full size from 1 unit of depth per side
+# Test gas has no market price: the cost gate prices a refresh at this many USD per unit of the
+# gas token. On a real chain set the token's price, or the gate sends updates that do not pay.
+native_price_quote = 1.0
 
 [hedge]
 base_url = "{cex_url}"   # the Binance USD-M futures testnet, or `mm-agent cex-sim`

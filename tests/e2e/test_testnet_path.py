@@ -220,9 +220,11 @@ def test_readme_testnet_steps_end_with_two_sided_quotes_on_chain(
         return sides == {0, 1}
 
     def why() -> str:
+        status = shell.run("status", "--config", "mm.toml").stdout
         return (
-            f"no two-sided quotes after {time.monotonic() - t0:.0f} s; agent log:\n"
-            f"{agent_log.read_text()[-3000:]}\noracle log:\n{oracle_log.read_text()[-1000:]}"
+            f"no two-sided quotes after {time.monotonic() - t0:.0f} s; agent status:\n{status}\n"
+            f"agent log:\n{agent_log.read_text()[-3000:]}\n"
+            f"oracle log:\n{oracle_log.read_text()[-1000:]}"
         )
 
     _wait(lambda: two_sided() or agent.poll() is not None, 60, why)
