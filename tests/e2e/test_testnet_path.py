@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hexbytes import HexBytes
 from web3 import Web3
-from web3.types import TxParams
 
 from agent.chain.contracts import load_artifact, market_abi
 from agent.chain.deploy import Deployment
@@ -73,33 +71,6 @@ class Shell:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _another_maker_rests_depth(w3: Web3, dep: Deployment) -> HexBytes:
-    """Another account (anvil's unlocked account 0) rests 1 unit per side 5% away; return the
-    hash of its last transaction.
-
-    Not a README step: a shared test market has other makers, and this branch's model sizes
-    quotes by the book's depth, so on an empty book it quotes nothing (``ModelParams.
-    min_depth_factor`` on main floors that factor; with it merged this liquidity can go).
-    """
-    other = w3.eth.accounts[0]
-    token = w3.eth.contract(
-        address=Web3.to_checksum_address(dep.token), abi=list(load_artifact("FaucetUSD").abi)
-    )
-    market = w3.eth.contract(address=Web3.to_checksum_address(dep.market), abi=market_abi())
-    usd = 100_000 * 10**6
-    tick_usd, lots_per_unit = dep.params["tick_size"] / 1e6, 10**18 // dep.params["lot_size"]
-    # One account, consecutive nonces: sent back to back, mined in order (an explicit gas limit:
-    # an estimate would run against a state without the transactions before it).
-    tx: TxParams = {"from": other, "gas": 500_000}
-    token.functions.drip(other, usd).transact(tx)
-    token.functions.approve(market.address, usd).transact(tx)
-    market.functions.deposit(usd).transact(tx)
-    for side, price in ((0, 2850.0), (1, 3150.0)):
-        order = (side, 1, round(price / tick_usd), lots_per_unit, 7 + side, 0)
-        last = market.functions.place(order).transact(tx)
-    return last
 
 
 def _wait(pred: Callable[[], object], timeout_s: float, what: Callable[[], str]) -> object:
@@ -186,7 +157,6 @@ def test_readme_testnet_steps_end_with_two_sided_quotes_on_chain(
     )  # fmt: skip
     dep = Deployment.load(tmp_path / "deployments/testnet.json")
     assert dep.deployer.lower() == addr["deployer"].lower()
-    seeded = _another_maker_rests_depth(w3, dep)
 
     # 6. Export the credentials the simulator printed.
     shell.env["MM_CEX_API_KEY"], shell.env["MM_CEX_API_SECRET"] = creds.group(1), creds.group(2)
@@ -206,8 +176,6 @@ def test_readme_testnet_steps_end_with_two_sided_quotes_on_chain(
         lambda: oracle_log.read_text(),
     )
     assert oracle.poll() is None, oracle_log.read_text()
-
-    w3.eth.wait_for_transaction_receipt(seeded, timeout=30)
 
     # 9, 10. Check, then run.
     assert "mm.toml: OK" in shell.run("run", "--config", "mm.toml", "--check").stdout
