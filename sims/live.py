@@ -71,7 +71,6 @@ from agent.types import Side
 from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, SimServer
 from sims.faults.rpcproxy import RpcProxy, RpcProxyConfig
-from sims.forkstate import DEFAULT_DEPOSITS_USD, deploy_market
 from sims.scenario import Scenario, Step, Timeline, expand
 from sims.stress import (
     _KEY_ENV,
@@ -85,6 +84,7 @@ from sims.stress import (
     _cex_config,
     _finish,
     _fresh_data_dir,
+    _prepare_world,
     _Recorder,
     world_epoch,
 )
@@ -397,37 +397,8 @@ async def run_live(
     loop_wall = 0.0
     rec: _Recorder | None = None
     try:
-        # Set-up as in lock-step mode (sims.stress.run_scenario): a fresh oracle, funded roles,
-        # the makers' ladders, the first funding boundary.
-        dep = upstream.market_for(scenario.funding.interval_s)
-        if dep is None and upstream.remote:
-            dep = upstream.markets[0]
-        if dep is None:
-            dep = deploy_market(
-                fork, round(scenario.funding.interval_s), scenario.price.initial_usd
-            )
-        world = ChainWorld(
-            fork,
-            dep,
-            arbitrage=scenario.arbitrage,
-            native_price_usd=chain.native_price_usd,
-            tip_gwei=chain.tip_gwei,
-        )
-        interval = world.spec.funding_interval_s
-        start_ts = (world.last_ts // interval + 1) * interval
-        if start_ts - world.last_ts < 3:
-            start_ts += interval
-        world.push_oracle(scenario.price.initial_usd)
-        world.mine(start_ts - 2)
-        world.ensure_funded(DEFAULT_DEPOSITS_USD)
-        world.refresh_makers(tl[0].target_dex_mid_usd, float(start_ts), force=True)
-        world.mine(start_ts - 1)
-        world.settle_funding_now()
-        world.mine(start_ts)
-        world.check_world_receipts()
-        # Before the agent starts: its start-up transactions (a cancel-all) count too.
-        nonce0 = int(fork.rpc("eth_getTransactionCount", [world.agent_address, "latest"]), 16)
-        (data_dir / "deployment.json").write_text(json.dumps(dep.to_record()))
+        # Set-up as in lock-step mode: the same market, oracle, roles, ladders and boundary.
+        world, start_ts, nonce0 = _prepare_world(fork, upstream, scenario, tl, data_dir)
 
         if live.rpc_delay_ms is not None:
             lo, hi = live.rpc_delay_ms

@@ -520,6 +520,61 @@ def _apply_cex(sim: SimServer, step: Step, rng: random.Random, current: dict[str
         current.update(changes)
 
 
+def _prepare_world(
+    fork: Anvil, upstream: Upstream, scenario: Scenario, tl: Timeline, data_dir: Path
+) -> tuple[ChainWorld, int, int]:
+    """Set the fork up for a run (lock-step and live alike): the market, a fresh oracle, funded
+    roles, the makers' ladders, the first funding boundary.
+
+    Returns the world, the first step's timestamp (a funding boundary) and the agent's nonce
+    before it starts (its start-up transactions count too). Writes the deployment record the
+    agent's config names.
+    """
+    chain = scenario.chain.resolved
+    dep = upstream.market_for(scenario.funding.interval_s)
+    if dep is None and upstream.remote:
+        dep = upstream.markets[0]
+        log.warning(
+            "the market at %s settles funding every %ds, not every %gs as %s scripts: "
+            "funding snapshots follow the market",
+            upstream.url,
+            dep.funding_interval_s,
+            scenario.funding.interval_s,
+            scenario.name,
+        )
+    if dep is None:
+        log.info(
+            "no market with a %gs funding interval upstream: deploying one on the fork",
+            scenario.funding.interval_s,
+        )
+        dep = deploy_market(fork, round(scenario.funding.interval_s), scenario.price.initial_usd)
+    world = ChainWorld(
+        fork,
+        dep,
+        arbitrage=scenario.arbitrage,
+        native_price_usd=chain.native_price_usd,
+        tip_gwei=chain.tip_gwei,
+    )
+    interval = world.spec.funding_interval_s
+    start_ts = (world.last_ts // interval + 1) * interval
+    if start_ts - world.last_ts < 3:
+        start_ts += interval
+    # Set-up blocks: a fresh oracle (views revert on a stale one), funded roles, the makers'
+    # ladders, and any funding interval the time warp to the first boundary left open.
+    world.push_oracle(scenario.price.initial_usd)
+    world.mine(start_ts - 2)
+    world.ensure_funded(DEFAULT_DEPOSITS_USD)
+    world.refresh_makers(tl[0].target_dex_mid_usd, float(start_ts), force=True)
+    world.mine(start_ts - 1)
+    world.settle_funding_now()
+    world.mine(start_ts)
+    world.check_world_receipts()
+    # Before the agent starts: its start-up transactions (a cancel-all) count too.
+    nonce0 = int(fork.rpc("eth_getTransactionCount", [world.agent_address, "latest"]), 16)
+    (data_dir / "deployment.json").write_text(json.dumps(dep.to_record()))
+    return world, start_ts, nonce0
+
+
 async def run_scenario(
     scenario: Scenario,
     upstream: Upstream,
@@ -547,49 +602,7 @@ async def run_scenario(
     fork_cfg = AnvilConfig(fork_url=upstream.url, fork_block=upstream.block, no_mining=True)
     fork = await asyncio.to_thread(Anvil(fork_cfg).start)
     try:
-        dep = upstream.market_for(scenario.funding.interval_s)
-        if dep is None and upstream.remote:
-            dep = upstream.markets[0]
-            log.warning(
-                "the market at %s settles funding every %ds, not every %gs as %s scripts: "
-                "funding snapshots follow the market",
-                upstream.url,
-                dep.funding_interval_s,
-                scenario.funding.interval_s,
-                scenario.name,
-            )
-        if dep is None:
-            log.info(
-                "no market with a %gs funding interval upstream: deploying one on the fork",
-                scenario.funding.interval_s,
-            )
-            dep = deploy_market(
-                fork, round(scenario.funding.interval_s), scenario.price.initial_usd
-            )
-        world = ChainWorld(
-            fork,
-            dep,
-            arbitrage=scenario.arbitrage,
-            native_price_usd=chain.native_price_usd,
-            tip_gwei=chain.tip_gwei,
-        )
-        interval = world.spec.funding_interval_s
-        start_ts = (world.last_ts // interval + 1) * interval
-        if start_ts - world.last_ts < 3:
-            start_ts += interval
-        # Set-up blocks: a fresh oracle (views revert on a stale one), funded roles, the makers'
-        # ladders, and any funding interval the time warp to the first boundary left open.
-        world.push_oracle(scenario.price.initial_usd)
-        world.mine(start_ts - 2)
-        world.ensure_funded(DEFAULT_DEPOSITS_USD)
-        world.refresh_makers(tl[0].target_dex_mid_usd, float(start_ts), force=True)
-        world.mine(start_ts - 1)
-        world.settle_funding_now()
-        world.mine(start_ts)
-        world.check_world_receipts()
-        # Before the agent starts: its start-up transactions (a cancel-all) count too.
-        nonce0 = int(fork.rpc("eth_getTransactionCount", [world.agent_address, "latest"]), 16)
-        (data_dir / "deployment.json").write_text(json.dumps(dep.to_record()))
+        world, start_ts, nonce0 = _prepare_world(fork, upstream, scenario, tl, data_dir)
 
         clock = SimTime(start_ts)
         cex_clock = ManualClock(start_ts * 1000)
