@@ -651,7 +651,11 @@ class Agent:
         self._book_hedge_moves()
         fair = await self._update_fair_value(now, snap, others)
         if not fair.stale:
-            self.est.vol.update_price(now, fair.price)
+            # A step the jump detector would call a jump moves the level, not the diffusion
+            # σ: counted as variance, one 3% step priced re-entry quotes out for minutes.
+            sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+            jump = math.log1p(self.jumps.threshold_bps(sigma_rel) / 1e4)
+            self.est.vol.update_price(now, fair.price, jump_log_return=jump)
         if mid is not None and snap.index:
             # The contract's premium is its book mid (ours included) against the index: the
             # funding predictor must see what the contract samples.
@@ -956,7 +960,8 @@ class Agent:
                 if seen != self._cex_seen:
                     self._cex_seen = seen
                     self.fair.update_cex(t_cex, cex)
-                    self.momentum.update(t_cex, cex)
+                    sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+                    self.momentum.update(t_cex, cex, self.jumps.threshold_bps(sigma_rel))
                 if now - t_cex > self.fair.params.max_cex_age_s:
                     cex = None
         if snap.index is not None and snap.oracle_updated_s:
