@@ -124,7 +124,8 @@ class EwmaVolatility:
             dt = t_s - self._last_t
             ret = log_price - self._last_log_price
             if dt <= 0.0 or abs(ret) >= jump_log_return:
-                # Same-timestamp updates carry no elapsed time: keep the latest price only.
+                # Same-timestamp updates carry no elapsed time, and a jump carries no
+                # diffusion: keep the latest price (and time) only.
                 self._last_log_price = log_price
                 self._last_price = price
                 if dt > 0.0:
