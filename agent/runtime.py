@@ -651,12 +651,20 @@ class Agent:
         self._book_hedge_moves()
         fair = await self._update_fair_value(now, snap, others)
         if not fair.stale:
-            self.est.vol.update_price(now, fair.price)
+            # A step the jump detector would call a jump moves the level, not the diffusion
+            # σ: counted as variance, one 3% step priced re-entry quotes out for minutes.
+            sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+            jump = math.log1p(self.jumps.threshold_bps(sigma_rel) / 1e4)
+            self.est.vol.update_price(now, fair.price, jump_log_return=jump)
         if mid is not None and snap.index:
             # The contract's premium is its book mid (ours included) against the index: the
             # funding predictor must see what the contract samples.
             self.est.funding.update_premium(now, (mid - snap.index) / snap.index)
-            self.ledger.mark(snap.index, mid, self.hedger.cex_mid() if self.hedger else None)
+            # The hedge leg at the exchange mid read this cycle, not at the hedger's own mark
+            # (re-read every reconciliation, 10 s): in a trend that stale mark put up to 10 s
+            # of the move into the P&L of a hedged residual, a phantom gain that grew with the
+            # residual and the price level (the flash_crash/flash_pump gap).
+            self.ledger.mark(snap.index, mid, self._fresh_cex_mid(now))
         self._update_gas(snap)
         estimates = self.est.snapshot(now)
         pos = self._position
@@ -956,7 +964,8 @@ class Agent:
                 if seen != self._cex_seen:
                     self._cex_seen = seen
                     self.fair.update_cex(t_cex, cex)
-                    self.momentum.update(t_cex, cex)
+                    sigma_rel = self.est.vol.snapshot().sigma_rel_per_sqrt_s
+                    self.momentum.update(t_cex, cex, self.jumps.threshold_bps(sigma_rel))
                 if now - t_cex > self.fair.params.max_cex_age_s:
                     cex = None
         if snap.index is not None and snap.oracle_updated_s:
@@ -978,6 +987,15 @@ class Agent:
             self.jump = self.jumps.update(now, cex, sigma_rel)
         self.fair_value = fair
         return fair
+
+    def _fresh_cex_mid(self, now: float) -> float | None:
+        """The exchange mid read beside this cycle's snapshot, else the hedger's mark."""
+        if self.hedger is None:
+            return None
+        seen = self.hedger.fresh_mid()
+        if seen is not None and now - seen[0] <= self.fair.params.max_cex_age_s:
+            return seen[1]
+        return self.hedger.cex_mid()
 
     def _update_gas(self, snap: VenueSnapshot) -> None:
         """Price gas at what the pipeline pays (base fee + its tip), plus an L2's L1 data fee."""

@@ -110,19 +110,27 @@ class EwmaVolatility:
         self._last_price = 0.0
         self._samples = 0
 
-    def update_price(self, t_s: float, price: float) -> None:
-        """Feed one mid (or mark) observation at time ``t_s``."""
+    def update_price(self, t_s: float, price: float, jump_log_return: float = math.inf) -> None:
+        """Feed one mid (or mark) observation at time ``t_s``.
+
+        A log return of at least ``jump_log_return`` (in size) is a jump: the level moves, the
+        diffusion variance does not (a truncated realized variance, after Mancini). Otherwise a
+        single 3% step read 0.1 s after the last price held σ at 8/yr for minutes.
+        """
         if price <= 0.0:
             return
         log_price = math.log(price)
         if self._last_t is not None:
             dt = t_s - self._last_t
-            if dt <= 0.0:
-                # Same-timestamp updates carry no elapsed time: keep the latest price only.
+            ret = log_price - self._last_log_price
+            if dt <= 0.0 or abs(ret) >= jump_log_return:
+                # Same-timestamp updates carry no elapsed time, and a jump carries no
+                # diffusion: keep the latest price (and time) only.
                 self._last_log_price = log_price
                 self._last_price = price
+                if dt > 0.0:
+                    self._last_t = t_s
                 return
-            ret = log_price - self._last_log_price
             w = _decay(dt, self._halflife_s)
             self._var_rate = w * self._var_rate + (1.0 - w) * ret * ret / dt
             self._samples += 1

@@ -59,14 +59,20 @@ class ExchangeMomentum:
         self._last: tuple[float, float] | None = None
         self._drift = 0.0
 
-    def update(self, t_s: float, mid: float) -> None:
-        """Feed the exchange mid at ``t_s``."""
+    def update(self, t_s: float, mid: float, jump_bps: float = math.inf) -> None:
+        """Feed the exchange mid at ``t_s``.
+
+        A step of at least ``jump_bps`` from the last mid is a jump (``JumpDetector``): the level
+        moves, the drift estimate does not. Counted as drift, one 3% step kept the reservation
+        price skewed ~5 USD the jump's way half a minute later, when quotes came back.
+        """
         if not (math.isfinite(mid) and mid > 0.0):
             return
         if self._last is not None:
             dt = t_s - self._last[0]
-            if dt <= 0.0:
-                self._last = (self._last[0], mid)
+            step_bps = abs(mid / self._last[1] - 1.0) * _BPS
+            if dt <= 0.0 or step_bps >= jump_bps:
+                self._last = (self._last[0] if dt <= 0.0 else t_s, mid)
                 return
             w = math.exp(-_LN2 * dt / self._halflife_s)
             # Each observed increment is an estimate of drift × dt; weight it by its elapsed time.
@@ -144,20 +150,33 @@ class JumpDetector:
         while self._prices and self._prices[0][0] < t_s - keep:
             self._prices.popleft()
         move = self._range_bps(t_s - p.window_s)
-        sigma_move_bps = p.jump_sigmas * sigma_rel_per_sqrt_s * math.sqrt(p.window_s) * _BPS
-        threshold = max(p.jump_bps, sigma_move_bps)
+        threshold = self.threshold_bps(sigma_rel_per_sqrt_s)
         if move >= threshold:
             # Every new jump restarts the clock: re-entry waits for stability after the last one.
             self._enter(JumpState.PULLED, t_s)
         elif self._state is JumpState.PULLED:
             # Stable: the whole last stable_s (all of it after the jump) moved less than
             # stable_bps. The range covers the full window, so one quiet tick is not enough.
+            # The clock restarted on every update that still had the jump inside window_s,
+            # i.e. until window_s after its last step: stable_s after that step is
+            # stable_s - window_s after the restart (waiting a full stable_s more kept the
+            # book empty window_s longer than the market was moving).
             calm = self._range_bps(t_s - p.stable_s) < p.stable_bps
-            if calm and t_s - self._since_s >= p.stable_s:
+            if calm and t_s - self._since_s >= max(p.stable_s - p.window_s, 0.0):
                 self._enter(JumpState.REENTRY, t_s)
         elif self._state is JumpState.REENTRY and t_s - self._since_s >= p.reentry_s:
             self._enter(JumpState.NORMAL, t_s)
         return self.signal(move)
+
+    def threshold_bps(self, sigma_rel_per_sqrt_s: float = 0.0) -> float:
+        """Return the move over ``window_s`` that counts as a jump at this σ, bps.
+
+        A single price step this large is a jump whatever its duration: the volatility estimate
+        takes it as a level shift, not as diffusion (``EwmaVolatility.update_price``).
+        """
+        p = self.params
+        sigma_move_bps = p.jump_sigmas * sigma_rel_per_sqrt_s * math.sqrt(p.window_s) * _BPS
+        return max(p.jump_bps, sigma_move_bps)
 
     def signal(self, move_bps: float = 0.0) -> JumpSignal:
         """Return the current state and its multipliers."""

@@ -49,8 +49,10 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     cex_unreachable       flag                        -               WIDENED, cap x 0.5
     cex_banned            flag                        -               REDUCED, cap x 0.5
     cex_rate_limited      flag                        -               REDUCED
-    cex_jump              flag (JumpDetector PULLED)  -               HEDGING, and while raised:
-                                                                      cancel all, hedge it all
+    cex_jump              flag (JumpDetector PULLED)  -               WIDENED, and while raised:
+                                                                      cancel all, hedge it all;
+                                                                      collar and fair-value
+                                                                      divergence read 0
 
 Posture of each state (multipliers are `RiskLimits` fields)::
 
@@ -246,11 +248,14 @@ class RiskLimits:
     the snapshot) is at least this: the trigger weighs dollars, not the sign of a tiny rate."""
     fair_value_divergence_bps: Band = Band(100.0, 300.0, _R.WIDENED, _R.WITHDRAWN)
     """Fair value (exchange-led) against the oracle: the chain has not caught up with a move."""
-    cex_jump_state: RiskState = RiskState.HEDGING
+    cex_jump_state: RiskState = RiskState.WIDENED
     """State demanded while the exchange jump detector has quotes pulled. The pull itself is the
     flag's own posture (cancel all, hedge the whole residual as taker) and ends with the flag, so
     quotes come back around the new fair value as soon as the detector sees a stable market,
-    not after WITHDRAWN's cooldowns (the target is quotes straddling fair within a minute)."""
+    not after WITHDRAWN's cooldowns (the target is quotes straddling fair within a minute). The
+    state is what remains after the pull: WIDENED, on top of the detector's own re-entry posture
+    (half size, 1.5x spread); HEDGING's quarter size and 3x spread on top of that priced every
+    re-entry quote below the gas of sending it (a live 3% move left the book empty for 60 s)."""
     oracle_heartbeat_s: float | None = None
     """The oracle feed's heartbeat; when set, the oracle-age band is derived from it."""
     oracle_warn_heartbeats: float = 1.5
@@ -709,10 +714,20 @@ class RiskEngine:
         # Two readings feed engine state as they are taken: the index range window and the
         # equity peak. Each is taken exactly once per evaluation, here.
         lim = self._limits
+        # While the exchange jump pull is on, quotes resting at the old price and a chain that
+        # has not caught up are the jump itself, and the pull already cancels and hedges: read
+        # as a collar breach or a divergence they added WITHDRAWN's cooldown (60 s and more) to
+        # a market the detector re-enters as soon as it is stable. Both count again once the
+        # pull ends (a divergence that outlasts it is a stuck oracle).
+        pulled = x.cex_jump
         banded: list[tuple[str, Band, float]] = [
             ("realized_vol_annual", lim.realized_vol_annual, x.realized_vol_annual),
             ("index_jump_bps", lim.index_jump_bps, self._jump_bps(x)),
-            ("quote_collar_ratio", lim.quote_collar_ratio, self._collar_ratio(x)),
+            (
+                "quote_collar_ratio",
+                lim.quote_collar_ratio,
+                0.0 if pulled else self._collar_ratio(x),
+            ),
             ("funding_adverse_prob", lim.funding_adverse_prob, self._funding_adverse_prob(x)),
             (
                 "base_fee_budget_ratio",
@@ -738,7 +753,7 @@ class RiskEngine:
             (
                 "fair_value_divergence_bps",
                 lim.fair_value_divergence_bps,
-                x.fair_value_divergence_bps,
+                0.0 if pulled else x.fair_value_divergence_bps,
             ),
         ]
         out: list[TriggerReading] = []

@@ -193,6 +193,36 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
 
 
 @pytest.mark.asyncio
+async def test_the_pnl_ledger_marks_the_hedge_leg_at_the_exchange_mid_read_this_cycle(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hedger re-reads its own mark only at reconciliations (10 s); marked there, a hedged
+    # residual in a trend carried up to 10 s of the move as P&L (the crash/pump gap).
+    _market_setup(dex, accounts)
+    monkeypatch.setenv("MM_CEX_API_KEY", "sim-api-key")
+    monkeypatch.setenv("MM_CEX_API_SECRET", "sim-api-secret")
+    hedge = {"enabled": True, "base_url": cex.url, "symbol": "ETHUSDT"}
+    cfg = _config(dex, anvil, tmp_path, hedge=hedge)
+    clock = FakeClock()
+    agent, closers = await _agent(cfg, clock)
+    try:
+        await agent.step()
+        cex.exchange.set_mid("ETHUSDT", 3006.0)  # 20 bps: below the jump detector's 50
+        clock.advance(1.0)
+        await agent.step()
+        assert agent.hedger is not None
+        assert agent.hedger.cex_mid() != pytest.approx(3006.0, abs=0.5)  # its mark is older
+        assert agent.ledger._cex_mid == pytest.approx(3006.0, abs=0.5)
+    finally:
+        await _close(agent, closers)
+
+
+@pytest.mark.asyncio
 async def test_funding_boundary_is_settled_by_the_keeper_and_shows_in_pnl(
     dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
 ) -> None:

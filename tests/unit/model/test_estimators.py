@@ -173,3 +173,21 @@ def test_quote_life_tracks_send_intervals_within_bounds() -> None:
     # A ladder that has already rested 100 s is expected to rest at least that long.
     assert life.expected_s(298.0) == pytest.approx(100.0)
     assert life.expected_s(1e6) == 900.0
+
+
+def test_a_step_beyond_the_jump_size_moves_the_level_not_the_volatility() -> None:
+    # One 3% step 0.1 s after the last price: as diffusion it reads σ ≈ 8/yr for minutes.
+    jump = math.log1p(50e-4)  # the jump detector's 50 bps
+    robust, naive = EwmaVolatility(), EwmaVolatility()
+    for v in (robust, naive):
+        for i in range(100):
+            v.update_price(float(i), 3000.0 * (1.0 + 1e-4 * (-1) ** i), jump_log_return=jump)
+    before = robust.snapshot().sigma_rel_per_sqrt_s
+    robust.update_price(100.1, 3090.0, jump_log_return=jump)
+    naive.update_price(100.1, 3090.0)
+    assert robust.snapshot().sigma_rel_per_sqrt_s == before
+    assert robust.snapshot().sigma_per_sqrt_s == pytest.approx(before * 3090.0)  # new level
+    assert naive.snapshot().sigma_rel_per_sqrt_s > 3 * before  # ~8/yr annualised
+    # Ordinary steps after it count as before, from the new level.
+    robust.update_price(101.1, 3090.0 * 1.0001, jump_log_return=jump)
+    assert robust.snapshot().sigma_rel_per_sqrt_s != before

@@ -41,7 +41,10 @@ def test_jump_pulls_quotes_and_reentry_waits_for_stability() -> None:
     reentry = [s for s in states if s.state is JumpState.REENTRY]
     assert reentry and reentry[0].size_mult == 0.5 and reentry[0].spread_mult == 1.5
     first = states.index(reentry[0])
-    assert first >= 19  # not before the market held still for stable_s
+    # The slide's last step was at t = 46 (the first flat sample is index 0, t = 47). Quotes
+    # come back once the last stable_s holds less than stable_bps: the slide's final 5 bps/s
+    # steps fit in 15 bps from t = 64 (index 17), not a full window_s later (index 27).
+    assert first == 17
     for _ in range(40):
         t += 1.0
         last = d.update(t, 1925.0, 1e-4)
@@ -54,3 +57,20 @@ def test_a_volatile_market_raises_the_jump_threshold() -> None:
         d = JumpDetector()
         d.update(0.0, 2000.0, sigma)
         assert d.update(5.0, 2012.0, sigma).state is expected
+
+
+def test_a_single_step_jump_is_a_level_shift_for_momentum() -> None:
+    d = JumpDetector()
+    m = ExchangeMomentum(halflife_s=10.0)
+    for i in range(20):
+        m.update(float(i), 3000.0, d.threshold_bps())
+    # +3% in one step: the detector's threshold says jump, the drift estimate stays flat.
+    m.update(20.1, 3090.0, d.threshold_bps())
+    for i in range(21, 40):
+        m.update(float(i), 3090.0, d.threshold_bps())
+    assert m.drift_per_s() == 0.0
+    # Without the threshold the same step reads as ~6 USD/s of drift, still >1 USD/s 20 s on.
+    naive = ExchangeMomentum(halflife_s=10.0)
+    for t, px in [(19.0, 3000.0), (20.1, 3090.0), (40.0, 3090.0)]:
+        naive.update(t, px)
+    assert naive.drift_per_s() > 1.0

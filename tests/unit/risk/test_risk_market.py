@@ -112,10 +112,29 @@ def test_hedging_and_withdrawn_tell_the_hedger_to_shrink_its_band_and_take(
 def test_an_exchange_jump_pulls_quotes_and_hedges_then_quoting_resumes_at_once() -> None:
     engine = RiskEngine()
     d = engine.evaluate(calm(0.0, inventory_base=2.0, cex_jump=True))
-    assert d.state is S.HEDGING and d.cancel_all
+    assert d.state is S.WIDENED and d.cancel_all
     assert (d.hedge_band_mult, d.hedge_taker) == (0.0, True)
     assert [r.name for r in d.readings] == ["cex_jump"]
-    # The detector sees a stable market again: quotes come back (HEDGING: small and wide), not
-    # after WITHDRAWN's cooldowns.
+    # The detector sees a stable market again: quotes come back (WIDENED: half size, twice the
+    # spread, on top of the detector's own re-entry posture), not after WITHDRAWN's cooldowns.
     d = engine.evaluate(calm(30.0, inventory_base=2.0))
-    assert d.state is S.HEDGING and not d.cancel_all and d.allow_bid and d.allow_ask
+    assert d.state is S.WIDENED and not d.cancel_all and d.allow_bid and d.allow_ask
+
+
+def test_stale_quotes_and_a_lagging_oracle_during_a_jump_pull_do_not_withdraw() -> None:
+    # A 3% exchange move: our resting quotes sit 300 bps from the new fair value and the oracle
+    # has not caught up yet. The pull cancels and hedges; the collar and divergence readings
+    # are the jump itself and must not add WITHDRAWN's 60 s cooldown on top.
+    jump = {"fair_value": 3090.0, "quote_prices": (2999.0, 3001.0)}
+    engine = RiskEngine()
+    d = engine.evaluate(
+        calm(0.0, cex_jump=True, fair_value_divergence_bps=300.0, index_price=3000.0, **jump)
+    )
+    assert d.state is S.WIDENED and d.cancel_all
+    assert [r.name for r in d.readings] == ["cex_jump"]
+    # Without the pull the same readings are a breach: quotes through the collar, a stuck oracle.
+    d = RiskEngine().evaluate(
+        calm(0.0, fair_value_divergence_bps=300.0, index_price=3000.0, **jump)
+    )
+    assert d.state is S.WITHDRAWN
+    assert {r.name for r in d.readings} >= {"quote_collar_ratio", "fair_value_divergence_bps"}
