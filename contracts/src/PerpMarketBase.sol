@@ -98,8 +98,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     uint256 internal constant ID_SIDE = 64;
     uint256 internal constant ID_SEQ = 65;
     uint256 internal constant LEVEL_SIDE = 24;
-    /// @dev Width of one entry of the per-account order index (three order keys per word).
-    uint256 internal constant INDEX_BITS = 85;
+    /// @dev Width of one entry of the per-account order index: four per word, so the orders one
+    ///      batch refreshes usually share one index word (a cold read and a write fewer than with
+    ///      three). An entry is the order key with its queue position in INDEX_POS_BITS bits
+    ///      instead of 40 (see `_indexEntry`).
+    uint256 internal constant INDEX_BITS = 64;
+    uint256 internal constant INDEX_POS_BITS = 39;
 
     // ------------------------------------------------------------------ immutables
 
@@ -226,8 +230,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     mapping(uint256 => uint256) internal _bidBits;
     mapping(uint256 => uint256) internal _askBits;
     /// @dev Per-account order index, so `openOrders` reads an account's own orders only: the
-    ///      order key (see ID_*) of the order holding bit `slot` of `Margin.orderSlots` is field
-    ///      `slot % 3` (INDEX_BITS wide) of word `accountId << 8 | slot / 3`. A field is valid
+    ///      order key (see ID_*, packed by `_indexEntry`) of the order holding bit `slot` of
+    ///      `Margin.orderSlots` is field `slot % 4` (INDEX_BITS wide) of word
+    ///      `accountId << 8 | slot / 4`. A field is valid
     ///      only while its bit is set. Placements pick the lowest free bit, so a maker re-quoting
     ///      the same level usually rewrites a field with the value it already holds.
     mapping(uint256 => uint256) internal _orderIndex;
@@ -455,17 +460,17 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      usually finds its own old key there).
     function _takeSlot(uint256 id, uint256 slots, uint256 key) internal returns (uint256, uint256 slot) {
         unchecked {
-            // slots < 2**32, slot < 32, key < 2**65, account ids < 2**32: nothing overflows.
+            // slots < 2**32, slot < 32, entries < 2**64, account ids < 2**32: nothing overflows.
             // The lowest free bit: an account's live orders stay packed in its first index words
             // (a level-derived slot was tried: it spreads them over more words, each a fresh
             // 22.1k slot to create and one more read for openOrders).
             uint256 free = ~slots & (slots + 1);
             if (free > type(uint32).max) revert TooManyOrders(MAX_ORDERS);
             slot = LibBit.fls(free);
-            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot / 3));
+            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot >> 2));
             uint256 w = _loadWord(ws);
-            uint256 shift = (slot % 3) * INDEX_BITS;
-            uint256 nw = (w & ~(((uint256(1) << INDEX_BITS) - 1) << shift)) | (key << shift);
+            uint256 shift = (slot & 3) * INDEX_BITS;
+            uint256 nw = (w & ~(uint256(type(uint64).max) << shift)) | (_indexEntry(key) << shift);
             if (nw != w) _storeWord(ws, nw);
             return (slots | free, slot);
         }
@@ -473,8 +478,25 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     /// @dev The order key in bit `slot`'s field of account `id`'s index.
     function _indexKey(uint256 id, uint256 slot) internal view returns (uint256) {
-        uint256 w = _orderIndex[(id << 8) | (slot / 3)];
-        return (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+        return _keyOfEntry(_orderIndex[(id << 8) | (slot >> 2)] >> ((slot & 3) * INDEX_BITS));
+    }
+
+    /// @dev An order key (side, tick and 40-bit queue position, see ID_*) as a 64-bit index
+    ///      entry: the position must fit INDEX_POS_BITS. A level's position grows by one per order
+    ///      placed there (a fresh 22.1k slot each) and never wraps before 2**40 (ids hold 40 bits),
+    ///      so 2**39 orders at one price, about 1.2e16 gas of placements, would be needed to reach
+    ///      it; such a level then refuses new orders with `InvalidTick` rather than corrupt the
+    ///      index.
+    function _indexEntry(uint256 key) internal pure returns (uint256) {
+        uint256 pos = uint40(key);
+        if (pos >> INDEX_POS_BITS != 0) revert InvalidTick(uint24(key >> ID_TICK));
+        return ((key >> ID_TICK) << INDEX_POS_BITS) | pos;
+    }
+
+    /// @dev The order key of an index entry (`_indexEntry` inverted); only the low 64 bits of
+    ///      `e` are read.
+    function _keyOfEntry(uint256 e) internal pure returns (uint256) {
+        return ((uint256(uint64(e)) >> INDEX_POS_BITS) << ID_TICK) | (e & ((uint256(1) << INDEX_POS_BITS) - 1));
     }
 
     /// @dev The id of the order resting under `key` (its level's base turns the key into the
@@ -539,11 +561,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     function _clearLevel(Ctx memory c, uint8 side, uint256 tick) internal {
         if (!c.bookLoaded) _loadBook(c);
         if (side == BID) {
-            _bidBits.clear(tick);
-            if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.nextBelow(tick));
+            if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.clearNextBelow(tick));
+            else _bidBits.clear(tick);
         } else {
-            _askBits.clear(tick);
-            if (c.book.bestAsk == tick) c.book.bestAsk = uint24(_askBits.nextAbove(tick));
+            if (c.book.bestAsk == tick) c.book.bestAsk = uint24(_askBits.clearNextAbove(tick));
+            else _askBits.clear(tick);
         }
     }
 
