@@ -281,11 +281,15 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds) {
         uint256 id = _idOf(msg.sender);
         bool placing = places.length != 0;
-        if (placing) _reclaimIfFull(id);
         Acct memory a;
         Ctx memory c;
         if (placing) {
             a = _loadAcct(id);
+            // `_reclaimIfFull` on the margin word just read (reloaded if it reclaimed).
+            if (a.m.orderSlots == type(uint32).max) {
+                _reclaimIfFull(id);
+                a = _loadAcct(id);
+            }
             _loadBook(c);
             _syncHot(c);
             _settleFunding(c, a, msg.sender);

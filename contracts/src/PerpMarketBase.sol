@@ -1264,7 +1264,16 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _loadBook(Ctx memory c) internal view {
-        c.book = _book;
+        // One read of the packed word (see Book) into the context's own struct.
+        uint256 w = _loadWord(_slotOf(_book));
+        Book memory b = c.book;
+        b.bestBid = uint24(w);
+        b.bestAsk = uint24(w >> BOOK_ASK);
+        b.lastTouch = uint40(w >> BOOK_TOUCH);
+        b.premium = int48(uint48(w >> BOOK_PREMIUM));
+        b.premiumAccum = int64(uint64(w >> BOOK_ACCUM));
+        b.orderSeq = uint40(w >> BOOK_SEQ);
+        b.lossful = w >> BOOK_LOSS & 1 != 0;
         c.bookLoaded = true;
         c.bid0 = c.book.bestBid;
         c.ask0 = c.book.bestAsk;
@@ -1350,8 +1359,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _loadAcct(uint256 id) internal view returns (Acct memory a) {
         a.id = id;
-        a.m = _margins[id];
-        a.ps = _positions[id];
+        _readMargin(id, a.m);
+        _readPosition(id, a.ps);
         a.startLots = a.ps.lots;
     }
 
@@ -1364,7 +1373,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     /// @dev Cancels touch only the margin slot.
     function _loadMargin(uint256 id) internal view returns (Acct memory a) {
         a.id = id;
-        a.m = _margins[id];
+        _readMargin(id, a.m);
     }
 
     function _storeMargin(Acct memory a) internal {
