@@ -256,14 +256,16 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
             uint256 bw = _loadWord(bs);
             uint256 nbw = bw;
             if (side == BID) {
-                _bidBits.clear(tick);
-                if (uint24(bw) == tick) nbw = (bw & ~uint256(type(uint24).max)) | uint24(_bidBits.nextBelow(tick));
+                if (uint24(bw) == tick) {
+                    nbw = (bw & ~uint256(type(uint24).max)) | uint24(_bidBits.clearNextBelow(tick));
+                } else {
+                    _bidBits.clear(tick);
+                }
+            } else if (uint24(bw >> BOOK_ASK) == tick) {
+                nbw = (bw & ~(uint256(type(uint24).max) << BOOK_ASK))
+                    | (uint256(uint24(_askBits.clearNextAbove(tick))) << BOOK_ASK);
             } else {
                 _askBits.clear(tick);
-                if (uint24(bw >> BOOK_ASK) == tick) {
-                    nbw = (bw & ~(uint256(type(uint24).max) << BOOK_ASK))
-                        | (uint256(uint24(_askBits.nextAbove(tick))) << BOOK_ASK);
-                }
             }
             if (nbw != bw) {
                 if (!_due(uint40(bw >> BOOK_TOUCH))) nbw = _resampleWord(nbw);
@@ -279,11 +281,15 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds) {
         uint256 id = _idOf(msg.sender);
         bool placing = places.length != 0;
-        if (placing) _reclaimIfFull(id);
         Acct memory a;
         Ctx memory c;
         if (placing) {
             a = _loadAcct(id);
+            // `_reclaimIfFull` on the margin word just read (reloaded if it reclaimed).
+            if (a.m.orderSlots == type(uint32).max) {
+                _reclaimIfFull(id);
+                a = _loadAcct(id);
+            }
             _loadBook(c);
             _syncHot(c);
             _settleFunding(c, a, msg.sender);
@@ -320,11 +326,11 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
         uint256 loaded = type(uint256).max; // the index word in `w`
         for (uint256 slot; slots >> slot != 0; ++slot) {
             if (slots >> slot & 1 == 0) continue;
-            if (slot / 3 != loaded) {
-                loaded = slot / 3;
+            if (slot >> 2 != loaded) {
+                loaded = slot >> 2;
                 w = _loadWord(_slotOf(_orderIndex, (id << 8) | loaded));
             }
-            uint256 key = (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+            uint256 key = _keyOfEntry(w >> ((slot & 3) * INDEX_BITS));
             uint256 ow = _loadWord(_slotOf(_orders[key]));
             // A set bit always names a resting order of this epoch; it may have expired.
             uint256 expiry = uint32(ow >> O_EXPIRY);

@@ -78,6 +78,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     uint256 internal constant P_OPEN = 64;
     uint256 internal constant P_FMARK = 160;
     uint256 internal constant P_LOSS = 192;
+    uint256 internal constant META_SNAPSHOT = 160;
     uint256 internal constant CUM_LONG = 128; // _lossLong in the funding index's word
     uint256 internal constant CUM_SHORT = 192;
     uint256 internal constant FEES_ACCOUNTS = 128; // _nextAccountId in the fees' word
@@ -97,8 +98,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     uint256 internal constant ID_SIDE = 64;
     uint256 internal constant ID_SEQ = 65;
     uint256 internal constant LEVEL_SIDE = 24;
-    /// @dev Width of one entry of the per-account order index (three order keys per word).
-    uint256 internal constant INDEX_BITS = 85;
+    /// @dev Width of one entry of the per-account order index: four per word, so the orders one
+    ///      batch refreshes usually share one index word (a cold read and a write fewer than with
+    ///      three). An entry is the order key with its queue position in INDEX_POS_BITS bits
+    ///      instead of 40 (see `_indexEntry`).
+    uint256 internal constant INDEX_BITS = 64;
+    uint256 internal constant INDEX_POS_BITS = 39;
 
     // ------------------------------------------------------------------ immutables
 
@@ -225,8 +230,9 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     mapping(uint256 => uint256) internal _bidBits;
     mapping(uint256 => uint256) internal _askBits;
     /// @dev Per-account order index, so `openOrders` reads an account's own orders only: the
-    ///      order key (see ID_*) of the order holding bit `slot` of `Margin.orderSlots` is field
-    ///      `slot % 3` (INDEX_BITS wide) of word `accountId << 8 | slot / 3`. A field is valid
+    ///      order key (see ID_*, packed by `_indexEntry`) of the order holding bit `slot` of
+    ///      `Margin.orderSlots` is field `slot % 4` (INDEX_BITS wide) of word
+    ///      `accountId << 8 | slot / 4`. A field is valid
     ///      only while its bit is set. Placements pick the lowest free bit, so a maker re-quoting
     ///      the same level usually rewrites a field with the value it already holds.
     mapping(uint256 => uint256) internal _orderIndex;
@@ -285,6 +291,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint8 makerSide;
         uint256 tick;
         bool pruneOnly;
+        // The maker of the last order visited, kept across its consecutive orders (a sweep often
+        // meets one maker at several levels) and written back once (`_flushMaker`). `maker.id` is
+        // 0 while none is held; `makerFull`: its position and funding snapshot are loaded and
+        // settled (it filled); `makerDirty`: its margin word changed (an expired order pruned).
+        Acct maker;
+        bool makerFull;
+        bool makerDirty;
+        address makerOwner;
     }
 
     constructor(MarketParams memory p) {
@@ -446,17 +460,17 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      usually finds its own old key there).
     function _takeSlot(uint256 id, uint256 slots, uint256 key) internal returns (uint256, uint256 slot) {
         unchecked {
-            // slots < 2**32, slot < 32, key < 2**65, account ids < 2**32: nothing overflows.
+            // slots < 2**32, slot < 32, entries < 2**64, account ids < 2**32: nothing overflows.
             // The lowest free bit: an account's live orders stay packed in its first index words
             // (a level-derived slot was tried: it spreads them over more words, each a fresh
             // 22.1k slot to create and one more read for openOrders).
             uint256 free = ~slots & (slots + 1);
             if (free > type(uint32).max) revert TooManyOrders(MAX_ORDERS);
             slot = LibBit.fls(free);
-            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot / 3));
+            uint256 ws = _slotOf(_orderIndex, (id << 8) | (slot >> 2));
             uint256 w = _loadWord(ws);
-            uint256 shift = (slot % 3) * INDEX_BITS;
-            uint256 nw = (w & ~(((uint256(1) << INDEX_BITS) - 1) << shift)) | (key << shift);
+            uint256 shift = (slot & 3) * INDEX_BITS;
+            uint256 nw = (w & ~(uint256(type(uint64).max) << shift)) | (_indexEntry(key) << shift);
             if (nw != w) _storeWord(ws, nw);
             return (slots | free, slot);
         }
@@ -464,8 +478,25 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     /// @dev The order key in bit `slot`'s field of account `id`'s index.
     function _indexKey(uint256 id, uint256 slot) internal view returns (uint256) {
-        uint256 w = _orderIndex[(id << 8) | (slot / 3)];
-        return (w >> ((slot % 3) * INDEX_BITS)) & ((uint256(1) << INDEX_BITS) - 1);
+        return _keyOfEntry(_orderIndex[(id << 8) | (slot >> 2)] >> ((slot & 3) * INDEX_BITS));
+    }
+
+    /// @dev An order key (side, tick and 40-bit queue position, see ID_*) as a 64-bit index
+    ///      entry: the position must fit INDEX_POS_BITS. A level's position grows by one per order
+    ///      placed there (a fresh 22.1k slot each) and never wraps before 2**40 (ids hold 40 bits),
+    ///      so 2**39 orders at one price, about 1.2e16 gas of placements, would be needed to reach
+    ///      it; such a level then refuses new orders with `InvalidTick` rather than corrupt the
+    ///      index.
+    function _indexEntry(uint256 key) internal pure returns (uint256) {
+        uint256 pos = uint40(key);
+        if (pos >> INDEX_POS_BITS != 0) revert InvalidTick(uint24(key >> ID_TICK));
+        return ((key >> ID_TICK) << INDEX_POS_BITS) | pos;
+    }
+
+    /// @dev The order key of an index entry (`_indexEntry` inverted); only the low 64 bits of
+    ///      `e` are read.
+    function _keyOfEntry(uint256 e) internal pure returns (uint256) {
+        return ((uint256(uint64(e)) >> INDEX_POS_BITS) << ID_TICK) | (e & ((uint256(1) << INDEX_POS_BITS) - 1));
     }
 
     /// @dev The id of the order resting under `key` (its level's base turns the key into the
@@ -530,11 +561,11 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     function _clearLevel(Ctx memory c, uint8 side, uint256 tick) internal {
         if (!c.bookLoaded) _loadBook(c);
         if (side == BID) {
-            _bidBits.clear(tick);
-            if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.nextBelow(tick));
+            if (c.book.bestBid == tick) c.book.bestBid = uint24(_bidBits.clearNextBelow(tick));
+            else _bidBits.clear(tick);
         } else {
-            _askBits.clear(tick);
-            if (c.book.bestAsk == tick) c.book.bestAsk = uint24(_askBits.nextAbove(tick));
+            if (c.book.bestAsk == tick) c.book.bestAsk = uint24(_askBits.clearNextAbove(tick));
+            else _askBits.clear(tick);
         }
     }
 
@@ -553,6 +584,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                 revert PostOnlyWouldCross(uint24(tick), uint24(best));
             }
         }
+        _flushMaker(t);
     }
 
     // ------------------------------------------------------------------ matching
@@ -572,6 +604,30 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             if (best == 0 || (t.side == BID ? best > t.limit : best < t.limit)) break;
             if (!_matchLevel(c, a, t, best)) break;
         }
+        _flushMaker(t);
+    }
+
+    /// @dev The maker account of an order met by a walk: `t.maker` if it is that account,
+    ///      otherwise the previous maker is written back and this one's margin word loaded.
+    function _makerOf(Take memory t, uint256 id) internal returns (Acct memory m) {
+        m = t.maker;
+        if (m.id == id) return m;
+        _flushMaker(t);
+        // Reused in place: a walk allocates no memory per maker.
+        m.id = id;
+        _readMargin(id, m.m);
+        m.snapshotDirty = false;
+        m.psDirty = false;
+    }
+
+    /// @dev Write back the maker held by a walk (see Take.maker), once: every walk ends with it.
+    function _flushMaker(Take memory t) internal {
+        Acct memory m = t.maker;
+        if (t.makerFull) _storeAcct(m);
+        else if (t.makerDirty) _writeMargin(m.id, m.m);
+        m.id = 0;
+        t.makerFull = false;
+        t.makerDirty = false;
     }
 
     /// @dev Walk one level in FIFO order. Returns true if the level was emptied. With
@@ -585,23 +641,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         uint256 idx = lv.head;
         uint256 base = (uint256(makerSide) << ID_SIDE) | (tick << ID_TICK);
         uint256 slotBase = base - lv.base; // slot key of index idx: slotBase + idx (see Level)
+        Order memory o; // each order's word is decoded into it: no allocation per order
         while (idx < lv.tail && t.touched < _maxFills && t.pruned < MAX_PRUNES) {
-            Order storage os = _orders[slotBase + idx];
-            Order memory o = os;
-            if (o.lots == 0) {
-                ++idx;
-                continue;
-            }
-            uint256 fill = _visit(c, a, t, o, base | idx);
-            if (fill == type(uint256).max) break; // live order and prune-only
-            lv.lots -= uint64(fill);
-            if (fill < o.lots) {
-                os.lots = o.lots - uint48(fill);
-                break;
-            }
-            delete _orders[slotBase + idx];
-            ++idx;
-            if (!t.pruneOnly && t.remaining == 0) break;
+            (uint256 removed, bool next, bool stop) = _step(c, a, t, o, _slotOf(_orders[slotBase + idx]), base | idx);
+            lv.lots -= uint64(removed);
+            if (next) ++idx;
+            if (stop) break;
         }
         lv.head = uint40(idx);
         if (lv.lots == 0) {
@@ -610,6 +655,28 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             emptied = true;
         }
         _writeLevel(levelKey, lv);
+    }
+
+    /// @dev One queue position of `_matchLevel`'s walk, the order's slot `os` and its id
+    ///      without the sequence `key`: returns the lots it removed from the level, whether the
+    ///      walk moves past it (it was empty or left the book) and whether the walk stops here
+    ///      (a live order met by a prune-only walk, a partial fill, or the take is complete).
+    function _step(Ctx memory c, Acct memory a, Take memory t, Order memory o, uint256 os, uint256 key)
+        internal
+        returns (uint256 removed, bool next, bool stop)
+    {
+        uint256 w = _loadWord(os);
+        uint256 lots = uint48(w >> O_LOTS);
+        if (lots == 0) return (0, true, false);
+        _decodeOrder(w, o);
+        removed = _visit(c, a, t, o, key);
+        if (removed == type(uint256).max) return (0, false, true);
+        if (removed < lots) {
+            _storeWord(os, (w & ~(uint256(type(uint48).max) << O_LOTS)) | ((lots - removed) << O_LOTS));
+            return (removed, false, true);
+        }
+        _storeWord(os, 0);
+        return (removed, true, !t.pruneOnly && t.remaining == 0);
     }
 
     /// @dev Handle one non-empty resting order; returns the lots it leaves the book with (all of
@@ -636,16 +703,16 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             }
             return o.lots;
         }
-        Margin memory mm = _margins[o.accountId];
-        if (o.epoch != mm.orderEpoch) {
+        Acct memory m = _makerOf(t, o.accountId);
+        if (o.epoch != m.m.orderEpoch) {
             t.pruned += 1;
             return o.lots;
         }
         if (o.expiry != 0 && o.expiry <= block.timestamp) {
             t.pruned += 1;
-            _release(mm, makerSide, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
-            mm.orderSlots &= ~uint32(1 << o.slot);
-            _writeMargin(o.accountId, mm);
+            _release(m.m, makerSide, PriceLib.tickNotional(o.lots, tick, _notionalUnit));
+            m.m.orderSlots &= ~uint32(1 << o.slot);
+            t.makerDirty = true;
             emit OrderCancelled(_metas[o.accountId].owner, orderId, o.clientId, o.lots, CANCEL_EXPIRED);
             return o.lots;
         }
@@ -653,30 +720,35 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         // Counted against maxFills even if the maker fails its check: it cost a fill's reads.
         t.touched += 1;
         uint256 q = t.remaining < o.lots ? t.remaining : o.lots;
-        if (!_fill(c, t, o, q, orderId)) return o.lots; // cancelled instead (CANCEL_MARGIN)
+        if (!_fill(c, t, m, o, q, orderId)) return o.lots; // cancelled instead (CANCEL_MARGIN)
         t.remaining -= q;
         return q;
     }
 
     /// @dev Fill `q` lots of the maker order `o`; returns false, filling nothing, if the fill
     ///      would leave the maker under maintenance margin (the order is cancelled instead).
-    function _fill(Ctx memory c, Take memory t, Order memory o, uint256 q, uint256 orderId) internal returns (bool) {
+    function _fill(Ctx memory c, Take memory t, Acct memory m, Order memory o, uint256 q, uint256 orderId)
+        internal
+        returns (bool)
+    {
         uint256 n = PriceLib.tickNotional(q, t.tick, _notionalUnit);
         int256 makerFee = int256(n) * _makerFeeBps / int256(BPS);
-        uint256 takerFee = n * _takerFeeBps / BPS;
-        // Signed from the maker's point of view: a resting bid buys.
-        int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
-        int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
-        (address maker, bool ok) = _settleMaker(c, o, t, dLots, dNotional, makerFee);
-        if (!ok) {
-            emit OrderCancelled(maker, orderId, o.clientId, o.lots, CANCEL_MARGIN);
+        if (!_settleMaker(c, m, o, t, q, n, makerFee)) {
+            emit OrderCancelled(t.makerOwner, orderId, o.clientId, o.lots, CANCEL_MARGIN);
             return false;
         }
-        t.lots -= dLots;
-        t.notional -= dNotional;
+        uint256 takerFee = n * _takerFeeBps / BPS;
+        // The taker's side: it sells to a resting bid.
+        if (t.makerSide == BID) {
+            t.lots -= int256(q);
+            t.notional -= int256(n);
+        } else {
+            t.lots += int256(q);
+            t.notional += int256(n);
+        }
         t.fee += takerFee;
         c.feeDelta += int256(takerFee) + makerFee;
-        _emitFill(maker, t, orderId, o.clientId, q, makerFee, takerFee);
+        _emitFill(t.makerOwner, t, orderId, o.clientId, q, makerFee, takerFee);
         return true;
     }
 
@@ -699,63 +771,65 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     ///      each account it touches at or above maintenance margin (the taker's `_finish` demands
     ///      initial margin, or for a reducing trade non-negative equity): bad debt can only come
     ///      from the price moving through the maintenance buffer before a liquidation.
-    function _settleMaker(Ctx memory c, Order memory o, Take memory t, int256 dLots, int256 dNotional, int256 makerFee)
-        internal
-        returns (address owner, bool ok)
-    {
-        uint256 id = o.accountId;
-        Acct memory m;
-        m.id = id;
-        m.m = _margins[id];
-        m.ps = _positions[id];
-        Meta memory meta = _metas[id];
-        owner = meta.owner;
-        m.snapshot = meta.fundingSnapshot;
-        m.snapshotLoaded = true;
-        _settleFunding(c, m, owner);
-        ok = _tryMakerTrade(c, m, dLots, dNotional, makerFee);
+    function _settleMaker(
+        Ctx memory c,
+        Acct memory m,
+        Order memory o,
+        Take memory t,
+        uint256 q,
+        uint256 n,
+        int256 makerFee
+    ) internal returns (bool ok) {
+        if (!t.makerFull) {
+            // First fill of this maker in the walk: load the rest of its account and settle its
+            // funding and loss (idempotent afterwards: its marks are then current).
+            uint256 id = m.id;
+            _readPosition(id, m.ps);
+            uint256 w = _loadWord(_slotOf(_metas[id]));
+            address owner = address(uint160(w));
+            t.makerOwner = owner;
+            m.snapshot = int96(uint96(w >> META_SNAPSHOT));
+            m.snapshotLoaded = true;
+            _settleFunding(c, m, owner);
+            t.makerFull = true;
+        }
+        // Signed from the maker's point of view: a resting bid buys.
+        int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
+        int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
+        ok = _makerHolds(c, m, dLots, dNotional, makerFee);
         if (ok) {
-            _release(m.m, t.makerSide, uint256(dNotional < 0 ? -dNotional : dNotional));
+            _applyTrade(m, dLots, dNotional, c);
+            m.m.collateral = (int256(m.m.collateral) - makerFee).toInt96();
+            _release(m.m, t.makerSide, n);
             // A filled order leaves the book: its index slot is freed.
-            if (uint256(dLots < 0 ? -dLots : dLots) == o.lots) m.m.orderSlots &= ~uint32(1 << o.slot);
+            if (q == o.lots) m.m.orderSlots &= ~uint32(1 << o.slot);
         } else {
             _release(m.m, t.makerSide, PriceLib.tickNotional(o.lots, t.tick, _notionalUnit));
             m.m.orderSlots &= ~uint32(1 << o.slot);
         }
-        _storeAcct(m);
     }
 
-    /// @dev Apply the maker's trade and fee if maintenance margin holds afterwards; otherwise
-    ///      leave the account (and the open-interest delta) as they were and return false.
-    function _tryMakerTrade(Ctx memory c, Acct memory m, int256 dLots, int256 dNotional, int256 makerFee)
+    /// @dev Whether the maker would keep maintenance margin at the transaction's mark (fixed at
+    ///      its first fill) after trading `dLots` for `dNotional` and paying `makerFee`; for a
+    ///      trade that leaves it flat, whether its collateral stays non-negative. Computed before
+    ///      the trade is applied, so a failing fill changes nothing: `_applyTrade` moves the
+    ///      realized PnL between collateral and open notional, so collateral minus open notional
+    ///      changes by exactly -dNotional (open, reduce, close or flip alike) and the equity at
+    ///      the mark afterwards is that plus the new position's signed notional, the value
+    ///      `_equity` computes on the applied state. The notional is computed once and signed
+    ///      (`_signedNotional` truncates toward zero, so it is the negated `_absNotional`).
+    function _makerHolds(Ctx memory c, Acct memory m, int256 dLots, int256 dNotional, int256 makerFee)
         internal
         view
-        returns (bool ok)
+        returns (bool)
     {
-        Position memory ps0 = Position(m.ps.lots, m.ps.openNotional, m.ps.fundingMark, m.ps.lossSnap);
-        int96 collat0 = m.m.collateral;
-        int256 snap0 = m.snapshot;
-        bool snapDirty0 = m.snapshotDirty;
-        int256 oi0 = c.oiDelta;
-        _applyTrade(m, dLots, dNotional, c);
-        m.m.collateral = (int256(m.m.collateral) - makerFee).toInt96();
-        ok = _maintained(c, m);
-        if (!ok) {
-            m.ps = ps0;
-            m.m.collateral = collat0;
-            m.snapshot = snap0;
-            m.snapshotDirty = snapDirty0;
-            c.oiDelta = oi0;
-        }
-    }
-
-    /// @dev Maintenance margin holds at the transaction's mark (fixed at its first fill).
-    ///      (Computing the position's notional once instead of in `_equity` and again for the
-    ///      margin saves about 450 gas a fill, but its code does not fit the extension.)
-    function _maintained(Ctx memory c, Acct memory a) internal view returns (bool) {
-        if (a.ps.lots == 0) return a.m.collateral >= 0;
+        int256 next = m.ps.lots + dLots;
+        int256 rest = int256(m.m.collateral) - m.ps.openNotional - dNotional - makerFee;
+        if (next == 0) return rest >= 0;
         if (c.mark == 0) c.mark = _mark(c);
-        return _equity(a, c.mark) >= int256(PriceLib.bpsOf(_absNotional(a.ps.lots, c.mark), _maintenanceMarginBps));
+        uint256 n = _absNotional(next, c.mark);
+        int256 equity = next > 0 ? rest + int256(n) : rest - int256(n);
+        return equity >= int256(PriceLib.bpsOf(n, _maintenanceMarginBps));
     }
 
     /// @dev Apply a finished take to the taker.
@@ -1190,7 +1264,16 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _loadBook(Ctx memory c) internal view {
-        c.book = _book;
+        // One read of the packed word (see Book) into the context's own struct.
+        uint256 w = _loadWord(_slotOf(_book));
+        Book memory b = c.book;
+        b.bestBid = uint24(w);
+        b.bestAsk = uint24(w >> BOOK_ASK);
+        b.lastTouch = uint40(w >> BOOK_TOUCH);
+        b.premium = int48(uint48(w >> BOOK_PREMIUM));
+        b.premiumAccum = int64(uint64(w >> BOOK_ACCUM));
+        b.orderSeq = uint40(w >> BOOK_SEQ);
+        b.lossful = w >> BOOK_LOSS & 1 != 0;
         c.bookLoaded = true;
         c.bid0 = c.book.bestBid;
         c.ask0 = c.book.bestAsk;
@@ -1276,8 +1359,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     function _loadAcct(uint256 id) internal view returns (Acct memory a) {
         a.id = id;
-        a.m = _margins[id];
-        a.ps = _positions[id];
+        _readMargin(id, a.m);
+        _readPosition(id, a.ps);
         a.startLots = a.ps.lots;
     }
 
@@ -1290,11 +1373,43 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     /// @dev Cancels touch only the margin slot.
     function _loadMargin(uint256 id) internal view returns (Acct memory a) {
         a.id = id;
-        a.m = _margins[id];
+        _readMargin(id, a.m);
     }
 
     function _storeMargin(Acct memory a) internal {
         _writeMargin(a.id, a.m);
+    }
+
+    // ------------------------------------------------------------------ packed reads
+
+    /// @dev Decode account `id`'s margin word into `m` (no memory allocated).
+    function _readMargin(uint256 id, Margin memory m) internal view {
+        uint256 w = _loadWord(_slotOf(_margins[id]));
+        m.collateral = int96(uint96(w));
+        m.orderEpoch = uint32(w >> M_EPOCH);
+        m.bidNotional = uint48(w >> M_BID);
+        m.askNotional = uint48(w >> M_ASK);
+        m.orderSlots = uint32(w >> M_SLOTS);
+    }
+
+    /// @dev Decode account `id`'s position word into `ps` (no memory allocated).
+    function _readPosition(uint256 id, Position memory ps) internal view {
+        uint256 w = _loadWord(_slotOf(_positions[id]));
+        ps.lots = int64(uint64(w));
+        ps.openNotional = int96(uint96(w >> P_OPEN));
+        ps.fundingMark = uint32(w >> P_FMARK);
+        ps.lossSnap = uint64(w >> P_LOSS);
+    }
+
+    /// @dev Decode an order word into `o`.
+    function _decodeOrder(uint256 w, Order memory o) internal pure {
+        o.accountId = uint32(w);
+        o.epoch = uint32(w >> O_EPOCH);
+        o.lots = uint48(w >> O_LOTS);
+        o.clientId = uint64(w >> O_CLIENT);
+        o.expiry = uint32(w >> O_EXPIRY);
+        o.seq = uint40(w >> O_SEQ);
+        o.slot = uint8(w >> O_SLOT);
     }
 
     // ------------------------------------------------------------------ packed writes
@@ -1363,6 +1478,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     function _slotOf(Order storage s) internal pure returns (uint256 slot) {
+        assembly ("memory-safe") {
+            slot := s.slot
+        }
+    }
+
+    function _slotOf(Meta storage s) internal pure returns (uint256 slot) {
         assembly ("memory-safe") {
             slot := s.slot
         }

@@ -203,6 +203,7 @@ contract PerpMarketExtension is PerpMarketBase, IPerpMarketCold {
             uint256 best = makerSide == BID ? c.book.bestBid : c.book.bestAsk;
             if (best == 0 || !_matchLevel(c, nobody, t, best)) break;
         }
+        _flushMaker(t);
     }
 
     // ------------------------------------------------------------------ views

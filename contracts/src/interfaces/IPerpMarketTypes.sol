@@ -252,7 +252,8 @@ interface IPerpMarketTypes {
     error UnknownAccount(address account);
     /// @notice Side must be 0 or 1.
     error InvalidSide(uint8 side);
-    /// @notice Tick must be in [1, 2**24 - 1].
+    /// @notice Tick must be in [1, 2**24 - 1]; also raised by a level that has queued 2**39 orders
+    ///         (see the order index in PerpMarketBase; about 1.2e16 gas of placements at one price).
     error InvalidTick(uint256 tick);
     /// @notice Lots must be > 0.
     error InvalidLots();

@@ -31,7 +31,37 @@ library TickBitmap {
         uint256 w = tick >> 8;
         uint256 leaf = map[w] & ~(1 << (tick & 0xff));
         map[w] = leaf;
-        if (leaf != 0) return;
+        if (leaf == 0) _clearUpper(map, w);
+    }
+
+    /// @notice `clear(tick)` then `nextAbove(tick)`, for a level that was the best ask: the leaf
+    ///         word is read and written once, and the next tick usually lies in it (a sweep
+    ///         walks adjacent levels), which then needs no further read.
+    function clearNextAbove(mapping(uint256 => uint256) storage map, uint256 tick) internal returns (uint256) {
+        uint256 w = tick >> 8;
+        uint256 b = tick & 0xff;
+        uint256 leaf = map[w] & ~(1 << b);
+        map[w] = leaf;
+        uint256 bits = b == 255 ? 0 : leaf >> (b + 1) << (b + 1);
+        if (bits != 0) return (w << 8) | LibBit.ffs(bits);
+        if (leaf == 0) _clearUpper(map, w);
+        return nextAbove(map, tick);
+    }
+
+    /// @notice `clear(tick)` then `nextBelow(tick)` (see `clearNextAbove`), for the best bid.
+    function clearNextBelow(mapping(uint256 => uint256) storage map, uint256 tick) internal returns (uint256) {
+        uint256 w = tick >> 8;
+        uint256 b = tick & 0xff;
+        uint256 leaf = map[w] & ~(1 << b);
+        map[w] = leaf;
+        uint256 bits = leaf & ((1 << b) - 1);
+        if (bits != 0) return (w << 8) | LibBit.fls(bits);
+        if (leaf == 0) _clearUpper(map, w);
+        return nextBelow(map, tick);
+    }
+
+    /// @dev `clear`'s upper levels once leaf word `w` became empty.
+    function _clearUpper(mapping(uint256 => uint256) storage map, uint256 w) private {
         uint256 i = w >> 8;
         uint256 mid = map[MID + i] & ~(1 << (w & 0xff));
         map[MID + i] = mid;
