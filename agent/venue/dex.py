@@ -3,12 +3,16 @@
 Reads
     One JSON-RPC batch per refresh returns everything a decision needs (head block, both book
     sides, index, mark, funding state, our account and our open orders), so state is one round
-    trip old, never a mix of many.
+    trip old, never a mix of many. The same batch carries what the cycle reads next: the event
+    poll's reorg check and the head block's receipts (its logs), and the transaction pipeline's
+    poll reads (nonces, fee history); so a quiet cycle costs one round trip.
 Events
-    One ``eth_getLogs`` per poll over the market's address. Reorganisations are detected by block
-    hash (the last processed block's hash is re-checked every poll); events from orphaned blocks
-    are undone (a :class:`~agent.venue.base.ReorgUndo` carrying the original event) and the range
-    is read again.
+    The market's logs of each new block. When exactly one block is new, they come from that
+    block's receipts fetched with the snapshot, used only if they are the snapshot's head block's
+    (same hash, every transaction of it answered); else one ``eth_getLogs`` over the range.
+    Reorganisations are detected by block hash (the last processed block's hash is re-checked
+    every poll); events from orphaned blocks are undone (a :class:`~agent.venue.base.ReorgUndo`
+    carrying the original event) and the range is read again.
 Writes
     A quote refresh is one ``batch(cancelIds, places)`` transaction whose places expire on chain
     at the given time. At most one quote transaction is in flight: a newer decision *replaces* the
@@ -34,6 +38,7 @@ from agent.chain.txpipe import (
     Dropped,
     Failed,
     Included,
+    PollReads,
     Replaced,
     Reverted,
     TxHandle,
@@ -89,6 +94,7 @@ _MAX_LOTS = 2**48  # uint48 lots
 _DECIMALS_SELECTOR = "0x313ce567"  # decimals()
 _LATEST_ROUND_SELECTOR = "0xfeaf968c"  # latestRoundData(); updatedAt is the 4th word
 _CANCEL_EXPIRED = 1  # OrderCancelled.reason of an order pruned at its expiry
+_METHOD_NOT_FOUND = -32601  # JSON-RPC: the node does not know the method
 _ORDER_CHANGING = frozenset({"quote", "cancel_all"})
 """Purposes of our transactions that change our resting orders (a landed one makes older
 snapshots stale for quoting)."""
@@ -148,6 +154,40 @@ class _ReorgPrefetch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _HeadLogs:
+    """The head block's receipts as fetched with a snapshot (its logs, for the event poll)."""
+
+    cursor: int | None  # the event cursor when fetched: the logs serve only the poll that follows
+    head: int
+    head_hash: str
+    tx_hashes: tuple[str, ...]  # the head block's transactions, as the snapshot's block read saw
+    receipts: Any  # eth_getBlockReceipts("latest") result, or an RpcError
+
+    def logs_for(self, cursor: int | None, start: int, head: int, head_hash: str) -> list[Any]:
+        """The head block's logs when they are exactly the range the poll needs, else raise.
+
+        Raises ValueError (or TypeError/KeyError/AttributeError on a malformed answer) when the
+        receipts are not usable: a different cursor, head or range, an error answer, or receipts
+        of another block (the node ran the receipts read before or after the head read).
+        """
+        if cursor != self.cursor or head != self.head or head_hash != self.head_hash:
+            raise ValueError("fetched for another poll")
+        if start != head:
+            raise ValueError(f"{head - start + 1} new blocks, the receipts cover one")
+        rs = self.receipts
+        if not isinstance(rs, list):
+            raise ValueError(f"no receipts: {rs}")
+        if sorted(str(r["transactionHash"]) for r in rs) != sorted(self.tx_hashes):
+            raise ValueError("the receipts are not the head block's transactions")
+        logs: list[Any] = []
+        for r in rs:
+            if str(r["blockHash"]) != head_hash:
+                raise ValueError("receipts of another block")
+            logs += r["logs"]
+        return logs
+
+
 class DexVenue:
     """:class:`~agent.venue.base.Venue` for PerpMarket, through the transaction pipeline.
 
@@ -189,6 +229,7 @@ class DexVenue:
         self.market_address = to_checksum_address(market)
         self.account = to_checksum_address(pipe.address)
         self._acct_lower = self.account.lower()
+        self._market_lower = self.market_address.lower()
         self.start_block = start_block
         self.book_depth = book_depth
         self.quote_gas_limit = quote_gas_limit
@@ -203,8 +244,13 @@ class DexVenue:
         self._quote_intent: str | None = None
         self._last_block: int | None = None
         self._last_hash: str | None = None
-        # The event poll's reorg check, fetched inside the snapshot's batch (see `snapshot`).
+        # The event poll's reorg check, the head block's receipts and the pipeline's poll reads,
+        # fetched inside the snapshot's batch (see `snapshot`).
         self._prefetch: _ReorgPrefetch | None = None
+        self._head_logs: _HeadLogs | None = None
+        self._poll_reads: PollReads | None = None
+        self._receipts_supported = True
+        """False once the node said it has no ``eth_getBlockReceipts`` (then logs are read)."""
         self._seen: dict[int, list[MarketEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
         self._block_hashes: dict[int, str] = {}
@@ -317,20 +363,46 @@ class DexVenue:
             call(c.encode_call("openOrders", self.account)),
             ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
         ]
-        # The next event poll's reorg check rides along (one round trip less per cycle). It
-        # reads a fixed block number, so where the node runs it inside the batch does not
-        # matter. The logs cannot ride along: "up to the newest block" read in the same batch
-        # could be evaluated before the head read and miss a block the cursor then skips.
+        # What the cycle reads next rides along (a quiet cycle is one round trip):
+        # - the event poll's reorg check: it reads a fixed block number, so where the node runs
+        #   it inside the batch does not matter;
+        # - the head block's receipts, for its logs. The node starts a batch's calls in order but
+        #   may finish them in any order, so "the newest block" here may not be the block the
+        #   head read saw: the poll checks that the receipts are that block's (hash, every
+        #   transaction) and reads the logs on its own otherwise. A "latest" log range could not
+        #   be checked that way (a block without our logs looks the same as a missed block);
+        # - the pipeline's poll reads (nonces, fee history), used only while still current.
         last_block, last_hash = self._last_block, self._last_hash
+        extra: dict[str, int] = {}
         if last_block is not None and last_hash is not None:
+            extra["reorg"] = len(requests)
             requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
+        if self._receipts_supported:
+            extra["receipts"] = len(requests)
+            requests.append(("eth_getBlockReceipts", ["latest"]))
+        poll_reads = self.pipe.poll_reads()
+        extra["poll"] = len(requests)
+        requests += poll_reads.calls
+        self._prefetch, self._head_logs, self._poll_reads = None, None, None
         res = await self.rpc.batch(requests)
         block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res[:9]
-        self._prefetch = None
         if isinstance(block, RpcError) or block is None:
             raise ChainError(f"could not read the latest block: {block}")
-        if last_block is not None and last_hash is not None and len(res) == 10:
-            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[9], int(block["number"], 16))
+        head = int(block["number"], 16)
+        if "reorg" in extra:
+            assert last_block is not None and last_hash is not None
+            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], head)
+        if "receipts" in extra:
+            receipts = res[extra["receipts"]]
+            if isinstance(receipts, RpcError) and receipts.code == _METHOD_NOT_FOUND:
+                log.info("the node has no eth_getBlockReceipts: events come from eth_getLogs")
+                self._receipts_supported = False
+            txs = block.get("transactions")
+            if isinstance(txs, list):
+                self._head_logs = _HeadLogs(
+                    last_block, head, str(block["hash"]), tuple(str(t) for t in txs), receipts
+                )
+        self._poll_reads = poll_reads.with_results(res[extra["poll"] :])
         for name, r in (("bookLevels", bids_r), ("fundingState", fund_r), ("openOrders", orders_r)):
             if isinstance(r, RpcError):
                 raise ChainError(f"{name} view failed: {r}")
@@ -444,7 +516,8 @@ class DexVenue:
     async def poll_outcomes(self) -> list[TxOutcome]:
         """Outcomes of our transactions since the last call (the pipeline's receipts)."""
         out: list[TxOutcome] = []
-        for ev in await self.pipe.poll():
+        reads, self._poll_reads = self._poll_reads, None
+        for ev in await self.pipe.poll(reads):
             if isinstance(ev, Included):
                 d = ev.delay
                 if ev.purpose in _ORDER_CHANGING:
@@ -700,22 +773,30 @@ class DexVenue:
             blk = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
             head, head_hash = int(blk["number"], 16), str(blk["hash"])
         prefetch, self._prefetch = self._prefetch, None
+        head_logs, self._head_logs = self._head_logs, None
         out: list[MarketEvent] = []
         if prefetch is None or not prefetch.no_reorg(self._last_block, self._last_hash, head):
             out += await self._check_reorg()
         start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
         if head < start:
             return out
-        logs = await self.rpc.call(
-            "eth_getLogs",
-            [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
-        )
-        for raw in logs:
-            if raw.get("removed"):
-                continue
-            d = self.codec.decode_log(raw)
-            if d is None:
-                continue
+        decoded = None
+        if head_logs is not None:
+            try:
+                decoded = self._decode_logs(
+                    head_logs.logs_for(self._last_block, start, head, head_hash)
+                )
+            except Exception as exc:
+                # Not this block's, or malformed in any way (a bad log fails in the ABI
+                # decoder): nothing is applied yet, and the range read below is the authority.
+                log.debug("head receipts not used (%s): reading the logs", exc)
+        if decoded is None:
+            logs = await self.rpc.call(
+                "eth_getLogs",
+                [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
+            )
+            decoded = self._decode_logs(logs)
+        for d in decoded:
             self._block_hashes[d.block_number] = d.block_hash
             for ev in self._route(d):
                 self._seen.setdefault(d.block_number, []).append(ev)
@@ -726,6 +807,18 @@ class DexVenue:
         for b in [b for b in self._block_hashes if b < floor]:
             self._block_hashes.pop(b, None)
             self._seen.pop(b, None)
+        return out
+
+    def _decode_logs(self, logs: Sequence[Any]) -> list[DecodedLog]:
+        """The market's logs decoded, in order; removed ones and other contracts' left out."""
+        mk = self._market_lower
+        out = []
+        for raw in logs:
+            if raw.get("removed") or str(raw.get("address", "")).lower() != mk:
+                continue
+            d = self.codec.decode_log(raw)
+            if d is not None:
+                out.append(d)
         return out
 
     async def _check_reorg(self) -> list[MarketEvent]:
