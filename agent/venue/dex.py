@@ -81,7 +81,15 @@ from agent.venue.base import (
     VenueIo,
 )
 
-__all__ = ["FLAG_POST_ONLY", "DexMarketParams", "DexVenue"]
+__all__ = [
+    "FLAG_POST_ONLY",
+    "DexMarketParams",
+    "DexVenue",
+    "decode_account_state",
+    "decode_book_levels",
+    "decode_funding_state",
+    "decode_open_orders",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,90 @@ _METHOD_NOT_FOUND = -32601  # JSON-RPC: the node does not know the method
 _ORDER_CHANGING = frozenset({"quote", "cancel_all"})
 """Purposes of our transactions that change our resting orders (a landed one makes older
 snapshots stale for quoting)."""
+
+
+# -- view answers, decoded by hand --------------------------------------------------------------
+# The views a cycle reads have fixed ABI layouts, and eth_abi's generic decoder spent about 0.1-0.3
+# ms of CPU per answer (a sizeable part of a lock-step stress step). These read the 32-byte words
+# directly; tests/unit/test_dex_encode.py holds each one to eth_abi's decoding. A short or
+# malformed answer raises ValueError (or IndexError), as eth_abi's decoder would raise.
+
+_ACCOUNT_STATE_SIGNED = (True, True, True, True, True, True, False, False, False)
+"""accountState's (int256 x 6, uint256 x 3): collateral, positionLots, entryNotional,
+unrealizedPnl, fundingOwed, equity, initialMargin, maintenanceMargin, reservedMargin."""
+_FUNDING_STATE_SIGNED = (False, False, True, True, True)
+"""fundingState's (uint256 epoch, uint256 nextBoundary, int256 premiumTwap, int256 lastRate,
+int256 cumulativeIndex)."""
+_ORDER_VIEW_BITS = (256, 64, 8, 24, 48, 32)
+"""openOrders' OrderView: orderId, clientId, side, tick, lots, expiry (all unsigned)."""
+
+
+def _words(raw: str) -> list[int]:
+    if not raw.startswith("0x") or (len(raw) - 2) % 64:
+        raise ValueError(f"not an ABI answer: {raw[:80]!r}")
+    return [int(raw[i : i + 64], 16) for i in range(2, len(raw), 64)]
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 256) if x >> 255 else x
+
+
+def _array_at(w: list[int], head: int) -> list[int]:
+    """The elements of the dynamic ``uint256[]`` whose offset is word `head` (whole words)."""
+    offset = w[head]
+    if offset % 32:
+        raise ValueError(f"unaligned offset {offset}")
+    at = offset // 32
+    n = w[at]
+    if at + 1 + n > len(w):
+        raise ValueError(f"array of {n} runs past the answer's {len(w)} words")
+    return w[at + 1 : at + 1 + n]
+
+
+def decode_book_levels(raw: str) -> tuple[list[int], list[int]]:
+    """``bookLevels(side, depth)``'s (ticks, lots)."""
+    w = _words(raw)
+    ticks, lots = _array_at(w, 0), _array_at(w, 1)
+    if len(ticks) != len(lots):
+        raise ValueError(f"{len(ticks)} ticks but {len(lots)} lots")
+    return ticks, lots
+
+
+def decode_open_orders(raw: str) -> list[tuple[int, int, int, int, int, int]]:
+    """``openOrders(account)``'s (orderId, clientId, side, tick, lots, expiry) per order."""
+    w = _words(raw)
+    offset = w[0]
+    if offset % 32:
+        raise ValueError(f"unaligned offset {offset}")
+    at = offset // 32
+    n, k = w[at], len(_ORDER_VIEW_BITS)
+    if at + 1 + n * k > len(w):
+        raise ValueError(f"{n} orders run past the answer's {len(w)} words")
+    out = []
+    for i in range(at + 1, at + 1 + n * k, k):
+        o = w[i : i + k]
+        for v, bits in zip(o, _ORDER_VIEW_BITS, strict=True):
+            if v >> bits:
+                raise ValueError(f"value {v} does not fit uint{bits}")
+        out.append((o[0], o[1], o[2], o[3], o[4], o[5]))
+    return out
+
+
+def _static(raw: str, signed: tuple[bool, ...]) -> tuple[int, ...]:
+    w = _words(raw)
+    if len(w) != len(signed):
+        raise ValueError(f"{len(w)} words where {len(signed)} were expected")
+    return tuple(_signed(v) if s else v for v, s in zip(w, signed, strict=True))
+
+
+def decode_account_state(raw: str) -> tuple[int, ...]:
+    """``accountState(account)``'s nine fields, in ABI order (see ``_ACCOUNT_STATE_SIGNED``)."""
+    return _static(raw, _ACCOUNT_STATE_SIGNED)
+
+
+def decode_funding_state(raw: str) -> tuple[int, ...]:
+    """``fundingState()``'s five fields, in ABI order (see ``_FUNDING_STATE_SIGNED``)."""
+    return _static(raw, _FUNDING_STATE_SIGNED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +322,11 @@ class DexVenue:
         self.account = to_checksum_address(pipe.address)
         self._acct_lower = self.account.lower()
         self._market_lower = self.market_address.lower()
+        self._acct_topic = "0x" + "00" * 12 + self._acct_lower[2:]
+        self._public_topics = frozenset(
+            codec.topic(name).lower() for name in ("Fill", "FundingSettled", "Liquidation")
+        )
+        """Events routed whoever they concern (the others only when the account is ours)."""
         self.start_block = start_block
         self.book_depth = book_depth
         self.quote_gas_limit = quote_gas_limit
@@ -250,6 +347,7 @@ class DexVenue:
         self._head_logs: _HeadLogs | None = None
         self._poll_reads: PollReads | None = None
         self._receipts_supported = True
+        self._snapshot_requests: tuple[tuple[str, list[Any]], ...] | None = None
         """False once the node said it has no ``eth_getBlockReceipts`` (then logs are read)."""
         self._seen: dict[int, list[MarketEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
@@ -346,23 +444,7 @@ class DexVenue:
     async def snapshot(self) -> VenueSnapshot:
         """Read everything a decision needs in one round trip."""
         p = self._params()
-        c = self.codec
-        mk = self.market_address
-
-        def call(data: bytes) -> tuple[str, list[Any]]:
-            return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
-
-        requests: list[tuple[str, list[Any]]] = [
-            ("eth_getBlockByNumber", ["latest", False]),
-            call(c.encode_call("bookLevels", 0, self.book_depth)),
-            call(c.encode_call("bookLevels", 1, self.book_depth)),
-            call(c.encode_call("indexPrice")),
-            call(c.encode_call("markPrice")),
-            call(c.encode_call("fundingState")),
-            call(c.encode_call("accountState", self.account)),
-            call(c.encode_call("openOrders", self.account)),
-            ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
-        ]
+        requests = list(self._snapshot_calls(p))
         # What the cycle reads next rides along (a quiet cycle is one round trip):
         # - the event poll's reorg check: it reads a fixed block number, so where the node runs
         #   it inside the batch does not matter;
@@ -416,7 +498,7 @@ class DexVenue:
         else:
             index = int(index_r, 16) / p.unit
         mark = None if isinstance(mark_r, RpcError) else int(mark_r, 16) / p.unit
-        f = c.decode_output("fundingState", fund_r)
+        f = decode_funding_state(fund_r)
         funding = FundingState(
             epoch=int(f[0]),
             next_boundary_s=int(f[1]),
@@ -426,7 +508,7 @@ class DexVenue:
         )
         position = None
         if not isinstance(acct_r, RpcError):
-            a = c.decode_output("accountState", acct_r)[0]
+            a = decode_account_state(acct_r)
             position = PositionState(
                 size_lots=int(a[1]),
                 entry_notional=int(a[2]) / p.unit,
@@ -447,7 +529,7 @@ class DexVenue:
                 remaining_lots=Lots(int(o[4])),
                 client_id=int(o[1]),
             )
-            for o in c.decode_output("openOrders", orders_r)[0]
+            for o in decode_open_orders(orders_r)
         )
         return VenueSnapshot(
             block_number=number,
@@ -468,9 +550,30 @@ class DexVenue:
             open_orders=orders,
         )
 
+    def _snapshot_calls(self, p: DexMarketParams) -> tuple[tuple[str, list[Any]], ...]:
+        """The snapshot's reads (encoded once: the same every cycle)."""
+        if self._snapshot_requests is None:
+            c, mk = self.codec, self.market_address
+
+            def call(data: bytes) -> tuple[str, list[Any]]:
+                return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
+
+            self._snapshot_requests = (
+                ("eth_getBlockByNumber", ["latest", False]),
+                call(c.encode_call("bookLevels", 0, self.book_depth)),
+                call(c.encode_call("bookLevels", 1, self.book_depth)),
+                call(c.encode_call("indexPrice")),
+                call(c.encode_call("markPrice")),
+                call(c.encode_call("fundingState")),
+                call(c.encode_call("accountState", self.account)),
+                call(c.encode_call("openOrders", self.account)),
+                ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
+            )
+        return self._snapshot_requests
+
     def _levels(self, raw: str) -> tuple[tuple[int, int], ...]:
-        ticks, lots = self.codec.decode_output("bookLevels", raw)
-        return tuple((int(t), int(n)) for t, n in zip(ticks, lots, strict=True) if n > 0)
+        ticks, lots = decode_book_levels(raw)
+        return tuple((t, n) for t, n in zip(ticks, lots, strict=True) if n > 0)
 
     def _revert_name(self, err: RpcError) -> str:
         decoded = self.pipe.decode_revert(_revert_bytes(err))
@@ -717,8 +820,8 @@ class DexVenue:
             )
         except RpcError:
             return None
-        a = self.codec.decode_output("accountState", raw)[0]
-        return AccountHealthReading(int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1]))
+        a = decode_account_state(raw)
+        return AccountHealthReading(a[5] / p.unit, a[7] / p.unit, a[1])
 
     async def account_health_many(
         self, accounts: Sequence[str]
@@ -753,8 +856,8 @@ class DexVenue:
             if raw is None or isinstance(raw, RpcError):
                 out.append(None)
                 continue
-            a = self.codec.decode_output("accountState", raw)[0]
-            out.append(AccountHealthReading(int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1])))
+            a = decode_account_state(raw)
+            out.append(AccountHealthReading(a[5] / p.unit, a[7] / p.unit, a[1]))
         return out
 
     # -- events --------------------------------------------------------------------------------
@@ -796,8 +899,10 @@ class DexVenue:
                 [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
             )
             decoded = self._decode_logs(logs)
-        for d in decoded:
-            self._block_hashes[d.block_number] = d.block_hash
+        for block, block_hash, d in decoded:
+            self._block_hashes[block] = block_hash
+            if d is None:
+                continue
             for ev in self._route(d):
                 self._seen.setdefault(d.block_number, []).append(ev)
                 out.append(ev)
@@ -809,16 +914,26 @@ class DexVenue:
             self._seen.pop(b, None)
         return out
 
-    def _decode_logs(self, logs: Sequence[Any]) -> list[DecodedLog]:
-        """The market's logs decoded, in order; removed ones and other contracts' left out."""
-        mk = self._market_lower
-        out = []
+    def _decode_logs(self, logs: Sequence[Any]) -> list[tuple[int, str, DecodedLog | None]]:
+        """(block, block hash, decoded or None) per log of the market, in order.
+
+        Only what :meth:`_route` can use is decoded: trades, funding settlements, liquidations,
+        and events whose indexed account (the first topic after the signature) is ours. The rest
+        (mostly other makers' order churn) would be dropped by it anyway; their blocks' hashes
+        are still recorded for the reorg check.
+        """
+        mk, public, mine = self._market_lower, self._public_topics, self._acct_topic
+        out: list[tuple[int, str, DecodedLog | None]] = []
         for raw in logs:
             if raw.get("removed") or str(raw.get("address", "")).lower() != mk:
                 continue
-            d = self.codec.decode_log(raw)
-            if d is not None:
-                out.append(d)
+            topics = raw["topics"]
+            relevant = bool(topics) and (
+                str(topics[0]).lower() in public
+                or (len(topics) > 1 and str(topics[1]).lower() == mine)
+            )
+            d = self.codec.decode_log(raw) if relevant else None
+            out.append((int(raw["blockNumber"], 16), str(raw["blockHash"]), d))
         return out
 
     async def _check_reorg(self) -> list[MarketEvent]:
