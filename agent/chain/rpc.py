@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -97,9 +98,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends each request with aiohttp's client (pooled keep-alive).
 
     Failures come out as httpx's own exception types, so callers classify them as they would
-    httpx's transport's: :class:`httpx.ConnectError` for a refused, reset or closed connection,
-    :class:`httpx.ReadTimeout` when no answer came within `timeout_s`, :class:`httpx.ReadError`
-    for any other client failure. The session is opened on first use, inside the running loop
+    httpx's transport's: :class:`httpx.ConnectError` only when no connection could be made (the
+    request never left), :class:`httpx.RemoteProtocolError` when the server closed the
+    connection, :class:`httpx.ReadTimeout` when no answer came within `timeout_s` (connect or
+    read), :class:`httpx.ReadError` for any other client failure; all but the first may have
+    reached the server. The session is opened on first use, inside the running loop
     (aiohttp binds it to that loop), and opened again if a later call runs in another loop.
 
     Parameters
@@ -145,12 +148,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
         except TimeoutError as exc:
+            # Connect or read: not told apart, so it counts as possibly delivered.
             raise httpx.ReadTimeout(
                 f"no answer within {self._timeout.total} s", request=request
             ) from exc
-        except aiohttp.ClientConnectionError as exc:
+        except aiohttp.ClientConnectorError as exc:
+            # No connection was made: the request never left.
             raise httpx.ConnectError(f"{type(exc).__name__}: {exc}", request=request) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise httpx.RemoteProtocolError(
+                f"{type(exc).__name__}: {exc}", request=request
+            ) from exc
         except aiohttp.ClientError as exc:
+            # A reset or a broken answer after the request may have been sent.
             raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
 
     async def aclose(self) -> None:
@@ -194,15 +204,18 @@ class AsyncRpc:
         self._clock = clock
         self._observer = observer
         self._ids = itertools.count(1)
-        self._client = httpx.AsyncClient(
-            timeout=config.timeout_s,
-            transport=transport or AiohttpTransport(config.timeout_s),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-        )
+        # Requests go straight to the transport: a JSON-RPC POST to one fixed URL needs none of
+        # httpx.AsyncClient's per-request work (URL merging, cookies, auth, redirects), which
+        # cost about as much CPU as the transport itself.
+        self._transport = transport or AiohttpTransport(config.timeout_s)
+        self._url = httpx.URL(config.url)
+        self._headers = httpx.Headers({"Content-Type": "application/json"})
+        t = config.timeout_s
+        self._timeouts = {"timeout": {"connect": t, "read": t, "write": t, "pool": t}}
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncRpc:
         return self
@@ -306,8 +319,19 @@ class AsyncRpc:
         t0 = time.perf_counter()
         failure: str | None = "unavailable"
         try:
+            request = httpx.Request(
+                "POST",
+                self._url,
+                headers=self._headers,
+                content=json.dumps(body, separators=(",", ":")).encode(),
+                extensions=self._timeouts,
+            )
             try:
-                resp = await self._client.post(self.config.url, json=body)
+                resp = await self._transport.handle_async_request(request)
+                try:
+                    await resp.aread()
+                finally:
+                    await resp.aclose()
             except (httpx.TransportError, OSError) as exc:
                 # TransportError covers refused connections, resets and timeouts.
                 raise self._failed(method, f"{type(exc).__name__}: {exc}") from exc
