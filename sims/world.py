@@ -51,6 +51,7 @@ from agent.venue.dex import (
     decode_book_levels,
     decode_funding_state,
     decode_open_orders,
+    encode_batch_call,
 )
 from sims.anvil import Anvil
 from sims.scenario import ArbitrageSpec, Step, TakerOrder
@@ -262,6 +263,7 @@ class ChainWorld:
         self._hold_seen: dict[str, int] = {}
         self._world_hashes: list[str] = []
         self._calldata: dict[tuple[Any, ...], bytes] = {}
+        self._batch_selector = self.market.encode_call("batch", [], [])[:4]
         self.last_ts = int(self.node.latest_block()["timestamp"], 16)
         self.block = self.node.block_number()
         self.updater = self._oracle_updater()
@@ -376,7 +378,10 @@ class ChainWorld:
         """Mine one block at `timestamp_s` (strictly after the last block), in one round trip.
 
         `base_fee_wei` overrides the block's base fee. The override and ``evm_mine [ts]`` go in
-        one JSON-RPC batch, which the node runs in order: a block costs one round trip, not three.
+        one JSON-RPC batch: a block costs one round trip, not three. The node starts a batch's
+        calls in order and the override completes without waiting, so it is set before the block
+        is built (reads or sends after ``evm_mine`` in the same batch would not be ordered: the
+        node answers them while the block is still being mined).
         """
         ts = max(timestamp_s, self.last_ts + 1)
         calls: list[tuple[str, list[Any]]] = []
@@ -517,9 +522,8 @@ class ChainWorld:
                     places.append(
                         (int(side), 0, self.spec.tick(px), self.spec.lots(size, px), 1000 + k, 0)
                     )
-            self._send(
-                who, self.dep.market, self.market.encode_call("batch", cancel, places), _GAS_MAKER
-            )
+            data = encode_batch_call(self._batch_selector, cancel, places)
+            self._send(who, self.dep.market, data, _GAS_MAKER)
             st.center_usd, st.posted_s = center_usd, now_s
             self.stats.maker_refreshes += 1
             n += 1

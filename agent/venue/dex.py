@@ -89,6 +89,7 @@ __all__ = [
     "decode_book_levels",
     "decode_funding_state",
     "decode_open_orders",
+    "encode_batch_call",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,49 @@ def decode_account_state(raw: str) -> tuple[int, ...]:
 def decode_funding_state(raw: str) -> tuple[int, ...]:
     """``fundingState()``'s five fields, in ABI order (see ``_FUNDING_STATE_SIGNED``)."""
     return _static(raw, _FUNDING_STATE_SIGNED)
+
+
+_PLACE_BITS = (8, 8, 24, 48, 64, 32)
+"""A place's (side, flags, tick, lots, clientId, expiry) widths in ``batch``'s ABI."""
+
+
+def encode_batch_call(
+    selector: bytes, cancel_ids: Sequence[int], places: Sequence[Sequence[int]]
+) -> bytes:
+    """Calldata of ``batch(uint256[] cancelIds, (uint8,uint8,uint24,uint48,uint64,uint32)[])``.
+
+    Encoded directly (eth_abi's generic encoder is the quote path's hot spot): the head (two
+    offsets), the ids array (length + words), the places array (length + six static words each).
+    A unit test holds it byte-for-byte to eth_abi's encoding. Raises ValueError for a value that
+    does not fit its field.
+
+    Parameters
+    ----------
+    selector
+        ``batch``'s 4-byte function selector.
+    cancel_ids
+        Order ids to cancel.
+    places
+        (side, flags, tick, lots, client id, expiry) per order to place.
+    """
+    word = 32
+    out = bytearray(selector)
+    out += (2 * word).to_bytes(word, "big")
+    out += ((3 + len(cancel_ids)) * word).to_bytes(word, "big")
+    out += len(cancel_ids).to_bytes(word, "big")
+    for i in cancel_ids:
+        if not 0 <= i < 1 << 256:
+            raise ValueError(f"order id {i} does not fit uint256")
+        out += i.to_bytes(word, "big")
+    out += len(places).to_bytes(word, "big")
+    for place in places:
+        if len(place) != len(_PLACE_BITS):
+            raise ValueError(f"a place has six fields, got {place}")
+        for v, bits in zip(place, _PLACE_BITS, strict=True):
+            if not 0 <= v < 1 << bits:
+                raise ValueError(f"{v} does not fit uint{bits} in place {place}")
+            out += v.to_bytes(word, "big")
+    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,34 +717,24 @@ class DexVenue:
                     f"outside the market's range (ticks 1..{_MAX_TICK - 1}, "
                     f"lots 1..{_MAX_LOTS - 1}): not sent; check the model's spread inputs"
                 )
-        # The quote path's hot spot: encode directly. The layout is fixed, `batch(uint256[],
-        # (uint8,uint8,uint24,uint48,uint64,uint32)[])`: head (two offsets), the ids array
-        # (length + words), the places array (length + six static words each). A unit test holds
-        # this byte-for-byte to eth_abi's encoding.
+        # The quote path's hot spot: encoded directly (see `encode_batch_call`).
         ids = [int(i) for i in cancel_ids]
         if any(not 0 <= i < 1 << 256 for i in ids):
             raise VenueError(f"order id out of range in cancel list: {ids}")
         if not 0 <= expiry_s < 1 << 32:
             raise VenueError(f"expiry {expiry_s} does not fit the market's uint32 timestamp")
-        word = 32
-        out = bytearray(self._batch_selector)
-        out += (2 * word).to_bytes(word, "big")
-        out += ((3 + len(ids)) * word).to_bytes(word, "big")
-        out += len(ids).to_bytes(word, "big")
-        for i in ids:
-            out += i.to_bytes(word, "big")
-        out += len(quotes).to_bytes(word, "big")
-        for q in quotes:
-            for v in (
+        places = [
+            (
                 int(q.side),
                 FLAG_POST_ONLY,
                 int(q.price_ticks),
                 int(q.size_lots),
                 next(self._seq) & ((1 << 64) - 1),
                 expiry_s,
-            ):
-                out += v.to_bytes(word, "big")
-        return bytes(out)
+            )
+            for q in quotes
+        ]
+        return encode_batch_call(self._batch_selector, ids, places)
 
     async def replace_quotes(
         self,

@@ -19,6 +19,7 @@ from agent.venue.dex import (
     decode_book_levels,
     decode_funding_state,
     decode_open_orders,
+    encode_batch_call,
 )
 
 
@@ -138,3 +139,33 @@ def test_funding_state_decodes_as_eth_abi(state: tuple[int, ...]) -> None:
 def test_malformed_answers_raise(decode: object, raw: str) -> None:
     with pytest.raises((ValueError, IndexError)):
         decode(raw)  # type: ignore[operator]
+
+
+_places = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.integers(0, (1 << 8) - 1),
+        st.integers(0, (1 << 24) - 1),
+        st.integers(0, (1 << 48) - 1),
+        st.integers(0, (1 << 64) - 1),
+        st.integers(0, (1 << 32) - 1),
+    ),
+    max_size=12,
+)
+
+
+@given(st.lists(_u256, max_size=12), _places)
+def test_batch_call_with_any_flags_and_client_ids_matches_eth_abi(
+    ids: list[int], places: list[tuple[int, ...]]
+) -> None:
+    # The world's makers and the agent share this encoder (flags and client ids of their own).
+    selector = _CODEC.encode_call("batch", [], [])[:4]
+    assert encode_batch_call(selector, ids, places) == _CODEC.encode_call("batch", ids, places)
+
+
+def test_batch_call_refuses_a_value_outside_its_field() -> None:
+    selector = _CODEC.encode_call("batch", [], [])[:4]
+    with pytest.raises(ValueError, match="uint24"):
+        encode_batch_call(selector, [], [(0, 0, 1 << 24, 1, 0, 0)])
+    with pytest.raises(ValueError, match="uint256"):
+        encode_batch_call(selector, [-1], [])
