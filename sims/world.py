@@ -46,6 +46,13 @@ from agent.chain.deploy import Deployment
 from agent.chain.signer import dev_account
 from agent.errors import ChainError, ConfigError
 from agent.types import Side
+from agent.venue.dex import (
+    decode_account_state,
+    decode_book_levels,
+    decode_funding_state,
+    decode_open_orders,
+    encode_batch_call,
+)
 from sims.anvil import Anvil
 from sims.scenario import ArbitrageSpec, Step, TakerOrder
 
@@ -255,6 +262,8 @@ class ChainWorld:
         self._held: list[_Held] = []
         self._hold_seen: dict[str, int] = {}
         self._world_hashes: list[str] = []
+        self._calldata: dict[tuple[Any, ...], bytes] = {}
+        self._batch_selector = self.market.encode_call("batch", [], [])[:4]
         self.last_ts = int(self.node.latest_block()["timestamp"], 16)
         self.block = self.node.block_number()
         self.updater = self._oracle_updater()
@@ -369,7 +378,10 @@ class ChainWorld:
         """Mine one block at `timestamp_s` (strictly after the last block), in one round trip.
 
         `base_fee_wei` overrides the block's base fee. The override and ``evm_mine [ts]`` go in
-        one JSON-RPC batch, which the node runs in order: a block costs one round trip, not three.
+        one JSON-RPC batch: a block costs one round trip, not three. The node starts a batch's
+        calls in order and the override completes without waiting, so it is set before the block
+        is built (reads or sends after ``evm_mine`` in the same batch would not be ordered: the
+        node answers them while the block is still being mined).
         """
         ts = max(timestamp_s, self.last_ts + 1)
         calls: list[tuple[str, list[Any]]] = []
@@ -411,7 +423,7 @@ class ChainWorld:
     ) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
         out: list[list[tuple[float, int]]] = []
         for raw in raws:
-            ticks, lots = self.market.decode_output("bookLevels", raw)
+            ticks, lots = decode_book_levels(raw)
             out.append(
                 [(t * self.spec.tick_size_usd, int(n)) for t, n in zip(ticks, lots, strict=True)
                  if n > 0]
@@ -419,7 +431,15 @@ class ChainWorld:
         return out[0], out[1]
 
     def _book_call(self, side: int, depth: int) -> bytes:
-        return self.market.encode_call("bookLevels", side, depth)
+        return self._encoded("bookLevels", side, depth)
+
+    def _encoded(self, fn: str, *args: Any) -> bytes:
+        """Calldata of a market view, encoded once per arguments (the step reads the same few)."""
+        key = (fn, *args)
+        data = self._calldata.get(key)
+        if data is None:
+            data = self._calldata[key] = self.market.encode_call(fn, *args)
+        return data
 
     def _call_many(self, datas: Sequence[bytes]) -> list[str]:
         """``eth_call`` the market with each of `datas`, all in one JSON-RPC batch."""
@@ -431,25 +451,25 @@ class ChainWorld:
 
     def account(self, who: str) -> tuple[int, int, int]:
         """(collateral raw, position lots, equity raw) of `who` (raises if the view reverts)."""
-        raw = self._call(self.dep.market, self.market.encode_call("accountState", who))
-        a = self.market.decode_output("accountState", raw)[0]
-        return int(a[0]), int(a[1]), int(a[5])
+        raw = self._call(self.dep.market, self._encoded("accountState", who))
+        a = decode_account_state(raw)
+        return a[0], a[1], a[5]
 
     def open_order_ids(self, who: str) -> list[int]:
         """Ids of `who`'s live resting orders."""
-        raw = self._call(self.dep.market, self.market.encode_call("openOrders", who))
+        raw = self._call(self.dep.market, self._encoded("openOrders", who))
         return self._decode_order_ids(raw)
 
     def _decode_order_ids(self, raw: str) -> list[int]:
-        return [int(o[0]) for o in self.market.decode_output("openOrders", raw)[0]]
+        return [o[0] for o in decode_open_orders(raw)]
 
     def funding_next_boundary(self) -> int:
         """The market's next funding boundary (unix s)."""
-        raw = self._call(self.dep.market, self.market.encode_call("fundingState"))
+        raw = self._call(self.dep.market, self._encoded("fundingState"))
         return self._decode_next_boundary(raw)
 
     def _decode_next_boundary(self, raw: str) -> int:
-        return int(self.market.decode_output("fundingState", raw)[1])
+        return decode_funding_state(raw)[1]
 
     # -- actors --------------------------------------------------------------------------------
 
@@ -502,9 +522,8 @@ class ChainWorld:
                     places.append(
                         (int(side), 0, self.spec.tick(px), self.spec.lots(size, px), 1000 + k, 0)
                     )
-            self._send(
-                who, self.dep.market, self.market.encode_call("batch", cancel, places), _GAS_MAKER
-            )
+            data = encode_batch_call(self._batch_selector, cancel, places)
+            self._send(who, self.dep.market, data, _GAS_MAKER)
             st.center_usd, st.posted_s = center_usd, now_s
             self.stats.maker_refreshes += 1
             n += 1
@@ -695,9 +714,9 @@ class ChainWorld:
         want_book = step.mined and self._arbitrage_on()
         want_funding = step.mined and self._settle_window(settle_grace_s)
         datas = [self._book_call(side, 5) for side in (0, 1)] if want_book else []
-        datas += [self.market.encode_call("openOrders", self.roles.address(i)) for i in makers]
+        datas += [self._encoded("openOrders", self.roles.address(i)) for i in makers]
         if want_funding:
-            datas.append(self.market.encode_call("fundingState"))
+            datas.append(self._encoded("fundingState"))
         raws = self._call_many(datas) if datas else []
         book = self._decode_book(raws[:2]) if want_book else None
         at = 2 if want_book else 0

@@ -3,12 +3,16 @@
 Reads
     One JSON-RPC batch per refresh returns everything a decision needs (head block, both book
     sides, index, mark, funding state, our account and our open orders), so state is one round
-    trip old, never a mix of many.
+    trip old, never a mix of many. The same batch carries what the cycle reads next: the event
+    poll's reorg check and the head block's receipts (its logs), and the transaction pipeline's
+    poll reads (nonces, fee history); so a quiet cycle costs one round trip.
 Events
-    One ``eth_getLogs`` per poll over the market's address. Reorganisations are detected by block
-    hash (the last processed block's hash is re-checked every poll); events from orphaned blocks
-    are undone (a :class:`~agent.venue.base.ReorgUndo` carrying the original event) and the range
-    is read again.
+    The market's logs of each new block. When exactly one block is new, they come from that
+    block's receipts fetched with the snapshot, used only if they are the snapshot's head block's
+    (same hash, every transaction of it answered); else one ``eth_getLogs`` over the range.
+    Reorganisations are detected by block hash (the last processed block's hash is re-checked
+    every poll); events from orphaned blocks are undone (a :class:`~agent.venue.base.ReorgUndo`
+    carrying the original event) and the range is read again.
 Writes
     A quote refresh is one ``batch(cancelIds, places)`` transaction whose places expire on chain
     at the given time. At most one quote transaction is in flight: a newer decision *replaces* the
@@ -34,6 +38,7 @@ from agent.chain.txpipe import (
     Dropped,
     Failed,
     Included,
+    PollReads,
     Replaced,
     Reverted,
     TxHandle,
@@ -76,7 +81,16 @@ from agent.venue.base import (
     VenueIo,
 )
 
-__all__ = ["FLAG_POST_ONLY", "DexMarketParams", "DexVenue"]
+__all__ = [
+    "FLAG_POST_ONLY",
+    "DexMarketParams",
+    "DexVenue",
+    "decode_account_state",
+    "decode_book_levels",
+    "decode_funding_state",
+    "decode_open_orders",
+    "encode_batch_call",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +103,137 @@ _MAX_LOTS = 2**48  # uint48 lots
 _DECIMALS_SELECTOR = "0x313ce567"  # decimals()
 _LATEST_ROUND_SELECTOR = "0xfeaf968c"  # latestRoundData(); updatedAt is the 4th word
 _CANCEL_EXPIRED = 1  # OrderCancelled.reason of an order pruned at its expiry
+_METHOD_NOT_FOUND = -32601  # JSON-RPC: the node does not know the method
 _ORDER_CHANGING = frozenset({"quote", "cancel_all"})
 """Purposes of our transactions that change our resting orders (a landed one makes older
 snapshots stale for quoting)."""
+
+
+# -- view answers, decoded by hand --------------------------------------------------------------
+# The views a cycle reads have fixed ABI layouts, and eth_abi's generic decoder spent about 0.1-0.3
+# ms of CPU per answer (a sizeable part of a lock-step stress step). These read the 32-byte words
+# directly; tests/unit/test_dex_encode.py holds each one to eth_abi's decoding. A short or
+# malformed answer raises ValueError (or IndexError), as eth_abi's decoder would raise.
+
+_ACCOUNT_STATE_SIGNED = (True, True, True, True, True, True, False, False, False)
+"""accountState's (int256 x 6, uint256 x 3): collateral, positionLots, entryNotional,
+unrealizedPnl, fundingOwed, equity, initialMargin, maintenanceMargin, reservedMargin."""
+_FUNDING_STATE_SIGNED = (False, False, True, True, True)
+"""fundingState's (uint256 epoch, uint256 nextBoundary, int256 premiumTwap, int256 lastRate,
+int256 cumulativeIndex)."""
+_ORDER_VIEW_BITS = (256, 64, 8, 24, 48, 32)
+"""openOrders' OrderView: orderId, clientId, side, tick, lots, expiry (all unsigned)."""
+
+
+def _words(raw: str) -> list[int]:
+    if not raw.startswith("0x") or (len(raw) - 2) % 64:
+        raise ValueError(f"not an ABI answer: {raw[:80]!r}")
+    return [int(raw[i : i + 64], 16) for i in range(2, len(raw), 64)]
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 256) if x >> 255 else x
+
+
+def _array_at(w: list[int], head: int) -> list[int]:
+    """The elements of the dynamic ``uint256[]`` whose offset is word `head` (whole words)."""
+    offset = w[head]
+    if offset % 32:
+        raise ValueError(f"unaligned offset {offset}")
+    at = offset // 32
+    n = w[at]
+    if at + 1 + n > len(w):
+        raise ValueError(f"array of {n} runs past the answer's {len(w)} words")
+    return w[at + 1 : at + 1 + n]
+
+
+def decode_book_levels(raw: str) -> tuple[list[int], list[int]]:
+    """``bookLevels(side, depth)``'s (ticks, lots)."""
+    w = _words(raw)
+    ticks, lots = _array_at(w, 0), _array_at(w, 1)
+    if len(ticks) != len(lots):
+        raise ValueError(f"{len(ticks)} ticks but {len(lots)} lots")
+    return ticks, lots
+
+
+def decode_open_orders(raw: str) -> list[tuple[int, int, int, int, int, int]]:
+    """``openOrders(account)``'s (orderId, clientId, side, tick, lots, expiry) per order."""
+    w = _words(raw)
+    offset = w[0]
+    if offset % 32:
+        raise ValueError(f"unaligned offset {offset}")
+    at = offset // 32
+    n, k = w[at], len(_ORDER_VIEW_BITS)
+    if at + 1 + n * k > len(w):
+        raise ValueError(f"{n} orders run past the answer's {len(w)} words")
+    out = []
+    for i in range(at + 1, at + 1 + n * k, k):
+        o = w[i : i + k]
+        for v, bits in zip(o, _ORDER_VIEW_BITS, strict=True):
+            if v >> bits:
+                raise ValueError(f"value {v} does not fit uint{bits}")
+        out.append((o[0], o[1], o[2], o[3], o[4], o[5]))
+    return out
+
+
+def _static(raw: str, signed: tuple[bool, ...]) -> tuple[int, ...]:
+    w = _words(raw)
+    if len(w) != len(signed):
+        raise ValueError(f"{len(w)} words where {len(signed)} were expected")
+    return tuple(_signed(v) if s else v for v, s in zip(w, signed, strict=True))
+
+
+def decode_account_state(raw: str) -> tuple[int, ...]:
+    """``accountState(account)``'s nine fields, in ABI order (see ``_ACCOUNT_STATE_SIGNED``)."""
+    return _static(raw, _ACCOUNT_STATE_SIGNED)
+
+
+def decode_funding_state(raw: str) -> tuple[int, ...]:
+    """``fundingState()``'s five fields, in ABI order (see ``_FUNDING_STATE_SIGNED``)."""
+    return _static(raw, _FUNDING_STATE_SIGNED)
+
+
+_PLACE_BITS = (8, 8, 24, 48, 64, 32)
+"""A place's (side, flags, tick, lots, clientId, expiry) widths in ``batch``'s ABI."""
+
+
+def encode_batch_call(
+    selector: bytes, cancel_ids: Sequence[int], places: Sequence[Sequence[int]]
+) -> bytes:
+    """Calldata of ``batch(uint256[] cancelIds, (uint8,uint8,uint24,uint48,uint64,uint32)[])``.
+
+    Encoded directly (eth_abi's generic encoder is the quote path's hot spot): the head (two
+    offsets), the ids array (length + words), the places array (length + six static words each).
+    A unit test holds it byte-for-byte to eth_abi's encoding. Raises ValueError for a value that
+    does not fit its field.
+
+    Parameters
+    ----------
+    selector
+        ``batch``'s 4-byte function selector.
+    cancel_ids
+        Order ids to cancel.
+    places
+        (side, flags, tick, lots, client id, expiry) per order to place.
+    """
+    word = 32
+    out = bytearray(selector)
+    out += (2 * word).to_bytes(word, "big")
+    out += ((3 + len(cancel_ids)) * word).to_bytes(word, "big")
+    out += len(cancel_ids).to_bytes(word, "big")
+    for i in cancel_ids:
+        if not 0 <= i < 1 << 256:
+            raise ValueError(f"order id {i} does not fit uint256")
+        out += i.to_bytes(word, "big")
+    out += len(places).to_bytes(word, "big")
+    for place in places:
+        if len(place) != len(_PLACE_BITS):
+            raise ValueError(f"a place has six fields, got {place}")
+        for v, bits in zip(place, _PLACE_BITS, strict=True):
+            if not 0 <= v < 1 << bits:
+                raise ValueError(f"{v} does not fit uint{bits} in place {place}")
+            out += v.to_bytes(word, "big")
+    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +290,40 @@ class _ReorgPrefetch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _HeadLogs:
+    """The head block's receipts as fetched with a snapshot (its logs, for the event poll)."""
+
+    cursor: int | None  # the event cursor when fetched: the logs serve only the poll that follows
+    head: int
+    head_hash: str
+    tx_hashes: tuple[str, ...]  # the head block's transactions, as the snapshot's block read saw
+    receipts: Any  # eth_getBlockReceipts("latest") result, or an RpcError
+
+    def logs_for(self, cursor: int | None, start: int, head: int, head_hash: str) -> list[Any]:
+        """The head block's logs when they are exactly the range the poll needs, else raise.
+
+        Raises ValueError (or TypeError/KeyError/AttributeError on a malformed answer) when the
+        receipts are not usable: a different cursor, head or range, an error answer, or receipts
+        of another block (the node ran the receipts read before or after the head read).
+        """
+        if cursor != self.cursor or head != self.head or head_hash != self.head_hash:
+            raise ValueError("fetched for another poll")
+        if start != head:
+            raise ValueError(f"{head - start + 1} new blocks, the receipts cover one")
+        rs = self.receipts
+        if not isinstance(rs, list):
+            raise ValueError(f"no receipts: {rs}")
+        if sorted(str(r["transactionHash"]) for r in rs) != sorted(self.tx_hashes):
+            raise ValueError("the receipts are not the head block's transactions")
+        logs: list[Any] = []
+        for r in rs:
+            if str(r["blockHash"]) != head_hash:
+                raise ValueError("receipts of another block")
+            logs += r["logs"]
+        return logs
+
+
 class DexVenue:
     """:class:`~agent.venue.base.Venue` for PerpMarket, through the transaction pipeline.
 
@@ -189,6 +365,12 @@ class DexVenue:
         self.market_address = to_checksum_address(market)
         self.account = to_checksum_address(pipe.address)
         self._acct_lower = self.account.lower()
+        self._market_lower = self.market_address.lower()
+        self._acct_topic = "0x" + "00" * 12 + self._acct_lower[2:]
+        self._public_topics = frozenset(
+            codec.topic(name).lower() for name in ("Fill", "FundingSettled", "Liquidation")
+        )
+        """Events routed whoever they concern (the others only when the account is ours)."""
         self.start_block = start_block
         self.book_depth = book_depth
         self.quote_gas_limit = quote_gas_limit
@@ -203,8 +385,14 @@ class DexVenue:
         self._quote_intent: str | None = None
         self._last_block: int | None = None
         self._last_hash: str | None = None
-        # The event poll's reorg check, fetched inside the snapshot's batch (see `snapshot`).
+        # The event poll's reorg check, the head block's receipts and the pipeline's poll reads,
+        # fetched inside the snapshot's batch (see `snapshot`).
         self._prefetch: _ReorgPrefetch | None = None
+        self._head_logs: _HeadLogs | None = None
+        self._poll_reads: PollReads | None = None
+        self._receipts_supported = True
+        self._snapshot_requests: tuple[tuple[str, list[Any]], ...] | None = None
+        """False once the node said it has no ``eth_getBlockReceipts`` (then logs are read)."""
         self._seen: dict[int, list[MarketEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
         self._block_hashes: dict[int, str] = {}
@@ -300,37 +488,47 @@ class DexVenue:
     async def snapshot(self) -> VenueSnapshot:
         """Read everything a decision needs in one round trip."""
         p = self._params()
-        c = self.codec
-        mk = self.market_address
-
-        def call(data: bytes) -> tuple[str, list[Any]]:
-            return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
-
-        requests: list[tuple[str, list[Any]]] = [
-            ("eth_getBlockByNumber", ["latest", False]),
-            call(c.encode_call("bookLevels", 0, self.book_depth)),
-            call(c.encode_call("bookLevels", 1, self.book_depth)),
-            call(c.encode_call("indexPrice")),
-            call(c.encode_call("markPrice")),
-            call(c.encode_call("fundingState")),
-            call(c.encode_call("accountState", self.account)),
-            call(c.encode_call("openOrders", self.account)),
-            ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
-        ]
-        # The next event poll's reorg check rides along (one round trip less per cycle). It
-        # reads a fixed block number, so where the node runs it inside the batch does not
-        # matter. The logs cannot ride along: "up to the newest block" read in the same batch
-        # could be evaluated before the head read and miss a block the cursor then skips.
+        requests = list(self._snapshot_calls(p))
+        # What the cycle reads next rides along (a quiet cycle is one round trip):
+        # - the event poll's reorg check: it reads a fixed block number, so where the node runs
+        #   it inside the batch does not matter;
+        # - the head block's receipts, for its logs. The node starts a batch's calls in order but
+        #   may finish them in any order, so "the newest block" here may not be the block the
+        #   head read saw: the poll checks that the receipts are that block's (hash, every
+        #   transaction) and reads the logs on its own otherwise. A "latest" log range could not
+        #   be checked that way (a block without our logs looks the same as a missed block);
+        # - the pipeline's poll reads (nonces, fee history), used only while still current.
         last_block, last_hash = self._last_block, self._last_hash
+        extra: dict[str, int] = {}
         if last_block is not None and last_hash is not None:
+            extra["reorg"] = len(requests)
             requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
+        if self._receipts_supported:
+            extra["receipts"] = len(requests)
+            requests.append(("eth_getBlockReceipts", ["latest"]))
+        poll_reads = self.pipe.poll_reads()
+        extra["poll"] = len(requests)
+        requests += poll_reads.calls
+        self._prefetch, self._head_logs, self._poll_reads = None, None, None
         res = await self.rpc.batch(requests)
         block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res[:9]
-        self._prefetch = None
         if isinstance(block, RpcError) or block is None:
             raise ChainError(f"could not read the latest block: {block}")
-        if last_block is not None and last_hash is not None and len(res) == 10:
-            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[9], int(block["number"], 16))
+        head = int(block["number"], 16)
+        if "reorg" in extra:
+            assert last_block is not None and last_hash is not None
+            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], head)
+        if "receipts" in extra:
+            receipts = res[extra["receipts"]]
+            if isinstance(receipts, RpcError) and receipts.code == _METHOD_NOT_FOUND:
+                log.info("the node has no eth_getBlockReceipts: events come from eth_getLogs")
+                self._receipts_supported = False
+            txs = block.get("transactions")
+            if isinstance(txs, list):
+                self._head_logs = _HeadLogs(
+                    last_block, head, str(block["hash"]), tuple(str(t) for t in txs), receipts
+                )
+        self._poll_reads = poll_reads.with_results(res[extra["poll"] :])
         for name, r in (("bookLevels", bids_r), ("fundingState", fund_r), ("openOrders", orders_r)):
             if isinstance(r, RpcError):
                 raise ChainError(f"{name} view failed: {r}")
@@ -344,7 +542,7 @@ class DexVenue:
         else:
             index = int(index_r, 16) / p.unit
         mark = None if isinstance(mark_r, RpcError) else int(mark_r, 16) / p.unit
-        f = c.decode_output("fundingState", fund_r)
+        f = decode_funding_state(fund_r)
         funding = FundingState(
             epoch=int(f[0]),
             next_boundary_s=int(f[1]),
@@ -354,7 +552,7 @@ class DexVenue:
         )
         position = None
         if not isinstance(acct_r, RpcError):
-            a = c.decode_output("accountState", acct_r)[0]
+            a = decode_account_state(acct_r)
             position = PositionState(
                 size_lots=int(a[1]),
                 entry_notional=int(a[2]) / p.unit,
@@ -375,7 +573,7 @@ class DexVenue:
                 remaining_lots=Lots(int(o[4])),
                 client_id=int(o[1]),
             )
-            for o in c.decode_output("openOrders", orders_r)[0]
+            for o in decode_open_orders(orders_r)
         )
         return VenueSnapshot(
             block_number=number,
@@ -396,9 +594,30 @@ class DexVenue:
             open_orders=orders,
         )
 
+    def _snapshot_calls(self, p: DexMarketParams) -> tuple[tuple[str, list[Any]], ...]:
+        """The snapshot's reads (encoded once: the same every cycle)."""
+        if self._snapshot_requests is None:
+            c, mk = self.codec, self.market_address
+
+            def call(data: bytes) -> tuple[str, list[Any]]:
+                return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
+
+            self._snapshot_requests = (
+                ("eth_getBlockByNumber", ["latest", False]),
+                call(c.encode_call("bookLevels", 0, self.book_depth)),
+                call(c.encode_call("bookLevels", 1, self.book_depth)),
+                call(c.encode_call("indexPrice")),
+                call(c.encode_call("markPrice")),
+                call(c.encode_call("fundingState")),
+                call(c.encode_call("accountState", self.account)),
+                call(c.encode_call("openOrders", self.account)),
+                ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
+            )
+        return self._snapshot_requests
+
     def _levels(self, raw: str) -> tuple[tuple[int, int], ...]:
-        ticks, lots = self.codec.decode_output("bookLevels", raw)
-        return tuple((int(t), int(n)) for t, n in zip(ticks, lots, strict=True) if n > 0)
+        ticks, lots = decode_book_levels(raw)
+        return tuple((t, n) for t, n in zip(ticks, lots, strict=True) if n > 0)
 
     def _revert_name(self, err: RpcError) -> str:
         decoded = self.pipe.decode_revert(_revert_bytes(err))
@@ -444,7 +663,8 @@ class DexVenue:
     async def poll_outcomes(self) -> list[TxOutcome]:
         """Outcomes of our transactions since the last call (the pipeline's receipts)."""
         out: list[TxOutcome] = []
-        for ev in await self.pipe.poll():
+        reads, self._poll_reads = self._poll_reads, None
+        for ev in await self.pipe.poll(reads):
             if isinstance(ev, Included):
                 d = ev.delay
                 if ev.purpose in _ORDER_CHANGING:
@@ -497,34 +717,24 @@ class DexVenue:
                     f"outside the market's range (ticks 1..{_MAX_TICK - 1}, "
                     f"lots 1..{_MAX_LOTS - 1}): not sent; check the model's spread inputs"
                 )
-        # The quote path's hot spot: encode directly. The layout is fixed, `batch(uint256[],
-        # (uint8,uint8,uint24,uint48,uint64,uint32)[])`: head (two offsets), the ids array
-        # (length + words), the places array (length + six static words each). A unit test holds
-        # this byte-for-byte to eth_abi's encoding.
+        # The quote path's hot spot: encoded directly (see `encode_batch_call`).
         ids = [int(i) for i in cancel_ids]
         if any(not 0 <= i < 1 << 256 for i in ids):
             raise VenueError(f"order id out of range in cancel list: {ids}")
         if not 0 <= expiry_s < 1 << 32:
             raise VenueError(f"expiry {expiry_s} does not fit the market's uint32 timestamp")
-        word = 32
-        out = bytearray(self._batch_selector)
-        out += (2 * word).to_bytes(word, "big")
-        out += ((3 + len(ids)) * word).to_bytes(word, "big")
-        out += len(ids).to_bytes(word, "big")
-        for i in ids:
-            out += i.to_bytes(word, "big")
-        out += len(quotes).to_bytes(word, "big")
-        for q in quotes:
-            for v in (
+        places = [
+            (
                 int(q.side),
                 FLAG_POST_ONLY,
                 int(q.price_ticks),
                 int(q.size_lots),
                 next(self._seq) & ((1 << 64) - 1),
                 expiry_s,
-            ):
-                out += v.to_bytes(word, "big")
-        return bytes(out)
+            )
+            for q in quotes
+        ]
+        return encode_batch_call(self._batch_selector, ids, places)
 
     async def replace_quotes(
         self,
@@ -644,8 +854,8 @@ class DexVenue:
             )
         except RpcError:
             return None
-        a = self.codec.decode_output("accountState", raw)[0]
-        return AccountHealthReading(int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1]))
+        a = decode_account_state(raw)
+        return AccountHealthReading(a[5] / p.unit, a[7] / p.unit, a[1])
 
     async def account_health_many(
         self, accounts: Sequence[str]
@@ -680,8 +890,8 @@ class DexVenue:
             if raw is None or isinstance(raw, RpcError):
                 out.append(None)
                 continue
-            a = self.codec.decode_output("accountState", raw)[0]
-            out.append(AccountHealthReading(int(a[5]) / p.unit, int(a[7]) / p.unit, int(a[1])))
+            a = decode_account_state(raw)
+            out.append(AccountHealthReading(a[5] / p.unit, a[7] / p.unit, a[1]))
         return out
 
     # -- events --------------------------------------------------------------------------------
@@ -700,23 +910,33 @@ class DexVenue:
             blk = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
             head, head_hash = int(blk["number"], 16), str(blk["hash"])
         prefetch, self._prefetch = self._prefetch, None
+        head_logs, self._head_logs = self._head_logs, None
         out: list[MarketEvent] = []
         if prefetch is None or not prefetch.no_reorg(self._last_block, self._last_hash, head):
             out += await self._check_reorg()
         start = (self._last_block if self._last_block is not None else self.start_block - 1) + 1
         if head < start:
             return out
-        logs = await self.rpc.call(
-            "eth_getLogs",
-            [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
-        )
-        for raw in logs:
-            if raw.get("removed"):
-                continue
-            d = self.codec.decode_log(raw)
+        decoded = None
+        if head_logs is not None:
+            try:
+                decoded = self._decode_logs(
+                    head_logs.logs_for(self._last_block, start, head, head_hash)
+                )
+            except Exception as exc:
+                # Not this block's, or malformed in any way (a bad log fails in the ABI
+                # decoder): nothing is applied yet, and the range read below is the authority.
+                log.debug("head receipts not used (%s): reading the logs", exc)
+        if decoded is None:
+            logs = await self.rpc.call(
+                "eth_getLogs",
+                [{"address": self.market_address, "fromBlock": hex(start), "toBlock": hex(head)}],
+            )
+            decoded = self._decode_logs(logs)
+        for block, block_hash, d in decoded:
+            self._block_hashes[block] = block_hash
             if d is None:
                 continue
-            self._block_hashes[d.block_number] = d.block_hash
             for ev in self._route(d):
                 self._seen.setdefault(d.block_number, []).append(ev)
                 out.append(ev)
@@ -726,6 +946,28 @@ class DexVenue:
         for b in [b for b in self._block_hashes if b < floor]:
             self._block_hashes.pop(b, None)
             self._seen.pop(b, None)
+        return out
+
+    def _decode_logs(self, logs: Sequence[Any]) -> list[tuple[int, str, DecodedLog | None]]:
+        """(block, block hash, decoded or None) per log of the market, in order.
+
+        Only what :meth:`_route` can use is decoded: trades, funding settlements, liquidations,
+        and events whose indexed account (the first topic after the signature) is ours. The rest
+        (mostly other makers' order churn) would be dropped by it anyway; their blocks' hashes
+        are still recorded for the reorg check.
+        """
+        mk, public, mine = self._market_lower, self._public_topics, self._acct_topic
+        out: list[tuple[int, str, DecodedLog | None]] = []
+        for raw in logs:
+            if raw.get("removed") or str(raw.get("address", "")).lower() != mk:
+                continue
+            topics = raw["topics"]
+            relevant = bool(topics) and (
+                str(topics[0]).lower() in public
+                or (len(topics) > 1 and str(topics[1]).lower() == mine)
+            )
+            d = self.codec.decode_log(raw) if relevant else None
+            out.append((int(raw["blockNumber"], 16), str(raw["blockHash"]), d))
         return out
 
     async def _check_reorg(self) -> list[MarketEvent]:

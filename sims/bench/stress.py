@@ -3,8 +3,12 @@
 The whole stack runs (forked anvil, world, CEX simulator, the real agent and hedger). A shorter
 run is measured (600 simulated seconds by default) and scaled linearly to one hour, after
 subtracting the fixed set-up cost; the figure's name says so. Target (issue 12): ≤ 30 s per
-simulated hour; before the batched reads main measured 89–105 s beside it (57–61 s on a quiet
-machine on 2026-11-24).
+simulated hour. With the one-request agent cycle, the lean HTTP clients and the hand-decoded view
+answers, runs interleaved with main (f9b8ef9) on 2026-11-30 16:50–16:54 UTC, load average 12.7 to
+15.6 on 2 cores, measured 80.0, 36.4 and 60.5 s (22.2, 10.1 and 16.8 ms a step) against main's
+148.5, 120.9 and 114.3 s (41.3, 33.6 and 31.7 ms); main measured 63–65 s at load 3–4 earlier that
+day. What is left of a step is mostly Python outside this runner's reach: the exchange client's
+httpx requests (about a third of the agent's CPU) and the fill-intensity fit in the estimators.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ __all__ = ["run"]
 
 _MEASURED_S = 600.0
 _TARGET_S = 30.0
-_PREVIOUS = "89–105 s on main, same load"
-"""Main before the batched world and keeper reads, run interleaved with this on 2026-11-30."""
+_PREVIOUS = "114–149 s on main, same load"
+"""Main (f9b8ef9) run interleaved with this on 2026-11-30 16:50 UTC, load average 13–16."""
 
 
 async def _measure(sim_s: float) -> tuple[float, float, int]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import httpx
 import pytest
 
-from agent.chain.rpc import AsyncRpc, RpcConfig, RpcError
+from agent.chain.rpc import AiohttpTransport, AsyncRpc, RpcConfig, RpcError
 from agent.errors import ChainError, RpcUnavailable
 
 FAST = RpcConfig(
@@ -106,3 +108,68 @@ async def test_batch_returns_errors_in_place_and_4xx_is_a_config_problem() -> No
             await rpc.call("eth_chainId")
     finally:
         await rpc.aclose()
+
+
+# -- the default transport (aiohttp) reports failures as httpx's types, precisely -------------
+
+
+class _Server:
+    """A loopback server that reads a request, then closes the connection or says nothing."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.writers: list[asyncio.StreamWriter] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        if self.behaviour == "close":
+            writer.close()
+        # "silent": no answer; the connection is closed when the test ends
+
+    async def __aenter__(self) -> _Server:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in self.writers:
+            w.close()
+            with contextlib.suppress(OSError):
+                await w.wait_closed()
+        await self._server.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_aiohttp_transport_tells_a_request_that_never_left_from_one_that_may_have() -> None:
+    # Nothing listens on port 9: no connection, so nothing was sent (ConnectError).
+    t = AiohttpTransport(timeout_s=0.5)
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await t.handle_async_request(httpx.Request("POST", "http://127.0.0.1:9", content=b"{}"))
+        for behaviour, want in (
+            ("close", httpx.RemoteProtocolError),
+            ("silent", httpx.ReadTimeout),
+        ):
+            async with _Server(behaviour) as server:
+                with pytest.raises(want) as info:
+                    await t.handle_async_request(httpx.Request("POST", server.url, content=b"{}"))
+                # Delivered, maybe acted on: never reported as a request that did not leave.
+                assert not isinstance(info.value, httpx.ConnectError), behaviour
+    finally:
+        await t.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_closed_mid_request_is_unavailable_and_not_retried_for_a_send() -> None:
+    async with (
+        _Server("close") as server,
+        AsyncRpc(RpcConfig(server.url, retry_attempts=3, timeout_s=1.0)) as rpc,
+    ):
+        with pytest.raises(RpcUnavailable):
+            await rpc.call("eth_sendRawTransaction", ["0x00"], retry=False)
+        assert rpc.health.total_failures == 1  # one attempt: a send is never repeated blindly
