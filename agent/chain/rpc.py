@@ -6,7 +6,7 @@ become :class:`~agent.errors.RpcUnavailable`; a JSON-RPC error is an answer, nev
 over the latency of the hot path (one pooled HTTP/1.1 connection, no middleware stack). All of that
 is about 150 lines here, with httpx's transport as the seam for tests.
 
-The bytes travel over aiohttp's client (:class:`AiohttpTransport`, plugged in as the httpx
+The bytes travel over aiohttp's client (:class:`agent.net.AiohttpTransport`, plugged in as the httpx
 transport) unless a test passes its own: httpx's own asyncio transport (httpcore on anyio) spends
 about three times the CPU per request, which made the agent's round trips to a local node cost
 2–4 ms each instead of about 1 ms (measured against anvil, `sims/bench/stress.py`).
@@ -17,7 +17,6 @@ Health is tracked, not thrown at the caller's loop: every failure updates :class
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import logging
@@ -26,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 from tenacity import (
     AsyncRetrying,
@@ -37,8 +35,9 @@ from tenacity import (
 )
 
 from agent.errors import ChainError, RpcUnavailable
+from agent.net import AiohttpTransport
 
-__all__ = ["AiohttpTransport", "AsyncRpc", "RpcConfig", "RpcError", "RpcHealth"]
+__all__ = ["AsyncRpc", "RpcConfig", "RpcError", "RpcHealth"]
 
 log = logging.getLogger(__name__)
 
@@ -92,85 +91,6 @@ class RpcHealth:
     last_error: str = ""
     last_ok_s: float = 0.0
     """Clock time of the last successful call (0 before the first)."""
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that sends each request with aiohttp's client (pooled keep-alive).
-
-    Failures come out as httpx's own exception types, so callers classify them as they would
-    httpx's transport's: :class:`httpx.ConnectError` only when no connection could be made (the
-    request never left), :class:`httpx.RemoteProtocolError` when the server closed the
-    connection, :class:`httpx.ReadTimeout` when no answer came within `timeout_s` (connect or
-    read), :class:`httpx.ReadError` for any other client failure; all but the first may have
-    reached the server. The session is opened on first use, inside the running loop
-    (aiohttp binds it to that loop), and opened again if a later call runs in another loop.
-
-    Parameters
-    ----------
-    timeout_s
-        Whole-request timeout (connect, send, read).
-    max_connections
-        Pool size; the agent's reads and sends overlap rarely, a few suffice.
-    """
-
-    def __init__(self, timeout_s: float, max_connections: int = 8) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._limit = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # A session of a finished loop cannot be closed from this one; it is dropped.
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._limit),
-                skip_auto_headers=("User-Agent",),
-            )
-            self._loop = loop
-        return self._session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        try:
-            async with session.request(
-                request.method, str(request.url), data=request.content, headers=headers
-            ) as resp:
-                content = await resp.read()
-                return httpx.Response(
-                    resp.status,
-                    headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers
-                    ],
-                    content=content,
-                    request=request,
-                )
-        except TimeoutError as exc:
-            # Connect or read: not told apart, so it counts as possibly delivered.
-            raise httpx.ReadTimeout(
-                f"no answer within {self._timeout.total} s", request=request
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            # No connection was made: the request never left.
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}", request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(
-                f"{type(exc).__name__}: {exc}", request=request
-            ) from exc
-        except aiohttp.ClientError as exc:
-            # A reset or a broken answer after the request may have been sent.
-            raise httpx.ReadError(f"{type(exc).__name__}: {exc}", request=request) from exc
-
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
-            await session.close()
-
-
-_HOP_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding"})
-"""Headers aiohttp sets itself from the URL and body (httpx's request carries them too)."""
 
 
 class AsyncRpc:

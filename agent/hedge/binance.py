@@ -67,6 +67,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
 from agent.errors import ConfigError, ExchangeError
+from agent.net import AiohttpTransport
 
 __all__ = [
     "AuthError",
@@ -514,7 +515,8 @@ class BinanceFuturesClient:
     credentials
         API key pair (see :meth:`Credentials.from_env`).
     transport
-        Optional httpx transport (the I/O seam for tests that need a fake network).
+        Optional httpx transport (the I/O seam for tests that need a fake network); by default
+        :class:`agent.net.AiohttpTransport` (a third of httpx's own transport's CPU per request).
     wall_ms
         Source of local Unix time in ms for request timestamps (default: ``time.time``).
 
@@ -538,7 +540,9 @@ class BinanceFuturesClient:
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
             timeout=httpx.Timeout(config.timeout_s),
-            transport=transport,
+            # aiohttp does not tell a connect timeout from a read timeout: both come out as
+            # ReadTimeout, "maybe executed", so an order is looked up, never blindly re-sent.
+            transport=transport or AiohttpTransport(config.timeout_s),
             headers={"X-MBX-APIKEY": credentials.api_key},
         )
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)

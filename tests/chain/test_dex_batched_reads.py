@@ -20,9 +20,10 @@ from eth_account.signers.local import LocalAccount
 
 from agent.chain.abi import AbiCodec
 from agent.chain.contracts import market_abi
-from agent.chain.rpc import AiohttpTransport, AsyncRpc, RpcConfig
+from agent.chain.rpc import AsyncRpc, RpcConfig
 from agent.chain.signer import DevKey, load_signer
 from agent.chain.txpipe import TxPipeline
+from agent.net import AiohttpTransport
 from agent.store import Journal
 from agent.types import Lots, Quote, Side, Tick
 from agent.venue.base import MarketEvent, OwnFill, Trade, TxIncluded

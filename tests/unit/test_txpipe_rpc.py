@@ -9,8 +9,9 @@ import json
 import httpx
 import pytest
 
-from agent.chain.rpc import AiohttpTransport, AsyncRpc, RpcConfig, RpcError
+from agent.chain.rpc import AsyncRpc, RpcConfig, RpcError
 from agent.errors import ChainError, RpcUnavailable
+from agent.net import AiohttpTransport
 
 FAST = RpcConfig(
     "http://node.test",
