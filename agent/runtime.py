@@ -757,6 +757,7 @@ class Agent:
                 force_cancel=False,
             ),
             fair_value=fair.price,
+            hedge_base=self.hedger.hedge_position_base() if self.hedger is not None else 0.0,
             momentum_per_s=self.momentum.drift_per_s(),
             # The drift estimate's noise on a driftless price: σ·√(ln 2 / (2·half-life)).
             momentum_noise_per_s=estimates.sigma_per_sqrt_s

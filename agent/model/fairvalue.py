@@ -73,7 +73,7 @@ class FairValueParams:
     basis_halflife_s: float = 10.0
     """Half-life of the exchange basis EWMA, seconds (the exchange's offset from the index
     mean-reverts within a minute: a long memory prices off an offset that has already gone)."""
-    premium_halflife_s: float = 60.0
+    premium_halflife_s: float = 15.0
     """Half-life of the premium EWMA (other makers' DEX mid over the index), seconds: long
     enough to average over other makers' refresh lag, short against the premium's own drift."""
     max_cex_age_s: float = 3.0

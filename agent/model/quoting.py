@@ -177,6 +177,12 @@ class ModelParams:
     predicts the next move backwards), while a crash's is tens of standard errors."""
     quote_expiry_s: float = 0.0
     """Life stamped on every new order, seconds (0: good till cancelled)."""
+    skew_on_net_delta: bool = True
+    """Skew for the net delta (DEX position plus the exchange hedge, ``DecisionInputs.hedge_base``)
+    rather than the DEX position alone. The skew prices the inventory's price risk, and a hedged
+    DEX position has none: skewing it away sells edge to remove no risk and leaves the hedge to
+    be unwound at the exchange's fee (paying for the same inventory twice). The cap, the
+    settlement window and funding stay on the DEX position, which is what the DEX charges."""
     cost_gate: bool = True
     """Send only updates whose gain exceeds their cost (False: send every change)."""
     price_gas: bool = True
@@ -259,6 +265,8 @@ class DecisionInputs:
     """Fair value of the perp (price units); None falls back to ``mid``."""
     momentum_per_s: float = 0.0
     """Exchange mid drift, price units per second (``ExchangeMomentum``)."""
+    hedge_base: float = 0.0
+    """The exchange hedge's position, signed base units (the model skews for DEX + hedge)."""
     momentum_noise_per_s: float = 0.0
     """Standard error of that drift estimate on a driftless price, price units per second
     (σ·√(ln 2 / (2·half-life)) for an EWMA of increments; 0: take the drift at face value)."""
@@ -409,7 +417,9 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     # The settlement penalties scale with the dollars at stake, up to full at the material level.
     weight = min(1.0, abs(pay_per_unit) * p.inventory_cap_base / p.funding_material_quote)
     paying = in_window and q * rate > 0.0
-    q_skew = q * (1.0 + (p.settlement_skew_mult - 1.0) * weight) if paying else q
+    q_risk = q + inputs.hedge_base if p.skew_on_net_delta else q
+    # Inside the window the DEX position (the one funding is charged on) is skewed harder.
+    q_skew = q_risk + ((p.settlement_skew_mult - 1.0) * weight * q if paying else 0.0)
     size_cut = 1.0 - (1.0 - p.settlement_size_mult) * weight
     if in_window and rate > 0.0:
         bid_size *= size_cut

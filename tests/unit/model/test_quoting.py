@@ -335,3 +335,40 @@ def test_gate_sends_when_gain_exceeds_cost_and_holds_otherwise() -> None:
         LiveQuotes(first.quotes),
     )
     assert moved.send and moved.value.old_quote < 0.0
+
+
+def test_momentum_moves_quotes_only_by_its_excess_over_noise() -> None:
+    p = replace(PARAMS, momentum_horizon_s=5.0, momentum_z=2.0)
+    still = decide(make_inputs(), p, LiveQuotes()).reservation_price
+    noise = 0.1  # price units per second
+
+    def r_at(m: float, n: float = noise) -> float:
+        inputs = make_inputs(momentum_per_s=m, momentum_noise_per_s=n)
+        return decide(inputs, p, LiveQuotes()).reservation_price
+
+    # Within two standard errors the drift is noise: no shift, either way.
+    assert r_at(0.19) == pytest.approx(still) and r_at(-0.19) == pytest.approx(still)
+    # Beyond, by the excess only: 0.5 - 2 * 0.1 = 0.3 per second over 5 s.
+    assert r_at(0.5) - still == pytest.approx(0.3 * 5.0)
+    assert r_at(-0.5) - still == pytest.approx(-0.3 * 5.0)  # symmetric: no side favoured
+    # Without a noise level the drift is taken at face value (the old behaviour).
+    assert r_at(0.19, 0.0) - still == pytest.approx(0.19 * 5.0)
+    with pytest.raises(ConfigError):
+        replace(PARAMS, momentum_z=-1.0)
+
+
+def test_gate_values_both_ladders_from_the_updates_inclusion() -> None:
+    first = decide(make_inputs(), PARAMS, LiveQuotes())
+    slow = est(inclusion_delay_s=5.0)
+    # Live quotes that expire before the update could land are worth nothing to keep: sending
+    # gains the whole value of the new ladder.
+    expiring = LiveQuotes(first.quotes, expires_at_s=4.0)
+    d = decide(make_inputs(estimates=slow), PARAMS, expiring)
+    assert d.value.old_quote == 0.0 and d.value.gain_quote == pytest.approx(d.value.new_quote)
+    # The live quotes' exposure while the update lands is reported, not charged: they rest
+    # through the delay whether it is sent or not.
+    assert d.cost.exposure_quote > 0.0
+    assert d.cost.total_quote == pytest.approx(d.cost.gas_quote + d.cost.funding_delta_quote)
+    # The same quotes with life left past the landing are worth keeping.
+    lasting = decide(make_inputs(estimates=slow), PARAMS, LiveQuotes(first.quotes, 100.0))
+    assert lasting.value.old_quote > 0.0
