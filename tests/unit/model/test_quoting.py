@@ -372,3 +372,24 @@ def test_gate_values_both_ladders_from_the_updates_inclusion() -> None:
     # The same quotes with life left past the landing are worth keeping.
     lasting = decide(make_inputs(estimates=slow), PARAMS, LiveQuotes(first.quotes, 100.0))
     assert lasting.value.old_quote > 0.0
+
+
+def test_a_hedged_position_is_not_skewed_away_but_plain_skews_the_dex_position() -> None:
+    flat = decide(make_inputs(), PARAMS, LiveQuotes()).reservation_price
+    long_dex = decide(make_inputs(inventory_base=2.0), PARAMS, LiveQuotes())
+    hedged = decide(make_inputs(inventory_base=2.0, hedge_base=-2.0), PARAMS, LiveQuotes())
+    half = decide(make_inputs(inventory_base=2.0, hedge_base=-1.0), PARAMS, LiveQuotes())
+    assert long_dex.reservation_price < flat - 0.01  # unhedged: skewed to sell
+    assert hedged.reservation_price == pytest.approx(flat)  # net delta 0: no price risk to shed
+    one = decide(make_inputs(inventory_base=1.0), PARAMS, LiveQuotes()).reservation_price
+    assert half.reservation_price == pytest.approx(one)  # skewed for the net delta of 1
+    # The cap still binds on the DEX position (what the DEX margins and charges funding on).
+    assert hedged.inventory_cap_base == long_dex.inventory_cap_base
+    # The textbook preset knows no hedge: it skews the DEX position whatever is hedged.
+    from agent.model.strategies import strategy
+
+    plain = strategy("plain").params(PARAMS)
+    assert not plain.skew_on_net_delta
+    p_hedged = decide(make_inputs(inventory_base=2.0, hedge_base=-2.0), plain, LiveQuotes())
+    p_long = decide(make_inputs(inventory_base=2.0), plain, LiveQuotes())
+    assert p_hedged.reservation_price == pytest.approx(p_long.reservation_price)
