@@ -104,6 +104,8 @@ _FILL_PRIOR_A_PER_S = 0.05
 _FILL_PRIOR_DECAY_BPS = 5.0
 _CEX_MID_WAIT_S = 0.25
 """Longest a cycle waits for the exchange mid read it started beside the chain snapshot."""
+_MOMENTUM_HALFLIFE_S = 10.0
+"""Half-life of the exchange-momentum EWMA (its noise level, for the model, follows from it)."""
 _HEDGE_BAND_MAX_CAP_FRAC = 0.25
 """The hedge band never lets more than this fraction of the inventory cap sit unhedged."""
 
@@ -249,7 +251,7 @@ class Agent:
             # withdraws at, so the oracle fallback and the oracle-age trigger agree.
             fair_value = FairValueParams(max_oracle_age_s=hb * risk.limits.oracle_breach_heartbeats)
         self.fair = FairValueEstimator(fair_value)
-        self.momentum = ExchangeMomentum()
+        self.momentum = ExchangeMomentum(_MOMENTUM_HALFLIFE_S)
         self.jumps = JumpDetector(jumps)
         self.fair_value: FairValue | None = None
         """The last fair-value estimate (None before the first cycle)."""
@@ -763,7 +765,11 @@ class Agent:
                 force_cancel=False,
             ),
             fair_value=fair.price,
+            hedge_base=self.hedger.hedge_position_base() if self.hedger is not None else 0.0,
             momentum_per_s=self.momentum.drift_per_s(),
+            # The drift estimate's noise on a driftless price: σ·√(ln 2 / (2·half-life)).
+            momentum_noise_per_s=estimates.sigma_per_sqrt_s
+            * math.sqrt(math.log(2.0) / (2.0 * _MOMENTUM_HALFLIFE_S)),
         )
         live = LiveQuotes(
             quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders),

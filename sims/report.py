@@ -143,6 +143,15 @@ class Sample:
     risk_state: str
     hedge_position_base: float
     """CEX position, base units (signed)."""
+    fair: float | None = None
+    """The world's fair value for the DEX at this step (the index plus the scripted premium,
+    what the takers and the arbitrageur price off; not the agent's estimate). ``None`` means the
+    index is the fair value."""
+
+    @property
+    def fair_usd(self) -> float:
+        """The fair value the edge and centre figures are measured against."""
+        return self.index if self.fair is None else self.fair
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +296,49 @@ def _segments(t: _F64, states: Sequence[str], end_s: float) -> list[dict[str, An
             out[-1]["end_s"] = float(t[i])
         out.append({"state": state, "start_s": float(t[i]), "end_s": end_s})
     return out
+
+
+def _edge(samples: Sequence[Sample], fills: Sequence[FillRecord]) -> dict[str, Any]:
+    """Our prices against the world's fair value: per fill, and the resting quotes' centre.
+
+    ``per_fill_bps`` is the size-weighted mean of each DEX fill's edge against the fair value of
+    the step it was recorded at (the last sample at or before the fill), positive when the fill
+    was good for us (bought under fair, sold over it). ``centre_abs_bps`` is the mean, over the
+    steps where a bid and an ask of ours rest, of ``|(best bid + best ask)/2 - fair|``;
+    ``centre_signed_bps`` keeps the sign (above fair is positive), which tells a lagging ladder
+    (signs cancel) from a biased one.
+    """
+    t = np.array([s.t_s for s in samples], dtype=np.float64)
+    fair = np.array([s.fair_usd for s in samples], dtype=np.float64)
+    edges: list[tuple[float, float, str]] = []
+    for f in fills:
+        if not math.isfinite(f.t_s) or f.size_base <= 0:
+            continue
+        i = int(np.searchsorted(t, f.t_s, side="right")) - 1
+        if i < 0 or not math.isfinite(fair[i]) or fair[i] <= 0:
+            continue
+        sign = 1.0 if f.side == "buy" else -1.0
+        edges.append((sign * (fair[i] - f.price) / fair[i] * 1e4, f.size_base, f.side))
+
+    def weighted(side: str | None) -> float | None:
+        picked = [(e, w) for e, w, sd in edges if side is None or sd == side]
+        size = sum(w for _, w in picked)
+        return sum(e * w for e, w in picked) / size if size > 0 else None
+
+    off: list[float] = []
+    for s in samples:
+        if s.our_bid is None or s.our_ask is None or not s.fair_usd > 0:
+            continue
+        off.append(((s.our_bid + s.our_ask) / 2.0 - s.fair_usd) / s.fair_usd * 1e4)
+    return {
+        "per_fill_bps": weighted(None),
+        "buy_bps": weighted("buy"),
+        "sell_bps": weighted("sell"),
+        "fills_measured": len(edges),
+        "centre_abs_bps": float(np.mean(np.abs(off))) if off else None,
+        "centre_signed_bps": float(np.mean(off)) if off else None,
+        "centre_steps": len(off),
+    }
 
 
 def build_report(record: RunRecord) -> dict[str, Any]:
@@ -442,6 +494,7 @@ def build_report(record: RunRecord) -> dict[str, Any]:
         "gas": gas,
         "funding": funding,
         "hedges": hedges,
+        "edge": _edge(samples, fills),
         "risk": risk,
         "invariants": invariants,
         "events": [asdict(e) for e in record.events],
@@ -692,6 +745,8 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
          f"{report['fills']['count']} / {report['fills']['volume_base']:.4f}"),
         ("quote uptime, two-sided (%)", 100 * q["uptime_frac"]),
         ("average quoted spread (bps)", q["avg_spread_bps"]),
+        ("edge per fill against fair, size-weighted (bps)", report["edge"]["per_fill_bps"]),
+        ("mean |quote centre - fair| (bps)", report["edge"]["centre_abs_bps"]),
         ("inventory abs mean / max / min (base)",
          f"{inv['abs_mean_base']:.4f} / {inv['max_base']:.4f} / {inv['min_base']:.4f}"),
         ("time over cap (s)", inv["time_over_cap_s"]),
@@ -788,6 +843,8 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "fills": report["fills"]["count"],
         "uptime_pct": 100.0 * report["quoting"]["uptime_frac"],
         "spread_bps": report["quoting"]["avg_spread_bps"],
+        "edge_bps": report["edge"]["per_fill_bps"],
+        "centre_bps": report["edge"]["centre_abs_bps"],
         "max_abs_inv": max(abs(inv["max_base"]), abs(inv["min_base"])),
         "over_cap_s": inv["time_over_cap_s"],
         "gas_usd": report["gas"]["usd"],

@@ -17,6 +17,11 @@ timeline. The columns, per strategy:
                             (longs when the rate is positive, shorts when negative), base units;
                             the rate is the agent's prediction just before the boundary
 ``flaps_per_h``             risk-state transitions per simulated hour
+``edge_bps``                mean edge per DEX fill of ours against the world's fair value at the
+                            fill (size-weighted, bps, positive = good for us; the report's
+                            ``edge.per_fill_bps``)
+``centre_bps``              mean over steps with both sides resting of |our quote centre − fair|,
+                            bps (the report's ``edge.centre_abs_bps``)
 ==========================  ======================================================================
 """
 
@@ -53,6 +58,8 @@ METRICS: tuple[str, ...] = (
     "gas_native",
     "paying_inv_base",
     "flaps_per_h",
+    "edge_bps",
+    "centre_bps",
 )
 """Column names, in table order."""
 
@@ -122,6 +129,8 @@ def _metrics(report: dict[str, Any], paying: list[float]) -> dict[str, float]:
     m["gas_native"] = num(report["gas"]["native"])
     m["paying_inv_base"] = statistics.fmean(paying) if paying else 0.0
     m["flaps_per_h"] = len(report["risk"]["transitions"]) / hours
+    m["edge_bps"] = num(report["edge"]["per_fill_bps"])
+    m["centre_bps"] = num(report["edge"]["centre_abs_bps"])
     return m
 
 

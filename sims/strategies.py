@@ -6,7 +6,8 @@ or the stress defaults), so every strategy meets the same seeds, blocks, takers 
 =============  ====================================================================================
 ``shipped``    the model as configured (no override)
 ``plain``      the textbook A-S/GLFT quoter: no cost gate, no gas in the spread floor, no funding
-               terms, no adverse-selection floor, no momentum skew (``agent.model.strategies``)
+               terms, no adverse-selection floor, no momentum skew, inventory skew on the DEX
+               position alone (``agent.model.strategies``)
 ``every-block`` the shipped model with the cost gate off: any change of the ladder is sent
 =============  ====================================================================================
 

@@ -366,6 +366,7 @@ class _Recorder:
             Sample(
                 t_s=t,
                 index=step.index_usd,
+                fair=step.target_dex_mid_usd,
                 dex_mid=st.mid if st.mid is not None else math.nan,
                 our_bid=max(bids) * tick if bids else None,
                 our_ask=min(asks) * tick if asks else None,

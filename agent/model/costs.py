@@ -5,14 +5,20 @@ A refresh is a transaction. It costs
 * **gas**: gas units × expected effective gas price, where the price leans toward the gas
   estimator's spike quantile by ``spike_weight`` (a refresh sent into a spike pays the spike),
   plus on an L2 the L1 data fee: calldata bytes × the L1 fee per byte;
-* **exposure**: while the update waits in the mempool and for its block, the *old* quotes stay
-  live. Each old quote risks ``size × σ × √delay`` times the probability of being hit in that time;
 * **funding**: the change in expected funding paid at the next snapshot caused by swapping the old
   quotes for the new ones (new quotes that are likelier to leave us on the paying side cost more).
 
 It gains the expected edge of the new quotes over the old ones, each quote valued against the
-reservation price as ``P(fill within the quote's life) × size × edge``. The rule is derived, not a
-fixed tolerance: send when the gain exceeds the cost; a cancel demanded by risk always passes.
+reservation price as ``P(fill within the quote's life) × size × edge``, over the time the new
+quotes would rest: from the update's inclusion to the end of the quote's life. The rule is
+derived, not a fixed tolerance: send when the gain exceeds the cost; a cancel demanded by risk
+always passes.
+
+The **exposure** of the old quotes while an update waits for its block (``size × σ × √delay``
+times the probability of being hit in that time) is reported but is *not* a cost of the update:
+the old quotes rest through that delay whether the update is sent or not, and if it is not sent
+they rest on, staler, after it too. Charging it to the refresh (as this module once did) made
+the gate keep stale ladders longer the staler and likelier to be hit they were.
 
 Everything here is plain float arithmetic (no numpy): it sits in the per-decision hot path.
 """
@@ -52,14 +58,16 @@ class UpdateCost:
 
     gas_quote: float
     exposure_quote: float
+    """The old quotes' exposure while the update lands: reported, not in ``total_quote`` (they
+    rest through the delay whether or not the update is sent)."""
     funding_delta_quote: float
     gas_price_wei: float
     delay_s: float
 
     @property
     def total_quote(self) -> float:
-        """Sum of the three terms."""
-        return self.gas_quote + self.exposure_quote + self.funding_delta_quote
+        """What sending the update costs: gas (with an L2's data fee) and the funding change."""
+        return self.gas_quote + self.funding_delta_quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +212,8 @@ def update_cost(
     seconds_to_snapshot: float,
     l1_data_fee_quote: float = 0.0,
 ) -> UpdateCost:
-    """Price one refresh: gas + exposure of the old quotes during the delay + funding change.
+    """Price one refresh: gas + funding change (and the old quotes' exposure during the delay,
+    reported only: see the module docstring).
 
     ``funding_per_unit_quote`` is the expected payment per unit of long inventory held at the next
     snapshot (positive when longs pay). The funding term compares the inventory the new and old

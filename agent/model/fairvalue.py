@@ -16,13 +16,26 @@ Sources, best first::
                                                      ``max_dex_age_s``
     LAST     the last estimate, flagged ``stale``    nothing is fresh (the caller withdraws)
 
-The **basis** is what the DEX perp trades at over the exchange: an EWMA (time half-life
-``basis_halflife_s``) of ``reference − exchange mid`` where the reference is the oracle index,
-blended with other makers' DEX mid by ``dex_basis_weight`` when the book has one. It is sampled
-only when the oracle reports (a fresh reference against a fresh exchange mid) and only while the
-two agree within ``band_bps``: a slow oracle heartbeat behind a fast exchange move must not drag
-fair value back to the old price. That disagreement is reported instead (``divergence_bps``): the
-risk engine reads it, and the exchange side wins, because the chain is the one that lags.
+Fair value is the **index**, as the exchange tells it now, plus the perp's **premium** over it::
+
+    fair = exchange mid + basis + premium
+
+The **basis** is the exchange's offset from the index: an EWMA (time half-life
+``basis_halflife_s``) of ``oracle index − exchange mid``. It is sampled only when the oracle
+reports (a fresh reference against a fresh exchange mid) and only while the two agree within
+``band_bps``: a slow oracle heartbeat behind a fast exchange move must not drag fair value back to
+the old price. That disagreement is reported instead (``divergence_bps``): the risk engine reads
+it, and the exchange side wins, because the chain is the one that lags. The exchange's basis is
+noise that mean-reverts within a minute or so, so the half-life is short: the newest report
+outweighs old ones (with a slow heartbeat feed every sample is old, and the newest still wins).
+
+The **premium** is what the perp trades at over the index, the very thing funding is paid on: an
+EWMA (``premium_halflife_s``) of ``other makers' DEX mid − the index estimate``, sampled on every
+book the caller feeds (our own orders removed by the caller), times ``dex_premium_weight``. A
+perp whose market sits 3 bps over the index is worth 3 bps over it; centring on the index
+instead leaves every quote that far off where the takers and arbitrageurs price it. A book mid
+more than ``max_premium_bps`` from the index is a dislocated or one-sided-thin book, not a
+premium, and is not sampled.
 
 The oracle is also the **sanity band**: an estimate more than ``band_bps`` away from a fresh
 oracle sets ``divergent``. Nothing is clamped: clamping to a lagging oracle is exactly how asks get
@@ -57,8 +70,12 @@ class FairValueSource(enum.StrEnum):
 class FairValueParams:
     """Settings of the fair-value estimator; every field carries its unit."""
 
-    basis_halflife_s: float = 300.0
-    """Half-life of the basis EWMA, seconds (slow: the basis is a level, not a signal)."""
+    basis_halflife_s: float = 10.0
+    """Half-life of the exchange basis EWMA, seconds (the exchange's offset from the index
+    mean-reverts within a minute: a long memory prices off an offset that has already gone)."""
+    premium_halflife_s: float = 15.0
+    """Half-life of the premium EWMA (other makers' DEX mid over the index), seconds: long
+    enough to average over other makers' refresh lag, short against the premium's own drift."""
     max_cex_age_s: float = 3.0
     """The exchange mid is stale beyond this age, seconds."""
     max_oracle_age_s: float = 120.0
@@ -67,14 +84,19 @@ class FairValueParams:
     """Other makers' DEX mid is stale beyond this age, seconds."""
     band_bps: float = 100.0
     """Sanity band around a fresh oracle: beyond it the estimate is ``divergent``."""
-    dex_basis_weight: float = 0.0
-    """Weight in [0, 1] of other makers' DEX mid in the basis reference (0: oracle only)."""
+    dex_premium_weight: float = 1.0
+    """Weight in [0, 1] of the premium read from other makers' DEX book (0: fair value is the
+    index, the perp's premium ignored)."""
+    max_premium_bps: float = 100.0
+    """A DEX book mid further than this from the index is not sampled as a premium."""
     max_basis_bps: float = 200.0
     """The basis EWMA is held within ± this many bps of the exchange mid."""
 
     def __post_init__(self) -> None:
         positive = (
             self.basis_halflife_s,
+            self.premium_halflife_s,
+            self.max_premium_bps,
             self.max_cex_age_s,
             self.max_oracle_age_s,
             self.max_dex_age_s,
@@ -83,8 +105,8 @@ class FairValueParams:
         )
         if not all(x > 0.0 for x in positive):
             raise ConfigError("fair value: half-life, ages and bands must be > 0")
-        if not 0.0 <= self.dex_basis_weight <= 1.0:
-            raise ConfigError("fair value: dex_basis_weight must be in [0, 1]")
+        if not 0.0 <= self.dex_premium_weight <= 1.0:
+            raise ConfigError("fair value: dex_premium_weight must be in [0, 1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +117,7 @@ class FairValue:
     """Fair value, quote currency per base unit (NaN before any input)."""
     source: FairValueSource
     basis: float
-    """The basis added to the exchange mid, price units."""
+    """What is added to the exchange mid (exchange basis plus weighted premium), price units."""
     age_s: float
     """Age of the input the estimate rests on, seconds (``inf`` before any input)."""
     divergence_bps: float
@@ -120,12 +142,19 @@ class FairValueEstimator:
         self._dex: tuple[float, float] | None = None
         self._basis = 0.0
         self._basis_t: float | None = None
+        self._premium = 0.0
+        self._premium_t: float | None = None
         self._last: float = math.nan
 
     @property
     def basis(self) -> float:
-        """Return the current basis estimate, price units."""
+        """Return the current exchange basis estimate (index − exchange mid), price units."""
         return self._basis
+
+    @property
+    def premium(self) -> float:
+        """Return the current premium estimate (DEX perp over the index), price units."""
+        return self._premium
 
     def update_cex(self, t_s: float, mid: float) -> None:
         """Feed the exchange mid observed at ``t_s``."""
@@ -139,7 +168,27 @@ class FairValueEstimator:
         """
         if best_bid is None or best_ask is None or not 0.0 < best_bid < best_ask:
             return
-        self._dex = (t_s, 0.5 * (best_bid + best_ask))
+        mid = 0.5 * (best_bid + best_ask)
+        self._dex = (t_s, mid)
+        index = self._index_now(t_s)
+        if index is None or abs(mid - index) / index * _BPS > self.params.max_premium_bps:
+            return
+        target = mid - index
+        if self._premium_t is None:
+            self._premium = target
+        else:
+            dt = max(t_s - self._premium_t, 0.0)
+            w_old = math.exp(-_LN2 * dt / self.params.premium_halflife_s)
+            self._premium = w_old * self._premium + (1.0 - w_old) * target
+        self._premium_t = t_s
+
+    def _index_now(self, t_s: float) -> float | None:
+        """The index as the freshest input tells it: exchange mid + basis, else the oracle."""
+        p = self.params
+        cex = self._fresh(self._cex, t_s, p.max_cex_age_s)
+        if cex is not None and self._basis_t is not None:
+            return cex + self._basis
+        return self._fresh(self._oracle, t_s, p.max_oracle_age_s)
 
     def update_oracle(self, t_s: float, price: float) -> None:
         """Feed an oracle (index) report published at ``t_s``; samples the basis."""
@@ -149,16 +198,11 @@ class FairValueEstimator:
         cex = self._fresh(self._cex, t_s, self.params.max_cex_age_s)
         if cex is None:
             return
-        ref = price
-        dex = self._fresh(self._dex, t_s, self.params.max_dex_age_s)
-        w = self.params.dex_basis_weight
-        if dex is not None and w > 0.0:
-            ref = (1.0 - w) * price + w * dex
         if abs(price - cex) / price * _BPS > self.params.band_bps:
             # Disagreement: one of the two has moved and the other has not caught up yet. That
             # is not a basis; it shows as divergence until the chain side catches up.
             return
-        target = ref - cex
+        target = price - cex
         if self._basis_t is None:
             self._basis = target
         else:
@@ -175,10 +219,15 @@ class FairValueEstimator:
         oracle = self._fresh(self._oracle, t_s, p.max_oracle_age_s)
         cex = self._fresh(self._cex, t_s, p.max_cex_age_s)
         dex = self._fresh(self._dex, t_s, p.max_dex_age_s)
+        premium = p.dex_premium_weight * self._premium
         if cex is not None and self._cex is not None:
-            price, source, age = cex + self._basis, FairValueSource.CEX, t_s - self._cex[0]
+            price, source, age = (
+                cex + self._basis + premium,
+                FairValueSource.CEX,
+                t_s - self._cex[0],
+            )
         elif oracle is not None and self._oracle is not None:
-            price, source, age = oracle, FairValueSource.ORACLE, t_s - self._oracle[0]
+            price, source, age = oracle + premium, FairValueSource.ORACLE, t_s - self._oracle[0]
         elif dex is not None and self._dex is not None:
             price, source, age = dex, FairValueSource.DEX, t_s - self._dex[0]
         elif math.isfinite(self._last):
@@ -189,9 +238,16 @@ class FairValueEstimator:
         else:
             return FairValue(math.nan, FairValueSource.NONE, 0.0, math.inf, 0.0, True, False)
         self._last = price
-        divergence = abs(price - oracle) / oracle * _BPS if oracle is not None else 0.0
+        # The sanity band is on the index: the premium is the perp's own, not a disagreement.
+        divergence = abs(price - premium - oracle) / oracle * _BPS if oracle is not None else 0.0
         return FairValue(
-            price, source, self._basis, max(age, 0.0), divergence, False, divergence > p.band_bps
+            price,
+            source,
+            self._basis + premium,
+            max(age, 0.0),
+            divergence,
+            False,
+            divergence > p.band_bps,
         )
 
     @staticmethod

@@ -170,8 +170,19 @@ class ModelParams:
     """Floor of the book-depth size factor: a thin or empty book shrinks sizes, never to zero."""
     momentum_horizon_s: float = 5.0
     """The reservation price moves by exchange momentum × this horizon (adverse selection)."""
+    momentum_z: float = 2.0
+    """Momentum counts only beyond this many standard errors of a driftless price's drift
+    estimate (``DecisionInputs.momentum_noise_per_s``), and only by its excess: a quiet market's
+    measured drift is noise (on a random walk plus the exchange's mean-reverting basis it even
+    predicts the next move backwards), while a crash's is tens of standard errors."""
     quote_expiry_s: float = 0.0
     """Life stamped on every new order, seconds (0: good till cancelled)."""
+    skew_on_net_delta: bool = True
+    """Skew for the net delta (DEX position plus the exchange hedge, ``DecisionInputs.hedge_base``)
+    rather than the DEX position alone. The skew prices the inventory's price risk, and a hedged
+    DEX position has none: skewing it away sells edge to remove no risk and leaves the hedge to
+    be unwound at the exchange's fee (paying for the same inventory twice). The cap, the
+    settlement window and funding stay on the DEX position, which is what the DEX charges."""
     cost_gate: bool = True
     """Send only updates whose gain exceeds their cost (False: send every change)."""
     price_gas: bool = True
@@ -199,6 +210,7 @@ class ModelParams:
             (self.funding_material_quote > 0.0, "funding_material_quote must be > 0"),
             (0.0 < self.min_depth_factor <= 1.0, "min_depth_factor must be in (0, 1]"),
             (self.momentum_horizon_s >= 0.0, "momentum_horizon_s must be >= 0"),
+            (self.momentum_z >= 0.0, "momentum_z must be >= 0"),
             (self.quote_expiry_s >= 0.0, "quote_expiry_s must be >= 0"),
             (self.l1_data_fee_per_byte_gwei >= 0.0, "l1_data_fee_per_byte_gwei must be >= 0"),
             (
@@ -253,6 +265,11 @@ class DecisionInputs:
     """Fair value of the perp (price units); None falls back to ``mid``."""
     momentum_per_s: float = 0.0
     """Exchange mid drift, price units per second (``ExchangeMomentum``)."""
+    hedge_base: float = 0.0
+    """The exchange hedge's position, signed base units (the model skews for DEX + hedge)."""
+    momentum_noise_per_s: float = 0.0
+    """Standard error of that drift estimate on a driftless price, price units per second
+    (σ·√(ln 2 / (2·half-life)) for an EWMA of increments; 0: take the drift at face value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +417,9 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     # The settlement penalties scale with the dollars at stake, up to full at the material level.
     weight = min(1.0, abs(pay_per_unit) * p.inventory_cap_base / p.funding_material_quote)
     paying = in_window and q * rate > 0.0
-    q_skew = q * (1.0 + (p.settlement_skew_mult - 1.0) * weight) if paying else q
+    q_risk = q + inputs.hedge_base if p.skew_on_net_delta else q
+    # Inside the window the DEX position (the one funding is charged on) is skewed harder.
+    q_skew = q_risk + ((p.settlement_skew_mult - 1.0) * weight * q if paying else 0.0)
     size_cut = 1.0 - (1.0 - p.settlement_size_mult) * weight
     if in_window and rate > 0.0:
         bid_size *= size_cut
@@ -412,7 +431,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     else:
         r, h_model = glft_quotes(mid, q_skew, p.gamma, sigma, a, k, p.base_size_base)
     r -= funding_drift + snapshot_shift
-    r += inputs.momentum_per_s * p.momentum_horizon_s
+    r += _significant_drift(inputs, p) * p.momentum_horizon_s
 
     # Gas at what the pipeline pays (base + tip), leaning toward the spike quantile; on an L2
     # the refresh's calldata also pays the L1 data fee.
@@ -465,7 +484,9 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         )
         ladder = _prune_levels(ladder, p, mid, r, a, k, new_life, level_cost)
 
-    # Cost gate. Live quotes are worth only the life they have left before they expire.
+    # Cost gate. Both branches are valued from the update's inclusion on: until then the live
+    # quotes rest whether it is sent or not. The new ladder then rests its life; the live one,
+    # kept instead, rests as long but never past its expiry.
     tick = p.tick_size
     lot = p.lot_size
     new_legs: list[QuoteLeg] = [
@@ -474,9 +495,10 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     old_legs: list[QuoteLeg] = [
         (qt.side.sign, qt.price_ticks * tick, qt.size_lots * lot) for qt in live.quotes
     ]
-    old_life = p.quote_life_s
+    delay = max(est.inclusion_delay_s, 0.0)
+    old_life = new_life
     if live.expires_at_s is not None:
-        old_life = min(old_life, max(0.0, live.expires_at_s - inputs.time_s))
+        old_life = min(old_life, max(0.0, live.expires_at_s - inputs.time_s - delay))
     value = UpdateValue(
         ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma),
         ladder_value_quote(old_legs, mid, r, a, k, old_life, p.gamma),
@@ -523,6 +545,13 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         expires_at_s=inputs.time_s + p.quote_expiry_s if p.quote_expiry_s > 0.0 else None,
         gas_price_wei=gas_price,
     )
+
+
+def _significant_drift(inputs: DecisionInputs, p: ModelParams) -> float:
+    """The momentum beyond ``momentum_z`` standard errors of noise (soft threshold), signed."""
+    m = inputs.momentum_per_s
+    excess = abs(m) - p.momentum_z * max(inputs.momentum_noise_per_s, 0.0)
+    return math.copysign(excess, m) if excess > 0.0 else 0.0
 
 
 def _depth_factor(depth_base: float, p: ModelParams) -> float:

@@ -9,7 +9,8 @@ preset          what it is
 ``shipped``     the configured model as is: cost gate, gas floor, funding terms, settlement window
 ``plain``       the textbook A-S/GLFT quoter: no cost gate (any change is sent), no gas in the
                 spread floor, no funding terms, no settlement window, no adverse-selection floor
-                and no momentum skew; the maker fee stays in the floor (no quoter quotes inside
+                and no momentum skew; its inventory skew is on the DEX position alone (the
+                textbook knows no hedge); the maker fee stays in the floor (no quoter quotes inside
                 its own fee) and the ladder, sizes, cap and closed form stay the configured ones;
                 like the textbook it re-quotes continuously (every block)
 ``every-block`` the shipped model with the cost gate off, deciding every block
@@ -59,6 +60,7 @@ class Strategy:
             adverse_bps=0.0,
             adverse_sigma_mult=0.0,
             momentum_horizon_s=0.0,
+            skew_on_net_delta=False,
         )
 
 

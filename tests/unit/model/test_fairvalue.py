@@ -25,9 +25,9 @@ def test_exchange_mid_plus_basis_learned_from_the_oracle() -> None:
     assert fv.value(601.0).price == pytest.approx(2012.0)
 
 
-def test_our_own_quotes_cannot_move_fair_value() -> None:
-    # The DEX book (without our orders) is an input, but with the exchange and oracle fresh it
-    # only enters the basis by its weight; a DEX mid far away does not move the estimate.
+def test_a_dislocated_dex_book_is_not_a_premium() -> None:
+    # The DEX book (without our orders) is an input, but a mid far from the index (a thin or
+    # dislocated book) is not sampled as the perp's premium.
     fv = FairValueEstimator()
     fv.update_cex(0.0, 2000.0)
     fv.update_oracle(0.0, 2000.0)
@@ -75,4 +75,33 @@ def test_one_sided_or_crossed_dex_books_are_ignored_and_params_are_checked() -> 
     fv.update_dex(0.0, 2001.0, 2000.0)
     assert fv.value(0.0).source is FairValueSource.NONE
     with pytest.raises(ConfigError):
-        FairValueParams(dex_basis_weight=1.5)
+        FairValueParams(dex_premium_weight=1.5)
+
+
+def test_the_perps_premium_over_the_index_is_part_of_fair_value() -> None:
+    # The index is 2,000, the exchange trades at 1,999 (basis +1), and other makers' DEX book is
+    # centred 3 bps over the index (0.60): the perp is worth 2,000.60, not the index.
+    fv = FairValueEstimator(FairValueParams(basis_halflife_s=10.0, premium_halflife_s=60.0))
+    for t in range(0, 600):
+        fv.update_cex(float(t), 1999.0)
+        if t % 5 == 0:
+            fv.update_oracle(float(t), 2000.0)
+        fv.update_dex(float(t), 1999.40, 2001.80)
+    v = fv.value(599.0)
+    assert fv.basis == pytest.approx(1.0) and fv.premium == pytest.approx(0.60)
+    assert v.price == pytest.approx(2000.60) and v.basis == pytest.approx(1.60)
+    assert v.divergence_bps == pytest.approx(0.0, abs=1e-9)  # the premium is no disagreement
+    # The exchange moves: fair value moves with it, premium and basis kept.
+    fv.update_cex(600.0, 2009.0)
+    assert fv.value(600.0).price == pytest.approx(2010.60)
+    # The premium follows a new level with its half-life (one half-life: half way).
+    for t in range(600, 661):
+        fv.update_cex(float(t), 2009.0)
+        fv.update_dex(float(t), 2010.00 - 1.20, 2010.00 + 1.20)  # premium now 0
+    assert fv.premium == pytest.approx(0.30, abs=0.01)
+    # Weight 0: the premium is ignored (fair value is the index).
+    idx = FairValueEstimator(FairValueParams(dex_premium_weight=0.0))
+    idx.update_cex(0.0, 1999.0)
+    idx.update_oracle(0.0, 2000.0)
+    idx.update_dex(0.0, 1999.40, 2001.80)
+    assert idx.value(0.0).price == pytest.approx(2000.0)

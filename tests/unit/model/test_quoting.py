@@ -335,3 +335,61 @@ def test_gate_sends_when_gain_exceeds_cost_and_holds_otherwise() -> None:
         LiveQuotes(first.quotes),
     )
     assert moved.send and moved.value.old_quote < 0.0
+
+
+def test_momentum_moves_quotes_only_by_its_excess_over_noise() -> None:
+    p = replace(PARAMS, momentum_horizon_s=5.0, momentum_z=2.0)
+    still = decide(make_inputs(), p, LiveQuotes()).reservation_price
+    noise = 0.1  # price units per second
+
+    def r_at(m: float, n: float = noise) -> float:
+        inputs = make_inputs(momentum_per_s=m, momentum_noise_per_s=n)
+        return decide(inputs, p, LiveQuotes()).reservation_price
+
+    # Within two standard errors the drift is noise: no shift, either way.
+    assert r_at(0.19) == pytest.approx(still) and r_at(-0.19) == pytest.approx(still)
+    # Beyond, by the excess only: 0.5 - 2 * 0.1 = 0.3 per second over 5 s.
+    assert r_at(0.5) - still == pytest.approx(0.3 * 5.0)
+    assert r_at(-0.5) - still == pytest.approx(-0.3 * 5.0)  # symmetric: no side favoured
+    # Without a noise level the drift is taken at face value (the old behaviour).
+    assert r_at(0.19, 0.0) - still == pytest.approx(0.19 * 5.0)
+    with pytest.raises(ConfigError):
+        replace(PARAMS, momentum_z=-1.0)
+
+
+def test_gate_values_both_ladders_from_the_updates_inclusion() -> None:
+    first = decide(make_inputs(), PARAMS, LiveQuotes())
+    slow = est(inclusion_delay_s=5.0)
+    # Live quotes that expire before the update could land are worth nothing to keep: sending
+    # gains the whole value of the new ladder.
+    expiring = LiveQuotes(first.quotes, expires_at_s=4.0)
+    d = decide(make_inputs(estimates=slow), PARAMS, expiring)
+    assert d.value.old_quote == 0.0 and d.value.gain_quote == pytest.approx(d.value.new_quote)
+    # The live quotes' exposure while the update lands is reported, not charged: they rest
+    # through the delay whether it is sent or not.
+    assert d.cost.exposure_quote > 0.0
+    assert d.cost.total_quote == pytest.approx(d.cost.gas_quote + d.cost.funding_delta_quote)
+    # The same quotes with life left past the landing are worth keeping.
+    lasting = decide(make_inputs(estimates=slow), PARAMS, LiveQuotes(first.quotes, 100.0))
+    assert lasting.value.old_quote > 0.0
+
+
+def test_a_hedged_position_is_not_skewed_away_but_plain_skews_the_dex_position() -> None:
+    flat = decide(make_inputs(), PARAMS, LiveQuotes()).reservation_price
+    long_dex = decide(make_inputs(inventory_base=2.0), PARAMS, LiveQuotes())
+    hedged = decide(make_inputs(inventory_base=2.0, hedge_base=-2.0), PARAMS, LiveQuotes())
+    half = decide(make_inputs(inventory_base=2.0, hedge_base=-1.0), PARAMS, LiveQuotes())
+    assert long_dex.reservation_price < flat - 0.01  # unhedged: skewed to sell
+    assert hedged.reservation_price == pytest.approx(flat)  # net delta 0: no price risk to shed
+    one = decide(make_inputs(inventory_base=1.0), PARAMS, LiveQuotes()).reservation_price
+    assert half.reservation_price == pytest.approx(one)  # skewed for the net delta of 1
+    # The cap still binds on the DEX position (what the DEX margins and charges funding on).
+    assert hedged.inventory_cap_base == long_dex.inventory_cap_base
+    # The textbook preset knows no hedge: it skews the DEX position whatever is hedged.
+    from agent.model.strategies import strategy
+
+    plain = strategy("plain").params(PARAMS)
+    assert not plain.skew_on_net_delta
+    p_hedged = decide(make_inputs(inventory_base=2.0, hedge_base=-2.0), plain, LiveQuotes())
+    p_long = decide(make_inputs(inventory_base=2.0), plain, LiveQuotes())
+    assert p_hedged.reservation_price == pytest.approx(p_long.reservation_price)

@@ -225,3 +225,76 @@ def test_plots_mark_the_scripted_events(tmp_path: Path) -> None:
     assert [e["label"] for e in data["events"]] == ["gas spike x40", "stall"]
     for name in ("price", "pnl", "gas"):
         assert plain.plots[name].read_bytes() != marked.plots[name].read_bytes(), name
+
+
+def _edge_record() -> RunRecord:
+    """Fair value 2,000 then 2,010 (index 1,990 throughout: the premium moves fair, not index)."""
+    rows = [
+        # t, fair, bid, ask
+        (0.0, 2_000.0, 1_999.0, 2_003.0),  # centre 2,001: +5 bps
+        (1.0, 2_000.0, 1_996.0, 2_002.0),  # centre 1,999: -5 bps
+        (2.0, 2_010.0, None, 2_012.0),  # one side only: not a centre step
+        (3.0, 2_010.0, 2_000.0, 2_004.0),  # centre 2,002: about -39.8 bps
+    ]
+    samples = [
+        Sample(
+            t_s=t,
+            index=1_990.0,
+            fair=fair,
+            dex_mid=1_990.0,
+            our_bid=bid,
+            our_ask=ask,
+            inventory_base=0.0,
+            pnl=PnlSnapshot(),
+            base_fee_gwei=0.01,
+            inclusion_delay_s=None,
+            risk_state="NORMAL",
+            hedge_position_base=0.0,
+        )
+        for t, fair, bid, ask in rows
+    ]
+    fills = [
+        # bought 2 bps under fair 2,000 (t=1.5 reads the sample at t=1)
+        FillRecord(1.5, "buy", 1_999.6, 3.0, 0.0, "maker"),
+        # sold 10 bps under fair 2,010: a loss of 10 bps (t=2 reads t=2 exactly)
+        FillRecord(2.0, "sell", 2_007.99, 1.0, 0.0, "maker"),
+        FillRecord(float("nan"), "sell", 9_999.0, 5.0, 0.0, "maker"),  # block never seen: skipped
+    ]
+    return RunRecord(
+        meta=RunMeta("edge", 0, "2025-01-01T00:00:00+00:00", 4.0, "x"),
+        samples=samples,
+        fills=fills,
+    )
+
+
+def test_edge_and_centre_are_against_the_worlds_fair_value() -> None:
+    e = build_report(_edge_record())["edge"]
+    buy = (2_000.0 - 1_999.6) / 2_000.0 * 1e4  # +2 bps
+    sell = (2_007.99 - 2_010.0) / 2_010.0 * 1e4  # -10 bps
+    assert e["buy_bps"] == pytest.approx(buy) and e["sell_bps"] == pytest.approx(sell)
+    # size-weighted (3 : 1), not the plain mean of the two (-4 bps), not against the index
+    assert e["per_fill_bps"] == pytest.approx((3.0 * buy + 1.0 * sell) / 4.0)
+    assert e["per_fill_bps"] == pytest.approx(-1.0, abs=0.01)
+    assert e["fills_measured"] == 2
+    offs = [5.0, -5.0, (2_002.0 - 2_010.0) / 2_010.0 * 1e4]
+    assert e["centre_steps"] == 3
+    assert e["centre_abs_bps"] == pytest.approx(np.mean(np.abs(offs)))
+    assert e["centre_signed_bps"] == pytest.approx(np.mean(offs))
+    row = summary_row(build_report(_edge_record()))
+    assert row["edge_bps"] == e["per_fill_bps"] and row["centre_bps"] == e["centre_abs_bps"]
+
+
+def test_edge_falls_back_to_the_index_and_is_empty_without_fills() -> None:
+    rec = _record()  # no fair given: the index is fair; fills at 5, 15, 35 s
+    e = build_report(rec)["edge"]
+    fair = [60_000.0, 60_001.0, 60_003.0]  # the samples at 0, 10 and 30 s
+    edges = [
+        (fair[0] - 59_994.0) / fair[0] * 1e4,
+        (fair[1] - 59_994.0) / fair[1] * 1e4,
+        (60_006.0 - fair[2]) / fair[2] * 1e4,
+    ]
+    assert e["per_fill_bps"] == pytest.approx(
+        (0.5 * edges[0] + 0.7 * edges[1] + 1.9 * edges[2]) / 3.1
+    )
+    empty = build_report(RunRecord(meta=rec.meta, samples=rec.samples))["edge"]
+    assert empty["per_fill_bps"] is None and empty["fills_measured"] == 0

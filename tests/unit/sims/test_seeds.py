@@ -73,3 +73,25 @@ def test_the_baselines_are_the_model_presets() -> None:
     for name in ("plain", "every-block"):
         assert get_strategy(name).apply(configured) == strategy(name).params(configured)
     assert get_strategy("every-block").quoting == {"cost_gate": False}
+
+
+def test_seeds_metrics_carry_edge_and_centre_from_the_report() -> None:
+    from sims.seeds import _metrics
+
+    report = {
+        "pnl": {"total": 1.0, **dict.fromkeys(("spread", "inventory", "funding", "fees"), 0.0)},
+        "meta": {"duration_s": 600.0},
+        "max_drawdown": {"usd": 0.5},
+        "fills": {"count": 4},
+        "quoting": {"uptime_frac": 0.9},
+        "gas": {"native": 0.001},
+        "risk": {"transitions": []},
+        "edge": {"per_fill_bps": 3.7, "centre_abs_bps": None},
+    }
+    m = _metrics(report, [])
+    assert METRICS[-2:] == ("edge_bps", "centre_bps")
+    assert m["edge_bps"] == 3.7 and math.isnan(m["centre_bps"])  # no two-sided step: NaN
+    assert math.isnan(m["pnl_gas"])  # a part the ledger did not report is NaN, not 0
+    rows = summarize([SweepRun("s", 0, True, m, 1.0)])
+    assert rows[0]["edge_bps"] == {"mean": 3.7, "std": 0.0}
+    assert "edge_bps" in format_sweep(rows, "calm")
