@@ -10,7 +10,7 @@ estimator              what it tracks
 EwmaVolatility         σ of log returns per √s (time-decayed EWMA of r²/Δt), reported absolute
 FillIntensity          (A, k) of λ(δ) = A·e^(−kδ) from trade distances to mid (log-linear fit)
 QuoteFillIntensity     (A, k) from our own quotes' fills per exposure time by distance from fair
-BaseFeeForecaster      next base fee by the EIP-1559 rule, EWMA log-fee p95/p99, spike flag
+BaseFeeForecaster      next base fee by the EIP-1559 rule, tail from its own errors, spike flag
 InclusionDelay         submit → inclusion seconds and blocks, drop rate
 FundingPredictor       running premium TWAP → predicted rate, P(sign flips before snapshot)
 ====================== ========================================================================
@@ -42,6 +42,9 @@ __all__ = [
 
 _Z95 = 1.6448536269514722
 _Z99 = 2.3263478740408408
+_MIN_ERROR_SD = 0.01
+"""Floor on the base-fee forecast error's σ (log units) for the spike flag: integer-wei rounding
+of a quiet node's fees must not read as a spike."""
 _LN2 = math.log(2.0)
 
 
@@ -448,10 +451,16 @@ class BaseFeeSnapshot:
 
 
 class BaseFeeForecaster:
-    """Forecast the next base fee (EIP-1559 rule) and its tail from an EWMA of log fees.
+    """Forecast the next base fee (EIP-1559 rule) and its tail from the rule's own errors.
 
-    The spike flag is raised when a block's base fee exceeds the p99 implied by the statistics
-    *before* that block (a spike cannot hide inside its own estimate).
+    The tail is ``forecast × exp(z·σ)`` where σ is an EWMA of the one-block forecast errors in log
+    fee (what the rule did not predict: outside demand, a scripted or real spike), not the spread
+    of the fees themselves. A fee the rule explains, such as a node decaying from 1 gwei towards
+    its floor by 12.5% a block, has no tail; measured from the fees' own EWMA mean instead, that
+    decay sat far below a lagging mean and priced a refresh near the old level for a hundred blocks
+    (a live run priced its re-entry quotes out this way). The spike flag is raised when a block's
+    error exceeds the p99 implied by the errors *before* that block (a spike cannot hide inside its
+    own estimate), with σ floored at :data:`_MIN_ERROR_SD` so rounding on a quiet node never flags.
     """
 
     def __init__(self, halflife_blocks: float = 50.0, elasticity: float = 8.0) -> None:
@@ -459,7 +468,6 @@ class BaseFeeForecaster:
             raise ConfigError("BaseFeeForecaster: halflife_blocks must be > 0")
         self._alpha = 1.0 - _decay(1.0, halflife_blocks)
         self._elasticity = elasticity
-        self._mean = 0.0
         self._var = 0.0
         self._next = 0.0
         self._spike = False
@@ -469,14 +477,11 @@ class BaseFeeForecaster:
         """Feed one block: its timestamp, base fee, gas used and gas limit."""
         del t_s  # block-indexed; the timestamp is accepted for a uniform interface
         fee = max(base_fee_wei, 1.0)
-        x = math.log(fee)
-        if self._blocks == 0:
-            self._mean = x
-        else:
-            self._spike = x > self._mean + _Z99 * math.sqrt(self._var) and self._blocks >= 10
-            d = x - self._mean
-            self._mean += self._alpha * d
-            self._var = (1.0 - self._alpha) * (self._var + self._alpha * d * d)
+        if self._blocks > 0:
+            err = math.log(fee) - math.log(max(self._next, 1.0))
+            sd = max(math.sqrt(self._var), _MIN_ERROR_SD)
+            self._spike = err > _Z99 * sd and self._blocks >= 10
+            self._var = (1.0 - self._alpha) * self._var + self._alpha * err * err
         self._blocks += 1
         target = gas_limit / 2.0
         change = (gas_used - target) / target / self._elasticity if target > 0 else 0.0
@@ -484,9 +489,11 @@ class BaseFeeForecaster:
 
     def snapshot(self) -> BaseFeeSnapshot:
         """Return the forecast and p95/p99 (never below the forecast)."""
+        if not self._blocks:
+            return BaseFeeSnapshot(0.0, 0.0, 0.0, False)
         sd = math.sqrt(self._var)
-        p95 = max(self._next, math.exp(self._mean + _Z95 * sd)) if self._blocks else 0.0
-        p99 = max(p95, math.exp(self._mean + _Z99 * sd)) if self._blocks else 0.0
+        p95 = self._next * math.exp(_Z95 * sd)
+        p99 = self._next * math.exp(_Z99 * sd)
         return BaseFeeSnapshot(self._next, p95, p99, self._spike)
 
 

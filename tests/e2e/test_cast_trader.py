@@ -207,10 +207,9 @@ def test_quotes_straddle_fair_value_after_a_3pct_move_both_ways_and_none_rests_t
         accounts["deployer"].key.hex(),
         taker,
     )
-    # A quiet chain's base fee at its floor (an L2's): the session node's base fee would
-    # otherwise decay from 1 gwei for the whole test, and the agent's base-fee forecaster reads
-    # that slide as a spike tail (p99 many times the fee paid) and prices quotes out.
-    anvil.set_next_base_fee(10)
+    # The node's base fee is left as it is, decaying from 1 gwei for the whole test: the agent's
+    # base-fee forecaster must read that slide as the EIP-1559 rule at work, not as a spike tail
+    # (it once did, priced its re-entry quotes out and failed this test).
     # Anvil mines on its own clock from here: nothing waits for the agent.
     anvil.set_automine(False)
     anvil.set_interval_mining(1)

@@ -74,6 +74,24 @@ def test_base_fee_follows_eip1559_and_flags_spikes() -> None:
     assert f.snapshot().spike
 
 
+def test_a_fee_the_rule_explains_has_no_tail() -> None:
+    # A fresh node decays from 1 gwei by 12.5% per empty block towards its floor: the EIP-1559
+    # rule predicts every block, so the p99 stays at the forecast and no spike is flagged. (Measured
+    # from the fees' own lagging mean, the p99 of this decay sat ~20x above the forecast.)
+    f = BaseFeeForecaster()
+    fee = 1e9
+    for i in range(60):
+        f.update_block(float(i), float(int(fee)), 0, 30_000_000)
+        fee = max(fee * 0.875, 7.0)
+        snap = f.snapshot()
+        assert not snap.spike
+    assert snap.p99_wei <= snap.next_base_fee_wei * 1.01
+    # Then a jump the rule cannot explain is a spike, and its tail is priced for a while after.
+    f.update_block(61.0, 50e9, 15_000_000, 30_000_000)
+    snap = f.snapshot()
+    assert snap.spike and snap.p99_wei > 3 * snap.next_base_fee_wei
+
+
 def test_inclusion_delay_tracks_samples_and_drops() -> None:
     d = InclusionDelay(alpha=0.1, prior_delay_s=1.0)
     for i in range(200):
