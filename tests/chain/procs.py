@@ -171,5 +171,12 @@ def cex_trades(url: str) -> list[dict[str, Any]]:
 def telemetry_url(tmp_path: Path) -> str:
     """The running agent's /metrics and /healthz base URL (once it wrote its port file)."""
     port_file = tmp_path / "data" / "telemetry.port"
-    wait(port_file.exists, 60.0, "telemetry")
-    return f"http://127.0.0.1:{int(port_file.read_text())}"
+
+    def port() -> str:
+        # The agent creates the file, then writes the number (not atomically): an existing but
+        # still empty file is "not yet", not a port.
+        text = port_file.read_text().strip() if port_file.exists() else ""
+        return text if text.isdigit() else ""
+
+    wait(port, 60.0, "the telemetry port file")
+    return f"http://127.0.0.1:{port()}"

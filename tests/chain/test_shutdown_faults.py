@@ -20,7 +20,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil, AnvilConfig
-from tests.chain.procs import ASK, BID, IOC, cex_open, start_quoting
+from tests.chain.procs import ASK, BID, IOC, cex_open, start_quoting, telemetry_url
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -41,8 +41,7 @@ def anvil() -> Iterator[Anvil]:
 
 
 def _healthz(tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    port = int((tmp_path / "data" / "telemetry.port").read_text())
-    r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3.0)
+    r = httpx.get(f"{telemetry_url(tmp_path)}/healthz", timeout=3.0)
     return r.status_code, dict(r.json())
 
 
