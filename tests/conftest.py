@@ -74,14 +74,28 @@ def accounts() -> dict[str, LocalAccount]:
 
 @pytest.fixture(scope="session")
 def fork_state(tmp_path_factory: pytest.TempPathFactory) -> ForkStateMeta:
-    """One fork-state file for the session's stress and live runs (about 10 s to build).
+    """One fork-state file for the whole run's stress and live runs (about 10 s to build).
 
     Every market the short scenarios fund on (one per funding interval), each with 30 blocks of
-    calm history. The file is only read: each run forks it on a node of its own.
+    calm history. The file is only read: each run forks it on a node of its own. Under xdist
+    the first worker that needs it builds it in the run's shared temporary directory, under a
+    lock, and the others load it.
     """
-    from sims.forkstate import build_fork_state
+    import fcntl
+    import os
 
-    return build_fork_state(tmp_path_factory.mktemp("fork") / "state.json", history_blocks=30)
+    from sims.forkstate import ForkStateMeta, build_fork_state
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the directory all workers' temporary directories live in
+    state = root / "fork-state" / "state.json"
+    state.parent.mkdir(exist_ok=True)
+    with (root / "fork-state.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if ForkStateMeta.sidecar(state).is_file():
+            return ForkStateMeta.load(state)
+        return build_fork_state(state, history_blocks=30)
 
 
 @pytest.fixture(scope="session")
