@@ -1,33 +1,23 @@
-"""Runs last (by name): after the suite, no anvil started by this test process is still alive."""
+"""No anvil started by this test process is left alive by the tests that ran before this one.
+
+Under pytest-xdist this runs on one worker, part-way through its share of the tests; the
+session-end check in ``tests/conftest.py`` asks the same of every worker once all its tests and
+fixtures are done.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from tests.orphans import live_anvil_children
 
 
 @pytest.mark.chain
 def test_no_anvil_left_from_this_session() -> None:
-    import os
-
     import sims.anvil as mod
 
-    # Nodes still tracked as live are the session fixture's (torn down after this test); any other
-    # live anvil whose parent is us is an orphan in the making.
-    tracked = {n.pid for n in mod._live}
-    me = os.getpid()
-    leaked = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        ppid, state = int(fields[1]), fields[0]
-        if cmd.endswith(b"anvil") and ppid == me and state != "Z" and int(proc.name) not in tracked:
-            leaked.append(int(proc.name))
+    # Nodes still tracked as live are fixtures' (the session node, a module's upstream), torn
+    # down later; any other live anvil whose parent is us is an orphan in the making.
+    tracked = {n.pid for n in mod._live if n.pid is not None}
+    leaked = live_anvil_children(exclude=tracked)
     assert leaked == [], f"anvil processes left running: {leaked}"

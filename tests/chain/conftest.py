@@ -1,7 +1,12 @@
-"""Chain-test fixtures: a freshly deployed market on the session anvil, with funding helpers."""
+"""Chain-test fixtures: a freshly deployed market on the session anvil, with funding helpers, and
+the exchange simulator, environment and process list of the tests that run ``mm-agent``."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from agent.chain.abi import ErrorDecoder
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
 from sims.anvil import Anvil
+from tests.chain.procs import ENV
 
 TICK_USD = 0.01
 LOT_BASE = 0.01
@@ -86,3 +92,43 @@ def dex(anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path) -> Dex:
     )
     d.deployer = accounts["deployer"]
     return d
+
+
+@pytest.fixture
+def cex_process() -> Iterator[str]:
+    """The exchange simulator as its own process (`python -m sims.cex`); yields its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        assert m, f"cex-sim did not start: {line}"
+        yield m.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture
+def agent_env(tmp_path: Path) -> dict[str, str]:
+    """The agent's environment, with a private directory for the per-key lock files (the
+    user's own lock directory is no business of a test)."""
+    return {**ENV, "MM_AGENT_LOCK_DIR": str(tmp_path / "locks")}
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes started by a test; any still alive at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

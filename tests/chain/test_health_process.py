@@ -16,12 +16,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
-from tests.chain.test_run_process import _setup, _wait, cex_process
-from tests.chain.test_safety_process import _config, _start, env, procs
+from tests.chain.procs import fund_book, start_agent, telemetry_url, wait, write_config
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
-__all__ = ["cex_process", "env", "procs"]
+Procs = list[subprocess.Popen[bytes]]
 
 _LOW = "{warn = 1e12, breach = 1e11}"  # refreshes left: 10,000 ETH pays for ~10^7 here
 
@@ -51,12 +50,6 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         server.server_close()
 
 
-def _telemetry(tmp_path: Path) -> str:
-    port_file = tmp_path / "data" / "telemetry.port"
-    _wait(port_file.exists, 60.0, "telemetry")
-    return f"http://127.0.0.1:{int(port_file.read_text())}"
-
-
 def _failing(base: str) -> tuple[int, set[str]]:
     r = httpx.get(f"{base}/healthz", timeout=3.0)
     return r.status_code, {str(f["condition"]) for f in r.json().get("failing", [])}
@@ -77,13 +70,13 @@ def test_low_gas_withdraws_raises_health_sets_metrics_and_alerts(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
     webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, posted = webhook
-    _setup(dex, accounts)
-    cfg = _config(
+    fund_book(dex, accounts)
+    cfg = write_config(
         tmp_path,
         anvil,
         dex,
@@ -91,14 +84,14 @@ def test_low_gas_withdraws_raises_health_sets_metrics_and_alerts(
         **{"[telemetry]": f"[risk]\ngas_refreshes_left = {_LOW}\n\n[telemetry]"},
     )
     log = tmp_path / "agent.log"
-    proc = _start(cfg, log, {**env, "MM_ALERT_WEBHOOK_URL": url})
+    proc = start_agent(cfg, log, {**agent_env, "MM_ALERT_WEBHOOK_URL": url})
     procs.append(proc)
-    base = _telemetry(tmp_path)
-    _wait(lambda: "gas_low" in _failing(base)[1], 40.0, f"gas_low ({log.read_text()[-1500:]})")
+    base = telemetry_url(tmp_path)
+    wait(lambda: "gas_low" in _failing(base)[1], 40.0, f"gas_low ({log.read_text()[-1500:]})")
     assert _failing(base)[0] == 503
     status = tmp_path / "data" / "status.json"
-    _wait(lambda: json.loads(status.read_text())["state"] == "WITHDRAWN", 30.0, "WITHDRAWN")
-    _wait(lambda: len({p["kind"] for p in posted}) >= 2, 30.0, f"alerts ({posted})")
+    wait(lambda: json.loads(status.read_text())["state"] == "WITHDRAWN", 30.0, "WITHDRAWN")
+    wait(lambda: len({p["kind"] for p in posted}) >= 2, 30.0, f"alerts ({posted})")
     assert {"gas_balance_low", "risk_withdrawn"} <= {p["kind"] for p in posted}
     balance = _metric(base, "mm_gas_balance_native")
     assert 0 < next(iter(balance.values())) <= 10_000
@@ -112,9 +105,9 @@ def test_low_gas_withdraws_raises_health_sets_metrics_and_alerts(
     assert proc.wait(15) == 0, log.read_text()[-2000:]
     # Risk memory: a restart comes back WITHDRAWN, not NORMAL (the cooldown starts over).
     status.unlink()
-    proc2 = _start(cfg, log, env)
+    proc2 = start_agent(cfg, log, agent_env)
     procs.append(proc2)
-    _wait(status.exists, 60.0, "the restart's status")
+    wait(status.exists, 60.0, "the restart's status")
     assert json.loads(status.read_text())["state"] in ("WITHDRAWN", "STARTING")
     time.sleep(1.0)
     assert json.loads(status.read_text())["state"] == "WITHDRAWN"
@@ -128,16 +121,16 @@ def test_exchange_refusing_our_key_makes_healthz_503(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
-    _setup(dex, accounts)
-    cfg = _config(tmp_path, anvil, dex, cex_process)
+    fund_book(dex, accounts)
+    cfg = write_config(tmp_path, anvil, dex, cex_process)
     log = tmp_path / "agent.log"
-    proc = _start(cfg, log, {**env, "MM_CEX_API_KEY": "revoked-key"})
+    proc = start_agent(cfg, log, {**agent_env, "MM_CEX_API_KEY": "revoked-key"})
     procs.append(proc)
-    base = _telemetry(tmp_path)
-    _wait(
+    base = telemetry_url(tmp_path)
+    wait(
         lambda: "exchange_auth" in _failing(base)[1],
         40.0,
         f"exchange_auth ({log.read_text()[-1500:]})",

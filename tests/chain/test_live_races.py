@@ -1,7 +1,7 @@
 """Live races: the agent's real run loop against a chain that does not wait for it.
 
 Lock-step stress runs cannot show these (every read is answered before the next block exists).
-Each test runs :func:`sims.live.run_live` on a fork of one fork-state file and samples the
+Each test runs :func:`sims.live.run_live` on a fork of the session's fork-state file and samples the
 agent's resting orders *directly on chain* (its own HTTP client to the node, never through the
 agent or the proxy) about ten times a second; the agent must never rest more than its configured
 levels on a side, whatever the timing:
@@ -22,31 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from agent.types import Side
-from sims.forkstate import ForkStateMeta, build_fork_state
 from sims.live import LiveHandle, LiveOptions, run_live
 from sims.scenario import load_scenario
-from sims.stress import StressOptions, StressResult, Upstream, open_upstream
+from sims.stress import StressOptions, StressResult, Upstream
 
 pytestmark = pytest.mark.chain
 
 _REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    """A node serving a freshly built fork-state file."""
-    meta: ForkStateMeta = build_fork_state(
-        tmp_path_factory.mktemp("fork") / "state.json", history_blocks=20
-    )
-    with open_upstream(state_file=meta.state_file) as up:
-        yield up
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,91 +22,26 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
-from tests.chain.test_run_process import (
+from tests.chain.procs import (
     ASK,
     BID,
-    ENV,
-    IOC,
-    _cex_open,
-    _cex_position,
-    _cex_state,
-    _setup,
-    _wait,
-    _write_config,
-    cex_process,
+    LOT,
+    cex_open,
+    cex_position,
+    cex_state,
+    cex_trades,
+    cli,
+    fund_book,
+    hit,
+    start_agent,
+    start_quoting,
+    wait,
+    write_config,
 )
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
-__all__ = ["cex_process"]  # the fixture, re-used from the process tests
-
-LOT = 0.01
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """The agent's environment, with a private directory for the per-key lock files."""
-    return {**ENV, "MM_AGENT_LOCK_DIR": str(tmp_path / "locks")}
-
-
-def _config(tmp_path: Path, anvil: Anvil, dex: Any, cex_url: str, **edits: str) -> Path:
-    cfg = _write_config(tmp_path, anvil, dex, cex_url)
-    text = cfg.read_text()
-    for old, new in edits.items():
-        text = text.replace(old, new)
-    cfg.write_text(text)
-    return cfg
-
-
-def _start(cfg: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def _cli(
-    env: dict[str, str], *args: str, timeout_s: float = 90.0
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        env=env,
-    )
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes started by a test; any still alive at the end is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
-def _cex_trades(url: str) -> list[dict[str, Any]]:
-    return [t for t in _cex_state(url)["trades"] if t["symbol"] == "ETHUSDT"]
-
-
-def _hit(dex: Any, taker: LocalAccount, maker: str, side: int, size: float, cid: int) -> None:
-    """Take `size` from the maker's best order on `side` (IOC at a price through the book)."""
-    own = [o for o in dex.open_orders(maker) if o[2] == side]
-    if not own:
-        return
-    if side == ASK:
-        price = min(o[3] for o in own) * 0.01
-        dex.place(taker, BID, price, size, flags=IOC, cid=cid)
-    else:
-        price = max(o[3] for o in own) * 0.01
-        dex.place(taker, ASK, price, size, flags=IOC, cid=cid)
+Procs = list[subprocess.Popen[bytes]]
 
 
 def test_cancel_all_leaves_both_positions_unchanged_running_and_stopped(
@@ -116,33 +50,28 @@ def test_cancel_all_leaves_both_positions_unchanged_running_and_stopped(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
-    _setup(dex, accounts)
     maker = accounts["maker"].address
-    cfg = _config(tmp_path, anvil, dex, cex_process)
-    log = tmp_path / "agent.log"
-    proc = _start(cfg, log, env)
-    procs.append(proc)
-    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"quotes ({log.read_text()[-2000:]})")
-    _hit(dex, accounts["taker"], maker, ASK, 0.05, cid=9)
+    cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs)
+    hit(dex, accounts["taker"], maker, ASK, 0.05, cid=9)
     dex_lots = dex.position_lots(maker)
     assert dex_lots < 0
-    _wait(lambda: abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9, 30.0, "the hedge")
-    trades_before = len(_cex_trades(cex_process))
+    wait(lambda: abs(cex_position(cex_process) + dex_lots * LOT) < 1e-9, 30.0, "the hedge")
+    trades_before = len(cex_trades(cex_process))
 
-    out = _cli(env, "cancel-all", "--config", str(cfg))
+    out = cli(agent_env, "cancel-all", "--config", str(cfg))
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"running agent (pid {proc.pid})" in out.stdout
     assert "no order rests" in out.stdout and "cex: no open order" in out.stdout
     time.sleep(1.0)  # several cycles of the (now halted) agent
     assert dex.position_lots(maker) == dex_lots
-    assert abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9
-    assert len(_cex_trades(cex_process)) == trades_before
-    assert dex.open_orders(maker) == [] and _cex_open(cex_process) == []
+    assert abs(cex_position(cex_process) + dex_lots * LOT) < 1e-9
+    assert len(cex_trades(cex_process)) == trades_before
+    assert dex.open_orders(maker) == [] and cex_open(cex_process) == []
     # resume goes through the same channel: HALTED → WITHDRAWN, an operator's word.
-    out = _cli(env, "resume", "--config", str(cfg), "--who", "tester")
+    out = cli(agent_env, "resume", "--config", str(cfg), "--who", "tester")
     assert out.returncode == 0 and "resumed" in out.stdout, out.stdout + out.stderr
     assert "state WITHDRAWN" in out.stdout
 
@@ -150,12 +79,12 @@ def test_cancel_all_leaves_both_positions_unchanged_running_and_stopped(
     assert proc.wait(15) == 0, log.read_text()[-3000:]
 
     # No agent holds the lock now: the command acts itself, and still changes no position.
-    out = _cli(env, "cancel-all", "--config", str(cfg))
+    out = cli(agent_env, "cancel-all", "--config", str(cfg))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no agent was running" in out.stdout and "no order rests" in out.stdout
     assert dex.position_lots(maker) == dex_lots
-    assert abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9
-    assert len(_cex_trades(cex_process)) == trades_before
+    assert abs(cex_position(cex_process) + dex_lots * LOT) < 1e-9
+    assert len(cex_trades(cex_process)) == trades_before
 
 
 def test_second_agent_on_the_same_key_refuses_to_start(
@@ -164,24 +93,19 @@ def test_second_agent_on_the_same_key_refuses_to_start(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
-    _setup(dex, accounts)
-    maker = accounts["maker"].address
-    cfg = _config(tmp_path, anvil, dex, cex_process)
-    first = _start(cfg, tmp_path / "a.log", env)
-    procs.append(first)
-    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, "quotes")
+    cfg, _log, first = start_quoting(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs)
     # Same key, another data dir: the key's lock refuses it.
     (tmp_path / "b").mkdir()
-    other = _config(tmp_path / "b", anvil, dex, cex_process)
-    out = _cli(env, "run", "--config", str(other), timeout_s=60)
+    other = write_config(tmp_path / "b", anvil, dex, cex_process)
+    out = cli(agent_env, "run", "--config", str(other), timeout_s=60)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and f"pid {first.pid}" in lines[0], out.stderr
     # Same data dir: refused by the data dir's lock (or the key's; either names the holder).
-    out = _cli(env, "run", "--config", str(cfg), timeout_s=60)
+    out = cli(agent_env, "run", "--config", str(cfg), timeout_s=60)
     assert out.returncode == 1 and f"pid {first.pid}" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
     assert first.poll() is None
@@ -195,12 +119,12 @@ def test_kill_9_at_random_points_adds_no_exposure(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
     kills = int(os.environ.get("MM_SOAK_KILLS", "10"))
     seed = int(os.environ.get("MM_SOAK_SEED", "14"))
-    figures = kill9_soak(dex, anvil, accounts, tmp_path, cex_process, env, procs, kills, seed)
+    figures = kill9_soak(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs, kills, seed)
     print(json.dumps(figures))
 
 
@@ -210,8 +134,8 @@ def kill9_soak(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_url: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
     kills: int,
     seed: int,
 ) -> dict[str, Any]:
@@ -222,10 +146,10 @@ def kill9_soak(
     order id accepted twice, every quote resting at a kill dies by its expiry, no stuck nonce.
     """
     rng = random.Random(seed)
-    _setup(dex, accounts)
+    fund_book(dex, accounts)
     maker = accounts["maker"].address
     expiry_s = 20
-    cfg = _config(
+    cfg = write_config(
         tmp_path,
         anvil,
         dex,
@@ -243,19 +167,19 @@ def kill9_soak(
         # keeps it withdrawn across these quick restarts.
         dex.push_price(3000.0)
         status.unlink(missing_ok=True)
-        proc = _start(cfg, log, env)
+        proc = start_agent(cfg, log, agent_env)
         procs.append(proc)
         if rng.random() < 0.3:
             time.sleep(rng.uniform(0.5, 4.0))  # during start-up: imports, locks, resume, start
         else:
             # Up and cycling (status.json is written by this run's loop), then a fill or not.
-            _wait(status.exists, 60.0, f"run {i} up ({log.read_text()[-1500:]})")
-            _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"run {i} quotes")
+            wait(status.exists, 60.0, f"run {i} up ({log.read_text()[-1500:]})")
+            wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"run {i} quotes")
             if rng.random() < 0.6:
                 before = dex.position_lots(maker)
                 cid += 1
                 side = rng.choice([ASK, BID])
-                _hit(dex, accounts["taker"], maker, side, rng.choice([0.02, 0.03]), cid)
+                hit(dex, accounts["taker"], maker, side, rng.choice([0.02, 0.03]), cid)
                 dex_volume_lots += abs(dex.position_lots(maker) - before)
             time.sleep(rng.uniform(0.0, 1.5))  # somewhere in a cycle, a hedge, a quote tx...
         assert proc.poll() is None, f"run {i} exited early: {log.read_text()[-2000:]}"
@@ -269,18 +193,18 @@ def kill9_soak(
             assert o[5] <= now + expiry_s + 2, f"kill {i}: expiry {o[5]} beyond {now}+{expiry_s}"
     # A last, clean run: it must bring the hedge to the DEX position and exit 0.
     status.unlink(missing_ok=True)
-    final = _start(cfg, log, env)
+    final = start_agent(cfg, log, agent_env)
     procs.append(final)
-    _wait(status.exists, 60.0, "the last run's status")
+    wait(status.exists, 60.0, "the last run's status")
     dex_lots = dex.position_lots(maker)
-    _wait(
-        lambda: abs(_cex_position(cex_url) + dex_lots * LOT) <= 0.01 + 1e-9,
+    wait(
+        lambda: abs(cex_position(cex_url) + dex_lots * LOT) <= 0.01 + 1e-9,
         60.0,
         f"the hedge of {dex_lots * LOT:+.2f} ({log.read_text()[-1500:]})",
     )
     final.send_signal(signal.SIGTERM)
     assert final.wait(15) == 0, log.read_text()[-3000:]
-    state = _cex_state(cex_url)
+    state = cex_state(cex_url)
     cex_volume = sum(Decimal(t["qty"]) for t in state["trades"] if t["symbol"] == "ETHUSDT")
     assert state["client_ids_accepted_more_than_once"] == []
     # Every exchange trade follows a DEX position change: no sell-and-rebuild at a restart.
@@ -292,7 +216,7 @@ def kill9_soak(
     assert w3.eth.get_transaction_count(maker, "pending") == w3.eth.get_transaction_count(
         maker, "latest"
     ), "a nonce is stuck in the pool"
-    assert dex.open_orders(maker) == [] and _cex_open(cex_url) == []
+    assert dex.open_orders(maker) == [] and cex_open(cex_url) == []
     return {
         "kills": kills,
         "seed": seed,
@@ -300,7 +224,7 @@ def kill9_soak(
         "dex_volume_base": dex_volume_lots * LOT,
         "cex_volume_base": float(cex_volume),
         "final_dex_base": dex_lots * LOT,
-        "final_cex_base": _cex_position(cex_url),
+        "final_cex_base": cex_position(cex_url),
         "orders_resting_at_kills": kill_orders,
         "duplicate_client_ids": 0,
     }
@@ -312,32 +236,27 @@ def test_flatten_unwinds_both_legs_together_and_only_when_asked(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
-    _setup(dex, accounts)
     maker = accounts["maker"].address
-    cfg = _config(tmp_path, anvil, dex, cex_process)
-    log = tmp_path / "agent.log"
-    proc = _start(cfg, log, env)
-    procs.append(proc)
-    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, "quotes")
-    _hit(dex, accounts["taker"], maker, ASK, 0.05, cid=9)
+    cfg, _log, proc = start_quoting(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs)
+    hit(dex, accounts["taker"], maker, ASK, 0.05, cid=9)
     dex_lots = dex.position_lots(maker)
-    _wait(lambda: abs(_cex_position(cex_process) + dex_lots * LOT) < 1e-9, 30.0, "the hedge")
+    wait(lambda: abs(cex_position(cex_process) + dex_lots * LOT) < 1e-9, 30.0, "the hedge")
     # Refused while the agent runs, and without --yes.
-    out = _cli(env, "flatten", "--config", str(cfg), "--yes")
+    out = cli(agent_env, "flatten", "--config", str(cfg), "--yes")
     assert out.returncode == 1 and f"pid {proc.pid}" in out.stderr, out.stdout + out.stderr
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
-    out = _cli(env, "flatten", "--config", str(cfg))
+    out = cli(agent_env, "flatten", "--config", str(cfg))
     assert out.returncode == 2 and dex.position_lots(maker) == dex_lots
-    trades_before = len(_cex_trades(cex_process))
-    out = _cli(env, "flatten", "--config", str(cfg), "--yes", "--slice-base", "0.02")
+    trades_before = len(cex_trades(cex_process))
+    out = cli(agent_env, "flatten", "--config", str(cfg), "--yes", "--slice-base", "0.02")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "flat on both venues" in out.stdout
-    assert dex.position_lots(maker) == 0 and _cex_position(cex_process) == 0.0
-    new = _cex_trades(cex_process)[trades_before:]
+    assert dex.position_lots(maker) == 0 and cex_position(cex_process) == 0.0
+    new = cex_trades(cex_process)[trades_before:]
     assert new and all(t["clientOrderId"].startswith("mmflat") for t in new)
     assert sum(Decimal(t["qty"]) for t in new) == Decimal(-dex_lots) * Decimal("0.01")
 
@@ -348,32 +267,30 @@ def test_start_up_faults_are_one_line_and_files_are_owner_only(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
     def one_line_error(cfg: Path, needle: str) -> None:
-        out = _cli(env, "run", "--config", str(cfg), timeout_s=60)
+        out = cli(agent_env, "run", "--config", str(cfg), timeout_s=60)
         lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("{")]  # JSON logs
         assert out.returncode == 1 and len(lines) == 1 and needle in lines[0], out.stderr
         assert "Traceback" not in out.stderr
 
     # data_dir is a file
     (tmp_path / "f").mkdir()
-    cfg = _config(tmp_path / "f", anvil, dex, cex_process)
+    cfg = write_config(tmp_path / "f", anvil, dex, cex_process)
     (tmp_path / "f" / "data").write_text("")
     one_line_error(cfg, "is a file, not a directory")
     # RPC down (nothing listens on port 9)
     (tmp_path / "r").mkdir()
-    cfg = _config(tmp_path / "r", anvil, dex, cex_process, **{anvil.url: "http://127.0.0.1:9"})
+    cfg = write_config(tmp_path / "r", anvil, dex, cex_process, **{anvil.url: "http://127.0.0.1:9"})
     one_line_error(cfg, "start-up failed: RPC http://127.0.0.1:9 unavailable")
     # telemetry port in use
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         (tmp_path / "t").mkdir()
-        cfg = _config(
+        cfg = write_config(
             tmp_path / "t",
             anvil,
             dex,
@@ -382,12 +299,12 @@ def test_start_up_faults_are_one_line_and_files_are_owner_only(
         )
         one_line_error(cfg, "telemetry.port")
     # A run that worked leaves an owner-only data dir, journal and status.
-    _setup(dex, accounts)
-    cfg = _config(tmp_path, anvil, dex, cex_process)
-    proc = _start(cfg, tmp_path / "agent.log", env)
+    fund_book(dex, accounts)
+    cfg = write_config(tmp_path, anvil, dex, cex_process)
+    proc = start_agent(cfg, tmp_path / "agent.log", agent_env)
     procs.append(proc)
     status = tmp_path / "data" / "status.json"
-    _wait(status.exists, 60.0, "status")
+    wait(status.exists, 60.0, "status")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
     data = tmp_path / "data"

@@ -20,12 +20,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil, AnvilConfig
-from tests.chain.test_run_process import ASK, BID, IOC, _cex_open, _setup, _wait, cex_process
-from tests.chain.test_safety_process import _config, _start, env, procs
+from tests.chain.procs import ASK, BID, IOC, cex_open, start_quoting, telemetry_url
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
-__all__ = ["cex_process", "env", "procs"]  # fixtures re-used from the other process tests
+Procs = list[subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -41,29 +40,8 @@ def anvil() -> Iterator[Anvil]:
         node.stop()
 
 
-def _quoting(
-    dex: Any,
-    anvil: Anvil,
-    accounts: dict[str, LocalAccount],
-    tmp_path: Path,
-    cex_url: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
-    **edits: str,
-) -> tuple[subprocess.Popen[bytes], Path]:
-    _setup(dex, accounts)
-    cfg = _config(tmp_path, anvil, dex, cex_url, **edits)
-    log = tmp_path / "agent.log"
-    proc = _start(cfg, log, env)
-    procs.append(proc)
-    maker = accounts["maker"].address
-    _wait(lambda: len(dex.open_orders(maker)) >= 2, 60.0, f"quotes ({log.read_text()[-1500:]})")
-    return proc, log
-
-
 def _healthz(tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    port = int((tmp_path / "data" / "telemetry.port").read_text())
-    r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3.0)
+    r = httpx.get(f"{telemetry_url(tmp_path)}/healthz", timeout=3.0)
     return r.status_code, dict(r.json())
 
 
@@ -75,10 +53,10 @@ def test_sigterm_with_a_dead_or_frozen_node_exits_within_10_s_non_zero(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
-    proc, log = _quoting(dex, anvil, accounts, tmp_path, cex_process, env, procs)
+    _cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs)
     assert anvil.pid is not None
     if fault == "rpc_down":
         anvil.stop()
@@ -106,7 +84,7 @@ def test_sigterm_with_a_dead_or_frozen_node_exits_within_10_s_non_zero(
     assert rc == 1, out[-3000:]
     loud = [ln for ln in out.splitlines() if "ORDERS MAY STILL REST" in ln]
     assert len(loud) == 1 and "expiry" in loud[0], out[-2000:]
-    assert _cex_open(cex_process) == []
+    assert cex_open(cex_process) == []
 
 
 def test_after_kill_9_no_quote_outlives_its_expiry(
@@ -115,17 +93,17 @@ def test_after_kill_9_no_quote_outlives_its_expiry(
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
-    env: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    agent_env: dict[str, str],
+    procs: Procs,
 ) -> None:
     expiry_s = 6
-    proc, _log = _quoting(
+    _cfg, _log, proc = start_quoting(
         dex,
         anvil,
         accounts,
         tmp_path,
         cex_process,
-        env,
+        agent_env,
         procs,
         **{"[telemetry]": f"[execution]\nquote_expiry_s = {expiry_s}\n\n[telemetry]"},
     )

@@ -1,9 +1,10 @@
 """End-to-end stress runs: the real agent on a forked chain with takers, oracle and CEX simulator.
 
 Every shipped scenario runs shortened (``SHORT_DURATION_S`` simulated seconds, longer when a
-scripted move needs it to keep its speed) on a fork of one fork-state file built for this module;
-each must hold every invariant and write a complete report. A second pair of runs checks that the
-same seed reproduces the same numbers, and a crash runs on the L2 cost profile.
+scripted move needs it to keep its speed) on a fork of the session's fork-state file
+(``tests/conftest.py``); each must hold every invariant and write a complete report. A second pair
+of runs checks that the same seed reproduces the same numbers, and a crash runs on the L2 cost
+profile.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from sims.forkstate import ForkStateMeta, build_fork_state
+from sims.forkstate import ForkStateMeta
 from sims.scenario import list_scenarios, load_scenario
-from sims.stress import SHORT_DURATION_S, StressOptions, StressResult, Upstream, open_upstream
+from sims.stress import SHORT_DURATION_S, StressOptions, StressResult, Upstream
 from sims.stress import run_scenario as _run_scenario
 
 pytestmark = pytest.mark.chain
@@ -40,19 +41,6 @@ _INVARIANTS = {
     "no_negative_collateral",
     "funding_settled",
 }
-
-
-@pytest.fixture(scope="module")
-def fork_state(tmp_path_factory: pytest.TempPathFactory) -> ForkStateMeta:
-    """One fork-state file (all funding intervals the short scenarios need)."""
-    return build_fork_state(tmp_path_factory.mktemp("fork") / "state.json", history_blocks=30)
-
-
-@pytest.fixture(scope="module")
-def upstream(fork_state: ForkStateMeta) -> Iterator[Upstream]:
-    """The upstream node serving the fork state."""
-    with open_upstream(state_file=fork_state.state_file) as up:
-        yield up
 
 
 def _run(

@@ -15,25 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from sims.forkstate import build_fork_state
+from sims.forkstate import ForkStateMeta
 from sims.live import LiveOptions, run_live
 from sims.scenario import load_scenario
-from sims.stress import StressOptions, Upstream, cli_main, open_upstream
+from sims.stress import StressOptions, Upstream, cli_main
 
 pytestmark = pytest.mark.chain
 
 
-@pytest.fixture(scope="module")
-def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fork_state(
-        tmp_path_factory.mktemp("fork") / "state.json", history_blocks=20
-    ).state_file
-
-
-@pytest.fixture(scope="module")
-def upstream(state_file: Path) -> Iterator[Upstream]:
-    with open_upstream(state_file=state_file) as up:
-        yield up
+@pytest.fixture
+def state_file(fork_state: ForkStateMeta) -> Path:
+    """The session's fork-state file (``tests/conftest.py``), for the CLI's ``--state``."""
+    return fork_state.state_file
 
 
 @pytest.mark.parametrize("name", ["calm", "cex_outage"])

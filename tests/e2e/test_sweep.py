@@ -11,6 +11,7 @@ import pytest
 
 from agent.config import load_config
 from agent.errors import ConfigError
+from sims.forkstate import ForkStateMeta
 from sims.scenario import SCENARIO_DIR
 from sims.sweep import (
     best_parameter_set,
@@ -48,7 +49,9 @@ gamma = [0.05, 0.2]
     return p
 
 
-def test_a_small_grid_runs_resumes_and_records_a_failed_cell(tmp_path: Path) -> None:
+def test_a_small_grid_runs_resumes_and_records_a_failed_cell(
+    tmp_path: Path, fork_state: ForkStateMeta
+) -> None:
     # A private copy of a shipped scenario that vanishes after validation: its cells fail inside
     # the worker (as a broken disk or a bad node would), and the sweep must go on.
     doomed = tmp_path / "doomed_calm.toml"
@@ -59,7 +62,9 @@ def test_a_small_grid_runs_resumes_and_records_a_failed_cell(tmp_path: Path) -> 
     doomed.unlink()
     out = tmp_path / "out"
 
-    rows = run_sweep(spec, out, workers=2, progress=False)
+    # The session's fork state (tests/conftest.py); the CLI test below has the sweep build its own.
+    state = fork_state.state_file
+    rows = run_sweep(spec, out, workers=2, progress=False, state_file=state)
 
     assert len(rows) == 2 * 3 * 2
     failed = [r for r in rows if r["status"] == "error"]
@@ -76,7 +81,7 @@ def test_a_small_grid_runs_resumes_and_records_a_failed_cell(tmp_path: Path) -> 
     stamps = {f: f.stat().st_mtime_ns for f in (out / "cells").glob("*.json")}
     done_before = load_done(out)
     assert len(done_before) == 8
-    rows2 = run_sweep(spec, out, workers=2, progress=False)
+    rows2 = run_sweep(spec, out, workers=2, progress=False, state_file=state)
     assert len(rows2) == len(rows)
     for f, t in stamps.items():
         row_failed = any(f.stem == r["cell_id"] for r in failed)
