@@ -139,7 +139,11 @@ async def _run_agent(cfg: AgentConfig) -> int:
                 f"telemetry.port: cannot listen on {cfg.telemetry.host}:{cfg.telemetry.port} "
                 f"({exc.strerror or exc}): another process uses it; pick a free port or 0"
             ) from None
-        (cfg.storage.data_dir / "telemetry.port").write_text(str(server.port))
+        # Written whole or not at all (temp file + rename): a reader never sees an empty file.
+        port_file = cfg.storage.data_dir / "telemetry.port"
+        tmp_port = port_file.with_suffix(".port.tmp")
+        tmp_port.write_text(str(server.port))
+        tmp_port.replace(port_file)
         log.info("telemetry on http://%s:%d (/metrics, /healthz)", cfg.telemetry.host, server.port)
         control = ControlServer(cfg.storage.data_dir, agent.control)
         await control.start()
