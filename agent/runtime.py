@@ -72,8 +72,16 @@ from agent.model.quoting import (
     decide,
 )
 from agent.model.quoting import RiskDirective as ModelRisk
-from agent.model.signals import ExchangeMomentum, JumpDetector, JumpParams, JumpSignal, JumpState
-from agent.model.strategies import Strategy, strategy
+from agent.model.signals import (
+    ExchangeMomentum,
+    JumpDetector,
+    JumpParams,
+    JumpSignal,
+    JumpState,
+    SweepGuard,
+    SweepParams,
+)
+from agent.model.strategies import Strategy, StrategyName, strategy
 from agent.orders import OrderDiff, diff_orders
 from agent.pnl import PnlLedger
 from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
@@ -256,6 +264,10 @@ class Agent:
         self.fair_value: FairValue | None = None
         """The last fair-value estimate (None before the first cycle)."""
         self.jump: JumpSignal = self.jumps.signal()
+        lim = risk.limits
+        # The textbook quoter knows no toxic flow: a swept side is re-quoted at once.
+        sweep_fills = 0 if self.strategy.name is StrategyName.PLAIN else lim.sweep_fills
+        self.sweeps = SweepGuard(SweepParams(sweep_fills, lim.sweep_window_s, lim.sweep_pause_s))
         self._cex_seen: tuple[float, float] | None = None
         self._oracle_fed: tuple[int, bool] | None = None
         self._quote_fair: float | None = None
@@ -914,6 +926,8 @@ class Agent:
             fair_value=None if fair.stale else fair.price,
             fair_value_divergence_bps=fair.divergence_bps,
             cex_jump=self.jump.state is JumpState.PULLED,
+            swept_bid=self.sweeps.paused(now, 1),
+            swept_ask=self.sweeps.paused(now, -1),
             funding_interval_s=self.params.funding_interval_s,
             marked_equity_quote=self._marked_equity(snap, fair),
         )
@@ -1032,6 +1046,8 @@ class Agent:
 
     def _on_own_fill(self, now: float, fill: Fill) -> None:
         """A fill of ours: its quote's distance from the fair value it rested against."""
+        if self.sweeps.on_fill(now, fill.side.sign):
+            self._note(f"sweep: {fill.side.name} side swept, paused and residual hedged")
         qf = self.est.quote_fills
         if qf is None or self._quote_fair is None:
             return

@@ -1,13 +1,15 @@
 """Strategies a stress table compares on the same world, by name.
 
-A strategy is a set of ``[quoting]`` overrides applied on top of the run's config (``--config``
-or the stress defaults), so every strategy meets the same seeds, blocks, takers and exchange.
+A strategy is a set of ``[quoting]`` (and ``[risk]``) overrides applied on top of the run's
+config (``--config`` or the stress defaults), so every strategy meets the same seeds, blocks,
+takers and exchange.
 
 =============  ====================================================================================
 ``shipped``    the model as configured (no override)
 ``plain``      the textbook A-S/GLFT quoter: no cost gate, no gas in the spread floor, no funding
                terms, no adverse-selection floor, no momentum skew, inventory skew on the DEX
-               position alone (``agent.model.strategies``)
+               position alone (``agent.model.strategies``); no sweep guard (``risk.sweep_fills``
+               0: a swept side is re-quoted at once, the residual hedged by the band alone)
 ``every-block`` the shipped model with the cost gate off: any change of the ladder is sent
 =============  ====================================================================================
 
@@ -27,6 +29,7 @@ from agent.errors import ConfigError
 from agent.model.quoting import ModelParams
 from agent.model.strategies import StrategyName
 from agent.model.strategies import strategy as model_preset
+from agent.risk.engine import RiskLimits
 
 __all__ = ["STRATEGIES", "Strategy", "get_strategy", "register", "strategy_names"]
 
@@ -38,6 +41,14 @@ class Strategy:
     name: str
     description: str
     quoting: Mapping[str, Any] = field(default_factory=dict)
+    risk: Mapping[str, Any] = field(default_factory=dict)
+    """``[risk]`` overrides: the runtime's toxic-flow posture is a risk rule, not a model one."""
+
+    def apply_risk(self, risk: Mapping[str, Any] | RiskLimits) -> dict[str, Any] | RiskLimits:
+        """The ``[risk]`` table (raw, or validated) with this strategy's overrides."""
+        if isinstance(risk, RiskLimits):
+            return dataclasses.replace(risk, **self.risk)
+        return {**risk, **self.risk}
 
     def apply(self, quoting: Mapping[str, Any] | ModelParams) -> dict[str, Any] | ModelParams:
         """The ``[quoting]`` table (raw, or validated) with this strategy's overrides."""
@@ -99,6 +110,8 @@ register(
         "plain",
         "textbook A-S/GLFT: no cost gate, gas, funding terms or adverse floor",
         _preset_overrides(StrategyName.PLAIN),
+        # The textbook quoter re-quotes whatever was swept and hedges by its band alone.
+        risk={"sweep_fills": 0},
     )
 )
 register(

@@ -282,6 +282,7 @@ def _agent_config(
         raw.update(quoting=base.quoting, risk=base.risk, tx=base.tx, keeper=base.keeper)
         policy = dataclasses.replace(base.hedge.policy, symbol=_SYMBOL)
     raw["quoting"] = get_strategy(strategy).apply(raw["quoting"])
+    raw["risk"] = get_strategy(strategy).apply_risk(raw["risk"])
     raw |= {
         # Lock-step waits for every answer before the next block exists, so a timeout can only
         # fire because the machine is busy, and a run must not depend on that: the longest ones.

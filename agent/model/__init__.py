@@ -49,7 +49,15 @@ from agent.model.quoting import (
     RiskDirective,
     decide,
 )
-from agent.model.signals import ExchangeMomentum, JumpDetector, JumpParams, JumpSignal, JumpState
+from agent.model.signals import (
+    ExchangeMomentum,
+    JumpDetector,
+    JumpParams,
+    JumpSignal,
+    JumpState,
+    SweepGuard,
+    SweepParams,
+)
 from agent.model.strategies import Strategy, StrategyName, strategy
 
 __all__ = [
@@ -80,6 +88,8 @@ __all__ = [
     "RiskDirective",
     "Strategy",
     "StrategyName",
+    "SweepGuard",
+    "SweepParams",
     "UpdateCost",
     "UpdateValue",
     "decide",

@@ -20,6 +20,14 @@
     REENTRY     stable for ``stable_s`` after a jump,   quote at ``reentry_size_mult`` of size and
                 for ``reentry_s``                       ``reentry_spread_mult`` of spread
     ==========  ======================================  ========================================
+
+``SweepGuard``
+    Toxic flow. Informed takers see the move before the exchange prints it and sweep our ladder
+    on the side the move will hurt (bids before a crash, asks before a pump) seconds before the
+    jump detector can fire. ``fills`` of our fills on one side within ``window_s`` is such a
+    sweep: that side is paused for ``pause_s`` (re-quoting it would sell the next taker the same
+    option at the same stale fair value) and the residual is hedged at once, before the move the
+    takers saw. Symmetric: either side is judged alone, the other keeps quoting.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ __all__ = [
     "JumpParams",
     "JumpSignal",
     "JumpState",
+    "SweepGuard",
+    "SweepParams",
 ]
 
 _LN2 = math.log(2.0)
@@ -199,3 +209,51 @@ class JumpDetector:
             return 0.0
         low = min(window)
         return (max(window) - low) / low * _BPS
+
+
+@dataclass(frozen=True, slots=True)
+class SweepParams:
+    """Sweep-guard thresholds; ``fills`` 0 switches the guard off."""
+
+    fills: int = 3
+    """Own fills on one side within ``window_s`` that count as a sweep (0: never)."""
+    window_s: float = 5.0
+    """Look-back over which one side's fills count together, seconds."""
+    pause_s: float = 30.0
+    """How long a swept side stays unquoted after its last sweeping fill, seconds."""
+
+    def __post_init__(self) -> None:
+        if self.fills < 0:
+            raise ConfigError("sweep guard: fills must be >= 0 (0 switches it off)")
+        if self.window_s <= 0.0 or self.pause_s < 0.0:
+            raise ConfigError("sweep guard: window_s must be > 0 and pause_s >= 0")
+
+
+class SweepGuard:
+    """Pause the side a one-sided burst of our fills came from (see module doc).
+
+    Sides are signed like ``Side.sign``: +1 our bid was hit (we bought), −1 our ask was lifted.
+    """
+
+    def __init__(self, params: SweepParams | None = None) -> None:
+        self.params = params if params is not None else SweepParams()
+        self._fills: dict[int, deque[float]] = {1: deque(), -1: deque()}
+        self._paused_until: dict[int, float] = {1: -math.inf, -1: -math.inf}
+
+    def on_fill(self, t_s: float, side_sign: int) -> bool:
+        """Record one of our fills at ``t_s`` on side ``side_sign``; return True on a sweep."""
+        p = self.params
+        if p.fills <= 0 or side_sign not in (1, -1):
+            return False
+        times = self._fills[side_sign]
+        times.append(t_s)
+        while times and times[0] < t_s - p.window_s:
+            times.popleft()
+        if len(times) < p.fills:
+            return False
+        self._paused_until[side_sign] = max(self._paused_until[side_sign], t_s + p.pause_s)
+        return True
+
+    def paused(self, t_s: float, side_sign: int) -> bool:
+        """Return whether side ``side_sign`` is paused at ``t_s``."""
+        return t_s < self._paused_until.get(side_sign, -math.inf)

@@ -53,6 +53,10 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
                                                                       cancel all, hedge it all;
                                                                       collar and fair-value
                                                                       divergence read 0
+    swept_bid/ask         flag (SweepGuard: risk.     -               no state change; while
+                          sweep_fills own fills on                    raised: that side is not
+                          one side in sweep_window_s)                 quoted, the residual is
+                                                                      hedged at once as taker
 
 Posture of each state (multipliers are `RiskLimits` fields)::
 
@@ -256,6 +260,14 @@ class RiskLimits:
     state is what remains after the pull: WIDENED, on top of the detector's own re-entry posture
     (half size, 1.5x spread); HEDGING's quarter size and 3x spread on top of that priced every
     re-entry quote below the gas of sending it (a live 3% move left the book empty for 60 s)."""
+    sweep_fills: int = 3
+    """Own fills on one side within ``sweep_window_s`` that mark a sweep (toxic flow): that side
+    is not re-quoted for ``sweep_pause_s`` and the residual is hedged at once as taker. Informed
+    takers swept the whole ladder seconds before a flash move the exchange had not printed yet;
+    re-quoting the side sold them the same option twice. 0 switches the guard off (``plain``)."""
+    sweep_window_s: float = 5.0
+    sweep_pause_s: float = 30.0
+    """How long a swept side stays unquoted after the sweep's last fill, seconds."""
     oracle_heartbeat_s: float | None = None
     """The oracle feed's heartbeat; when set, the oracle-age band is derived from it."""
     oracle_warn_heartbeats: float = 1.5
@@ -335,7 +347,11 @@ class RiskLimits:
             "cooldown_widened_s",
             "cooldown_hedging_s",
             "cooldown_withdrawn_s",
+            "sweep_fills",
+            "sweep_pause_s",
         )
+        if not self.sweep_window_s > 0:
+            raise ConfigError(f"risk.sweep_window_s must be > 0 (got {self.sweep_window_s!r})")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"risk.{name} must be >= 0 (got {getattr(self, name)!r})")
@@ -449,6 +465,10 @@ class RiskInputs:
     """|fair value − fresh oracle| in bps (``FairValue.divergence_bps``)."""
     cex_jump: bool = False
     """The exchange jump detector has quotes pulled (``JumpState.PULLED``)."""
+    swept_bid: bool = False
+    """A one-sided burst of fills against our bids (``SweepGuard``): toxic flow."""
+    swept_ask: bool = False
+    """A one-sided burst of fills against our asks (``SweepGuard``): toxic flow."""
     funding_interval_s: float = 28_800.0
     """The market's funding interval (the funding window scales with it)."""
     strategy_capital_quote: float | None = None
@@ -949,11 +969,18 @@ class RiskEngine:
         pulled = x.cex_jump and s is not RiskState.HALTED
         if pulled:
             band_mult, taker = 0.0, True
+        # A sweep of our ladder is informed flow ahead of a move: the swept side stays empty
+        # and the inventory the takers handed us is hedged now, before the move they saw.
+        swept = (x.swept_bid or x.swept_ask) and s is not RiskState.HALTED
+        if swept:
+            band_mult, taker = 0.0, True
         inv = x.inventory_base
         if math.isfinite(inv):
             allow_bid, allow_ask = inv < cap_base, inv > -cap_base
         else:
             allow_bid = allow_ask = False
+        allow_bid = allow_bid and not x.swept_bid
+        allow_ask = allow_ask and not x.swept_ask
         if withdrawn:
             allow_bid, allow_ask = allow_bid and inv < 0, allow_ask and inv > 0
         if s is RiskState.HALTED:

@@ -54,6 +54,10 @@ class CycleObservations:
     fair_value_divergence_bps: float = 0.0
     cex_jump: bool = False
     """The exchange jump detector has quotes pulled."""
+    swept_bid: bool = False
+    """Our bids were swept (``SweepGuard``): the bid side is paused and the residual hedged."""
+    swept_ask: bool = False
+    """Our asks were swept (``SweepGuard``): the ask side is paused and the residual hedged."""
     funding_interval_s: float = 28_800.0
     """The market's funding interval (the funding window scales with it)."""
     marked_equity_quote: float | None = None
@@ -115,6 +119,8 @@ def build_risk_inputs(
         fair_value=obs.fair_value,
         fair_value_divergence_bps=obs.fair_value_divergence_bps,
         cex_jump=obs.cex_jump,
+        swept_bid=obs.swept_bid,
+        swept_ask=obs.swept_ask,
         funding_interval_s=obs.funding_interval_s,
     )
 

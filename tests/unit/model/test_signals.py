@@ -74,3 +74,44 @@ def test_a_single_step_jump_is_a_level_shift_for_momentum() -> None:
     for t, px in [(19.0, 3000.0), (20.1, 3090.0), (40.0, 3090.0)]:
         naive.update(t, px)
     assert naive.drift_per_s() > 1.0
+
+
+def test_sweep_guard_pauses_only_the_swept_side_for_pause_s() -> None:
+    from agent.model import SweepGuard, SweepParams
+
+    g = SweepGuard(SweepParams(fills=3, window_s=5.0, pause_s=30.0))
+    # Informed sellers hit all three bid levels within 3 s, seconds before a crash prints.
+    assert not g.on_fill(100.0, 1)
+    assert not g.on_fill(101.0, 1)
+    assert g.on_fill(103.0, 1)
+    assert g.paused(103.0, 1) and g.paused(132.9, 1)
+    assert not g.paused(133.0, 1)
+    # The other side keeps quoting: the guard is symmetric, each side judged alone.
+    assert not g.paused(110.0, -1)
+
+
+def test_sweep_guard_ignores_two_sided_and_slow_flow() -> None:
+    from agent.model import SweepGuard, SweepParams
+
+    g = SweepGuard(SweepParams(fills=3, window_s=5.0, pause_s=30.0))
+    # Two-sided flow: fills alternate, no side gets three in the window.
+    for i, side in enumerate((1, -1, 1, -1)):
+        assert not g.on_fill(float(i), side)
+    # One-sided but slow: the window forgets the earlier fills.
+    for t in (20.0, 26.0, 32.0, 38.0):
+        assert not g.on_fill(t, -1)
+    assert not g.paused(40.0, 1) and not g.paused(40.0, -1)
+    # fills=0 switches the guard off (the plain preset).
+    off = SweepGuard(SweepParams(fills=0))
+    assert not any(off.on_fill(0.0, 1) for _ in range(10))
+    assert not off.paused(0.0, 1)
+
+
+def test_sweep_params_are_validated() -> None:
+    from agent.errors import ConfigError
+    from agent.model import SweepParams
+
+    with pytest.raises(ConfigError):
+        SweepParams(fills=-1)
+    with pytest.raises(ConfigError):
+        SweepParams(window_s=0.0)

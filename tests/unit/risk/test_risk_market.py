@@ -138,3 +138,29 @@ def test_stale_quotes_and_a_lagging_oracle_during_a_jump_pull_do_not_withdraw() 
     )
     assert d.state is S.WITHDRAWN
     assert {r.name for r in d.readings} >= {"quote_collar_ratio", "fair_value_divergence_bps"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "bid", "ask"), [("swept_bid", False, True), ("swept_ask", True, False)]
+)
+def test_a_swept_side_is_not_requoted_and_the_residual_is_hedged_at_once(
+    flag: str, bid: bool, ask: bool
+) -> None:
+    # Informed takers swept our ladder ahead of a move the exchange has not printed: quoting
+    # that side again sells them the same option, and the inventory they left is hedged now.
+    d = RiskEngine().evaluate(calm(0.0, inventory_base=0.1, **{flag: True}))
+    assert d.state is S.NORMAL and not d.cancel_all
+    assert (d.allow_bid, d.allow_ask) == (bid, ask)
+    assert (d.hedge_band_mult, d.hedge_taker) == (0.0, True)
+    # The flag cleared (the pause is over): both sides and the normal band come back.
+    d = RiskEngine().evaluate(calm(0.0, inventory_base=0.1))
+    assert (d.allow_bid, d.allow_ask, d.hedge_band_mult, d.hedge_taker) == (True, True, 1.0, False)
+
+
+def test_sweep_limits_are_validated() -> None:
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        RiskLimits(sweep_fills=-1)
+    with pytest.raises(ConfigError):
+        RiskLimits(sweep_window_s=0.0)

@@ -95,3 +95,14 @@ def test_seeds_metrics_carry_edge_and_centre_from_the_report() -> None:
     rows = summarize([SweepRun("s", 0, True, m, 1.0)])
     assert rows[0]["edge_bps"] == {"mean": 3.7, "std": 0.0}
     assert "edge_bps" in format_sweep(rows, "calm")
+
+
+def test_plain_switches_the_sweep_guard_off_and_shipped_keeps_it() -> None:
+    from agent.risk import RiskLimits
+    from sims.strategies import get_strategy
+
+    assert get_strategy("plain").apply_risk({}) == {"sweep_fills": 0}
+    assert get_strategy("shipped").apply_risk({}) == {}
+    limits = get_strategy("plain").apply_risk(RiskLimits())
+    assert isinstance(limits, RiskLimits) and limits.sweep_fills == 0
+    assert RiskLimits().sweep_fills > 0
