@@ -107,11 +107,30 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert isinstance(cfg.tx, TxPipelineConfig)
     assert isinstance(cfg.risk, RiskLimits)
     assert cfg.hedge.policy == HedgerConfig(
-        symbol="ETHUSDT", twap_threshold_base=5.0, dead_band_base=0.04
+        symbol="ETHUSDT",
+        twap_threshold_base=5.0,
+        dead_band_base=0.04,
+        order_style="PASSIVE",
+        passive_timeout_s=60.0,
     )
     assert cfg.hedge.policy.dead_band_base < cfg.quoting.base_size_base  # a full fill is hedged
     key_source(cfg)
     assert cfg.execution.unload_max_slippage_bps == 50.0
+
+
+def test_the_agent_hedges_as_maker_with_a_taker_fallback_by_default(tmp_path: Path) -> None:
+    # Taker hedges (~5 bps) on most of the fill volume cost more than a fill earns: the agent's
+    # default is the post-only hedge with a minute's taker fallback, also under a partial table.
+    for cfg in (
+        load_config(None, env={}),
+        load_config(_write(tmp_path, "[hedge.policy]\ndead_band_base = 0.04\n"), env={}),
+    ):
+        assert cfg.hedge.policy.order_style == "PASSIVE"
+        assert cfg.hedge.policy.passive_timeout_s == 60.0
+    # An explicit style is the operator's: the taker hedge stays one line away.
+    ioc = load_config(_write(tmp_path, "[hedge.policy]\norder_style = 'IOC'\n"), env={})
+    assert ioc.hedge.policy.order_style == "IOC"
+    assert ioc.hedge.policy.dead_band_base == HedgerConfig(symbol="X").dead_band_base
 
 
 def test_sections_are_the_owners_dataclasses_validated_at_load(tmp_path: Path) -> None:
@@ -127,7 +146,9 @@ def test_sections_are_the_owners_dataclasses_validated_at_load(tmp_path: Path) -
     assert cfg.risk.cooldown_reduced_s == 5.0
     assert cfg.risk.oracle_age_s.breach_state is RiskState.HALTED
     assert cfg.risk.oracle_age_s.warn == RiskLimits().oracle_age_s.warn
-    assert cfg.hedge.policy == HedgerConfig(symbol="ETHUSDT", hedge_ratio=0.8)
+    assert cfg.hedge.policy == HedgerConfig(
+        symbol="ETHUSDT", hedge_ratio=0.8, order_style="PASSIVE", passive_timeout_s=60.0
+    )
     with pytest.raises(ConfigError, match=r"^quoting\.gama: unknown key; valid keys are: .*gamma"):
         load_config(_write(tmp_path, "[quoting]\ngama = 1\n"), env={})
     with pytest.raises(ConfigError, match=r"^hedge\.policy\.hedge_ration: unknown key; valid keys"):

@@ -105,3 +105,18 @@ def test_the_perps_premium_over_the_index_is_part_of_fair_value() -> None:
     idx.update_oracle(0.0, 2000.0)
     idx.update_dex(0.0, 1999.40, 2001.80)
     assert idx.value(0.0).price == pytest.approx(2000.0)
+
+
+def test_the_default_premium_keeps_up_with_a_falling_premium() -> None:
+    # A sell cascade drags the perp under the index: other makers' mid falls 1 bp a second for a
+    # minute while the index stays at 2,000. An EWMA trails a ramp by rate x half-life / ln 2:
+    # ~7 bps at 5 s, ~20 bps at 15 s, where our bids sit above the perp's value and the cascade
+    # fills them.
+    fv = FairValueEstimator()
+    for t in range(0, 120):
+        premium = 0.0 if t < 60 else -0.2 * (t - 60)  # 1 bp of 2,000 a second after t = 60
+        fv.update_cex(float(t), 2000.0)
+        fv.update_oracle(float(t), 2000.0)
+        fv.update_dex(float(t), 2000.0 + premium - 1.0, 2000.0 + premium + 1.0)
+    lag_bps = (fv.value(119.0).price - (2000.0 - 0.2 * 59)) / 2000.0 * 1e4
+    assert 0.0 < lag_bps < 10.0
