@@ -34,13 +34,12 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
-from tests.chain.conftest import LOT_BASE, TICK_USD, dex
-from tests.chain.test_run_process import ASK, BID, IOC, _start, _wait, cex_process
-from tests.chain.test_safety_process import _config
+from tests.chain.conftest import LOT_BASE, TICK_USD, agent_env, cex_process, dex
+from tests.chain.procs import ASK, BID, IOC, start_agent, wait, write_config
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
-__all__ = ["cex_process", "dex"]  # fixtures, re-used from the chain tests
+__all__ = ["agent_env", "cex_process", "dex"]  # fixtures, re-used from the chain tests
 
 _ROOT = Path(__file__).resolve().parents[2]
 MOVE = 0.03
@@ -195,6 +194,7 @@ def test_quotes_straddle_fair_value_after_a_3pct_move_both_ways_and_none_rests_t
     accounts: dict[str, LocalAccount],
     tmp_path: Path,
     cex_process: str,
+    agent_env: dict[str, str],
 ) -> None:
     maker, taker = accounts["maker"], accounts["taker"]
     dex.fund(maker, 100_000)
@@ -215,7 +215,7 @@ def test_quotes_straddle_fair_value_after_a_3pct_move_both_ways_and_none_rests_t
     anvil.set_interval_mining(1)
     # The trader is the feed's updater: a 30 s heartbeat, so the oracle-age bands (45/90 s)
     # judge it as the heartbeat feed it is, not as one that pushes every few seconds.
-    cfg = _config(
+    cfg = write_config(
         tmp_path,
         anvil,
         dex,
@@ -223,9 +223,9 @@ def test_quotes_straddle_fair_value_after_a_3pct_move_both_ways_and_none_rests_t
         **{"poll_interval_s = 0.1": "poll_interval_s = 0.1\noracle_heartbeat_s = 30"},
     )
     log = tmp_path / "agent.log"
-    proc = _start(cfg, log)
+    proc = start_agent(cfg, log, agent_env)
     try:
-        _wait(
+        wait(
             lambda: _straddles(trader.orders(maker.address), START_USD),
             timeout_s=45,
             what=f"two-sided quotes around {START_USD:g} ({log.read_text()[-2000:]})",
@@ -242,7 +242,7 @@ def test_quotes_straddle_fair_value_after_a_3pct_move_both_ways_and_none_rests_t
         )
         before = trader.equity_at(taker.address, down)
         trader.take(best_ask)
-        _wait(
+        wait(
             lambda: dex.position_lots(taker.address) > 0,
             timeout_s=10,
             what="the cast trader's take of our best ask to fill",
