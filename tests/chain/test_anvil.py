@@ -101,7 +101,8 @@ def test_set_balance_and_impersonate(anvil: Anvil) -> None:
     assert anvil.w3.eth.get_balance(Web3.to_checksum_address(stranger)) == 5 * 10**18
     anvil.impersonate(stranger)
     tx = anvil.rpc("eth_sendTransaction", [{"from": stranger, "to": stranger, "value": "0x1"}])
-    assert anvil.w3.eth.get_transaction_receipt(tx)["status"] == 1
+    # Automine mines the transaction, but the hash can come back before the block is stored.
+    assert anvil.w3.eth.wait_for_transaction_receipt(tx, timeout=10)["status"] == 1
     anvil.stop_impersonating(stranger)
 
 

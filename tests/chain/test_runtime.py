@@ -117,7 +117,9 @@ async def test_quotes_both_sides_books_fills_from_web3_and_cast_and_hedges(
             "enabled": True,
             "base_url": cex.url,
             "symbol": "ETHUSDT",
-            "policy": {"dead_band_base": 0.01, "twap_threshold_base": 10.0},
+            # Taker hedging, so the fill's hedge is filled once the hedger drains (the default,
+            # a passive maker order first, is tested in tests/hedge).
+            "policy": {"dead_band_base": 0.01, "twap_threshold_base": 10.0, "order_style": "IOC"},
         },
         # The hedge band is sized by inventory risk against hedge cost, at most a quarter of
         # the cap: a cap of 0.16 keeps it under the 0.05 fill, which must then be hedged.
