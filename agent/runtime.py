@@ -273,6 +273,12 @@ class Agent:
         self._quote_fair: float | None = None
         """Fair value the resting quotes' distances were measured from (fills are measured so)."""
         self._live_expires_s: float | None = None
+        # The quote batch in flight: (intent id, its target ladder, its expiry). While it is
+        # pending, the gate values a new decision against it, not against the (older) resting
+        # book: otherwise every cycle inside one block saw its own pending batch as missing and
+        # replaced it at the same nonce, paying a fee bump each time (seen live: 7 identical
+        # replacements in one 1 s block, differing only by a one-second later expiry).
+        self._pending_quote: tuple[str, tuple[Quote, ...], float | None] | None = None
         """When the earliest of our resting quotes expires on chain (None: none, or never)."""
         self._stale_cancel_sent = False
         self._estimators_saved_s = -math.inf
@@ -783,10 +789,17 @@ class Agent:
             momentum_noise_per_s=estimates.sigma_per_sqrt_s
             * math.sqrt(math.log(2.0) / (2.0 * _MOMENTUM_HALFLIFE_S)),
         )
-        live = LiveQuotes(
-            quotes=tuple(Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders),
-            expires_at_s=self._live_expires_s if snap.open_orders else None,
-        )
+        pending = self._pending_quote
+        if pending is not None and self.venue.in_flight(pending[0]):
+            live = LiveQuotes(quotes=pending[1], expires_at_s=pending[2])
+        else:
+            self._pending_quote = None
+            live = LiveQuotes(
+                quotes=tuple(
+                    Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders
+                ),
+                expires_at_s=self._live_expires_s if snap.open_orders else None,
+            )
         decision = decide(inputs, self.params, live)
         self.decision = decision
         send = decision.send
@@ -842,6 +855,7 @@ class Agent:
             self._journal_decision(now, "gas_over_budget", decision, directive, str(exc))
             return
         self._quote_sends.add(now)
+        self._pending_quote = (intent, decision.quotes, float(expiry) if expiry > 0 else None)
         if expiry > 0:
             kept = self._live_expires_s if diff.keep else None
             self._live_expires_s = min(float(expiry), kept) if kept is not None else float(expiry)
