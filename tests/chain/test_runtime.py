@@ -453,6 +453,42 @@ async def test_shutdown_cancel_that_loses_its_nonce_to_the_mined_quote_is_sent_a
 
 
 @pytest.mark.asyncio
+async def test_a_pending_batch_is_not_replaced_by_the_same_ladder(
+    dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path
+) -> None:
+    """Live, the agent decides several times per block. Each cycle inside the block that carries
+    its batch saw "nothing rests" and sent the same ladder again (its expiry one second later),
+    replacing the pending batch at the same nonce with a fee bump each time: 7 identical
+    replacements in one 1 s block. A pending batch is what the gate values a new decision
+    against, so an unchanged market sends nothing until the batch lands."""
+    _market_setup(dex, accounts)
+    clock = FakeClock()
+    agent, closers = await _agent(_config(dex, anvil, tmp_path), clock)
+    maker = accounts["maker"].address
+    anvil.set_automine(False)
+    try:
+        await agent.step()  # the first batch waits in the mempool
+        first = agent.venue.quote_in_flight()
+        assert first is not None and agent.status.quote_txs == 1
+        for _ in range(5):  # cycles inside the same block: nothing has changed but the clock
+            clock.advance(0.2)
+            await agent.step()
+        assert agent.status.quote_txs == 1, agent.status.last_decision
+        assert agent.venue.quote_in_flight() == first, "the pending batch was replaced"
+        anvil.mine()
+        clock.advance(0.2)
+        await agent.step()
+        assert agent.venue.quote_in_flight() is None
+        orders = dex.open_orders(maker)
+        levels = agent.params.levels
+        per_side = {side: sum(1 for o in orders if o[2] == side) for side in (BID, ASK)}
+        assert 0 < per_side[BID] <= levels and 0 < per_side[ASK] <= levels, per_side
+    finally:
+        anvil.set_automine(True)
+        await _close(agent, closers)
+
+
+@pytest.mark.asyncio
 async def test_a_batch_mined_after_the_snapshot_is_not_sent_again_at_a_fresh_nonce(
     dex: Any,
     anvil: Anvil,
