@@ -273,13 +273,13 @@ class Agent:
         self._quote_fair: float | None = None
         """Fair value the resting quotes' distances were measured from (fills are measured so)."""
         self._live_expires_s: float | None = None
+        """When the earliest of our resting quotes expires on chain (None: none, or never)."""
         # The quote batch in flight: (intent id, its target ladder, its expiry). While it is
         # pending, the gate values a new decision against it, not against the (older) resting
         # book: otherwise every cycle inside one block saw its own pending batch as missing and
         # replaced it at the same nonce, paying a fee bump each time (seen live: 7 identical
         # replacements in one 1 s block, differing only by a one-second later expiry).
         self._pending_quote: tuple[str, tuple[Quote, ...], float | None] | None = None
-        """When the earliest of our resting quotes expires on chain (None: none, or never)."""
         self._stale_cancel_sent = False
         self._estimators_saved_s = -math.inf
         self._hedge_cash = 0.0
