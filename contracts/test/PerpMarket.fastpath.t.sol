@@ -4,7 +4,6 @@ pragma solidity 0.8.30;
 import {MarketFixture} from "./utils/MarketFixture.sol";
 import {IPerpMarket, IPerpMarketHot} from "../src/interfaces/IPerpMarket.sol";
 import {IPerpMarketTypes} from "../src/interfaces/IPerpMarketTypes.sol";
-import {PerpMarket} from "../src/PerpMarket.sol";
 import {Vm} from "./utils/Vm.sol";
 
 /// @notice `place`'s resting fast path (PerpMarket._placeResting) against the general path.
@@ -18,7 +17,7 @@ contract PerpMarketFastPathTest is MarketFixture {
     function setUp() public override {
         super.setUp();
         IPerpMarketTypes.MarketParams memory p = params();
-        marketB = address(new PerpMarket(p, deployExtension(p)));
+        marketB = deployMarket(p, deployExtension(p));
         b = IPerpMarket(marketB);
         address[3] memory who = [alice, bob, carol];
         for (uint256 i; i < 3; ++i) {

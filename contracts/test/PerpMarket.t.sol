@@ -5,7 +5,7 @@ import {MarketFixture} from "./utils/MarketFixture.sol";
 import {Vm} from "./utils/Vm.sol";
 import {IPerpMarketTypes} from "../src/interfaces/IPerpMarketTypes.sol";
 import {IPerpMarket} from "../src/interfaces/IPerpMarket.sol";
-import {PerpMarket} from "../src/PerpMarket.sol";
+import {IMarketDeployment} from "./utils/IMarketDeployment.sol";
 
 /// @notice Unit tests: collateral, placement, cancels, batch, matching rules and views.
 contract PerpMarketTest is MarketFixture {
@@ -567,7 +567,7 @@ contract PerpMarketTest is MarketFixture {
     // ------------------------------------------------------------ construction
 
     function test_RevertWhen_ExtensionCalledDirectly() public {
-        IPerpMarket ext = IPerpMarket(PerpMarket(market).extension());
+        IPerpMarket ext = IPerpMarket(IMarketDeployment(market).extension());
         vm.expectRevert(bytes4(keccak256("DirectCall()")));
         ext.deposit(1);
     }
@@ -579,7 +579,7 @@ contract PerpMarketTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.Extension)
         );
-        new PerpMarket(p, ext);
+        deployMarket(p, ext);
     }
 
     function test_RevertWhen_ParamsOutOfBounds() public {
@@ -588,23 +588,23 @@ contract PerpMarketTest is MarketFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.MaintenanceMargin)
         );
-        new PerpMarket(p, address(0xdead));
+        deployMarket(p, address(0xdead));
         p = params();
         p.makerFeeBps = -6;
         vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.MakerFee));
-        new PerpMarket(p, address(0xdead));
+        deployMarket(p, address(0xdead));
         p = params();
         p.lotSize = 3;
         vm.expectRevert(
             abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.NotionalUnit)
         );
-        new PerpMarket(p, address(0xdead));
+        deployMarket(p, address(0xdead));
         p = params();
         p.fundingCap = 2e17;
         vm.expectRevert(
             abi.encodeWithSelector(IPerpMarketTypes.InvalidParam.selector, IPerpMarketTypes.Param.FundingCap)
         );
-        new PerpMarket(p, address(0xdead));
+        deployMarket(p, address(0xdead));
     }
 
     function test_RevertWhen_DeployedWithStaleOracle() public {
@@ -612,7 +612,7 @@ contract PerpMarketTest is MarketFixture {
         address ext = deployExtension(p);
         feed.setAt(ORACLE_PX, 1);
         vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.StaleOracle.selector, uint256(1), T0));
-        new PerpMarket(p, ext);
+        deployMarket(p, ext);
     }
 }
 
@@ -621,6 +621,6 @@ contract PerpMarketTest is MarketFixture {
 contract PerpMarketCodeSizeTest is MarketFixture {
     function test_deploy_BothHalvesWithinCodeSizeLimit() public view {
         assertLe(market.code.length, 24_576, "PerpMarket");
-        assertLe(PerpMarket(market).extension().code.length, 24_576, "PerpMarketExtension");
+        assertLe(IMarketDeployment(market).extension().code.length, 24_576, "PerpMarketExtension");
     }
 }

@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {MarketFixture} from "../utils/MarketFixture.sol";
 import {Handler} from "./Handler.sol";
 import {IPerpMarketTypes} from "../../src/interfaces/IPerpMarketTypes.sol";
-import {PerpMarket} from "../../src/PerpMarket.sol";
+import {IMarketDeployment} from "../utils/IMarketDeployment.sol";
 import {FundingMath} from "../../src/libraries/FundingMath.sol";
 
 /// @notice System invariants under random traffic (see Handler).
@@ -168,7 +168,7 @@ contract PerpMarketInvariantTest is MarketFixture {
         uint256 open = nextBoundary / 3600 - 1;
         address[] memory all = _accounts();
         for (uint256 i; i < all.length; ++i) {
-            uint256 id = PerpMarket(market).accountIdOf(all[i]);
+            uint256 id = IMarketDeployment(market).accountIdOf(all[i]);
             if (id == 0) continue;
             uint256 w = uint256(vm.load(market, keccak256(abi.encode(id, uint256(6)))));
             int256 lots = int64(uint64(w));
