@@ -15,7 +15,14 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-__all__ = ["AbiCodec", "DecodedError", "DecodedLog", "ErrorDecoder", "canonical_type"]
+__all__ = [
+    "AbiCodec",
+    "DecodedError",
+    "DecodedLog",
+    "ErrorDecoder",
+    "canonical_type",
+    "order_id_side_tick",
+]
 
 
 def canonical_type(param: Mapping[str, Any]) -> str:
@@ -25,6 +32,16 @@ def canonical_type(param: Mapping[str, Any]) -> str:
         inner = ",".join(canonical_type(c) for c in param["components"])
         return f"({inner}){t[5:]}"
     return t
+
+
+def order_id_side_tick(order_id: int) -> tuple[int, int]:
+    """Return the side (0 bid, 1 ask) and tick a market order id encodes.
+
+    The layout is part of the market's ABI (see ``IPerpMarket``): bits [0,40) queue index,
+    [40,64) tick, bit 64 side, [65,105) sequence. ``Fill`` events carry the maker order's side
+    and tick only through ``makerOrderId``.
+    """
+    return (order_id >> 64) & 1, (order_id >> 40) & 0xFF_FFFF
 
 
 @dataclass(frozen=True, slots=True)

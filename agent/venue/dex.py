@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import to_checksum_address
 
-from agent.chain.abi import AbiCodec, DecodedLog
+from agent.chain.abi import AbiCodec, DecodedLog, order_id_side_tick
 from agent.chain.rpc import AsyncRpc, RpcError
 from agent.chain.txpipe import (
     Dropped,
@@ -1004,12 +1004,13 @@ class DexVenue:
         b, key = d.block_number, d.key
         if d.name == "Fill":
             maker, taker = str(a["maker"]).lower(), str(a["taker"]).lower()
-            taker_side = Side(int(a["takerSide"]))
+            maker_side, tick = order_id_side_tick(int(a["makerOrderId"]))
+            taker_side = Side(1 - maker_side)
             evs: list[MarketEvent] = [
                 Trade(
                     b,
                     key,
-                    price=p.price(int(a["tick"])),
+                    price=p.price(tick),
                     size_base=p.base(int(a["lots"])),
                     taker_side=taker_side,
                     maker=maker,
@@ -1021,7 +1022,7 @@ class DexVenue:
                 fill = Fill(
                     order_id=int(a["makerOrderId"]) if ours_maker else 0,
                     side=Side(1 - taker_side) if ours_maker else taker_side,
-                    price_ticks=Tick(int(a["tick"])),
+                    price_ticks=Tick(tick),
                     size_lots=Lots(int(a["lots"])),
                     fee_raw=int(a["makerFee"]) if ours_maker else int(a["takerFee"]),
                     block_number=b,

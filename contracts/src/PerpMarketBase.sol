@@ -761,7 +761,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         int256 makerFee,
         uint256 takerFee
     ) internal {
-        emit Fill(maker, t.taker, orderId, clientId, t.side, uint24(t.tick), uint48(q), makerFee, takerFee);
+        emit Fill(maker, t.taker, orderId, clientId, uint48(q), makerFee, takerFee);
     }
 
     /// @dev The maker's side of a fill. The maker is re-checked at the fill: if the fill would

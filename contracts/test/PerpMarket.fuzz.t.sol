@@ -69,9 +69,10 @@ contract PerpMarketFuzzTest is MarketFixture {
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].topics[0] != IPerpMarketTypes.Fill.selector) continue;
             assertTrue(logs[i].topics[1] != logs[i].topics[2], "no self-fill");
-            (, uint8 takerSide, uint24 tick,,,) =
-                abi.decode(logs[i].data, (uint64, uint8, uint24, uint48, int256, uint256));
-            assertEq(takerSide, BID, "taker side");
+            // The maker order's side and tick are in its id (see IPerpMarket).
+            uint256 makerOrderId = uint256(logs[i].topics[3]);
+            uint24 tick = uint24(makerOrderId >> 40);
+            assertEq((makerOrderId >> 64) & 1, ASK, "the taker bought from an ask");
             assertTrue(tick >= lastTick, "fills walk the book from the best price");
             assertLe(tick, limit, "never beyond the limit");
             lastTick = tick;

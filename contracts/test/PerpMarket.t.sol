@@ -218,7 +218,7 @@ contract PerpMarketTest is MarketFixture {
         place(alice, ASK, PX, 10, POST);
         vm.expectEmit(true, true, false, true, market);
         // 10 lots = $300: maker rebate 1 bp = $0.03, taker fee 5 bps = $0.15.
-        emit IPerpMarketTypes.Fill(alice, bob, 0, 7, BID, PX, 10, -3e4, 15e4);
+        emit IPerpMarketTypes.Fill(alice, bob, 0, 7, 10, -3e4, 15e4);
         uint256 id = place(bob, BID, PX + 500, 10, 0);
         assertEq(id, 0, "nothing rests");
         assertEq(state(bob).positionLots, 10, "taker long");

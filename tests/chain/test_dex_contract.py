@@ -13,7 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from agent.chain.abi import ErrorDecoder
+from agent.chain.abi import ErrorDecoder, order_id_side_tick
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
 from agent.errors import ToolchainError, TxReverted
@@ -107,6 +107,9 @@ def test_two_accounts_trade_and_funding_crosses_boundary(
     fill = fills[0]["args"]
     assert (fill["maker"], fill["taker"]) == (maker.address, taker.address)
     assert (fill["makerOrderId"], fill["makerClientId"], fill["lots"]) == (order_id, 42, 10)
+    # The fill's side and tick come from the maker order id, decoded as the contract does.
+    assert order_id_side_tick(order_id) == (ASK, PX)
+    assert tuple(market.functions.decodeOrderId(order_id).call()) == (ASK, PX)
     assert market.functions.accountState(taker.address).call()[1] == 10
     assert market.functions.accountState(maker.address).call()[1] == -10
     assert market.functions.openOrders(maker.address).call() == []

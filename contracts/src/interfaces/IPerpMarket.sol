@@ -147,8 +147,8 @@ interface IPerpMarketCold is IPerpMarketTypes {
 ///
 /// Order ids are globally unique and strictly increasing. They also encode where the order
 /// rests so a cancel needs no lookup: bits [0,40) queue index within the level, [40,64) tick,
-/// bit 64 side, bits [65,105) a global sequence number. Clients treat them as opaque uints; use
-/// `decodeOrderId` if you need the side or tick back.
+/// bit 64 side, bits [65,105) a global sequence number. The layout is part of the ABI: `Fill`
+/// gives the maker order's side and tick only through its id (`decodeOrderId` decodes one).
 ///
 /// Margin: equity = collateral + unrealized PnL at the mark - funding owed. Required initial
 /// margin = IMF * (|position| * mark + max(bid order notional, ask order notional)); resting

@@ -151,16 +151,16 @@ interface IPerpMarketTypes {
     ///         lazily and never fill.
     event AllOrdersCancelled(address indexed account, uint32 orderEpoch);
 
-    /// @notice A taker matched a resting order.
-    /// @param takerSide 0 = the taker bought, 1 = the taker sold.
+    /// @notice A taker matched a resting order, at the order's tick.
+    /// @dev The maker order's side and tick are not repeated here: they are part of
+    ///      `makerOrderId` (tick = bits [40,64), side = bit 64; `decodeOrderId`), and the taker's
+    ///      side is the other one. Two data words fewer save 512 gas a fill.
     /// @param makerFee Signed (a negative fee is a rebate), collateral units.
     event Fill(
         address indexed maker,
         address indexed taker,
         uint256 indexed makerOrderId,
         uint64 makerClientId,
-        uint8 takerSide,
-        uint24 tick,
         uint48 lots,
         int256 makerFee,
         uint256 takerFee
