@@ -296,6 +296,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         // 0 while none is held; `makerFull`: its position and funding snapshot are loaded and
         // settled (it filled); `makerDirty`: its margin word changed (an expired order pruned).
         Acct maker;
+        // The order being visited, decoded in place (see `_matchLevel`).
+        Order order;
         bool makerFull;
         bool makerDirty;
         address makerOwner;
@@ -607,11 +609,13 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         _flushMaker(t);
     }
 
-    /// @dev The maker account of an order met by a walk: `t.maker` if it is that account,
-    ///      otherwise the previous maker is written back and this one's margin word loaded.
-    function _makerOf(Take memory t, uint256 id) internal returns (Acct memory m) {
-        m = t.maker;
-        if (m.id == id) return m;
+    /// @dev Make `t.maker` the account `id` of an order met by a walk: if it holds another one,
+    ///      that is written back and this one's margin word loaded. Returns nothing (the caller
+    ///      reads `t.maker`): a function returning a memory struct allocates and zeroes a fresh
+    ///      one on every call, about 500 gas a fill here.
+    function _holdMaker(Take memory t, uint256 id) internal {
+        Acct memory m = t.maker;
+        if (m.id == id) return;
         _flushMaker(t);
         // Reused in place: a walk allocates no memory per maker.
         m.id = id;
@@ -631,30 +635,34 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     /// @dev Walk one level in FIFO order. Returns true if the level was emptied. With
-    ///      `t.remaining == 0` it only prunes dead orders and stops at the first live one.
+    ///      `t.remaining == 0` it only prunes dead orders and stops at the first live one. Works
+    ///      on the level's packed word (see Level) and decodes each order into `t.order`: a
+    ///      memory struct declared here would be allocated and zeroed for every level walked.
     function _matchLevel(Ctx memory c, Acct memory a, Take memory t, uint256 tick) internal returns (bool emptied) {
         uint8 makerSide = t.makerSide;
         t.tick = tick;
         t.pruneOnly = t.remaining == 0;
-        uint256 levelKey = (uint256(makerSide) << LEVEL_SIDE) | tick;
-        Level memory lv = _levels[levelKey];
-        uint256 idx = lv.head;
+        uint256 ls = _slotOf(_levels[(uint256(makerSide) << LEVEL_SIDE) | tick]);
+        uint256 lw = _loadWord(ls);
+        uint256 idx = uint40(lw); // head
+        uint256 tail = uint40(lw >> L_TAIL);
+        uint256 levelLots = uint64(lw >> L_LOTS);
         uint256 base = (uint256(makerSide) << ID_SIDE) | (tick << ID_TICK);
-        uint256 slotBase = base - lv.base; // slot key of index idx: slotBase + idx (see Level)
-        Order memory o; // each order's word is decoded into it: no allocation per order
-        while (idx < lv.tail && t.touched < _maxFills && t.pruned < MAX_PRUNES) {
+        uint256 slotBase = base - uint40(lw >> L_BASE); // slot key of index idx: slotBase + idx (see Level)
+        Order memory o = t.order;
+        while (idx < tail && t.touched < _maxFills && t.pruned < MAX_PRUNES) {
             (uint256 removed, bool next, bool stop) = _step(c, a, t, o, _slotOf(_orders[slotBase + idx]), base | idx);
-            lv.lots -= uint64(removed);
+            levelLots -= removed; // checked: a level holds its orders' lots
             if (next) ++idx;
             if (stop) break;
         }
-        lv.head = uint40(idx);
-        if (lv.lots == 0) {
-            lv.head = lv.tail;
+        if (levelLots == 0) {
+            idx = tail;
             _clearLevel(c, makerSide, tick);
             emptied = true;
         }
-        _writeLevel(levelKey, lv);
+        // head, tail, lots and base (unchanged), as `_writeLevel`.
+        _storeWord(ls, idx | (tail << L_TAIL) | (levelLots << L_LOTS) | ((lw >> L_BASE) << L_BASE));
     }
 
     /// @dev One queue position of `_matchLevel`'s walk, the order's slot `os` and its id
@@ -703,7 +711,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             }
             return o.lots;
         }
-        Acct memory m = _makerOf(t, o.accountId);
+        _holdMaker(t, o.accountId);
+        Acct memory m = t.maker;
         if (o.epoch != m.m.orderEpoch) {
             t.pruned += 1;
             return o.lots;
@@ -717,37 +726,53 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             return o.lots;
         }
         if (t.pruneOnly) return type(uint256).max;
-        // Counted against maxFills even if the maker fails its check: it cost a fill's reads.
-        t.touched += 1;
         uint256 q = t.remaining < o.lots ? t.remaining : o.lots;
+        unchecked {
+            // Counted against maxFills even if the maker fails its check: it cost a fill's reads.
+            // The walk stops at maxFills (at most 256).
+            t.touched += 1;
+        }
         if (!_fill(c, t, m, o, q, orderId)) return o.lots; // cancelled instead (CANCEL_MARGIN)
-        t.remaining -= q;
+        unchecked {
+            t.remaining -= q; // q <= t.remaining
+        }
         return q;
     }
 
     /// @dev Fill `q` lots of the maker order `o`; returns false, filling nothing, if the fill
     ///      would leave the maker under maintenance margin (the order is cancelled instead).
+    ///      The arithmetic here is unchecked: a resting order reserved its notional in a uint48
+    ///      (`_rest`, `_reserveMargin`: `(reserved + n).toUint48()`), so the notional `n` of any
+    ///      part of it is below 2**48, each fee at most 100 bps of it (constructor), and a take
+    ///      makes at most maxFills (<= 256) fills: every sum below stays under 2**57.
     function _fill(Ctx memory c, Take memory t, Acct memory m, Order memory o, uint256 q, uint256 orderId)
         internal
         returns (bool)
     {
-        uint256 n = PriceLib.tickNotional(q, t.tick, _notionalUnit);
-        int256 makerFee = int256(n) * _makerFeeBps / int256(BPS);
+        uint256 n;
+        int256 makerFee;
+        unchecked {
+            n = q * t.tick * _notionalUnit;
+            makerFee = int256(n) * _makerFeeBps / int256(BPS);
+        }
         if (!_settleMaker(c, m, o, t, q, n, makerFee)) {
             emit OrderCancelled(t.makerOwner, orderId, o.clientId, o.lots, CANCEL_MARGIN);
             return false;
         }
-        uint256 takerFee = n * _takerFeeBps / BPS;
-        // The taker's side: it sells to a resting bid.
-        if (t.makerSide == BID) {
-            t.lots -= int256(q);
-            t.notional -= int256(n);
-        } else {
-            t.lots += int256(q);
-            t.notional += int256(n);
+        uint256 takerFee;
+        unchecked {
+            takerFee = n * _takerFeeBps / BPS;
+            // The taker's side: it sells to a resting bid.
+            if (t.makerSide == BID) {
+                t.lots -= int256(q);
+                t.notional -= int256(n);
+            } else {
+                t.lots += int256(q);
+                t.notional += int256(n);
+            }
+            t.fee += takerFee;
+            c.feeDelta += int256(takerFee) + makerFee;
         }
-        t.fee += takerFee;
-        c.feeDelta += int256(takerFee) + makerFee;
         _emitFill(t.makerOwner, t, orderId, o.clientId, q, makerFee, takerFee);
         return true;
     }
@@ -793,9 +818,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
             _settleFunding(c, m, owner);
             t.makerFull = true;
         }
-        // Signed from the maker's point of view: a resting bid buys.
-        int256 dLots = t.makerSide == BID ? int256(q) : -int256(q);
-        int256 dNotional = t.makerSide == BID ? int256(n) : -int256(n);
+        // Signed from the maker's point of view: a resting bid buys. q and n are below 2**48
+        // (see `_fill`): the negations cannot overflow.
+        int256 dLots;
+        int256 dNotional;
+        unchecked {
+            dLots = t.makerSide == BID ? int256(q) : -int256(q);
+            dNotional = t.makerSide == BID ? int256(n) : -int256(n);
+        }
         ok = _makerHolds(c, m, dLots, dNotional, makerFee);
         if (ok) {
             _applyTrade(m, dLots, dNotional, c);
@@ -823,8 +853,14 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         view
         returns (bool)
     {
-        int256 next = m.ps.lots + dLots;
-        int256 rest = int256(m.m.collateral) - m.ps.openNotional - dNotional - makerFee;
+        int256 next;
+        int256 rest;
+        unchecked {
+            // An int64 position and int96 collateral and open notional (their stored types)
+            // moved by a fill's lots, notional and fee, each below 2**56 (see `_fill`).
+            next = m.ps.lots + dLots;
+            rest = int256(m.m.collateral) - m.ps.openNotional - dNotional - makerFee;
+        }
         if (next == 0) return rest >= 0;
         if (c.mark == 0) c.mark = _mark(c);
         uint256 n = _absNotional(next, c.mark);
