@@ -88,7 +88,7 @@ from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equit
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
-from agent.telemetry import Condition, Health, MetricsRegistry, RiskTelemetry
+from agent.telemetry import Children, Condition, Health, MetricsRegistry, RiskTelemetry
 from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSnapshot
 from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
@@ -322,6 +322,10 @@ class Agent:
             "mm_cycle_errors_total", "Cycles that failed", ["kind"]
         )
         self._fam = self.metrics.families
+        # Label children set every cycle, looked up once (``labels()`` validates and locks).
+        self._pnl_kids = Children(self._m_pnl)
+        self._open_orders_kids = Children(self._fam.open_orders)
+        self._outcome_kids = Children(self._fam.tx_outcomes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -1132,7 +1136,7 @@ class Agent:
 
     def _on_outcome(self, ev: TxOutcome) -> None:
         _log_outcome(ev)
-        self._fam.tx_outcomes.labels(outcome=_outcome_name(ev)).inc()
+        self._outcome_kids(_outcome_name(ev)).inc()
         if not isinstance(ev, TxLost):
             self._fam.gas_fees_paid_native.inc(max(ev.gas_cost_native, 0.0))
         match ev:
@@ -1235,8 +1239,8 @@ class Agent:
         snap = self.last_snapshot
         if snap is not None:
             bids = sum(1 for o in snap.open_orders if o.side is Side.BID)
-            fam.open_orders.labels(side="bid").set(bids)
-            fam.open_orders.labels(side="ask").set(len(snap.open_orders) - bids)
+            self._open_orders_kids("bid").set(bids)
+            self._open_orders_kids("ask").set(len(snap.open_orders) - bids)
             fee_gwei = snap.base_fee_wei / 1e9
             over = fee_gwei > self.max_fee_gwei
             if over and Condition.GAS_OVER_BUDGET not in health.conditions():
@@ -1429,7 +1433,7 @@ class Agent:
         s.triggers = [f"{r.name}={r.value:.3g}" for r in d.readings if r.level.name != "CLEAR"]
         self._m_inv.set(inventory)
         for k, v in s.pnl.items():
-            self._m_pnl.labels(component=k).set(v)
+            self._pnl_kids(k).set(v)
         now = self.clock()
         if now - self._pnl_written_s >= 10.0:
             self._pnl_written_s = now
