@@ -231,6 +231,8 @@ class Agent:
         model_params = replace(model_params, quote_expiry_s=self.execution.quote_expiry_s)
         self.base_params = model_params
         self.params = model_params
+        self._derived: tuple[ModelParams, ModelParams, float, float] | None = None
+        """(base_params, params, cap, quote life) when `params` was last derived in `_quote`."""
         self.risk = risk
         self.keeper_policy = keeper
         self.hedger = hedger
@@ -756,12 +758,19 @@ class Agent:
             )
             return
         self._stale_cancel_sent = False
-        cap = max(directive.inventory_cap_base, 0.0)
-        self.params = replace(
-            self.base_params,
-            inventory_cap_base=cap or self.base_params.inventory_cap_base,
-            quote_life_s=self.quote_life.expected_s(now),
-        )
+        cap = max(directive.inventory_cap_base, 0.0) or self.base_params.inventory_cap_base
+        life = self.quote_life.expected_s(now)
+        # The last cycle's parameters are not rebuilt (and re-validated) when nothing they are
+        # made of changed: equal frozen values, so the decision cannot tell.
+        d = self._derived
+        if (
+            d is None
+            or d[0] is not self.base_params
+            or d[1] is not self.params
+            or (d[2], d[3]) != (cap, life)
+        ):
+            self.params = replace(self.base_params, inventory_cap_base=cap, quote_life_s=life)
+            self._derived = (self.base_params, self.params, cap, life)
         lot, tick = self.params.lot_size, self.params.tick_size
         # Everything the model reads of the book is the rest of the market: a mid, a best price
         # or a depth that contains our own quotes follows wherever we quote.

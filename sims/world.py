@@ -105,17 +105,17 @@ class MarketDeployment:
     @property
     def market(self) -> str:
         """Market address."""
-        return to_checksum_address(self.record.market)
+        return _checksum(self.record.market)
 
     @property
     def collateral(self) -> str:
         """Collateral token address."""
-        return to_checksum_address(self.record.token)
+        return _checksum(self.record.token)
 
     @property
     def oracle(self) -> str:
         """Price feed address."""
-        return to_checksum_address(self.record.oracle)
+        return _checksum(self.record.oracle)
 
     @property
     def block(self) -> int:
@@ -746,6 +746,12 @@ class ChainWorld:
             next_base_fee = None
         self.hold_agent_txs(step.inclusion_delay_blocks)
         self.mine(start_ts + round(step.t_s), next_base_fee)
+
+
+@functools.cache
+def _checksum(address: str) -> str:
+    """The checksummed form of `address` (a keccak per call: the step asks for a few each time)."""
+    return str(to_checksum_address(address))
 
 
 @functools.cache
