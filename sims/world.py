@@ -39,7 +39,7 @@ import socket
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
@@ -852,12 +852,17 @@ class _Pipeline:
     world sends a step's transactions and its block this way: one round trip instead of one per
     transaction. A connection that fails is closed and opened again for the next call; what it
     carried is not retried (it may have run).
+
+    The node does not set ``TCP_NODELAY``: its second answer waits (Nagle) until the first is
+    acknowledged, and a delayed ACK holds that for 40 ms, so every read here first asks the
+    kernel to acknowledge at once (``TCP_QUICKACK``, Linux; measured 44 ms → 0.4 ms for a
+    pipelined pair). Where that option does not exist, requests go one at a time.
     """
 
     def __init__(self, node: Anvil) -> None:
         self._node = node
         self._sock: socket.socket | None = None
-        self._file: BinaryIO | None = None
+        self._buf = b""
         self._ids = 0
 
     def call_all(
@@ -869,19 +874,28 @@ class _Pipeline:
         error of its first failed call), so the caller sees every answer; a broken connection
         raises :class:`~agent.errors.RpcUnavailable`.
         """
-        out = bytearray()
+        requests: list[bytes] = []
         for call in calls:
             if isinstance(call, tuple):
                 body: Any = self._body(*call)
             else:
                 body = [self._body(m, p) for m, p in call]
             data = json.dumps(body).encode()
-            out += b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            out += b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+            requests.append(
+                b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+            )
         try:
-            sock, f = self._connection()
-            sock.sendall(out)
-            answers = [self._answer(call, _read_json(f)) for call in calls]
+            sock = self._connection()
+            if _QUICKACK is None:
+                answers = []
+                for call, req in zip(calls, requests, strict=True):
+                    sock.sendall(req)
+                    answers.append(self._answer(call, self._read_json()))
+            else:
+                self._quickack()
+                sock.sendall(b"".join(requests))
+                answers = [self._answer(call, self._read_json()) for call in calls]
         except (OSError, ValueError, ChainError) as exc:
             self.close()
             raise RpcUnavailable(f"pipelined calls to anvil at {self._node.url}: {exc!r}") from exc
@@ -889,22 +903,60 @@ class _Pipeline:
 
     def close(self) -> None:
         """Close the connection (a next call opens a new one)."""
-        if self._sock is not None and self._file is not None:
-            _close_quietly(self._file, self._sock)
-        self._sock = self._file = None
+        if self._sock is not None:
+            _close_quietly(self._sock)
+        self._sock, self._buf = None, b""
 
     def _body(self, method: str, params: list[Any]) -> dict[str, Any]:
         self._ids += 1
         return {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params}
 
-    def _connection(self) -> tuple[socket.socket, BinaryIO]:
-        if self._sock is None or self._file is None:
+    def _connection(self) -> socket.socket:
+        if self._sock is None:
             sock = socket.create_connection(("127.0.0.1", self._node.port), timeout=30.0)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock, self._file = sock, sock.makefile("rb")
+            self._sock, self._buf = sock, b""
             # A world dropped without close() still closes its connection.
-            weakref.finalize(self, _close_quietly, self._file, sock)
-        return self._sock, self._file
+            weakref.finalize(self, _close_quietly, sock)
+        return self._sock
+
+    def _quickack(self) -> None:
+        if _QUICKACK is not None and self._sock is not None:
+            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+    def _fill(self) -> None:
+        assert self._sock is not None
+        self._quickack()  # the kernel drops back to delayed ACKs on its own: ask every time
+        data = self._sock.recv(65536)
+        if not data:
+            raise ValueError("anvil closed the connection")
+        self._buf += data
+
+    def _line(self) -> bytes:
+        while (i := self._buf.find(b"\r\n")) < 0:
+            self._fill()
+        line, self._buf = self._buf[: i + 2], self._buf[i + 2 :]
+        return line
+
+    def _read_json(self) -> Any:
+        """Read one HTTP/1.1 answer with a Content-Length body; return its JSON."""
+        status = self._line()
+        parts = status.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ValueError(f"not an HTTP answer: {status!r}")
+        length: int | None = None
+        while (line := self._line()) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ValueError(f"answer without Content-Length ({status!r})")
+        while len(self._buf) < length:
+            self._fill()
+        body, self._buf = self._buf[:length], self._buf[length:]
+        if int(parts[1]) >= 400:
+            raise ValueError(f"HTTP {int(parts[1])}: {body[:200]!r}")
+        return json.loads(body)
 
     @staticmethod
     def _answer(call: tuple[str, list[Any]] | list[tuple[str, list[Any]]], msg: Any) -> Any:
@@ -917,32 +969,14 @@ class _Pipeline:
         return results[0] if isinstance(call, tuple) else results
 
 
-def _close_quietly(*closeables: BinaryIO | socket.socket) -> None:
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+"""Linux's ``TCP_QUICKACK`` (None elsewhere: the pipeline then sends one request at a time)."""
+
+
+def _close_quietly(*closeables: socket.socket) -> None:
     for c in closeables:
         with contextlib.suppress(OSError):
             c.close()
-
-
-def _read_json(f: BinaryIO) -> Any:
-    """Read one HTTP/1.1 response with a Content-Length body from `f`; return its JSON."""
-    status = f.readline()
-    parts = status.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-        raise ValueError(f"not an HTTP answer: {status!r}")
-    length: int | None = None
-    while True:
-        line = f.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length is None:
-        raise ValueError(f"answer without Content-Length ({status!r})")
-    body = f.read(length)
-    if int(parts[1]) >= 400:
-        raise ValueError(f"HTTP {int(parts[1])}: {body[:200]!r}")
-    return json.loads(body)
 
 
 @functools.cache
