@@ -17,8 +17,8 @@ from sims.bench import BenchResult
 
 __all__ = ["run"]
 
-_PREVIOUS = "448 /s on main at load 10"
-"""Main's figure in README (2026-11-30, load average 10)."""
+_PREVIOUS = "300–515 /s on main a128e44, same load 8–10"
+"""Main's tree (a128e44) run interleaved with this on 2026-11-30 21:19 UTC."""
 
 
 def run() -> list[BenchResult]:

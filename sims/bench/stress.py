@@ -5,8 +5,8 @@ run is measured (600 simulated seconds by default) and scaled linearly to one ho
 subtracting the fixed set-up cost; the figure's name says so. Target (issue 12): ≤ 30 s per
 simulated hour.
 
-Wall time on the shared 2-core machine follows its load more than the code (the same tree
-measured 64 to 131 s an hour within ten minutes at load 6 to 10), so the run also reports what
+Wall time on the shared 2-core machine follows its load more than the code (main's tree
+measured 61 to 138 s an hour within ten minutes at load 6 to 10), so the run also reports what
 a step costs whatever the load: CPU seconds of this process (world, agent, hedger, exchange
 simulator) and of the forked anvil, and the load average it ran under. Lock-step is serial:
 on an idle machine the wall time of a step is about the sum of the two CPU figures plus the
@@ -31,8 +31,8 @@ __all__ = ["run"]
 
 _MEASURED_S = 600.0
 _TARGET_S = 30.0
-_PREVIOUS = "45.0 s on main a128e44 at load 6"
-"""Main's figure in README (a128e44's tree, 2026-11-30 17:20 UTC, load average 5.6 to 6.0)."""
+_PREVIOUS = "60–62 s on main a128e44, same load 8–10; 45.0 s at load 6"
+"""Main's tree (a128e44) run interleaved with this on 2026-11-30 21:19 UTC, and README's figure."""
 
 
 def _cpu_s(pid: int | None) -> float:
