@@ -88,7 +88,7 @@ from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equit
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
-from agent.telemetry import Condition, Health, MetricsRegistry, RiskTelemetry
+from agent.telemetry import Children, Condition, Health, MetricsRegistry, RiskTelemetry
 from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSnapshot
 from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
@@ -231,6 +231,8 @@ class Agent:
         model_params = replace(model_params, quote_expiry_s=self.execution.quote_expiry_s)
         self.base_params = model_params
         self.params = model_params
+        self._derived: tuple[ModelParams, ModelParams, float, float] | None = None
+        """(base_params, params, cap, quote life) when `params` was last derived in `_quote`."""
         self.risk = risk
         self.keeper_policy = keeper
         self.hedger = hedger
@@ -322,6 +324,10 @@ class Agent:
             "mm_cycle_errors_total", "Cycles that failed", ["kind"]
         )
         self._fam = self.metrics.families
+        # Label children set every cycle, looked up once (``labels()`` validates and locks).
+        self._pnl_kids = Children(self._m_pnl)
+        self._open_orders_kids = Children(self._fam.open_orders)
+        self._outcome_kids = Children(self._fam.tx_outcomes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -752,12 +758,19 @@ class Agent:
             )
             return
         self._stale_cancel_sent = False
-        cap = max(directive.inventory_cap_base, 0.0)
-        self.params = replace(
-            self.base_params,
-            inventory_cap_base=cap or self.base_params.inventory_cap_base,
-            quote_life_s=self.quote_life.expected_s(now),
-        )
+        cap = max(directive.inventory_cap_base, 0.0) or self.base_params.inventory_cap_base
+        life = self.quote_life.expected_s(now)
+        # The last cycle's parameters are not rebuilt (and re-validated) when nothing they are
+        # made of changed: equal frozen values, so the decision cannot tell.
+        d = self._derived
+        if (
+            d is None
+            or d[0] is not self.base_params
+            or d[1] is not self.params
+            or (d[2], d[3]) != (cap, life)
+        ):
+            self.params = replace(self.base_params, inventory_cap_base=cap, quote_life_s=life)
+            self._derived = (self.base_params, self.params, cap, life)
         lot, tick = self.params.lot_size, self.params.tick_size
         # Everything the model reads of the book is the rest of the market: a mid, a best price
         # or a depth that contains our own quotes follows wherever we quote.
@@ -1132,7 +1145,7 @@ class Agent:
 
     def _on_outcome(self, ev: TxOutcome) -> None:
         _log_outcome(ev)
-        self._fam.tx_outcomes.labels(outcome=_outcome_name(ev)).inc()
+        self._outcome_kids(_outcome_name(ev)).inc()
         if not isinstance(ev, TxLost):
             self._fam.gas_fees_paid_native.inc(max(ev.gas_cost_native, 0.0))
         match ev:
@@ -1235,8 +1248,8 @@ class Agent:
         snap = self.last_snapshot
         if snap is not None:
             bids = sum(1 for o in snap.open_orders if o.side is Side.BID)
-            fam.open_orders.labels(side="bid").set(bids)
-            fam.open_orders.labels(side="ask").set(len(snap.open_orders) - bids)
+            self._open_orders_kids("bid").set(bids)
+            self._open_orders_kids("ask").set(len(snap.open_orders) - bids)
             fee_gwei = snap.base_fee_wei / 1e9
             over = fee_gwei > self.max_fee_gwei
             if over and Condition.GAS_OVER_BUDGET not in health.conditions():
@@ -1429,7 +1442,7 @@ class Agent:
         s.triggers = [f"{r.name}={r.value:.3g}" for r in d.readings if r.level.name != "CLEAR"]
         self._m_inv.set(inventory)
         for k, v in s.pnl.items():
-            self._m_pnl.labels(component=k).set(v)
+            self._pnl_kids(k).set(v)
         now = self.clock()
         if now - self._pnl_written_s >= 10.0:
             self._pnl_written_s = now

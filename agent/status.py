@@ -105,8 +105,12 @@ class StatusSink:
         tmp.replace(self.data_dir / STATUS_FILE)
 
     def due(self, min_interval_s: float = 1.0) -> bool:
-        """True when the last write is at least `min_interval_s` old."""
-        return self.clock() - self._written_s >= min_interval_s
+        """True when the last write is at least `min_interval_s` old (never without a dir).
+
+        Without a dir nothing is written, so nothing is ever due: the runtime's once-a-second
+        work beside the write (the journal's WAL checkpoint) then ran on every simulated cycle.
+        """
+        return self.data_dir is not None and self.clock() - self._written_s >= min_interval_s
 
     def clear_halt(self) -> None:
         """Remove a HALT file (a resume arrived through the control channel)."""

@@ -175,6 +175,9 @@ class SimVenue:
         self.dropped = 0
         self._orders: list[_Resting] = []
         self._pending: list[_Pending] = []
+        self._pending_version = 0
+        """Bumped on every change of ``_pending``: keys the cached :meth:`io_health`."""
+        self._io: tuple[int, int, VenueIo] | None = None
         self._events: list[MarketEvent] = []
         self._outcomes: list[TxOutcome] = []
         self._ids = 0
@@ -202,6 +205,7 @@ class SimVenue:
             else:
                 still.append(p)
         self._pending = still
+        self._pending_version += 1
         now = self._block_time()
         for o in [o for o in self._orders if o.expiry_s and o.expiry_s <= now]:
             self._orders.remove(o)
@@ -393,6 +397,7 @@ class SimVenue:
         p = self._new("unload")
         p.reduce = (side, lots, limit_tick)
         self._pending.append(p)
+        self._pending_version += 1
         return p.handle
 
     async def settle_funding(self) -> str:
@@ -419,9 +424,16 @@ class SimVenue:
         return any(p.handle == handle for p in self._pending)
 
     def io_health(self) -> VenueIo:
-        """No RPC here: always reachable."""
+        """No RPC here: always reachable.
+
+        The agent asks several times a cycle; the answer depends only on the block and the
+        pending transactions, so it is built once per change of either.
+        """
+        cached = self._io
+        if cached is not None and cached[0] == self.block and cached[1] == self._pending_version:
+            return cached[2]
         oldest = min((self.epoch_s + p.submitted_s for p in self._pending), default=None)
-        return VenueIo(
+        io = VenueIo(
             ok=True,
             total_calls=0,
             total_failures=0,
@@ -430,6 +442,8 @@ class SimVenue:
             cancel_pending=any(p.purpose == "cancel_all" for p in self._pending),
             gas_price_wei=int(self.base_fee_wei[max(self.block, 0)] + self.tip_wei),
         )
+        self._io = (self.block, self._pending_version, io)
+        return io
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -464,6 +478,7 @@ class SimVenue:
             self._outcomes.append(TxLost(pending.handle, pending.purpose, "replaced", True, False))
             p.land_block, p.included = pending.land_block, pending.included
         self._pending.append(p)
+        self._pending_version += 1
         return p
 
     def _outcome_now(self, purpose: str) -> str:

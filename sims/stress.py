@@ -714,6 +714,7 @@ async def run_scenario(
                     res = close()
                     if asyncio.iscoroutine(res):
                         await res
+            world.close()
     finally:
         await asyncio.to_thread(fork.stop)
     wall = time.perf_counter() - wall0

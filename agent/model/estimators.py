@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import repeat
+from operator import mul as _mul
 
 from agent.errors import ConfigError
 
@@ -314,6 +316,7 @@ class QuoteFillIntensity:
         self._fills = [0.0] * n_bins
         self._t: float | None = None
         self._resting: tuple[float, ...] = ()
+        self._grid_cache: tuple[list[float], list[float]] | None = None
 
     @classmethod
     def for_price(
@@ -336,6 +339,15 @@ class QuoteFillIntensity:
 
     def _bin(self, distance: float) -> int:
         return min(int(max(distance, 0.0) / self._bin_width), len(self._fills) - 1)
+
+    def _grid(self) -> tuple[list[float], list[float]]:
+        """Bucket centres and the prior's pseudo-fills per bucket (fixed: computed once)."""
+        grid = self._grid_cache
+        if grid is None:
+            a0, k0, w0 = self._prior
+            xs = [(i + 0.5) * self._bin_width for i in range(len(self._fills))]
+            grid = self._grid_cache = (xs, [w0 * a0 * math.exp(-k0 * x) for x in xs])
+        return grid
 
     def _advance(self, t_s: float) -> None:
         if self._t is None:
@@ -371,10 +383,10 @@ class QuoteFillIntensity:
         """Return the posterior (A per side, k); ``trades`` is the decayed observed fill count."""
         if t_s is not None and self._t is not None and t_s > self._t:
             self._advance(t_s)
-        a0, k0, w0 = self._prior
-        xs = [(i + 0.5) * self._bin_width for i in range(len(self._fills))]
+        k0, w0 = self._prior[1], self._prior[2]
+        xs, prior_fills = self._grid()
         expo = [e + w0 for e in self._exposure]
-        fills = [f + w0 * a0 * math.exp(-k0 * x) for f, x in zip(self._fills, xs, strict=True)]
+        fills = [f + p for f, p in zip(self._fills, prior_fills, strict=True)]
         k = _poisson_decay_mle(xs, fills, expo, k0)
         weights = [e * math.exp(-k * x) for e, x in zip(expo, xs, strict=True)]
         a = sum(fills) / sum(weights)
@@ -423,19 +435,30 @@ def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_sta
     With ``A`` profiled out, the score is zero where the exposure-weighted mean distance under
     weights ``expo·e^(−kx)`` equals the fills' mean distance; that mean falls in k, so bisection
     on ln k finds the root. Bounded to [k_start/100, k_start·100].
+
+    It runs once per decision cycle, so it is written for speed without changing a bit of the
+    result: the same products ``e·exp(−k·(x − x_min))`` are summed in the same order, built by
+    ``map`` in C instead of a Python loop; the offsets ``x − x_min`` are taken once; and the loop
+    stops once an iteration leaves the bracket unchanged (every further iteration would repeat
+    it: the state is a fixed point).
     """
     total = sum(n)
-    target = sum(c * x for c, x in zip(n, xs, strict=True)) / total
+    target = sum(map(_mul, n, xs)) / total
     lo, hi = math.log(k_start / 100.0), math.log(k_start * 100.0)
+    x_min = xs[0]
+    offsets = [x - x_min for x in xs]
+    exp = math.exp
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        k = math.exp(mid)
-        x_min = xs[0]
-        w = [e * math.exp(-k * (x - x_min)) for e, x in zip(expo, xs, strict=True)]
-        mean = sum(wi * x for wi, x in zip(w, xs, strict=True)) / sum(w)
-        if mean > target:
+        k = exp(mid)
+        w = list(map(_mul, expo, map(exp, map(_mul, repeat(-k), offsets))))
+        if sum(map(_mul, w, xs)) / sum(w) > target:
+            if lo == mid:
+                break
             lo = mid
         else:
+            if hi == mid:
+                break
             hi = mid
     return math.exp(0.5 * (lo + hi))
 

@@ -3,6 +3,7 @@
 ==================  ===============================================================
 `MetricsRegistry`   one agent's own registry (process and platform collectors in it);
                     ``registry.families`` is `AgentMetrics`, the catalog of every family
+`Children`          a family's label children, looked up once (the loop's hot path)
 `Health`            heartbeat + risk state + raised `Condition` s → ``/healthz`` 200/503
 `RiskTelemetry`     the risk engine's state, transitions and trigger readings as metrics
 `TelemetryServer`   aiohttp server for ``GET /metrics`` and ``GET /healthz``
@@ -16,6 +17,7 @@ from agent.telemetry.metrics import (
     CYCLE_BUCKETS,
     DEFAULT_BUCKETS,
     AgentMetrics,
+    Children,
     Counter,
     Gauge,
     Histogram,
@@ -28,6 +30,7 @@ __all__ = [
     "CYCLE_BUCKETS",
     "DEFAULT_BUCKETS",
     "AgentMetrics",
+    "Children",
     "Condition",
     "Counter",
     "Gauge",

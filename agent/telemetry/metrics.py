@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,6 +35,7 @@ __all__ = [
     "CYCLE_BUCKETS",
     "DEFAULT_BUCKETS",
     "AgentMetrics",
+    "Children",
     "Counter",
     "Gauge",
     "Histogram",
@@ -203,6 +204,29 @@ class MetricsRegistry:
             new = make()
             self._families[name] = (shape, new)
             return new
+
+
+class Children(Generic[_M]):
+    """The label children of one family, each looked up once: ``children("bid").set(3)``.
+
+    ``family.labels(...)`` checks the label values and takes the family's lock on every call;
+    the decision loop sets the same few children every cycle (P&L components, book sides, risk
+    triggers), so it keeps them here. Values are positional, in the family's label order. A
+    child the family later drops (``remove``, ``clear``) would go stale: the agent never does.
+    """
+
+    __slots__ = ("_family", "_kids")
+
+    def __init__(self, family: _M) -> None:
+        self._family: _M = family
+        self._kids: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        """Return the child for these label values (created on first use)."""
+        kid = self._kids.get(values)
+        if kid is None:
+            kid = self._kids[values] = self._family.labels(*values)
+        return kid
 
 
 def _unknown(gauge: Gauge) -> Gauge:

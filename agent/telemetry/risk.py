@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from agent.logs import Event, log_event
 from agent.risk import RiskDirective, RiskState, Transition
-from agent.telemetry.metrics import MetricsRegistry
+from agent.telemetry.metrics import Children, MetricsRegistry
 
 __all__ = ["RiskTelemetry"]
 
@@ -26,15 +26,15 @@ class RiskTelemetry:
         self._log = logger if logger is not None else logging.getLogger("agent.risk")
         m = registry.families
         self._state = m.risk_state
-        self._transitions = m.risk_transitions
-        self._level = m.risk_trigger_level
-        self._value = m.risk_trigger_value
+        self._transitions = Children(m.risk_transitions)
+        self._level = Children(m.risk_trigger_level)
+        self._value = Children(m.risk_trigger_value)
         self._seen: set[str] = set()
 
     def record(self, directive: RiskDirective, transitions: Iterable[Transition]) -> None:
         """Log and count ``transitions``, then export the state and readings of ``directive``."""
         for t in transitions:
-            self._transitions.labels(t.from_state.name, t.to_state.name).inc()
+            self._transitions(t.from_state.name, t.to_state.name).inc()
             if t.to_state is RiskState.HALTED:
                 level = logging.ERROR
             elif t.to_state > t.from_state:
@@ -55,8 +55,8 @@ class RiskTelemetry:
         self._state.set(int(directive.state))
         active = {r.name: r for r in directive.readings}
         for name in self._seen - active.keys():
-            self._level.labels(name).set(0)
+            self._level(name).set(0)
         for name, r in active.items():
-            self._level.labels(name).set(int(r.level))
-            self._value.labels(name).set(r.value)
+            self._level(name).set(int(r.level))
+            self._value(name).set(r.value)
         self._seen |= active.keys()

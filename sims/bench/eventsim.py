@@ -3,17 +3,22 @@
 Each decision is one full :meth:`agent.runtime.Agent.step` on :class:`sims.simvenue.SimVenue`:
 snapshot, event book, estimators, risk inputs and engine, model and cost gate, order diff, the
 simulated venue's book and mempool, status and journal bookkeeping. Compare with ``model``'s
-"model decisions", which times the pure model alone.
+"model decisions", which times the pure model alone. Decisions per CPU second are reported
+beside the wall rate: on the shared machine the wall rate follows the load.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from sims.bench import BenchResult
 
 __all__ = ["run"]
+
+_PREVIOUS = "300–515 /s on main a128e44, same load 8–10"
+"""Main's tree (a128e44) run interleaved with this on 2026-11-30 21:19 UTC."""
 
 
 def run() -> list[BenchResult]:
@@ -30,19 +35,29 @@ def run() -> list[BenchResult]:
         tip_wei=1e8,
     )
     logging.disable(logging.WARNING)  # risk transitions are logged; not what is timed here
+    load0 = os.getloadavg()[0]
     try:
-        best = 0.0
+        best = best_cpu = 0.0
         for seed in (1, 2, 3):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = run_event_sim(cfg, seed)
             best = max(best, r.decisions / (time.perf_counter() - t0))
+            best_cpu = max(best_cpu, r.decisions / (time.process_time() - c0))
     finally:
         logging.disable(logging.NOTSET)
     return [
         BenchResult(
             "event sim through the live Agent (full cycle per decision, best of 3)",
             f"{best:,.0f} /s",
-            ">= 10,000 /s",
+            f">= 10,000 /s (was {_PREVIOUS})",
             best >= 10_000,
-        )
+        ),
+        BenchResult(
+            "event sim through the live Agent, decisions per CPU second (best of 3)",
+            f"{best_cpu:,.0f} /s",
+        ),
+        BenchResult(
+            "event sim: load average (1 min) at the start / end",
+            f"{load0:.1f} / {os.getloadavg()[0]:.1f}",
+        ),
     ]

@@ -145,6 +145,8 @@ class SimServer:
         self._runner: web.AppRunner | None = None
         self._rng = random.Random(self.config.seed + 1)
         self._weight: deque[tuple[float, int]] = deque()
+        self._weight_used = 0
+        """Sum of the weights in ``_weight`` (kept as they come and go: read on every request)."""
         self._orders_1m: deque[float] = deque()
         self._retry_until = 0.0  # monotonic
         self._violations = 0
@@ -283,7 +285,7 @@ class SimServer:
         """Drop usage older than a minute; return the window clock's now."""
         now = self._window_now()
         while self._weight and now - self._weight[0][0] > 60:
-            self._weight.popleft()
+            self._weight_used -= self._weight.popleft()[1]
         while self._orders_1m and now - self._orders_1m[0] > 60:
             self._orders_1m.popleft()
         return now
@@ -291,7 +293,7 @@ class SimServer:
     def _usage_headers(self) -> dict[str, str]:
         self._prune_windows()
         return {
-            "X-MBX-USED-WEIGHT-1M": str(sum(w for _, w in self._weight)),
+            "X-MBX-USED-WEIGHT-1M": str(self._weight_used),
             "X-MBX-ORDER-COUNT-1M": str(len(self._orders_1m)),
         }
 
@@ -322,11 +324,12 @@ class SimServer:
             )
         weight = _WEIGHTS.get(path, 1)
         window_now = self._prune_windows()
-        used = sum(w for _, w in self._weight)
+        used = self._weight_used
         if used + weight > faults.weight_limit_1m:
             self._retry_until = now + faults.retry_after_s
             raise SimError(-1003, "Too many requests; current limit is exceeded.", 429)
         self._weight.append((window_now, weight))
+        self._weight_used += weight
         if (method, path) in _ORDER_PATHS:
             self._orders_1m.append(window_now)
 

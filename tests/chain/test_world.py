@@ -90,3 +90,25 @@ def test_book_reads_both_sides_in_one_batch(world: ChainWorld) -> None:
     assert [n for _, n in asks] == [w.spec.lots(0.2, FAIR * 1.001)]
     assert bids[0][0] < FAIR < asks[0][0]
     assert w.best_prices() == (bids[0][0], asks[0][0])
+
+
+def test_a_steps_sends_land_in_order_in_its_block_and_the_book_comes_with_it(
+    world: ChainWorld,
+) -> None:
+    # What play() does: the step's transactions wait, then go with the block in one pipelined
+    # round trip. Pipelined requests run one after another (a JSON-RPC batch would run them
+    # concurrently), so every one is in the block, in the order sent, as when each was awaited.
+    w = world
+    w._deferred = []
+    for i in range(8):
+        _rest(w, Side.BID if i % 2 else Side.ASK, FAIR * (1 + (-1) ** i * 1e-3 * (i + 1)), 0.1, i)
+    assert w.check_world_receipts() == 0  # nothing sent yet
+    w.mine(w.last_ts + 1, prefetch_book=True)
+    w._deferred = None
+    sent = list(w._world_hashes)
+    assert len(sent) == 8 and w.check_world_receipts() == 0
+    assert w.node.latest_block()["transactions"] == sent
+    # The book read with the block is the book a read now returns (nothing mined since).
+    assert w._book_at is not None and w._book_at[0] == w.block
+    assert w._book_at[1] == w.book()
+    assert len(w._book_at[1][0]) == 4 and len(w._book_at[1][1]) == 4

@@ -40,3 +40,4 @@ def test_without_a_data_dir_nothing_is_written_or_read() -> None:
     sink = StatusSink(None, lambda: 0.0)
     sink.write(AgentStatus())
     assert sink.requests(halted=False) == []
+    assert not sink.due()  # nothing to write, so the cycle never does the write's work

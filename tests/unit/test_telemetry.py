@@ -17,6 +17,7 @@ from agent.config import load_config
 from agent.errors import ConfigError
 from agent.risk import RiskEngine, RiskInputs
 from agent.telemetry import (
+    Children,
     Condition,
     Health,
     JsonFormatter,
@@ -79,6 +80,20 @@ def test_asking_again_for_the_same_shape_returns_the_same_family() -> None:
     assert pnl is reg.families.pnl
     cycle = reg.histogram("mm_cycle_seconds", "x", buckets=(0.001, 0.005, 0.02, 0.1, 0.5, 2))
     assert cycle is reg.families.cycle_seconds
+
+
+def test_children_look_each_label_set_up_once_and_render_like_labels() -> None:
+    reg = MetricsRegistry(process_metrics=False)
+    pnl = reg.gauge("t_pnl", "P&L by component and leg", ("component", "leg"))
+    kids = Children(pnl)
+    kids("spread", "dex").set(1.5)
+    kids("spread", "dex").inc(1.0)  # the same child again, not a fresh one
+    kids("fees", "dex").set(-0.25)
+    assert kids("spread", "dex") is pnl.labels("spread", "dex")
+    assert 't_pnl{component="spread",leg="dex"} 2.5' in _lines(reg)
+    assert 't_pnl{component="fees",leg="dex"} -0.25' in _lines(reg)
+    with pytest.raises(ValueError):
+        kids("spread")  # a missing label value is refused as by labels()
 
 
 def test_metric_misuse_is_refused() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 
 import numpy as np
 import pytest
 
 from agent.errors import ConfigError
 from agent.model import QuoteFillIntensity
+from agent.model.estimators import _poisson_decay_mle
 
 PRICE = 2000.0
 TRUE_A = 0.05  # takers per second per side reaching fair value
@@ -102,3 +104,49 @@ def test_state_round_trips_through_json_for_restarts() -> None:
     assert again.snapshot(110.0).trades > after.trades * 0.99
     with pytest.raises(ConfigError):
         QuoteFillIntensity.from_state({**state, "version": 99})
+
+
+def _reference_mle(xs: list[float], n: list[float], expo: list[float], k_start: float) -> float:
+    """The bisection as first written (60 plain iterations): the fast one must equal it."""
+    total = sum(n)
+    target = sum(c * x for c, x in zip(n, xs, strict=True)) / total
+    lo, hi = math.log(k_start / 100.0), math.log(k_start * 100.0)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        k = math.exp(mid)
+        x_min = xs[0]
+        w = [e * math.exp(-k * (x - x_min)) for e, x in zip(expo, xs, strict=True)]
+        mean = sum(wi * x for wi, x in zip(w, xs, strict=True)) / sum(w)
+        if mean > target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_mle_equals_the_plain_bisection_bit_for_bit(seed: int) -> None:
+    # Decisions must not move when the hot path gets faster: same k to the last bit, on fits
+    # that land inside the bracket, on either edge, and on a flat likelihood.
+    rng = random.Random(seed)
+    for _ in range(300):
+        n_bins = rng.choice((3, 12, 24))
+        width = 10 ** rng.uniform(-3, 2)
+        xs = [(i + 0.5) * width for i in range(n_bins)]
+        k0 = 10 ** rng.uniform(-2, 2) / width
+        expo = [rng.choice((0.0, rng.uniform(0, 500))) + 120.0 for _ in xs]
+        fills = [rng.choice((0.0, rng.uniform(0, 20))) + 1e-3 * math.exp(-k0 * x) for x in xs]
+        assert _poisson_decay_mle(xs, fills, expo, k0) == _reference_mle(xs, fills, expo, k0)
+    est = QuoteFillIntensity.for_price(PRICE)
+    for t in range(1, 400):
+        est.update_quotes(float(t), tuple(rng.uniform(0, PRICE * 1e-3) for _ in range(6)))
+        if rng.random() < 0.2:
+            est.update_fill(float(t), rng.uniform(0, PRICE * 1e-3))
+        a0, k0, w0 = est._prior
+        xs = [(i + 0.5) * est._bin_width for i in range(len(est._fills))]
+        expo = [e + w0 for e in est._exposure]
+        fills = [f + w0 * a0 * math.exp(-k0 * x) for f, x in zip(est._fills, xs, strict=True)]
+        k = _reference_mle(xs, fills, expo, k0)
+        a = sum(fills) / sum(e * math.exp(-k * x) for e, x in zip(expo, xs, strict=True))
+        snap = est.snapshot(float(t))
+        assert (snap.a_per_s, snap.k_per_price) == (a, k)
