@@ -229,6 +229,11 @@ class FairValueEstimator:
         return self._premium
 
     @property
+    def covariance(self) -> tuple[float, float, float]:
+        """Return the filter's covariance (var log index, covariance, var log basis)."""
+        return self._pxx, self._pxc, self._pcc
+
+    @property
     def index_vol_bps_per_sqrt_s(self) -> float:
         """Return the index volatility the filter uses, bps per √second."""
         return math.sqrt(self._index_var_per_s) * _BPS

@@ -201,8 +201,9 @@ def test_the_filter_stays_a_filter_whatever_it_is_fed(
             fv.update_oracle(t - dt / 2.0, px)
         else:
             fv.update_dex(t, px - 0.5, px + 0.5)
-        assert fv._pxx >= -1e-18 and fv._pcc >= -1e-18
-        assert fv._pxc**2 <= fv._pxx * fv._pcc + 1e-18
+        pxx, pxc, pcc = fv.covariance
+        assert pxx >= -1e-18 and pcc >= -1e-18
+        assert pxc**2 <= pxx * pcc + 1e-18
         assert abs(fv.basis) <= 2000.0 * 1.03 * p.max_basis_bps / 1e4
         v = fv.value(t)
         assert v.stale or math.isfinite(v.price)
