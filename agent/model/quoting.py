@@ -501,7 +501,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         old_life = min(old_life, max(0.0, live.expires_at_s - inputs.time_s - delay))
     value = UpdateValue(
         ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma),
-        ladder_value_quote(old_legs, mid, r, a, k, old_life, p.gamma),
+        ladder_value_quote(_at_target_sizes(old_legs, new_legs), mid, r, a, k, old_life, p.gamma),
     )
     cost = update_cost(
         old_legs=old_legs,
@@ -552,6 +552,28 @@ def _significant_drift(inputs: DecisionInputs, p: ModelParams) -> float:
     m = inputs.momentum_per_s
     excess = abs(m) - p.momentum_z * max(inputs.momentum_noise_per_s, 0.0)
     return math.copysign(excess, m) if excess > 0.0 else 0.0
+
+
+def _at_target_sizes(old_legs: list[QuoteLeg], new_legs: list[QuoteLeg]) -> list[QuoteLeg]:
+    """The live legs with each size capped at the target's size for the same side and rank.
+
+    The gate compares where the quotes rest. A size the sizing rule has since cut (for risk:
+    volatility, thin depth, the settlement window) is not value to keep: the one-fill value
+    grows with size, so left uncapped a live ladder sized before a cut out-values the re-centred
+    one at any distance from fair value, and the gate kept a ladder 1-2 bps off-centre for tens
+    of seconds (calm, L2: most refusals were such size cuts, at a gain of about -0.6 against a
+    refresh's 0.03). A level the target does not have keeps its live size: dropping a level is
+    not a reason to pay for a refresh.
+    """
+    out: list[QuoteLeg] = []
+    for sign in (1, -1):
+        # Best first: bids by descending price, asks by ascending.
+        live = sorted((leg for leg in old_legs if leg[0] == sign), key=lambda g: -sign * g[1])
+        want = sorted((leg for leg in new_legs if leg[0] == sign), key=lambda g: -sign * g[1])
+        for rank, (side, price, size) in enumerate(live):
+            cap = want[rank][2] if rank < len(want) else size
+            out.append((side, price, min(size, cap)))
+    return out
 
 
 def _depth_factor(depth_base: float, p: ModelParams) -> float:

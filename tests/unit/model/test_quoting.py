@@ -393,3 +393,51 @@ def test_a_hedged_position_is_not_skewed_away_but_plain_skews_the_dex_position()
     p_hedged = decide(make_inputs(inventory_base=2.0, hedge_base=-2.0), plain, LiveQuotes())
     p_long = decide(make_inputs(inventory_base=2.0), plain, LiveQuotes())
     assert p_hedged.reservation_price == pytest.approx(p_long.reservation_price)
+
+
+def test_the_gate_values_the_live_ladder_at_the_sizes_it_would_quote_now() -> None:
+    # The ladder rests at full size; the book thins and the sizing rule cuts the target's sizes.
+    # The live ladder is valued as if it rested at the cut sizes: a size the rule no longer wants
+    # is not value the gate may weigh against re-centring (uncapped, a live ladder sized before
+    # a cut out-valued any re-centred one and off-centre ladders rested for tens of seconds).
+    first = decide(make_inputs(), PARAMS, LiveQuotes())
+    moved = {"mid": 2000.4, "mark": 2000.4, "best_bid": 2000.35, "best_ask": 2000.45}
+    thin = decide(
+        make_inputs(bid_depth_base=8.0, ask_depth_base=8.0, **moved), PARAMS, LiveQuotes()
+    )
+    cut = decide(
+        make_inputs(bid_depth_base=8.0, ask_depth_base=8.0, **moved),
+        PARAMS,
+        LiveQuotes(first.quotes),
+    )
+    by_rank = {
+        side: sorted(
+            (q for q in thin.quotes if q.side is side), key=lambda q: -side.sign * q.price_ticks
+        )
+        for side in (Side.BID, Side.ASK)
+    }
+    at_cut_sizes = []
+    for side in (Side.BID, Side.ASK):
+        live = sorted(
+            (q for q in first.quotes if q.side is side), key=lambda q: -side.sign * q.price_ticks
+        )
+        for rank, q in enumerate(live):
+            at_cut_sizes.append(
+                Quote(side, q.price_ticks, Lots(min(q.size_lots, by_rank[side][rank].size_lots)))
+            )
+    same = decide(
+        make_inputs(bid_depth_base=8.0, ask_depth_base=8.0, **moved),
+        PARAMS,
+        LiveQuotes(tuple(at_cut_sizes)),
+    )
+    assert [q.size_lots for q in thin.quotes] < [q.size_lots for q in first.quotes]
+    assert cut.value.old_quote == pytest.approx(same.value.old_quote)
+    full = decide(make_inputs(**moved), PARAMS, LiveQuotes(first.quotes))
+    assert full.value.old_quote > cut.value.old_quote
+    # A level the target no longer has keeps its live size (dropping it is no reason to send).
+    one = decide(
+        make_inputs(bid_depth_base=8.0, ask_depth_base=8.0, **moved),
+        replace(PARAMS, levels=1),
+        LiveQuotes(first.quotes),
+    )
+    assert one.value.old_quote > same.value.old_quote
