@@ -11,14 +11,18 @@
     model centres on the fair-value estimate, never on where it quoted before) on either of:
 
     * **stable**: the mid has moved less than ``stable_bps`` over ``stable_s`` (a step that holds);
-    * **orderly**: no jump-sized move for ``quiet_s``, a drift no faster than
-      ``max_trend_bps_per_s``, and the realised diffusion over that time, measured around its own
-      drift, within ``reentry_diffusion_mult`` of the pre-jump level.
-      A recovery trending at a few bps a second never holds within 15 bps for 20 s, yet it is a
-      market to quote: the trend is priced by the momentum skew, not feared. For the same
-      reason a jump is the move over ``window_s`` beyond what the trend of the ``quiet_s``
-      before it explains (up to ``max_trend_bps_per_s``). What still pulls is a move the size
-      of a jump, a trend as fast as a crash, or noise far above what the market had before.
+    * **orderly**: no jump-sized move for ``quiet_s``, a drift over that time no faster than
+      ``reentry_max_trend_bps_per_s`` (2), and the realised diffusion, measured around that
+      drift, within ``reentry_diffusion_mult`` of the pre-jump level. A market that is merely
+      noisier after a jump (3× volatility never holds within 15 bps for 20 s) comes back.
+
+    A jump is the move over ``window_s`` beyond what the trend of the ``quiet_s`` before it
+    explains (up to ``max_trend_bps_per_s``, 10): trend plus noise is not counted as a fresh jump
+    every few seconds. A trend is not yet priced, though: in REENTRY a drift faster than
+    ``reentry_max_trend_bps_per_s`` pulls again. Measured on ``flash_crash`` (600 s, L2): quoting
+    the 3.9 bps/s recovery two-sided lost 10–25 USD more a run on inventory than staying out,
+    because informed takers trade 30 s ahead of it and the model's momentum skew does not price
+    that; the cap keeps us out of such a recovery until it slows.
 
     Every pull within ``flap_window_s`` of the last re-entry doubles the quiet time asked before
     the next (up to ``max_backoff``): a market that keeps jumping keeps us out longer each time
@@ -139,6 +143,12 @@ class JumpParams:
     """A trend up to this fast is priced, not feared: the move over ``window_s`` the trend of the
     ``quiet_s`` before it explains is not counted toward a jump, and the orderly re-entry asks
     for a drift no faster. A crash (−25% in 2 min is 21 bps/s) is never explained away."""
+    reentry_max_trend_bps_per_s: float = 2.0
+    """Orderly re-entry asks for a drift over ``quiet_s`` no faster than this, and REENTRY goes
+    back to PULLED on one: a market still recovering from a jump at 3.9 bps/s is being traded
+    by takers who see 30 s ahead (117 bps), and quoting it two-sided lost 10–25 USD a 600 s
+    flash_crash run on inventory (measured; the model's momentum skew, 5 s of significant
+    drift, does not price that)."""
     baseline_halflife_s: float = 60.0
     """Half-life of the pre-jump diffusion estimate (updated only while quoting normally)."""
     flap_window_s: float = 300.0
@@ -159,10 +169,12 @@ class JumpParams:
             raise ConfigError("jump detector: reentry size mult in (0, 1], spread mult >= 1")
         if self.reentry_diffusion_mult < 1.0 or self.max_backoff < 1.0:
             raise ConfigError("jump detector: reentry_diffusion_mult and max_backoff must be >= 1")
-        if self.baseline_halflife_s <= 0.0 or self.max_trend_bps_per_s < 0.0:
-            raise ConfigError(
-                "jump detector: baseline_halflife_s must be > 0, max_trend_bps_per_s >= 0"
-            )
+        if (
+            self.baseline_halflife_s <= 0.0
+            or self.max_trend_bps_per_s < 0.0
+            or self.reentry_max_trend_bps_per_s < 0.0
+        ):
+            raise ConfigError("jump detector: baseline_halflife_s must be > 0, trend caps >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +235,13 @@ class JumpDetector:
         else:
             if last is not None and self._state is JumpState.NORMAL:
                 self._learn_baseline(last, t_s, mid, threshold)
-            if self._state is JumpState.REENTRY and t_s - self._since_s >= p.reentry_s:
+            trending = (
+                abs(self._drift_bps_per_s(t_s - p.quiet_s, t_s)) > p.reentry_max_trend_bps_per_s
+            )
+            if self._state is JumpState.REENTRY and trending:
+                # Came back in a pause (a crash's hold) and the market set off again: out.
+                self._pull(t_s, sigma_rel_per_sqrt_s)
+            elif self._state is JumpState.REENTRY and t_s - self._since_s >= p.reentry_s:
                 self._enter(JumpState.NORMAL, t_s)
             if t_s - self._reentered_s >= p.flap_window_s:
                 self._backoff = 1.0
@@ -291,7 +309,7 @@ class JumpDetector:
         quiet_s = p.quiet_s * self._backoff
         if t_s - self._since_s < max(quiet_s - p.window_s, 0.0):
             return False
-        if abs(self._drift_bps_per_s(t_s - quiet_s, t_s)) > p.max_trend_bps_per_s:
+        if abs(self._drift_bps_per_s(t_s - quiet_s, t_s)) > p.reentry_max_trend_bps_per_s:
             return False
         sigma = self._diffusion(t_s - quiet_s)
         base = self.baseline_sigma()

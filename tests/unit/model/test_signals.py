@@ -43,11 +43,9 @@ def test_jump_pulls_quotes_and_reentry_waits_for_stability() -> None:
     first = states.index(reentry[0])
     # The slide's last step was at t = 46 (the first flat sample is index 0, t = 47). Quotes
     # come back once the last stable_s holds less than stable_bps: the slide's final 5 bps/s
-    # steps fit in 15 bps from t = 64 (index 17), not a full window_s later (index 27). The
-    # orderly rule is first: the jump clock stopped restarting at t = 40, once the slide's
-    # own trend explained its 10 s moves, and at t = 61 (index 14) quiet_s has passed with a
-    # slow drift and little noise around it.
-    assert first == 14
+    # steps fit in 15 bps from t = 64 (index 17), not a full window_s later (index 27). (The
+    # orderly rule waits too: the slide's 5 bps/s is faster than reentry_max_trend_bps_per_s.)
+    assert first == 17
     for _ in range(40):
         t += 1.0
         last = d.update(t, 1925.0, 1e-4)
@@ -141,7 +139,7 @@ def _crash_path(seed: int, sign: float) -> list[tuple[float, float]]:
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_reentry_during_an_orderly_recovery_and_no_flapping(sign: float) -> None:
+def test_a_trending_recovery_keeps_quotes_pulled_without_flapping(sign: float) -> None:
     for seed in range(5):
         d = JumpDetector()
         states = [
@@ -151,14 +149,32 @@ def test_reentry_during_an_orderly_recovery_and_no_flapping(sign: float) -> None
         assert pulled and 200.0 <= pulled[0] <= 215.0, "the crash pulls within seconds"
         # Pulled through the whole crash: no quote while the price falls 20 bps a second.
         assert all(s.state is JumpState.PULLED for t, s in states if 215.0 <= t < 320.0)
-        back = [t for t, s in states if t > 320.0 and s.state is not JumpState.PULLED]
-        # Back within a minute of the crash's end (the hold or the early recovery), and the
-        # recovery, a steady 3.9 bps/s with 3× noise, keeps us in most of the time: a re-pull
-        # (trend plus noise over 10 s reaching the jump threshold) costs one quiet time.
-        assert back and back[0] < 400.0
-        in_market = sum(1 for t, s in states if t >= 320.0 and s.state is not JumpState.PULLED)
-        assert in_market >= 0.75 * 280
-        assert states[-1][1].pulls <= 2
+        # The recovery (3.9 bps/s, informed takers 30 s ahead) is not quoted once it has run
+        # quiet_s; a re-entry in the flat hold goes back to PULLED, and at most twice.
+        assert all(s.state is JumpState.PULLED for t, s in states if t >= 420.0)
+        assert states[-1][1].pulls <= 3
+
+
+def test_a_noisier_market_after_a_step_comes_back_though_it_never_holds_15_bps() -> None:
+    # A 3 % step, then the same level with 3× the pre-jump noise: a 20 s window seldom stays
+    # within 15 bps, so the stability rule alone kept quotes out for minutes; the orderly rule
+    # lets them back once quiet_s has passed.
+    import random
+
+    rng = random.Random(3)
+    d = JumpDetector()
+    px, t = 60_000.0, 0.0
+    for _ in range(120):
+        t += 1.0
+        d.update(t, px * (1.0 + rng.gauss(0.0, 1e-4)), 1e-4)
+    px *= 0.97
+    back = None
+    for _ in range(120):
+        t += 1.0
+        s = d.update(t, px * (1.0 + rng.gauss(0.0, 3e-4)), 1e-4)
+        if back is None and s.state is not JumpState.PULLED:
+            back = t - 120.0
+    assert back is not None and back <= 45.0
 
 
 def test_noise_far_above_the_pre_jump_level_keeps_quotes_pulled() -> None:
