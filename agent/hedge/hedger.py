@@ -645,7 +645,10 @@ class Hedger:
         qty = min(abs(gap), cfg.twap_slice_base) if twap else abs(gap)
         side: Literal["BUY", "SELL"] = "BUY" if gap > 0 else "SELL"
         filters = self._client.filters(cfg.symbol)
-        qty_dec = filters.round_qty(Decimal(str(qty)))
+        # The gap is a difference of floats: 0.1 − 0.121 is 0.020999999999999998, which the
+        # step's floor would cut to 0.020 and leave the hedge one step over the DEX position.
+        # Twelve decimals drop the float noise (far below any step), then the floor applies.
+        qty_dec = filters.round_qty(Decimal(f"{qty:.12f}"))
         if qty_dec <= 0:
             return False
         ticker = await self._client.book_ticker(cfg.symbol)

@@ -84,8 +84,11 @@ Consistency and hysteresis
   half-width is multiplied by the current state's spread multiplier: the widening a state orders
   never trips the collar into a harsher state (it used to: HEDGING's ×3 spread read as a collar
   breach, WITHDRAWN cancelled, the collar cleared, and the two flipped 70 times in 4 hours).
-* Every escalation within the last ``flap_window_s`` after the first multiplies the cooldowns by
-  ``flap_backoff``: a trigger that keeps coming back holds the state longer each time (30 s, 60 s,
+* Every escalation episode within the last ``flap_window_s`` after the first multiplies the
+  cooldowns by ``flap_backoff`` (an episode: escalations with no de-escalation between them, so a
+  crash stepping through REDUCED, WIDENED and WITHDRAWN in seconds is one event, and a posture
+  that comes back after a release is a flap): a trigger that keeps coming back holds the state
+  longer each time (30 s, 60 s,
   120 s, ...), which bounds the flips per hour to a handful while escalation stays immediate.
 * Drawdown is measured against ``drawdown_capital_quote`` (or ``RiskInputs.strategy_capital_quote``)
   when given, the capital the strategy uses, not the whole account; equity should be both legs
@@ -617,6 +620,7 @@ class RiskEngine:
         self._unload_deadline_s: float | None = None
         self._transitions: list[Transition] = []
         self._escalations: deque[float] = deque()
+        self._released_since_escalation = False
 
     @property
     def limits(self) -> RiskLimits:
@@ -869,7 +873,13 @@ class RiskEngine:
             self._clear_since_s = None
             return
         if demanded > current:
-            self._escalations.append(now_s)
+            # One episode escalates in steps (a crash: REDUCED, WIDENED, WITHDRAWN within
+            # seconds); only coming back after a release is a flap. Counting every step held a
+            # single crash's WITHDRAWN 4× its cooldown and kept quotes out for the whole
+            # recovery.
+            if not self._escalations or self._released_since_escalation:
+                self._escalations.append(now_s)
+            self._released_since_escalation = False
             cause = "; ".join(r.describe() for r in readings if r.state == demanded)
             self._move(demanded, now_s, f"escalate: {cause}", readings)
             return
@@ -897,6 +907,7 @@ class RiskEngine:
             f"(cooldown {cooldown_s:g} s); still active: {still}",
             readings,
         )
+        self._released_since_escalation = True
         # The next step down needs a full cooldown of its own.
         self._clear_since_s = now_s if demanded < target else None
 

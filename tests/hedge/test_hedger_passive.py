@@ -177,3 +177,21 @@ async def test_hedge_leg_reads_a_fresh_exchange_mid_and_takes_the_risk_posture(
     assert leg.hedge_cost_bps() == pytest.approx(max(hedger.config.maker_fee_bps, 0.5))
     assert leg.min_order_base() == pytest.approx(0.001)
     await leg.close(timeout_s=2.0)
+
+
+@pytest.mark.asyncio
+async def test_a_float_gap_is_traded_to_the_step_it_means_not_one_step_short(
+    wire: tuple[SimServer, BinanceFuturesClient],
+) -> None:
+    # Found by the live crash test: hedge −0.121 against a DEX long of 0.121; the DEX position
+    # fell to 0.1 and the gap, 0.1 − 0.121 = 0.020999999999999998 in floats, was rounded *down*
+    # to 0.020. The hedge stayed 0.101 against a 0.1 position: one step over the DEX position.
+    sim, client = wire
+    hedger = Hedger(client, MemoryJournal(), passive(dead_band_base=0.0, order_style="IOC"))
+    await hedger.on_position(0.121, dex_mark=2000.0, now_s=0.0)
+    await hedger.drain()
+    assert sim.exchange.position_qty(SYMBOL) == Decimal("-0.121")
+    await hedger.on_position(0.1, dex_mark=2000.0, now_s=1.0)
+    await hedger.drain()
+    assert sim.exchange.position_qty(SYMBOL) == Decimal("-0.100")
+    assert [o["origQty"] for o in sim.exchange.orders()] == ["0.121", "0.021"]

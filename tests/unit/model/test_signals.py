@@ -43,7 +43,8 @@ def test_jump_pulls_quotes_and_reentry_waits_for_stability() -> None:
     first = states.index(reentry[0])
     # The slide's last step was at t = 46 (the first flat sample is index 0, t = 47). Quotes
     # come back once the last stable_s holds less than stable_bps: the slide's final 5 bps/s
-    # steps fit in 15 bps from t = 64 (index 17), not a full window_s later (index 27).
+    # steps fit in 15 bps from t = 64 (index 17), not a full window_s later (index 27). (The
+    # orderly rule waits too: the slide's 5 bps/s is faster than reentry_max_trend_bps_per_s.)
     assert first == 17
     for _ in range(40):
         t += 1.0
@@ -115,3 +116,104 @@ def test_sweep_params_are_validated() -> None:
         SweepParams(fills=-1)
     with pytest.raises(ConfigError):
         SweepParams(window_s=0.0)
+
+
+def _crash_path(seed: int, sign: float) -> list[tuple[float, float]]:
+    """flash_crash as the stress runner shortens it, sampled each second: σ 1 bp/√s before,
+    −25% over 120 s (×3 noise), a 60 s hold, then a recovery of ~3.9 bps/s (the mirror with
+    ``sign`` −1 is the same path upside down in log space)."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    x, out = 0.0, []
+    for t in range(600):
+        if 200 <= t < 320:
+            x += math.log(0.75) / 120.0
+        elif t >= 380:
+            x += 3.9e-4
+        sigma = 3e-4 if t >= 190 else 1e-4
+        x += rng.gauss(0.0, sigma)
+        out.append((float(t), 60_000.0 * math.exp(sign * x)))
+    return out
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_trending_recovery_keeps_quotes_pulled_without_flapping(sign: float) -> None:
+    for seed in range(5):
+        d = JumpDetector()
+        states = [
+            (t, d.update(t, px, 1e-4 if t < 190 else 3e-4)) for t, px in _crash_path(seed, sign)
+        ]
+        pulled = [t for t, s in states if s.state is JumpState.PULLED]
+        assert pulled and 200.0 <= pulled[0] <= 215.0, "the crash pulls within seconds"
+        # Pulled through the whole crash: no quote while the price falls 20 bps a second.
+        assert all(s.state is JumpState.PULLED for t, s in states if 215.0 <= t < 320.0)
+        # The recovery (3.9 bps/s, informed takers 30 s ahead) is not quoted once it has run
+        # quiet_s; a re-entry in the flat hold goes back to PULLED, and at most twice.
+        assert all(s.state is JumpState.PULLED for t, s in states if t >= 420.0)
+        assert states[-1][1].pulls <= 3
+
+
+def test_a_noisier_market_after_a_step_comes_back_though_it_never_holds_15_bps() -> None:
+    # A 3 % step, then the same level with 3× the pre-jump noise: a 20 s window seldom stays
+    # within 15 bps, so the stability rule alone kept quotes out for minutes; the orderly rule
+    # lets them back once quiet_s has passed.
+    import random
+
+    rng = random.Random(3)
+    d = JumpDetector()
+    px, t = 60_000.0, 0.0
+    for _ in range(120):
+        t += 1.0
+        d.update(t, px * (1.0 + rng.gauss(0.0, 1e-4)), 1e-4)
+    px *= 0.97
+    back = None
+    for _ in range(120):
+        t += 1.0
+        s = d.update(t, px * (1.0 + rng.gauss(0.0, 3e-4)), 1e-4)
+        if back is None and s.state is not JumpState.PULLED:
+            back = t - 120.0
+    assert back is not None and back <= 45.0
+
+
+def test_noise_far_above_the_pre_jump_level_keeps_quotes_pulled() -> None:
+    import random
+
+    rng = random.Random(7)
+    d = JumpDetector()
+    px, t = 60_000.0, 0.0
+    for _ in range(120):
+        t += 1.0
+        px *= 1.0 + rng.gauss(0.0, 1e-4)
+        d.update(t, px, 1e-4)
+    d.update(t + 1.0, px * 0.98, 1e-4)  # a 2% step
+    assert d.signal().state is JumpState.PULLED
+    # Afterwards 6× the pre-jump noise (mostly below the jump threshold): neither orderly nor,
+    # for more than a moment, stable. Quotes stay out nearly all the time.
+    t += 1.0
+    pulled = 0
+    for _ in range(120):
+        t += 1.0
+        px *= 1.0 + rng.gauss(0.0, 6e-4)
+        pulled += d.update(t, px, 1e-4).state is JumpState.PULLED
+    assert pulled >= 100
+
+
+def test_repeated_jumps_back_off_the_reentry() -> None:
+    # A jump every 45 s: each pull within flap_window_s of a re-entry doubles the quiet asked.
+    d = JumpDetector()
+    px, t = 60_000.0, 0.0
+    gaps = []
+    for k in range(12):
+        for _ in range(45):
+            t += 1.0
+            d.update(t, px, 1e-4)
+        before = d.signal().state
+        px *= 0.99 if k % 2 else 1.01
+        d.update(t + 0.5, px, 1e-4)
+        gaps.append(before)
+    # Quiet 30 s then 60, 120, 240: after the first few the 45 s spacing never lets us back.
+    assert gaps[:2].count(JumpState.PULLED) <= 1
+    assert all(g is JumpState.PULLED for g in gaps[4:])
+    assert d.signal().pulls <= 4

@@ -164,3 +164,28 @@ def test_sweep_limits_are_validated() -> None:
         RiskLimits(sweep_fills=-1)
     with pytest.raises(ConfigError):
         RiskLimits(sweep_window_s=0.0)
+
+
+def test_a_crash_escalating_in_steps_is_one_event_not_three_flaps() -> None:
+    # flash_crash: REDUCED (vol), WIDENED (exchange jump), WITHDRAWN (index range) within 15 s.
+    # Counted as two flaps, WITHDRAWN's 60 s cooldown became 240 s and WIDENED's 120 s, so the
+    # agent stayed withdrawn through the whole recovery of the 600 s stress run.
+    engine = RiskEngine()
+    engine.evaluate(calm(0.0, realized_vol_annual=1.1))
+    engine.evaluate(calm(1.0, realized_vol_annual=1.1, cex_jump=True))
+    # (the third step by a block-age breach: any trigger demanding WITHDRAWN will do)
+    engine.evaluate(calm(15.0, realized_vol_annual=1.1, block_age_s=60.0))
+    assert engine.state is S.WITHDRAWN
+    t = 16.0
+    while engine.state is not S.NORMAL and t < 600:
+        engine.evaluate(calm(t))
+        t += 1.0
+    # 60 + 30 + 30 + 15 s of cooldowns, as for a single trigger.
+    assert engine.state is S.NORMAL and t < 16.0 + 200.0
+    # Coming back after the release is a flap: the next cooldown doubles.
+    engine.evaluate(calm(t, block_age_s=60.0))
+    start = t
+    while engine.state is S.WITHDRAWN and t < start + 600:
+        t += 1.0
+        engine.evaluate(calm(t))
+    assert t - start >= 120.0
