@@ -40,6 +40,9 @@ class HedgeLeg:
         self._healthy_s = clock()
         self._mid: tuple[float, float] | None = None
         self._mid_asked_s = -math.inf
+        # When the last read that got an answer was asked (the leg's creation before any):
+        # with the time of the latest ask, how long the exchange has left us unanswered.
+        self._mid_answered_s = clock()
         self._mid_task: asyncio.Future[None] | None = None
 
     async def on_position(
@@ -102,9 +105,21 @@ class HedgeLeg:
         except Exception as exc:  # the hedger's own reads report the exchange's health
             log.debug("exchange mid read failed: %s", exc)
             return
+        self._mid_answered_s = max(self._mid_answered_s, asked_s)
         bid, ask = float(ticker.bid_price), float(ticker.ask_price)
         if 0.0 < bid < ask:
             self._mid = (asked_s, 0.5 * (bid + ask))
+
+    def silence_s(self) -> float:
+        """How long the exchange has left our reads unanswered while we kept asking, seconds.
+
+        The time from the ask of the last read that was answered to the latest ask. A frozen
+        exchange (requests accepted, never answered) fails no request until the client's
+        timeouts and retries run out, so the hedger's own health keeps reading "reachable" for
+        many seconds; this grows from the first unanswered read. It stops growing when the loop
+        stops asking (a loop stuck on the chain is the chain's condition, not the exchange's).
+        """
+        return max(0.0, self._mid_asked_s - self._mid_answered_s)
 
     def fresh_mid(self) -> tuple[float, float] | None:
         """(when it was read, the exchange mid) from :meth:`poll_mid`; None before any answer."""

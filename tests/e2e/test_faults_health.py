@@ -1,0 +1,148 @@
+"""Fault harness: what ``/healthz`` says while the exchange or the chain stops answering.
+
+``mm-agent run`` runs as a process against the session anvil and its own exchange simulator
+(``python -m sims.cex``, started here so the test can freeze it). A frozen exchange (SIGSTOP:
+connections accepted by the kernel, never answered, as behind a stuck load balancer) and a chain
+that stops producing blocks while the node still answers are the two outages a fault harness
+tries first; in both the agent cannot do its job (hedge, or see the market move), so ``/healthz``
+must turn 503 naming the cause, and turn 200 again once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from sims.anvil import Anvil
+from tests.chain.conftest import agent_env, dex
+from tests.chain.procs import start_quoting, telemetry_url, wait
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+__all__ = ["agent_env", "dex"]  # fixtures, re-used from the chain tests
+
+Procs = list[subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def cex() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The exchange simulator as a process this test may freeze: (URL, process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        assert m, f"cex-sim did not start: {line}"
+        yield m.group(1), proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    """Processes started by a test; any still alive at the end is killed."""
+    started: Procs = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _health(base: str) -> tuple[int, dict[str, str]]:
+    r = httpx.get(f"{base}/healthz", timeout=3.0)
+    body = r.json()
+    return r.status_code, {str(f["condition"]): str(f["reason"]) for f in body["failing"]}
+
+
+def test_frozen_exchange_turns_healthz_503_and_back(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: tuple[str, subprocess.Popen[str]],
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    url, sim = cex
+    _cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, url, agent_env, procs)
+    base = telemetry_url(tmp_path)
+    wait(lambda: _health(base)[0] == 200, 30.0, f"healthy at start ({log.read_text()[-1500:]})")
+    os.kill(sim.pid, signal.SIGSTOP)
+    try:
+        wait(
+            lambda: "exchange_down" in _health(base)[1],
+            30.0,
+            f"/healthz naming the frozen exchange (got {_health(base)})",
+        )
+        code, failing = _health(base)
+        assert code == 503
+        assert "hedge.base_url" in failing["exchange_down"], failing
+    finally:
+        os.kill(sim.pid, signal.SIGCONT)
+    wait(
+        lambda: _health(base)[0] == 200,
+        40.0,
+        f"/healthz recovering after the exchange came back (got {_health(base)})",
+    )
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, log.read_text()[-2000:]
+
+
+def test_chain_that_stops_producing_blocks_turns_healthz_503_and_back(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: tuple[str, subprocess.Popen[str]],
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """The node keeps answering every read, but its head stops moving (a node that fell out of
+    sync, a stalled sequencer): every read succeeds, so only the head's age can tell."""
+    url, _sim = cex
+    band = "[risk]\nblock_age_s = {warn = 3.0, breach = 6.0}\n\n[telemetry]"
+    _cfg, log, proc = start_quoting(
+        dex, anvil, accounts, tmp_path, url, agent_env, procs, **{"[telemetry]": band}
+    )
+    anvil.set_interval_mining(1)  # a chain on its own clock
+    base = telemetry_url(tmp_path)
+    wait(lambda: _health(base)[0] == 200, 30.0, f"healthy at start ({log.read_text()[-1500:]})")
+    anvil.set_automine(False)
+    anvil.set_interval_mining(0)  # the head stops; the node answers as before
+    wait(
+        lambda: "chain_stale" in _health(base)[1],
+        30.0,
+        f"/healthz naming the stalled chain (got {_health(base)})",
+    )
+    code, failing = _health(base)
+    assert code == 503 and "no new block" in failing["chain_stale"], failing
+    anvil.set_interval_mining(1)
+    wait(
+        lambda: _health(base)[0] == 200,
+        40.0,
+        f"/healthz recovering once blocks come again (got {_health(base)})",
+    )
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, log.read_text()[-2000:]
