@@ -1332,7 +1332,7 @@ class Agent:
         h = self.hedger.hedger.health()
         if h.banned:
             return None  # exchange_banned says it, with the ban's end
-        silence = self.hedger.silence_s()
+        silence = self.hedger.silence_s(self.clock())
         limit = self.risk.limits.cex_feed_age_s.breach
         if silence > limit:
             return (

@@ -10,6 +10,7 @@ must turn 503 naming the cause, and turn 200 again once the fault is gone.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -144,5 +145,52 @@ def test_chain_that_stops_producing_blocks_turns_healthz_503_and_back(
         f"/healthz recovering once blocks come again (got {_health(base)})",
     )
     assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, log.read_text()[-2000:]
+
+
+def test_frozen_exchange_reads_as_a_stale_feed_at_once(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: tuple[str, subprocess.Popen[str]],
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """The risk engine's CEX feed-age trigger must see a frozen exchange within a read timeout,
+    not once the hedger's retries run out at its next reconciliation (10 s and more later), so
+    the quotes come off the chain while the exchange cannot hedge their fills."""
+    url, sim = cex
+    edits = {
+        "poll_interval_s = 0.1": "poll_interval_s = 0.1\noracle_heartbeat_s = 600",
+        "[telemetry]": "[risk]\ncex_feed_age_s = {warn = 1.0, breach = 3.0}\n\n[telemetry]",
+    }
+    _cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, url, agent_env, procs, **edits)
+    anvil.set_interval_mining(1)
+    status = tmp_path / "data" / "status.json"
+    maker = accounts["maker"].address
+    wait(
+        lambda: json.loads(status.read_text())["state"] == "NORMAL",
+        30.0,
+        f"NORMAL at start ({status.read_text() if status.exists() else log.read_text()[-1500:]})",
+    )
+    os.kill(sim.pid, signal.SIGSTOP)
+    try:
+        # Read timeout 2 s + the 3 s breach + a cycle and a 1 s block for the cancel: about 7 s.
+        # Before the fix nothing moved for the hedger's 4 reads x 2 s timeouts at the least.
+        wait(
+            lambda: (
+                json.loads(status.read_text())["state"] == "WITHDRAWN"
+                and not dex.open_orders(maker)
+            ),
+            9.0,
+            f"quotes pulled on a frozen exchange ({status.read_text()[-1200:]})",
+        )
+        assert any(
+            t.startswith("cex_feed_age_s") for t in json.loads(status.read_text())["triggers"]
+        )
+    finally:
+        os.kill(sim.pid, signal.SIGCONT)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, log.read_text()[-2000:]
