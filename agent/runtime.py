@@ -358,9 +358,14 @@ class Agent:
         self._absorb_snapshot(snap)
         self._calibrate_estimators(snap)
         # Orders resting from a previous run are orphans: the journal cannot vouch for them
-        # matching the current decision, so they go before the first quote.
-        if snap.open_orders:
-            log.info("cancelling %d orphaned orders from a previous run", len(snap.open_orders))
+        # matching the current decision, so they go before the first quote. So does a batch of
+        # that run still waiting to be mined: the cancel-all takes its nonce.
+        if snap.open_orders or self.venue.quote_in_flight():
+            log.info(
+                "cancelling %d orphaned orders from a previous run%s",
+                len(snap.open_orders),
+                " and its quote batch still in flight" if self.venue.quote_in_flight() else "",
+            )
             await self._cancel_all("orphans at start")
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
