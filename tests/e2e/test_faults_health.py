@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,37 @@ def test_frozen_exchange_reads_as_a_stale_feed_at_once(
         os.kill(sim.pid, signal.SIGCONT)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, log.read_text()[-2000:]
+
+
+def test_sigterm_with_the_exchange_frozen_exits_1_in_time_and_keeps_the_hedge(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: tuple[str, subprocess.Popen[str]],
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """SIGTERM while the exchange answers nothing: the DEX orders are cancelled, the exchange
+    cancel cannot be confirmed, so the exit is 1 with one line naming the exchange and its
+    dead-man switch, within the 10 s a supervisor is promised; no order was sent."""
+    url, sim = cex
+    _cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, url, agent_env, procs)
+    maker = accounts["maker"].address
+    os.kill(sim.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+        out = log.read_text()
+        assert took < 10.0, f"shutdown took {took:.1f} s"
+        assert rc == 1, out[-2000:]
+        loud = [ln for ln in out.splitlines() if "ORDERS MAY STILL REST" in ln]
+        assert len(loud) == 1 and "cex:" in loud[0] and "dead-man" in loud[0], out[-2000:]
+        assert "dex:" not in loud[0], loud[0]  # the chain was there: its orders are gone
+        assert dex.open_orders(maker) == []
+    finally:
+        os.kill(sim.pid, signal.SIGCONT)
+    state = httpx.get(f"{url}/_sim/state", timeout=5).json()
+    assert [t for t in state["trades"] if t["symbol"] == "ETHUSDT"] == []
