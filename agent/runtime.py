@@ -241,6 +241,7 @@ class Agent:
         self.expected_chain_id = expected_chain_id
         self.max_fee_gwei = max_fee_gwei
         self._failed_cycles = 0
+        self._failsafe_cancel: str | None = None  # intent id of the last fail-safe cancel-all
         self._resend_cancel = False
         self._seeded_estimators = estimators is not None
         self.est = estimators or Estimators(
@@ -626,7 +627,12 @@ class Agent:
                 # Learn what was mined first: a cancel that "replaces" a quote tx already
                 # included would lose the nonce race and never happen.
                 await self.absorb_outcomes()
-                await self._cancel_all(f"{self._failed_cycles} failed cycles in a row")
+                last = self._failsafe_cancel
+                if last is not None and self.venue.in_flight(last):
+                    return  # sent blind, not yet known mined: another would only pay gas
+                self._failsafe_cancel = await self._cancel_all(
+                    f"{self._failed_cycles} failed cycles in a row"
+                )
             except Exception:  # the fail-safe must never be what crashes the loop
                 log.exception("fail-safe cancel-all could not be sent; retrying in a few cycles")
 
