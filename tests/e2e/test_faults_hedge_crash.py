@@ -134,8 +134,12 @@ def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
     time.sleep(0.3)  # the agent is now waiting for an answer that does not come in time
     first.kill()
     first.wait()
+    status = tmp_path / "data" / "status.json"
+    status.unlink(missing_ok=True)
     second = start_agent(cfg, log, agent_env)
     procs.append(second)
+    # Up and cycling: its hedger has resumed (lookups by client id) and been armed.
+    wait(status.exists, 60.0, f"the restarted run cycling ({log.read_text()[-1500:]})")
     wait(
         lambda: abs(cex_position(cex_process) + filled) <= 0.01 + 1e-9,
         60.0,
