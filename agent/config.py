@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -406,6 +407,11 @@ class SignerSettings(_Strict):
     """anvil dev account index (source = "dev"; refused unless chain id is 31337)."""
 
 
+# Exchange symbols as Binance lists them (ETHUSDT, 1000PEPEUSDT, BTCUSDT_250328).
+_SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,31}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class HedgeSettings(_Strict):
     """The centralized exchange used for hedging."""
 
@@ -429,6 +435,36 @@ class HedgeSettings(_Strict):
     fair value; the maker hedge pays the maker fee and lets the band be priced at that cost. A
     minute is long against the fill flow's pace and short against a funding interval; in the
     funding-flip stress scenario it took the hedge leg from -14.7 to -6.4 USD per 600 s."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(
+                "must start with http:// or https:// (the exchange's REST base URL, e.g. "
+                "https://fapi.binance.com, or `mm-agent cex-sim`'s http://127.0.0.1:9800)"
+            )
+        return v
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        if not _SYMBOL_RE.fullmatch(v):
+            raise ValueError(
+                "must be the exchange's symbol as it lists it: capital letters and digits, "
+                "e.g. ETHUSDT"
+            )
+        return v
+
+    @field_validator("api_key_env", "api_secret_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not _ENV_NAME_RE.fullmatch(v):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits, _), e.g. "
+                "MM_CEX_API_KEY; the secret itself goes in that variable, never in the file"
+            )
+        return v
 
     @model_validator(mode="before")
     @classmethod

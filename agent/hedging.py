@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable
 
 from agent.errors import ExchangeError
@@ -40,6 +41,11 @@ class HedgeLeg:
         self._healthy_s = clock()
         self._mid: tuple[float, float] | None = None
         self._mid_asked_s = -math.inf
+        # When the last read that got an answer was asked (the leg's creation before any), and
+        # the latest read that got none: how long the exchange has failed our reads.
+        self._mid_answered_s = clock()
+        self._mid_failed_s = -math.inf
+        self._mid_asked_wall_s = -math.inf  # monotonic: compared with the client's timeout
         self._mid_task: asyncio.Future[None] | None = None
 
     async def on_position(
@@ -58,7 +64,10 @@ class HedgeLeg:
         now = self._clock()
         if h.reachable and h.consecutive_failures == 0:
             self._healthy_s = now
-        return h.reachable, h.banned, h.rate_limited, now - self._healthy_s
+        # The hedger learns of a frozen exchange only when its retries run out (and only when
+        # a request is due): the market-data reads of every cycle know one timeout after it.
+        age = max(now - self._healthy_s, self.silence_s(now))
+        return h.reachable, h.banned, h.rate_limited, age
 
     def hedge_position_base(self) -> float:
         """The hedge position on the exchange, signed base units."""
@@ -84,6 +93,7 @@ class HedgeLeg:
         if now_s - self._mid_asked_s < min_interval_s:
             return
         self._mid_asked_s = now_s
+        self._mid_asked_wall_s = time.monotonic()
         self._mid_task = asyncio.ensure_future(self._read_mid(now_s))
 
     async def await_mid(self, timeout_s: float) -> None:
@@ -101,10 +111,32 @@ class HedgeLeg:
             ticker = await self.client.book_ticker(self.symbol)
         except Exception as exc:  # the hedger's own reads report the exchange's health
             log.debug("exchange mid read failed: %s", exc)
+            # When it failed, not when it was asked: the read waited out its retries unanswered.
+            self._mid_failed_s = max(self._mid_failed_s, self._clock())
             return
+        self._mid_answered_s = max(self._mid_answered_s, asked_s)
         bid, ask = float(ticker.bid_price), float(ticker.ask_price)
         if 0.0 < bid < ask:
             self._mid = (asked_s, 0.5 * (bid + ask))
+
+    def silence_s(self, now_s: float) -> float:
+        """How long the exchange has failed our market-data reads, seconds (0: it answers).
+
+        From the ask of the last read that was answered to the failure of the latest read that
+        failed, or to `now_s` while a read has gone unanswered for longer than the client's
+        request timeout (the client retries a read several times before it fails). A frozen
+        exchange (requests accepted, never answered) fails none of the hedger's requests until
+        the client's retries run out and its next reconciliation is due, so the hedger's health
+        reads "reachable" for many seconds; the mid is read every cycle, so this grows one
+        request timeout after the freeze. A read in flight for less counts for nothing (latency
+        is not silence). The timeout is wall time: a simulation's clock may run faster.
+        """
+        bad = self._mid_failed_s
+        task = self._mid_task
+        overdue = time.monotonic() - self._mid_asked_wall_s > self.client.config.timeout_s
+        if task is not None and not task.done() and overdue:
+            bad = max(bad, now_s)
+        return max(0.0, bad - self._mid_answered_s)
 
     def fresh_mid(self) -> tuple[float, float] | None:
         """(when it was read, the exchange mid) from :meth:`poll_mid`; None before any answer."""

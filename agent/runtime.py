@@ -243,6 +243,7 @@ class Agent:
         self.expected_chain_id = expected_chain_id
         self.max_fee_gwei = max_fee_gwei
         self._failed_cycles = 0
+        self._failsafe_cancel: str | None = None  # intent id of the last fail-safe cancel-all
         self._resend_cancel = False
         self._seeded_estimators = estimators is not None
         self.est = estimators or Estimators(
@@ -364,9 +365,14 @@ class Agent:
         self._absorb_snapshot(snap)
         self._calibrate_estimators(snap)
         # Orders resting from a previous run are orphans: the journal cannot vouch for them
-        # matching the current decision, so they go before the first quote.
-        if snap.open_orders:
-            log.info("cancelling %d orphaned orders from a previous run", len(snap.open_orders))
+        # matching the current decision, so they go before the first quote. So does a batch of
+        # that run still waiting to be mined: the cancel-all takes its nonce.
+        if snap.open_orders or self.venue.quote_in_flight():
+            log.info(
+                "cancelling %d orphaned orders from a previous run%s",
+                len(snap.open_orders),
+                " and its quote batch still in flight" if self.venue.quote_in_flight() else "",
+            )
             await self._cancel_all("orphans at start")
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
@@ -627,7 +633,12 @@ class Agent:
                 # Learn what was mined first: a cancel that "replaces" a quote tx already
                 # included would lose the nonce race and never happen.
                 await self.absorb_outcomes()
-                await self._cancel_all(f"{self._failed_cycles} failed cycles in a row")
+                last = self._failsafe_cancel
+                if last is not None and self.venue.in_flight(last):
+                    return  # sent blind, not yet known mined: another would only pay gas
+                self._failsafe_cancel = await self._cancel_all(
+                    f"{self._failed_cycles} failed cycles in a row"
+                )
             except Exception:  # the fail-safe must never be what crashes the loop
                 log.exception("fail-safe cancel-all could not be sent; retrying in a few cycles")
 
@@ -1306,14 +1317,9 @@ class Agent:
         """
         next_wallet_s = -math.inf
         while True:
-            age = self.clock() - self._read_ok_s
-            self.health.update_condition(
-                Condition.CHAIN_STALE,
-                f"no successful chain read for {age:.0f} s (limit {self.chain_stale_s:g} s): "
-                "the node is frozen, unreachable or failing"
-                if age > self.chain_stale_s
-                else None,
-            )
+            self.health.update_condition(Condition.CHAIN_STALE, self._chain_stale_reason())
+            if self.hedger is not None:
+                self.health.update_condition(Condition.EXCHANGE_DOWN, self._exchange_down_reason())
             if self.wallet is not None and time.monotonic() >= next_wallet_s:
                 next_wallet_s = time.monotonic() + _WALLET_READ_INTERVAL_S
                 try:
@@ -1323,6 +1329,47 @@ class Agent:
                 else:
                     self.on_wallet(balance_wei, nonce)
             await asyncio.sleep(_WATCH_INTERVAL_S)
+
+    def _chain_stale_reason(self) -> str | None:
+        """Why the chain view is stale (None: it is not): no read succeeds, or no new head."""
+        now = self.clock()
+        age = now - self._read_ok_s
+        if age > self.chain_stale_s:
+            return (
+                f"no successful chain read for {age:.0f} s (limit {self.chain_stale_s:g} s): "
+                "the node is frozen, unreachable or failing"
+            )
+        # A node that answers but stops following the chain (stuck syncing, a stalled
+        # sequencer) passes every read: the head not moving is what says so.
+        head_age = now - self._block_seen_s
+        limit = self.risk.limits.block_age_s.breach
+        if head_age > limit:
+            return (
+                f"no new block for {head_age:.0f} s (limit {limit:g} s, risk.block_age_s): the "
+                "node is not following the chain or the chain has stalled; check chain.rpc_url"
+            )
+        return None
+
+    def _exchange_down_reason(self) -> str | None:
+        """Why the exchange counts as down (None: it does not)."""
+        assert self.hedger is not None
+        h = self.hedger.hedger.health()
+        if h.banned:
+            return None  # exchange_banned says it, with the ban's end
+        silence = self.hedger.silence_s(self.clock())
+        limit = self.risk.limits.cex_feed_age_s.breach
+        if silence > limit:
+            return (
+                f"the exchange has not answered for {silence:.0f} s (limit {limit:g} s, "
+                "risk.cex_feed_age_s): no hedge can be placed; check hedge.base_url and the "
+                "exchange's status"
+            )
+        if not h.reachable:
+            return (
+                f"the exchange did not answer the hedger ({h.last_error}): check hedge.base_url "
+                "and the exchange's status"
+            )
+        return None
 
     def on_wallet(self, balance_wei: int, pending_nonce: int) -> None:
         """Take a gas wallet reading: metrics, the risk engine's refreshes-left, low-gas health."""

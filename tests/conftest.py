@@ -56,6 +56,9 @@ def anvil(_session_anvil: Anvil) -> Iterator[Anvil]:
         # starts from the same mining mode.
         node.set_interval_mining(0)
         node.set_automine(True)
+        # evm_revert keeps the mempool: a transaction a test left pending (a killed agent's
+        # batch, a shutdown's cancel) would hold a nonce gap into the next test.
+        node.rpc("anvil_dropAllTransactions", [])
         assert node.revert(snap), "evm_revert failed: test isolation is broken"
         node.set_next_base_fee(next_base_fee)
 

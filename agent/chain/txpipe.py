@@ -790,12 +790,21 @@ class TxPipeline:
 
     async def _fees_for(self, intent: TxIntent) -> FeeQuote:
         fees = self._fees
+        blind = False
         if fees is None or self._clock() - fees.fetched_s > self.config.fee_max_age_s:
-            fees = await self._refresh_fees()
+            try:
+                fees = await self._refresh_fees()
+            except RpcUnavailable:
+                if intent.purpose != "cancel_all" or fees is None:
+                    raise
+                # The node's answers are lost or garbled, yet it may still take a transaction:
+                # the fail-safe cancel-all goes out on the last fees known, its max fee at its
+                # own ceiling (only base fee + tip is paid), rather than not at all.
+                blind = True
         ceiling = self._ceiling_for(intent)
         if fees.base_fee_wei > ceiling:
             raise GasOverBudget(fees.base_fee_wei, ceiling)
-        max_fee = min(fees.max_fee_wei, ceiling)
+        max_fee = ceiling if blind else min(fees.max_fee_wei, ceiling)
         return FeeQuote(
             fees.base_fee_wei, min(fees.tip_wei, max_fee), max_fee, fees.block, fees.fetched_s
         )

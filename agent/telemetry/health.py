@@ -18,8 +18,12 @@ Conditions
     first time). The catalog is `Condition`; who sets each (once wired):
 
     ============== ==================================================================
-    chain_stale     no new block for longer than the risk engine's block-age limit
+    chain_stale     no successful chain read for ``chain_stale_s``, or no new block for
+                    longer than the risk engine's block-age breach
     rpc_failing     the node's JSON-RPC is failing (the pipeline's RPC health is not ok)
+    exchange_down   the exchange does not answer (market-data reads unanswered for longer
+                    than the risk engine's CEX feed-age breach, or the hedger's last request
+                    failed for want of an answer)
     exchange_auth   the exchange rejects the API key or signature
     exchange_banned the exchange has banned the key or IP (HTTP 418 / Binance -1003)
     blind_cycles    cycles fail in a row: the agent cannot see the market
@@ -63,6 +67,7 @@ class Condition(enum.StrEnum):
 
     CHAIN_STALE = "chain_stale"
     RPC_FAILING = "rpc_failing"
+    EXCHANGE_DOWN = "exchange_down"
     EXCHANGE_AUTH = "exchange_auth"
     EXCHANGE_BANNED = "exchange_banned"
     BLIND_CYCLES = "blind_cycles"

@@ -462,6 +462,12 @@ class DexVenue:
             # the market is known to be the configured one.
             await self.pipe.start()
             self._started = True
+            # A quote batch of an earlier run still in flight (the journal reloaded it, the
+            # node will mine it) is ours to track: a cancel-all pre-empts it at its nonce, and a
+            # decision from a book that does not show it yet would place a second ladder.
+            quotes = [p for p in self.pipe.pending() if p.purpose == "quote"]
+            if quotes and self._quote_intent is None:
+                self._quote_intent = quotes[-1].intent_id
 
     def market_info(self) -> MarketInfo:
         """Static parameters as floats for the model."""

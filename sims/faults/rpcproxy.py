@@ -17,6 +17,8 @@
 ``drop``                every HTTP request's connection is closed without an answer; new
                         WebSocket connections are refused (the agent falls back to polling)
 ``blackhole``           requests are read and never answered; WebSocket refused as for ``drop``
+``garble``              requests reach the node (a transaction is broadcast), but the answer is
+                        200 with its body cut in half: not JSON; WebSocket refused as for ``drop``
 ======================  =========================================================================
 
 Open WebSocket connections are closed when the mode leaves ``forward`` (and the proxy stops), as
@@ -37,7 +39,7 @@ from aiohttp import web
 
 __all__ = ["ProxyMode", "ProxyStats", "RpcProxy", "RpcProxyConfig"]
 
-ProxyMode = Literal["forward", "drop", "blackhole"]
+ProxyMode = Literal["forward", "drop", "blackhole", "garble"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class ProxyStats:
     answered: int = 0
     dropped: int = 0
     blackholed: int = 0
+    garbled: int = 0
     upstream_errors: int = 0
     ws_connections: int = 0
     ws_refused: int = 0
@@ -147,8 +150,8 @@ class RpcProxy:
 
     def set_mode(self, mode: ProxyMode) -> None:
         """Switch behaviour; leaving ``forward`` closes open WebSocket connections."""
-        if mode not in ("forward", "drop", "blackhole"):
-            raise ValueError(f"mode must be forward, drop or blackhole, not {mode!r}")
+        if mode not in ("forward", "drop", "blackhole", "garble"):
+            raise ValueError(f"mode must be forward, drop, blackhole or garble, not {mode!r}")
         self._mode = mode
         if mode != "forward" and self._sockets:
             asyncio.get_running_loop().create_task(self._close_sockets())
@@ -193,6 +196,9 @@ class RpcProxy:
             # The node is down (a restart): the client sees a 502, as behind a real gateway.
             self.stats.upstream_errors += 1
             return web.Response(status=502, text="upstream unavailable")
+        if self._mode == "garble":
+            self.stats.garbled += 1
+            payload = payload[: max(1, len(payload) // 2)]
         if self.before_answer is not None:
             await self.before_answer(body)
         lo, hi = self._delay_ms

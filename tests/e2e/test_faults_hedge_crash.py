@@ -1,0 +1,158 @@
+"""Fault harness: ``kill -9`` between a hedge order and its answer, then a restart.
+
+``mm-agent run`` hedges through :class:`sims.faults.CexFaultProxy` (run on its own event loop in
+a thread) in front of the exchange simulator. A taker fills our quote; the agent sends the hedge;
+the proxy holds the order (its answer withheld, or the request itself still in transit) and the
+agent is killed with SIGKILL while it waits. A new ``mm-agent run`` on the same data dir must find
+that order by its client order id (the journal has it) and never send the same exposure again:
+over the whole test the exchange trades exactly the DEX fill, no client id is accepted twice and
+the hedge ends equal to minus the DEX position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from sims.anvil import Anvil
+from sims.faults import CexFaultProxy, ProxyFault
+from tests.chain.conftest import agent_env, cex_process, dex, procs
+from tests.chain.procs import (
+    ASK,
+    LOT,
+    cex_position,
+    cex_state,
+    fund_book,
+    hit,
+    start_agent,
+    wait,
+    wait_for_quotes,
+    write_config,
+)
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+__all__ = ["agent_env", "cex_process", "dex", "procs"]  # fixtures of the chain tests
+
+Procs = list[subprocess.Popen[bytes]]
+ORDER = ("POST", "/fapi/v1/order")
+
+
+class ThreadedProxy:
+    """A :class:`CexFaultProxy` serving from its own event loop in a daemon thread."""
+
+    def __init__(self, upstream: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxy = CexFaultProxy(upstream)
+        self.url = self._call(self.proxy.start())
+
+    def _call(self, coro: Any) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(60)
+
+    def inject(self, fault: ProxyFault) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.inject, fault)
+
+    def faulted_orders(self) -> int:
+        return sum(1 for m, p, k in list(self.proxy.log) if (m, p) == ORDER and k is not None)
+
+    def close(self) -> None:
+        self._call(self.proxy.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def proxy(cex_process: str) -> Iterator[ThreadedProxy]:
+    p = ThreadedProxy(cex_process)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        # The order executes at once; its answer never comes (the client gives up after 2 s).
+        ProxyFault("timeout", hold_s=30.0),
+        # The request itself is still on its way when the agent dies: it executes 3 s later,
+        # inside the restarted agent's lookups.
+        ProxyFault("delay", delay_s=3.0),
+    ],
+    ids=["answer_lost", "order_in_transit"],
+)
+def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
+    fault: ProxyFault,
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    proxy: ThreadedProxy,
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    fund_book(dex, accounts)
+    maker = accounts["maker"].address
+    # Taker hedging with a band under one fill (a quarter of the cap at most), so the fill is
+    # hedged by one IOC at once; a long oracle heartbeat, so nothing else withdraws the agent.
+    cfg = write_config(
+        tmp_path,
+        anvil,
+        dex,
+        proxy.url,
+        **{
+            "poll_interval_s = 0.1": "poll_interval_s = 0.1\noracle_heartbeat_s = 600",
+            "inventory_cap_base = 2.0": "inventory_cap_base = 0.2",
+            "dead_band_base = 0.01": 'dead_band_base = 0.01\norder_style = "IOC"',
+        },
+    )
+    log = tmp_path / "agent.log"
+    first = start_agent(cfg, log, agent_env)
+    procs.append(first)
+    wait_for_quotes(dex, maker, log)
+    proxy.inject(fault)
+    hit(dex, accounts["taker"], maker, ASK, 0.06, cid=91)
+    filled = dex.position_lots(maker) * LOT
+    assert filled < 0, "the take did not fill our ask"
+    wait(lambda: proxy.faulted_orders() >= 1, 30.0, f"the hedge order ({log.read_text()[-1500:]})")
+    time.sleep(0.3)  # the agent is now waiting for an answer that does not come in time
+    first.kill()
+    first.wait()
+    status = tmp_path / "data" / "status.json"
+    status.unlink(missing_ok=True)
+    second = start_agent(cfg, log, agent_env)
+    procs.append(second)
+    # Up and cycling: its hedger has resumed (lookups by client id) and been armed.
+    wait(status.exists, 60.0, f"the restarted run cycling ({log.read_text()[-1500:]})")
+    wait(
+        lambda: abs(cex_position(cex_process) + filled) <= 0.01 + 1e-9,
+        60.0,
+        f"the hedge of {filled:+.2f} after the restart ({log.read_text()[-2500:]})",
+    )
+    # Give the restarted agent time to act on any wrong belief (a resend, a second hedge).
+    deadline = time.monotonic() + 8.0
+    while time.monotonic() < deadline:
+        assert abs(cex_position(cex_process) + filled) <= 0.01 + 1e-9, log.read_text()[-2500:]
+        time.sleep(0.2)
+    state = cex_state(cex_process)
+    traded = sum(Decimal(t["qty"]) for t in state["trades"] if t["symbol"] == "ETHUSDT")
+    assert state["client_ids_accepted_more_than_once"] == []
+    assert traded <= Decimal(str(abs(filled))) + Decimal("0.01"), (traded, filled)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(15) == 0, log.read_text()[-2000:]
