@@ -203,6 +203,9 @@ class JumpDetector:
         self._pulls = 0
         self._backoff = 1.0
         self._reentered_s = -math.inf
+        # The last update that still saw a jump in its window: the step itself lies before it,
+        # so drift and diffusion measured from here on are the market after the jump.
+        self._last_jump_s = -math.inf
         # Pre-jump diffusion: EWMA of squared log increments per second, quoting normally only.
         self._base_var_per_s = 0.0
         self._base_weight = 0.0
@@ -228,6 +231,7 @@ class JumpDetector:
                 self._pull(t_s, sigma_rel_per_sqrt_s)
             # Every new jump restarts the clock: re-entry waits for quiet after the last one.
             self._since_s = t_s
+            self._last_jump_s = t_s
         elif self._state is JumpState.PULLED:
             if self._stable(t_s) or self._orderly(t_s):
                 self._enter(JumpState.REENTRY, t_s)
@@ -235,10 +239,14 @@ class JumpDetector:
         else:
             if last is not None and self._state is JumpState.NORMAL:
                 self._learn_baseline(last, t_s, mid, threshold)
-            trending = (
-                abs(self._drift_bps_per_s(t_s - p.quiet_s, t_s)) > p.reentry_max_trend_bps_per_s
-            )
-            if self._state is JumpState.REENTRY and trending:
+            # Drift since the jump, not across it: a step that holds is not a trend.
+            since = max(t_s - p.quiet_s, self._last_jump_s)
+            trending = abs(self._drift_bps_per_s(since, t_s)) > p.reentry_max_trend_bps_per_s
+            # Within flap_window_s of a re-entry the market is still one recovering from a
+            # jump, in REENTRY or after it: a 60 s REENTRY can end in a recovery's first
+            # seconds, before its drift clears the noise.
+            recovering = t_s - self._reentered_s < p.flap_window_s
+            if trending and (self._state is JumpState.REENTRY or recovering):
                 # Came back in a pause (a crash's hold) and the market set off again: out.
                 self._pull(t_s, sigma_rel_per_sqrt_s)
             elif self._state is JumpState.REENTRY and t_s - self._since_s >= p.reentry_s:

@@ -217,3 +217,22 @@ def test_repeated_jumps_back_off_the_reentry() -> None:
     assert gaps[:2].count(JumpState.PULLED) <= 1
     assert all(g is JumpState.PULLED for g in gaps[4:])
     assert d.signal().pulls <= 4
+
+
+def test_a_step_that_holds_reenters_and_stays_in() -> None:
+    # A 3 % step that then holds (the cast trader's move): quotes come back once stable, and
+    # the step itself, still inside the last quiet_s, is not read as a trend that pulls them
+    # again (it did: the REENTRY trend check measured drift across the step, 10 bps/s).
+    d = JumpDetector()
+    t = 0.0
+    for _ in range(120):
+        t += 1.0
+        d.update(t, 3000.0, 1e-4)
+    states = []
+    for _ in range(90):
+        t += 1.0
+        states.append(d.update(t, 3090.0, 1e-4).state)
+    first = states.index(JumpState.REENTRY)
+    assert first <= 25
+    assert JumpState.PULLED not in states[first:]
+    assert d.signal().pulls == 1
