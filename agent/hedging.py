@@ -96,11 +96,13 @@ class HedgeLeg:
         self._mid_asked_wall_s = time.monotonic()
         self._mid_task = asyncio.ensure_future(self._read_mid(now_s))
 
-    async def await_mid(self, timeout_s: float) -> None:
+    async def await_mid(self, timeout_s: float | None) -> None:
         """Wait up to ``timeout_s`` (wall time) for the read in flight; never longer.
 
         A slow or dead exchange costs a cycle at most this much: the read keeps going and its
-        answer is used by a later cycle.
+        answer is used by a later cycle. ``None`` waits for the answer (or the client's own
+        failure): the lock-step simulator's exchange answers in simulated time, and a wall-time
+        cut would make a decision depend on how busy the machine is.
         """
         task = self._mid_task
         if task is not None and not task.done():

@@ -244,6 +244,8 @@ class Agent:
         self.max_fee_gwei = max_fee_gwei
         self._failed_cycles = 0
         self._failsafe_cancel: str | None = None  # intent id of the last fail-safe cancel-all
+        self.cex_mid_wait_s: float | None = _CEX_MID_WAIT_S
+        """Wall time a cycle waits for its exchange mid read (None: until it is answered)."""
         self._resend_cancel = False
         self._seeded_estimators = estimators is not None
         self.est = estimators or Estimators(
@@ -1015,7 +1017,7 @@ class Agent:
         cex: float | None = None
         if self.hedger is not None:
             self.hedger.poll_mid(now)  # a no-op when _step started it
-            await self.hedger.await_mid(_CEX_MID_WAIT_S)
+            await self.hedger.await_mid(self.cex_mid_wait_s)
             seen = self.hedger.fresh_mid()
             if seen is not None:
                 t_cex, cex = seen

@@ -628,6 +628,9 @@ async def run_scenario(
             agent, closers = await build_agent(cfg, clock=clock)
             if opts.pace is None:
                 agent.sink = _PacedStatusSink(agent.sink.data_dir, agent.sink.clock)
+            # Lock-step is a function of the seed: a cycle waits for its exchange read however
+            # long a busy machine takes to answer it (live cycles wait at most 0.25 s).
+            agent.cex_mid_wait_s = None
             if agent.hedger is not None:
                 # The exchange answers in simulated time, so the client's wall-clock retry waits
                 # shrink to almost nothing: the retry sequence is the same, a step never stalls.
