@@ -25,22 +25,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from agent.runtime import Agent
+from sims.bench.eventsim import bench_config
 from sims.eventsim import EventSimConfig, run_event_sim
-from sims.processes import BaseFeeSpec, MempoolSpec, MidPriceSpec, TakerFlowSpec
 from sims.simvenue import SimVenue
 
 __all__ = ["fingerprint"]
 
 
 def _configs() -> dict[str, EventSimConfig]:
-    bench = EventSimConfig(
-        duration_s=1800.0,
-        mid=MidPriceSpec(sigma_rel_per_sqrt_s=(2e-4,)),
-        takers=TakerFlowSpec(a_per_s=1.0, k_per_price=2.0),
-        base_fee=BaseFeeSpec(base_fee0_wei=2e9, shock_rate_per_block=0.005),
-        mempool=MempoolSpec(competing_tip_wei=5e7),
-        tip_wei=1e8,
-    )
+    bench = bench_config()
     return {
         "bench": bench,
         "every_tick": replace(bench, refresh="every_tick"),
