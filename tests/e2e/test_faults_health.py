@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
-from tests.chain.conftest import agent_env, cex_sim, dex
+from tests.chain.conftest import agent_env, dex
 from tests.chain.procs import start_quoting, telemetry_url, wait
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -37,8 +39,24 @@ Procs = list[subprocess.Popen[bytes]]
 @pytest.fixture
 def cex() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The exchange simulator as a process this test may freeze: (URL, process)."""
-    with cex_sim() as sim:
-        yield sim
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        assert m, f"cex-sim did not start: {line}"
+        yield m.group(1), proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @pytest.fixture
