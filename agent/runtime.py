@@ -36,7 +36,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, assert_never
@@ -45,7 +45,15 @@ from agent.alerts import AlertKind, Severity
 from agent.book import EventBook, others_book
 from agent.chain.heads import HeadWatcher
 from agent.config import ExecutionSettings
-from agent.errors import AgentError, ChainError, ConfigError, GasOverBudget, TxError, VenueError
+from agent.errors import (
+    AgentError,
+    ChainError,
+    ConfigError,
+    ExchangeError,
+    GasOverBudget,
+    TxError,
+    VenueError,
+)
 from agent.hedge.band import HedgeBandInputs, hedge_band_base
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
@@ -124,6 +132,14 @@ _MEMORY_SAVE_INTERVAL_S = 5.0
 _STEP_GRACE_S = 1.0
 """How long a cycle in flight may finish after a stop before it is abandoned (shutdown's own
 deadlines then bound the exit)."""
+_JUMP_MEMORY = "jump_detector"
+"""Key of the jump detector's memory inside the risk memory row (``RiskEngine.restore`` ignores
+it: unknown keys are skipped)."""
+_HEDGE_RETRY_S = (1.0, 30.0)
+"""First and longest wait between tries to reach an exchange that did not answer at start
+(doubling in between)."""
+_HEDGE_WAIT_CANCEL_S = 10.0
+"""How long each check of the DEX book while waiting for the exchange may take to clear it."""
 
 
 class WalletProbe(Protocol):
@@ -136,6 +152,11 @@ class WalletProbe(Protocol):
 
 AlertSink = Callable[[AlertKind, Severity, str], object]
 """Where operator alerts go (``Alerter.emit`` without fields); never blocks."""
+
+HedgeConnect = Callable[[], Awaitable[HedgeLeg]]
+"""Connects the exchange and resumes the hedger (``agent.app.build_hedge_leg``): raises an
+:class:`~agent.errors.ExchangeError` while the exchange does not answer, a
+:class:`~agent.errors.ConfigError` when it refuses the key or does not list the symbol."""
 
 
 class Agent:
@@ -150,7 +171,11 @@ class Agent:
     model_params, risk, keeper
         Strategy, risk limits and keeper policy.
     hedger
-        Optional hedging leg; None disables hedging.
+        Optional hedging leg; None disables hedging (unless `hedge_connect` is given).
+    hedge_connect
+        Connects the hedging leg in :meth:`start`, after the DEX's orphaned orders are
+        cancelled, retrying with backoff while the exchange does not answer (nothing quotes
+        meanwhile); None: `hedger` is all there is.
     clock
         Wall-clock seconds (injected: sims drive it).
     data_dir
@@ -205,8 +230,10 @@ class Agent:
         strategy: Strategy | str = "shipped",
         fair_value: FairValueParams | None = None,
         jumps: JumpParams | None = None,
+        hedge_connect: HedgeConnect | None = None,
     ) -> None:
         self.venue = venue
+        self._hedge_connect = hedge_connect if hedger is None else None
         self.wallet = wallet
         self.alert = alert
         self.chain_stale_s = chain_stale_s
@@ -376,8 +403,77 @@ class Agent:
                 " and its quote batch still in flight" if self.venue.quote_in_flight() else "",
             )
             await self._cancel_all("orphans at start")
+        if self._hedge_connect is not None:
+            await self._connect_hedge()
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
+
+    async def _connect_hedge(self) -> None:
+        """Reach the exchange at start; while it does not answer, keep the DEX book clear of ours.
+
+        Runs after the orphans' cancel-all was sent. A quote resting while no fill of it can be
+        hedged is exposure nobody manages, so until the exchange answers the agent quotes
+        nothing and re-checks, at every try, that no order of ours rests (the previous run's
+        batch may be mined late; a reorg may bring an order back); ``/healthz`` says
+        ``exchange_down``, ``status.json`` says why, operator requests are served. Tries come
+        at growing intervals (:data:`_HEDGE_RETRY_S`). Once connected, the hedger resumes (its
+        unknown orders are looked up by client order id) and is armed only by the first DEX
+        position the loop reads from the chain: it hedges the confirmed position against the
+        exchange's own, never a remembered target, so nothing is hedged twice.
+
+        Raises
+        ------
+        ConfigError
+            The exchange refuses the API key or does not list the symbol: a restart cannot fix
+            that, so the run ends (its shutdown verifies the DEX book is clear).
+        """
+        assert self._hedge_connect is not None
+        wait_s = _HEDGE_RETRY_S[0]
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self.hedger = await self._hedge_connect()
+            except ConfigError:
+                raise
+            except (ExchangeError, OSError, TimeoutError) as exc:
+                why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            else:
+                self._hedge_connect = None
+                self.health.clear_condition(Condition.EXCHANGE_DOWN)
+                if tries > 1:
+                    self._note(f"exchange answered after {tries} tries: hedging resumes")
+                return
+            if tries == 1:
+                self._note(f"exchange down at start ({why}): no quotes until it answers")
+            try:
+                clear = await self.cancel_all_verified(_HEDGE_WAIT_CANCEL_S, "exchange down")
+            except (AgentError, OSError) as exc:
+                clear = False
+                log.warning("exchange down: DEX book not checked: %s", exc)
+            book = "no order of ours rests" if clear else "orders may rest, cancel-all retried"
+            self.health.set_condition(
+                Condition.EXCHANGE_DOWN,
+                f"the exchange did not answer at start ({why}; {tries} tries): no fill could "
+                f"be hedged, so nothing is quoted (DEX: {book}); next try in {wait_s:g} s: "
+                "check hedge.base_url and the exchange's status",
+            )
+            self.health.beat(
+                rpc_ok=self.venue.io_health().ok, cex_ok=False, risk_state=self.risk.state.name
+            )
+            self.status.state = RiskState.WITHDRAWN.name
+            self.status.last_decision = f"waiting for the exchange (try {tries}): {why}"
+            with contextlib.suppress(OSError):
+                self.sink.write(self.status)
+            self._control_files_check()
+            await self._serve_requests()
+            # Wake early for an operator request (halt, cancel-all): they are served here too.
+            woken = asyncio.ensure_future(self._request_wake.wait())
+            try:
+                await asyncio.wait({woken}, timeout=wait_s)
+            finally:
+                woken.cancel()
+            wait_s = min(wait_s * 2.0, _HEDGE_RETRY_S[1])
 
     async def shutdown(self, timeout_s: float = 5.0, cex_timeout_s: float = 2.5) -> bool:
         """Cancel every DEX order and every open CEX order, save the risk memory.
@@ -412,6 +508,14 @@ class Agent:
         if self.hedger is not None:
             self.shutdown_report["cex"] = await self.hedger.close(cex_timeout_s)
             cex_clear = self.shutdown_report["cex"] == "clear"
+        elif self._hedge_connect is not None:
+            # The exchange never answered this run: an earlier run's open hedge orders (a
+            # passive one works for a while) are the exchange's dead-man switch's to cancel.
+            cex_clear = False
+            self.shutdown_report["cex"] = (
+                "never connected, not cancelled: an earlier run's open orders are cancelled by "
+                "the exchange's dead-man switch (hedge.policy.deadman_countdown_s)"
+            )
         with contextlib.suppress(Exception):
             self.sink.write(self.status)
         self._save_risk_memory(force=True)
