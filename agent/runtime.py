@@ -241,6 +241,7 @@ class Agent:
         self._gas_refreshes_left = math.inf
         self._alerted_state = risk.state
         self._memory_saved: dict[str, object] | None = None
+        self._memory_states_saved: tuple[object, object] | None = None  # (risk, jump) states
         self._memory_saved_s = -math.inf
         self._requests: asyncio.Queue[
             tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]
@@ -390,6 +391,13 @@ class Agent:
             self.est.delay.update_inclusion(
                 sample.submitted_s, sample.included_s, sample.delay_blocks
             )
+        # The crash posture survives a restart with the risk engine's memory (saved together):
+        # a keeper killed while its quotes were pulled for a jump must not come back quoting.
+        memory = self.journal.risk_memory()
+        jump_memory = memory.get(_JUMP_MEMORY) if memory is not None else None
+        if isinstance(jump_memory, dict):
+            self.jumps.restore(jump_memory)
+            self.jump = self.jumps.signal()
         snap = await self.venue.snapshot()
         self._absorb_snapshot(snap)
         self._calibrate_estimators(snap)
@@ -1506,15 +1514,17 @@ class Agent:
                 log.exception("alert %s could not be queued", kind)
 
     def _save_risk_memory(self, *, force: bool = False) -> None:
-        # A state change is written at once; a new equity peak at most every few seconds (it
-        # can move every cycle, and a crash loses at most that much of the peak's rise).
-        mem = self.risk.memory()
+        # A state change (the risk engine's or the jump detector's) is written at once; a new
+        # equity peak at most every few seconds (it can move every cycle, and a crash loses at
+        # most that much of the peak's rise). Both go in one row: restored together, they agree.
+        jump = self.jumps.memory()
+        mem = {**self.risk.memory(), _JUMP_MEMORY: jump}
+        states = (mem["state"], jump["state"])
         saved = self._memory_saved
         if not force and (
             mem == saved
             or (
-                saved is not None
-                and mem["state"] == saved["state"]
+                states == self._memory_states_saved
                 and time.monotonic() - self._memory_saved_s < _MEMORY_SAVE_INTERVAL_S
             )
         ):
@@ -1525,6 +1535,7 @@ class Agent:
             log.exception("risk memory not saved")
             return
         self._memory_saved = mem
+        self._memory_states_saved = states
         self._memory_saved_s = time.monotonic()
 
     # -- bookkeeping ---------------------------------------------------------------------------

@@ -688,7 +688,8 @@ class RiskEngine:
         return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
 
     def memory(self) -> dict[str, object]:
-        """Return what must survive a restart (state, its start, peak equity, recent escalations).
+        """Return what must survive a restart (state, its start, peak equity, recent escalations
+        and whether the next escalation would be a flap).
 
         JSON-ready; :meth:`restore` takes it back. Without it a restart would forget the drawdown
         peak (a loss taken before the crash would read as no loss) and the cooldown in progress.
@@ -698,6 +699,7 @@ class RiskEngine:
             "since_s": self._since_s,
             "peak_equity": self._peak_equity,
             "escalations": list(self._escalations),
+            "released_since_escalation": self._released_since_escalation,
         }
 
     def restore(self, memory: dict[str, object]) -> None:
@@ -720,6 +722,12 @@ class RiskEngine:
         escalations = memory.get("escalations")
         if isinstance(escalations, list):
             self._escalations = deque(float(t) for t in escalations if isinstance(t, int | float))
+        # Whether the next escalation is a flap (it comes back after a release) or a further
+        # step of the episode in progress: lost, a restart between a release and the trigger
+        # coming back counted the return as the same episode and skipped the flap backoff.
+        released = memory.get("released_since_escalation")
+        if isinstance(released, bool):
+            self._released_since_escalation = released
 
     def drain_transitions(self) -> tuple[Transition, ...]:
         """Return the transitions since the last call, oldest first, and forget them."""

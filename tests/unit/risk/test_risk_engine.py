@@ -532,3 +532,28 @@ def test_risk_memory_ignores_malformed_fields() -> None:
     engine = RiskEngine(LIMITS, start_s=0.0)
     engine.restore({"state": "NOPE", "peak_equity": "x", "escalations": "y", "since_s": None})
     assert engine.state is RiskState.NORMAL and engine.peak_equity_quote is None
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_a_trigger_back_after_a_restart_is_still_a_flap(remembered: bool) -> None:
+    # Escalate, release, crash, restart, the same trigger comes back: that is a flap, and its
+    # cooldown is backed off. Without the flag in the memory the restart counted the return as
+    # a further step of the released episode and stepped down after the plain cooldown.
+    cooldown = LIMITS.cooldown_s(S.REDUCED)
+    first = RiskEngine(LIMITS, start_s=0.0)
+    first.evaluate(calm(1.0, realized_vol_annual=1.1))
+    assert first.state is S.REDUCED
+    first.evaluate(calm(2.0))
+    first.evaluate(calm(3.0 + cooldown))
+    assert first.state is S.NORMAL  # released
+    memory = first.memory()
+    if not remembered:
+        del memory["released_since_escalation"]  # what a journal of an older agent holds
+    restored = RiskEngine(LIMITS, start_s=100.0)
+    restored.restore(memory)
+    t = 10.0 + cooldown
+    restored.evaluate(calm(t, realized_vol_annual=1.1))
+    assert restored.state is S.REDUCED
+    restored.evaluate(calm(t + 1.0))
+    restored.evaluate(calm(t + 2.0 + cooldown))  # past the plain cooldown, inside the doubled
+    assert (restored.state is S.REDUCED) is remembered
