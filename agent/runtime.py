@@ -590,7 +590,9 @@ class Agent:
                 await self._step_unless_stopped(stopping)
                 if stop.is_set():
                     break
-                await self._serve_requests()
+                await self._serve_requests_unless_stopped(stopping)
+                if stop.is_set():
+                    break
                 waits: set[asyncio.Future[Literal[True]]] = {
                     stopping,
                     asyncio.ensure_future(self._request_wake.wait()),
@@ -644,12 +646,32 @@ class Agent:
         self._request_wake.set()
         return await fut
 
+    async def _serve_requests_unless_stopped(self, stopping: asyncio.Future[Literal[True]]) -> None:
+        """Serve operator requests, but give way to a stop at once.
+
+        A cancel-all waits for the chain to show the book clear (up to its timeout, 30 s by
+        default): a SIGTERM meanwhile (a stalled chain, a supervisor stopping the agent) must
+        not wait that out. The request is answered that the agent is stopping, and the
+        shutdown's own cancel-all, with its hard deadline, takes over.
+        """
+        serving: asyncio.Future[Any] = asyncio.ensure_future(self._serve_requests())
+        await asyncio.wait({serving, stopping}, return_when="FIRST_COMPLETED")
+        if not serving.done():
+            log.warning("stop: an operator request in progress gives way to the shutdown")
+            await _abandon(serving)
+
     async def _serve_requests(self) -> None:
         self._request_wake.clear()
         while not self._requests.empty():
             cmd, args, fut = self._requests.get_nowait()
             try:
                 answer = await self._handle(cmd, args)
+            except asyncio.CancelledError:
+                if not fut.done():
+                    fut.set_result(
+                        {"error": "the agent is stopping: its shutdown cancels every order"}
+                    )
+                raise
             except Exception as exc:
                 log.exception("control request %s failed", cmd)
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
