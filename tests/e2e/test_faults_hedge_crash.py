@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -76,6 +77,11 @@ class ThreadedProxy:
         self.loop.close()
 
 
+def _outage(url: str, on: bool) -> None:
+    """Drop (or stop dropping) every API connection at the exchange simulator."""
+    httpx.post(f"{url}/_sim/faults", json={"outage": on}, timeout=5).raise_for_status()
+
+
 @pytest.fixture
 def proxy(cex_process: str) -> Iterator[ThreadedProxy]:
     p = ThreadedProxy(cex_process)
@@ -86,18 +92,22 @@ def proxy(cex_process: str) -> Iterator[ThreadedProxy]:
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "down_at_restart"),
     [
         # The order executes at once; its answer never comes (the client gives up after 2 s).
-        ProxyFault("timeout", hold_s=30.0),
+        (ProxyFault("timeout", hold_s=30.0), False),
         # The request itself is still on its way when the agent dies: it executes 3 s later,
         # inside the restarted agent's lookups.
-        ProxyFault("delay", delay_s=3.0),
+        (ProxyFault("delay", delay_s=3.0), False),
+        # The answer is lost and the exchange is down when the agent restarts: it clears its
+        # DEX quotes, waits, and once the exchange answers finds the order by its id.
+        (ProxyFault("timeout", hold_s=30.0), True),
     ],
-    ids=["answer_lost", "order_in_transit"],
+    ids=["answer_lost", "order_in_transit", "answer_lost_exchange_down_at_restart"],
 )
 def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
     fault: ProxyFault,
+    down_at_restart: bool,
     dex: Any,
     anvil: Anvil,
     accounts: dict[str, LocalAccount],
@@ -136,8 +146,21 @@ def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
     first.wait()
     status = tmp_path / "data" / "status.json"
     status.unlink(missing_ok=True)
+    if down_at_restart:
+        _outage(cex_process, True)
     second = start_agent(cfg, log, agent_env)
     procs.append(second)
+    if down_at_restart:
+        wait(
+            lambda: dex.open_orders(maker) == [],
+            30.0,
+            f"the quotes cancelled with the exchange down ({log.read_text()[-1500:]})",
+        )
+        time.sleep(2.0)  # a few tries to reach it
+        assert second.poll() is None, log.read_text()[-2000:]
+        assert dex.open_orders(maker) == []
+        status.unlink(missing_ok=True)  # written while waiting: the loop's comes after
+        _outage(cex_process, False)
     # Up and cycling: its hedger has resumed (lookups by client id) and been armed.
     wait(status.exists, 60.0, f"the restarted run cycling ({log.read_text()[-1500:]})")
     wait(
