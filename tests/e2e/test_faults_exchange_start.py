@@ -185,3 +185,37 @@ def test_refused_exchange_key_at_restart_cancels_quotes_and_exits_naming_the_key
     assert "Traceback" not in out.stderr
     assert dex.open_orders(maker) == [], "the killed run's quotes were left resting"
     assert len(cex_trades(cex_process)) == trades
+
+
+def test_sigterm_while_waiting_for_the_exchange_exits_in_time_with_the_dex_clear(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """A supervisor stops the agent while it waits for the exchange: exit within 10 s, 1 (the
+    exchange never confirmed it has no open order of ours), one line naming the exchange and
+    not the DEX, whose book is clear."""
+    maker = accounts["maker"].address
+    cfg, log = _killed_with_quotes_resting(
+        dex, anvil, accounts, tmp_path, cex_process, agent_env, procs
+    )
+    _outage(cex_process, True)
+    second = start_agent(cfg, log, agent_env)
+    procs.append(second)
+    base = telemetry_url(tmp_path)
+    wait(lambda: "exchange_down" in _healthz(base)[1], 30.0, f"exchange_down ({_healthz(base)})")
+    assert dex.open_orders(maker) == []
+    t0 = time.monotonic()
+    second.send_signal(signal.SIGTERM)
+    rc = second.wait(30)
+    took = time.monotonic() - t0
+    out = log.read_text()
+    assert took < 10.0, f"shutdown took {took:.1f} s"
+    loud = [ln for ln in out.splitlines() if "ORDERS MAY STILL REST" in ln]
+    assert rc == 1 and len(loud) == 1, out[-2000:]
+    assert "cex:" in loud[0] and "dead-man" in loud[0] and "dex:" not in loud[0], loud[0]
+    assert dex.open_orders(maker) == []
