@@ -27,7 +27,7 @@ from agent.hedge.hedger import Hedger
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
 from agent.risk.engine import RiskEngine, RiskLimits, RiskState
-from agent.runtime import Agent, AlertSink
+from agent.runtime import Agent, AlertSink, HedgeConnect
 from agent.store import Journal
 from agent.telemetry import AgentMetrics, Health, MetricsRegistry
 from agent.venue.dex import DexVenue
@@ -223,7 +223,7 @@ async def build_agent(
             cancel_max_fee_gwei=cfg.chain.cancel_max_fee_gwei or 5 * cfg.tx.max_fee_gwei,
         )
         hedge: HedgeLeg | None = None
-        hedge_connect: Callable[[], Awaitable[HedgeLeg]] | None = None
+        hedge_connect: HedgeConnect | None = None
         hedging = cfg.hedge.enabled if with_hedge is None else with_hedge
         if hedging and defer_hedge:
             # Missing credential variables are known now: fail before anything is sent.

@@ -101,7 +101,7 @@ from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSna
 from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
 
-__all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeLeg", "WalletProbe"]
+__all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeConnect", "HedgeLeg", "WalletProbe"]
 
 log = logging.getLogger("agent.runtime")
 
@@ -444,7 +444,9 @@ class Agent:
                 self.hedger = await self._hedge_connect()
             except ConfigError:
                 raise
-            except (ExchangeError, OSError, TimeoutError) as exc:
+            # An answer of the wrong shape (KeyError, TypeError, ValueError while parsing) is
+            # an exchange not working, like no answer: waited out, not a crash after the cancel.
+            except (ExchangeError, OSError, TimeoutError, KeyError, TypeError, ValueError) as exc:
                 why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             else:
                 self._hedge_connect = None
