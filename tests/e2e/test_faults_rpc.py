@@ -185,11 +185,9 @@ def _garbage_nonce(garbage: object, times: int) -> Callable[[bytes, bytes], byte
     return rewrite
 
 
-@pytest.mark.parametrize(
-    "garbage",
-    ["0x3b9aca00", "0xzz", None],
-    ids=["huge", "not_hex", "null"],
-)
+# A number far ahead of the mined count (the dangerous one: it looks like a nonce) and a
+# non-hex string (null and other shapes take the same path).
+@pytest.mark.parametrize("garbage", ["0x3b9aca00", "0xzz"], ids=["huge", "not_hex"])
 def test_garbage_nonce_at_restart_sends_nothing_at_a_made_up_nonce(
     garbage: object,
     dex: Any,
