@@ -37,7 +37,8 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     block_age_s           latest block age            15   WIDENED    45    WITHDRAWN
     cex_feed_age_s        CEX market data age         3    WIDENED    10    WITHDRAWN
     rpc_error_rate        failed / all RPC calls      0.05 REDUCED    0.25  WITHDRAWN
-    drawdown_frac         (peak - equity) / peak      0.02 REDUCED    0.05  HALTED
+    drawdown_frac         (peak - equity) / strategy  0.02 REDUCED    0.05  HALTED
+                          capital (see below)
     margin_ratio          maint. margin / equity      0.5  HEDGING    0.8   WITHDRAWN
     liq_distance_bps      mark to liquidation (low    1500 HEDGING    500   WITHDRAWN
                           is worse)
@@ -90,9 +91,18 @@ Consistency and hysteresis
   that comes back after a release is a flap): a trigger that keeps coming back holds the state
   longer each time (30 s, 60 s,
   120 s, ...), which bounds the flips per hour to a handful while escalation stays immediate.
-* Drawdown is measured against ``drawdown_capital_quote`` (or ``RiskInputs.strategy_capital_quote``)
-  when given, the capital the strategy uses, not the whole account; equity should be both legs
-  marked fresh at fair value (`marked_equity_quote`).
+
+Drawdown
+--------
+The drawdown reading is ``(session peak equity − equity) / strategy capital``. Equity is both legs
+marked fresh (`marked_equity_quote`: the DEX leg at fair value, the hedge at the exchange mid now)
+less the gas spent, so the engine judges the same money the run's net P&L counts. The capital is
+what the strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
+set, else `strategy_capital` — the margin a position at the inventory cap takes on both legs
+(``capital_margin_frac`` × cap × price), fixed at the first priced evaluation so a crash does not
+move the limit. A 1-unit cap at $60,000 on 10x legs is $12,000 of capital: the 2% / 5% bands are
+$240 / $600, where 5% of a $250,000 account ($12,500) never bound. A restart derives it again
+from the price then; the peak it is measured from is restored from the journal.
 """
 
 from __future__ import annotations
@@ -118,6 +128,7 @@ __all__ = [
     "TriggerReading",
     "UnloadPlan",
     "marked_equity_quote",
+    "strategy_capital",
 ]
 
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
@@ -281,8 +292,15 @@ class RiskLimits:
     """Cooldown multiplier per repeated escalation within ``flap_window_s`` (1: no backoff)."""
     flap_max_cooldown_s: float = 900.0
     """The backoff never makes a cooldown longer than this (a settled market recovers)."""
-    drawdown_capital_quote: float | None = None
-    """Capital the strategy uses, quote currency: drawdown is a fraction of it (None: of peak)."""
+    strategy_capital_quote: float | None = None
+    """Capital the strategy uses, quote currency: the drawdown bands are fractions of it, not of
+    the whole account (a 5% limit on a $250k balance that a 1-unit cap never uses does not bind).
+    None (the default): derived from the strategy's own limits at the first priced evaluation,
+    ``capital_margin_frac × inventory cap × price`` (see `strategy_capital`)."""
+    capital_margin_frac: float = 0.2
+    """The margin a position at the inventory cap takes, as a fraction of its notional, both legs
+    together: 0.2 is the DEX's 10% initial margin plus a 10x exchange account for the hedge.
+    Used only when ``strategy_capital_quote`` is unset; 1 sizes the capital at the full notional."""
     hedging_band_mult: float = 0.5
     """Hedge dead-band multiplier in HEDGING (the hedger hedges more of the residual)."""
     withdrawn_band_mult: float = 0.0
@@ -364,8 +382,17 @@ class RiskLimits:
             raise ConfigError("risk.oracle_heartbeat_s must be > 0 when set")
         if not 0.0 < self.oracle_warn_heartbeats < self.oracle_breach_heartbeats:
             raise ConfigError("risk: need 0 < oracle_warn_heartbeats < oracle_breach_heartbeats")
-        if self.drawdown_capital_quote is not None and not self.drawdown_capital_quote > 0.0:
-            raise ConfigError("risk.drawdown_capital_quote must be > 0 when set")
+        capital = self.strategy_capital_quote
+        if capital is not None and not (math.isfinite(capital) and capital > 0.0):
+            raise ConfigError(
+                f"risk.strategy_capital_quote must be a finite amount > 0 in quote currency when "
+                f"set (got {capital!r}); leave it out to derive it from the inventory cap"
+            )
+        if not 0.0 < self.capital_margin_frac <= 1.0:
+            raise ConfigError(
+                f"risk.capital_margin_frac must be in (0, 1] (got {self.capital_margin_frac!r}): "
+                "the margin a position at the cap takes, as a fraction of its notional"
+            )
         if not 0.0 < self.funding_window_frac <= 1.0 or self.funding_min_stake_quote < 0.0:
             raise ConfigError("risk: funding_window_frac in (0, 1], funding_min_stake_quote >= 0")
         for name in ("hedging_band_mult", "withdrawn_band_mult"):
@@ -474,8 +501,6 @@ class RiskInputs:
     """A one-sided burst of fills against our asks (``SweepGuard``): toxic flow."""
     funding_interval_s: float = 28_800.0
     """The market's funding interval (the funding window scales with it)."""
-    strategy_capital_quote: float | None = None
-    """Capital the strategy uses; overrides ``RiskLimits.drawdown_capital_quote`` when given."""
     gas_refreshes_left: float = math.inf
     """Quote refreshes the signer's native balance pays for at the current fee (inf: unread)."""
 
@@ -616,6 +641,8 @@ class RiskEngine:
         self._held: dict[str, Level] = {}
         self._peak_equity: float | None = None
         self._last_equity: float | None = None
+        self._capital: float | None = self._limits.strategy_capital_quote
+        self._last_drawdown_frac = 0.0
         self._jumps = _RangeWindow(self._limits.index_jump_window_s)
         self._unload_deadline_s: float | None = None
         self._transitions: list[Transition] = []
@@ -641,6 +668,16 @@ class RiskEngine:
     def peak_equity_quote(self) -> float | None:
         """Return the session peak equity the drawdown is measured from."""
         return self._peak_equity
+
+    @property
+    def strategy_capital_quote(self) -> float | None:
+        """Return the capital the drawdown is a fraction of (None until the first price)."""
+        return self._capital
+
+    @property
+    def drawdown_frac(self) -> float:
+        """Return the last drawdown reading, a fraction of the strategy capital."""
+        return self._last_drawdown_frac
 
     def evaluate(self, inputs: RiskInputs) -> RiskDirective:
         """Judge a snapshot, move the state if due, and return the posture to apply.
@@ -858,12 +895,18 @@ class RiskEngine:
             candidates.append(x.session_peak_equity_quote)
         peak = max(candidates)
         self._peak_equity = peak
-        capital = x.strategy_capital_quote or self._limits.drawdown_capital_quote
-        if capital is not None and capital > 0:
-            return max(peak - equity, 0.0) / capital
-        if peak <= 0:
-            return 0.0 if equity >= peak else math.inf
-        return (peak - equity) / peak
+        if self._capital is None:
+            price = x.fair_value if x.fair_value is not None else x.index_price
+            self._capital = strategy_capital(self._limits, x.inventory_cap_base, price)
+        if self._capital is not None:
+            frac = max(peak - equity, 0.0) / self._capital
+        elif peak <= 0:
+            frac = 0.0 if equity >= peak else math.inf
+        else:
+            # No price yet to size the strategy by: of the peak, which only ever reads lower.
+            frac = (peak - equity) / peak
+        self._last_drawdown_frac = frac
+        return frac
 
     def _step(
         self, now_s: float, demanded: RiskState, readings: tuple[TriggerReading, ...]
@@ -1046,3 +1089,18 @@ def marked_equity_quote(
         + hedge_cash_quote
         + hedge_position_base * mark
     )
+
+
+def strategy_capital(limits: RiskLimits, inventory_cap_base: float, price: float) -> float | None:
+    """Return the capital the strategy uses, quote currency (the drawdown bands' denominator).
+
+    ``limits.strategy_capital_quote`` when set; else the margin a position at the inventory cap
+    takes on both legs, ``limits.capital_margin_frac × inventory_cap_base × price``. None when
+    that cannot be priced yet (no finite positive price or cap).
+    """
+    if limits.strategy_capital_quote is not None:
+        return limits.strategy_capital_quote
+    notional = inventory_cap_base * price
+    if not (math.isfinite(notional) and notional > 0.0):
+        return None
+    return limits.capital_margin_frac * notional

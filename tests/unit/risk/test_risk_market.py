@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from agent.risk import RiskEngine, RiskLimits, RiskState, marked_equity_quote
+from agent.errors import ConfigError
+from agent.risk import RiskEngine, RiskLimits, RiskState, marked_equity_quote, strategy_capital
 from tests.unit.risk.test_risk_engine import calm
 
 S = RiskState
@@ -70,18 +73,46 @@ def test_oracle_age_limits_follow_the_feeds_heartbeat() -> None:
 
 
 def test_drawdown_is_relative_to_the_capital_the_strategy_uses() -> None:
-    # $250k account, strategy uses $10k: a $600 loss is 0.24 % of the account, 6 % of the capital.
+    # A $250k account quoting a 10-unit cap at 100: the strategy's capital is the margin of a
+    # position at the cap on both 10x legs, 0.2 × 10 × 100 = $200, not the account.
     account = {"equity_quote": 250_000.0}
     engine = RiskEngine()
     engine.evaluate(calm(0.0, **account))
-    assert engine.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.NORMAL
-    sized = RiskEngine(RiskLimits(drawdown_capital_quote=10_000.0))
-    sized.evaluate(calm(0.0, **account))
-    assert sized.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.HALTED
-    per_input = RiskEngine()
-    per_input.evaluate(calm(0.0, strategy_capital_quote=10_000.0, **account))
-    d = per_input.evaluate(calm(1.0, strategy_capital_quote=10_000.0, equity_quote=249_750.0))
-    assert d.state is S.REDUCED  # 2.5 % of the capital
+    assert engine.strategy_capital_quote == pytest.approx(200.0)
+    d = engine.evaluate(calm(1.0, equity_quote=249_995.0))  # $5: 2.5 % of the capital
+    assert d.state is S.REDUCED and engine.drawdown_frac == pytest.approx(0.025)
+    assert engine.evaluate(calm(2.0, equity_quote=249_989.0)).state is S.HALTED  # 5.5 %
+    # The same $11 against the peak of the account was 0.004 %: the old reading never bound.
+    explicit = RiskEngine(RiskLimits(strategy_capital_quote=250_000.0))
+    explicit.evaluate(calm(0.0, **account))
+    assert explicit.evaluate(calm(1.0, equity_quote=249_989.0)).state is S.NORMAL
+
+
+def test_strategy_capital_is_fixed_at_the_first_price_and_follows_fair_value() -> None:
+    engine = RiskEngine(RiskLimits(capital_margin_frac=1.0))  # unlevered: the cap's notional
+    engine.evaluate(calm(0.0, index_price=99.0, fair_value=101.0, equity_quote=10_000.0))
+    assert engine.strategy_capital_quote == pytest.approx(1_010.0)  # fair value, not the index
+    # A crash halves the price: the limit does not tighten under the loss it is judging.
+    engine.evaluate(calm(1.0, index_price=50.0, fair_value=50.0, equity_quote=9_990.0))
+    assert engine.strategy_capital_quote == pytest.approx(1_010.0)
+    assert engine.drawdown_frac == pytest.approx(10.0 / 1_010.0)
+    # No price yet: nothing to size by, so no capital (and the peak fallback only reads lower).
+    unpriced = RiskEngine()
+    unpriced.evaluate(calm(0.0, index_price=math.nan, equity_quote=10_000.0))
+    assert unpriced.strategy_capital_quote is None
+
+
+def test_strategy_capital_helper_and_its_validation() -> None:
+    assert strategy_capital(RiskLimits(), 2.0, 3_000.0) == pytest.approx(1_200.0)
+    assert strategy_capital(RiskLimits(strategy_capital_quote=5e4), 2.0, 3e3) == 5e4
+    assert strategy_capital(RiskLimits(), 2.0, math.nan) is None
+    assert strategy_capital(RiskLimits(), 0.0, 3_000.0) is None
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ConfigError, match=r"risk\.strategy_capital_quote"):
+            RiskLimits(strategy_capital_quote=bad)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"risk\.capital_margin_frac"):
+            RiskLimits(capital_margin_frac=bad)
 
 
 def test_marked_equity_nets_a_hedged_book_at_fresh_marks() -> None:
