@@ -9,7 +9,9 @@ timeline. The columns, per strategy:
 ==========================  ======================================================================
 ``pnl``                     net P&L (USD) and each part: spread, inventory, funding, fees, gas,
                             hedge, basis (the agent's ledger, as in the run's report)
-``max_dd_usd``              maximum drawdown of net P&L
+``max_dd_usd``              maximum drawdown of net P&L (the agent's ledger, which marks the DEX
+                            leg at the book's mid: in a crash that mid can sit far from any price
+                            the position could be closed at, a drawdown no limit should judge)
 ``fills``                   DEX fills of ours
 ``two_sided_pct``           share of the run with a bid and an ask of ours resting
 ``gas_native``              gas spent, in the chain's native token (every tx, reverted included)
@@ -18,8 +20,8 @@ timeline. The columns, per strategy:
                             the rate is the agent's prediction just before the boundary
 ``paying_inv_max``          the largest of those, base units, against ``paying_cap_base`` (the
                             configured inventory cap); ``paying_breaches`` counts snapshots over it
-``dd_frac``                 worst drawdown of both legs marked at the world's prices, less gas, as
-                            a fraction of the strategy's capital (the report's
+``dd_usd``, ``dd_frac``     worst drawdown of both legs marked at the world's prices, less gas, in
+                            USD and as a fraction of the strategy's capital (the report's
                             ``drawdown_limit.max_frac``), against ``dd_limit_frac`` (the risk
                             engine's halt level); ``dd_breach`` is 1 for a run that reached it
                             (its mean over seeds is the share of runs that did)
@@ -74,6 +76,7 @@ METRICS: tuple[str, ...] = (
     "paying_inv_max",
     "paying_cap_base",
     "paying_breaches",
+    "dd_usd",
     "dd_frac",
     "dd_limit_frac",
     "dd_breach",
@@ -131,6 +134,7 @@ def _metrics(report: dict[str, Any]) -> dict[str, float]:
     m["paying_inv_max"] = num(paying["max_base"])
     m["paying_cap_base"] = num(paying["cap_base"])
     m["paying_breaches"] = float(paying["breaches"])
+    m["dd_usd"] = num(dd["max_usd"])
     m["dd_frac"] = num(dd["max_frac"])
     m["dd_limit_frac"] = num(dd["limit_frac"])
     m["dd_breach"] = math.nan if dd["breached"] is None else float(dd["breached"])

@@ -88,7 +88,12 @@ def test_seeds_metrics_carry_edge_and_centre_from_the_report() -> None:
         "risk": {"transitions": []},
         "edge": {"per_fill_bps": 3.7, "centre_abs_bps": None},
         "paying_side": {"mean_base": 0.2, "max_base": 1.2, "cap_base": 1.0, "breaches": 1},
-        "drawdown_limit": {"max_frac": 0.06, "limit_frac": 0.05, "breached": True},
+        "drawdown_limit": {
+            "max_usd": 30.0,
+            "max_frac": 0.06,
+            "limit_frac": 0.05,
+            "breached": True,
+        },
     }
     m = _metrics(report)
     assert METRICS[-2:] == ("edge_bps", "centre_bps")
@@ -100,7 +105,10 @@ def test_seeds_metrics_carry_edge_and_centre_from_the_report() -> None:
     # The limits columns: the worst snapshot and drawdown against their caps, and the breaches.
     assert (m["paying_inv_max"], m["paying_cap_base"], m["paying_breaches"]) == (1.2, 1.0, 1.0)
     assert (m["dd_frac"], m["dd_limit_frac"], m["dd_breach"]) == (0.06, 0.05, 1.0)
-    unknown = {**report, "drawdown_limit": {"max_frac": None, "limit_frac": 0.05, "breached": None}}
+    unknown = {
+        **report,
+        "drawdown_limit": {"max_usd": 3.0, "max_frac": None, "limit_frac": 0.05, "breached": None},
+    }
     assert math.isnan(_metrics(unknown)["dd_breach"])  # no capital: not judged, not a pass
 
 
