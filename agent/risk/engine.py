@@ -39,6 +39,7 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     rpc_error_rate        failed / all RPC calls      0.05 REDUCED    0.25  WITHDRAWN
     drawdown_frac         (peak - equity) / strategy  0.02 REDUCED    0.05  HALTED
                           capital (see below)
+    drawdown_withdraw_frac  the same reading          0.035 WITHDRAWN (flatten before the halt)
     margin_ratio          maint. margin / equity      0.5  HEDGING    0.8   WITHDRAWN
     liq_distance_bps      mark to liquidation (low    1500 HEDGING    500   WITHDRAWN
                           is worse)
@@ -297,6 +298,13 @@ class RiskLimits:
     the whole account (a 5% limit on a $250k balance that a 1-unit cap never uses does not bind).
     None (the default): derived from the strategy's own limits at the first priced evaluation,
     ``capital_margin_frac × inventory cap × price`` (see `strategy_capital`)."""
+    drawdown_withdraw_frac: float = 0.035
+    """At this drawdown (a fraction of the strategy capital, between the drawdown band's warn and
+    breach) the engine withdraws: cancel all, reduce-only quotes, the whole residual hedged at
+    once as taker. The loss stops growing before the halt instead of at it: HALTED does no
+    automated hedging, so a residual still open when the halt fired kept losing through the
+    rest of a crash (a 0.1-unit long halted at 5.4% of the capital ended at 629%). 0: straight
+    from the warn's state to the halt."""
     capital_margin_frac: float = 0.2
     """The margin a position at the inventory cap takes, as a fraction of its notional, both legs
     together: 0.2 is the DEX's 10% initial margin plus a 10x exchange account for the hedge.
@@ -387,6 +395,13 @@ class RiskLimits:
             raise ConfigError(
                 f"risk.strategy_capital_quote must be a finite amount > 0 in quote currency when "
                 f"set (got {capital!r}); leave it out to derive it from the inventory cap"
+            )
+        dd, withdraw = self.drawdown_frac, self.drawdown_withdraw_frac
+        if withdraw != 0.0 and not (dd.higher_is_worse and dd.warn < withdraw < dd.breach):
+            raise ConfigError(
+                f"risk.drawdown_withdraw_frac must lie between risk.drawdown_frac's warn "
+                f"({dd.warn:g}) and breach ({dd.breach:g}) (got {withdraw!r}), or be 0 to "
+                "withdraw only at the halt"
             )
         if not 0.0 < self.capital_margin_frac <= 1.0:
             raise ConfigError(
@@ -642,6 +657,7 @@ class RiskEngine:
         self._peak_equity: float | None = None
         self._last_equity: float | None = None
         self._capital: float | None = self._limits.strategy_capital_quote
+        self._flatten = _flatten_band(self._limits)
         self._last_drawdown_frac = 0.0
         self._jumps = _RangeWindow(self._limits.index_jump_window_s)
         self._unload_deadline_s: float | None = None
@@ -781,6 +797,7 @@ class RiskEngine:
         # a market the detector re-enters as soon as it is stable. Both count again once the
         # pull ends (a divergence that outlasts it is a stuck oracle).
         pulled = x.cex_jump
+        drawdown = self._drawdown_frac(x)
         banded: list[tuple[str, Band, float]] = [
             ("realized_vol_annual", lim.realized_vol_annual, x.realized_vol_annual),
             ("index_jump_bps", lim.index_jump_bps, self._jump_bps(x)),
@@ -801,7 +818,7 @@ class RiskEngine:
             ("block_age_s", lim.block_age_s, x.block_age_s),
             ("cex_feed_age_s", lim.cex_feed_age_s, x.cex_feed_age_s),
             ("rpc_error_rate", lim.rpc_error_rate, x.rpc_error_rate),
-            ("drawdown_frac", lim.drawdown_frac, self._drawdown_frac(x)),
+            ("drawdown_frac", lim.drawdown_frac, drawdown),
             ("margin_ratio", lim.margin_ratio, x.margin_ratio),
             ("liq_distance_bps", lim.liq_distance_bps, x.liq_distance_bps),
             (
@@ -817,6 +834,8 @@ class RiskEngine:
                 0.0 if pulled else x.fair_value_divergence_bps,
             ),
         ]
+        if self._flatten is not None:
+            banded.append(("drawdown_withdraw_frac", self._flatten, drawdown))
         out: list[TriggerReading] = []
         for name, band, value in banded:
             level = band.level(value, self._held.get(name, Level.CLEAR))
@@ -1056,6 +1075,18 @@ class RiskEngine:
             hedge_band_mult=band_mult,
             hedge_taker=taker,
         )
+
+
+def _flatten_band(lim: RiskLimits) -> Band | None:
+    """The drawdown level that withdraws and hedges it all before the halt (None: off)."""
+    if lim.drawdown_withdraw_frac == 0.0:
+        return None
+    dd = lim.drawdown_frac
+    # Never milder than WITHDRAWN at its breach, whatever the drawdown band itself demands there.
+    breach_state = max(dd.breach_state, RiskState.WITHDRAWN)
+    return Band(
+        lim.drawdown_withdraw_frac, dd.breach, RiskState.WITHDRAWN, breach_state, dd.release_frac
+    )
 
 
 def _ratio(num: float, den: float) -> float:

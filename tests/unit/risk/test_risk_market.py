@@ -7,7 +7,14 @@ import math
 import pytest
 
 from agent.errors import ConfigError
-from agent.risk import RiskEngine, RiskLimits, RiskState, marked_equity_quote, strategy_capital
+from agent.risk import (
+    Band,
+    RiskEngine,
+    RiskLimits,
+    RiskState,
+    marked_equity_quote,
+    strategy_capital,
+)
 from tests.unit.risk.test_risk_engine import calm
 
 S = RiskState
@@ -220,3 +227,38 @@ def test_a_crash_escalating_in_steps_is_one_event_not_three_flaps() -> None:
         t += 1.0
         engine.evaluate(calm(t))
     assert t - start >= 120.0
+
+
+def test_drawdown_withdraws_and_hedges_it_all_before_the_halt() -> None:
+    # 2 % reduces, 3.5 % flattens (cancel all, reduce-only, the whole residual hedged as taker)
+    # while the halt, which does no automated hedging, is still 1.5 % of the capital away.
+    engine = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0))
+    engine.evaluate(calm(0.0, equity_quote=10_000.0, inventory_base=2.0))
+    assert engine.evaluate(calm(1.0, equity_quote=9_780.0, inventory_base=2.0)).state is S.REDUCED
+    d = engine.evaluate(calm(2.0, equity_quote=9_640.0, inventory_base=2.0))
+    assert d.state is S.WITHDRAWN and "drawdown_withdraw_frac" in [r.name for r in d.readings]
+    assert d.cancel_all and d.reduce_only and d.hedge_taker and d.hedge_band_mult == 0.0
+    assert (d.allow_bid, d.allow_ask) == (False, True)  # only the side that reduces the long
+    # Flat and hedged, the equity recovers part way: still withdrawn until below the release.
+    for t in range(3, 200):
+        assert engine.evaluate(calm(float(t), equity_quote=9_700.0)).state is S.WITHDRAWN
+    assert engine.evaluate(calm(200.0, equity_quote=9_480.0)).state is S.HALTED
+    # Off (0): straight from REDUCED to the halt, as before.
+    off = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0, drawdown_withdraw_frac=0.0))
+    off.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert off.evaluate(calm(1.0, equity_quote=9_640.0)).state is S.REDUCED
+    assert off.evaluate(calm(2.0, equity_quote=9_480.0)).state is S.HALTED
+
+
+def test_the_flatten_level_must_lie_inside_the_drawdown_band() -> None:
+    for bad in (0.01, 0.05, 0.2):
+        with pytest.raises(ConfigError, match=r"risk\.drawdown_withdraw_frac must lie between"):
+            RiskLimits(drawdown_withdraw_frac=bad)
+    # A monitor-only drawdown band keeps the flatten level's own WITHDRAWN.
+    monitor = RiskLimits(
+        strategy_capital_quote=10_000.0,
+        drawdown_frac=Band(0.02, 0.05, S.NORMAL, S.NORMAL),
+    )
+    engine = RiskEngine(monitor)
+    engine.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert engine.evaluate(calm(1.0, equity_quote=9_400.0)).state is S.WITHDRAWN
