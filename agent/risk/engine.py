@@ -78,7 +78,8 @@ A reading that is NaN counts as a breach: a broken feed must not look like a cal
 
 Over the (effective) inventory cap the side that adds inventory is blocked, and a time-weighted
 unload plan asks the hedger/quoter to bring inventory back to ``unload_target_frac`` of the cap by a
-deadline, catching up if behind schedule.
+deadline, catching up if behind schedule. Inside the funding window, over the cap on the side that
+pays at the coming snapshot, the deadline is that snapshot: the cap holds at every snapshot.
 
 Consistency and hysteresis
 --------------------------
@@ -1001,6 +1002,13 @@ class RiskEngine:
             return None
         elif urgent:
             self._unload_deadline_s = min(self._unload_deadline_s, x.now_s + horizon_s)
+        # Over the cap on the side that pays at the coming funding snapshot: the unload is due
+        # by the snapshot, not minutes after it (the cap holds at every snapshot).
+        window_s = min(lim.funding_window_s, lim.funding_window_frac * x.funding_interval_s)
+        if inv * x.funding_rate_predicted > 0.0 and 0.0 < x.funding_snapshot_in_s <= window_s:
+            self._unload_deadline_s = min(
+                self._unload_deadline_s, x.now_s + x.funding_snapshot_in_s
+            )
         excess = abs(inv) - target
         left_s = max(self._unload_deadline_s - x.now_s, lim.unload_min_remaining_s)
         return UnloadPlan(

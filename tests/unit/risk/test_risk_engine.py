@@ -453,6 +453,26 @@ def test_unload_of_a_short_buys_and_hurries_when_hedging() -> None:
     assert plan is not None and plan.deadline_s == 10.0 + LIMITS.unload_urgent_horizon_s
 
 
+def test_over_the_cap_on_the_paying_side_the_unload_is_due_by_the_snapshot() -> None:
+    # Longs pay at + rates; 120 s before the snapshot (inside the 900 s funding window), a long
+    # swept over the cap must be back under it by the snapshot, not 300 s later.
+    near = {"funding_rate_predicted": 1e-4, "funding_snapshot_in_s": 120.0}
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == 120.0
+    assert plan.rate_base_per_s == pytest.approx(4.0 / 120.0)
+    # A plan already running is pulled in when the window opens.
+    engine = RiskEngine()
+    engine.evaluate(calm(0.0, inventory_base=12.0))
+    plan = engine.evaluate(calm(10.0, inventory_base=12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == 130.0
+    # The receiving side (a short at + rates) keeps the normal horizon, as does a far snapshot.
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=-12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == LIMITS.unload_horizon_s
+    far = {**near, "funding_snapshot_in_s": 3_600.0}
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=12.0, **far)).unload
+    assert plan is not None and plan.deadline_s == LIMITS.unload_horizon_s
+
+
 def test_transition_record_carries_the_numbers() -> None:
     engine = RiskEngine()
     engine.evaluate(calm(3.0, base_fee_gwei=75.0))
