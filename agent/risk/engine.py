@@ -101,8 +101,8 @@ marked fresh (`marked_equity_quote`: the DEX leg at fair value, the hedge at the
 less the gas spent, so the engine judges the same money the run's net P&L counts. The capital is
 what the strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
 set, else `strategy_capital` — the margin a position at the inventory cap takes on both legs
-(``capital_margin_frac`` × cap × price), fixed at the first priced evaluation so a crash does not
-move the limit. A 1-unit cap at $60,000 on 10x legs is $12,000 of capital: the 2% / 5% bands are
+(``capital_margin_frac`` × cap × price; the position held then instead, when it is larger), fixed
+at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on 10x legs is $12,000 of capital: the 2% / 5% bands are
 $240 / $600, where 5% of a $250,000 account ($12,500) never bound. A restart derives it again
 from the price then; the peak it is measured from is restored from the journal.
 """
@@ -917,7 +917,11 @@ class RiskEngine:
         self._peak_equity = peak
         if self._capital is None:
             price = x.fair_value if x.fair_value is not None else x.index_price
-            self._capital = strategy_capital(self._limits, x.inventory_cap_base, price)
+            # A position already over the cap at start (inherited, or left by a crash) takes
+            # margin too: the strategy is sized by the larger of the two.
+            held = abs(x.inventory_base) if math.isfinite(x.inventory_base) else 0.0
+            size = max(x.inventory_cap_base, held)
+            self._capital = strategy_capital(self._limits, size, price)
         if self._capital is not None:
             frac = max(peak - equity, 0.0) / self._capital
         elif peak <= 0:

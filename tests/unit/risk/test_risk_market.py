@@ -103,6 +103,10 @@ def test_strategy_capital_is_fixed_at_the_first_price_and_follows_fair_value() -
     engine.evaluate(calm(1.0, index_price=50.0, fair_value=50.0, equity_quote=9_990.0))
     assert engine.strategy_capital_quote == pytest.approx(1_010.0)
     assert engine.drawdown_frac == pytest.approx(10.0 / 1_010.0)
+    # A position over the cap at start takes margin too: the strategy is sized by it.
+    inherited = RiskEngine(RiskLimits(capital_margin_frac=1.0))
+    inherited.evaluate(calm(0.0, inventory_base=-25.0, equity_quote=10_000.0))
+    assert inherited.strategy_capital_quote == pytest.approx(2_500.0)  # 25 × 100, not 10 × 100
     # No price yet: nothing to size by, so no capital (and the peak fallback only reads lower).
     unpriced = RiskEngine()
     unpriced.evaluate(calm(0.0, index_price=math.nan, equity_quote=10_000.0))
