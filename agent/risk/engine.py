@@ -102,9 +102,11 @@ less the gas spent, so the engine judges the same money the run's net P&L counts
 what the strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
 set, else `strategy_capital` — the margin a position at the inventory cap takes on both legs
 (``capital_margin_frac`` × cap × price; the position held then instead, when it is larger), fixed
-at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on 10x legs is $12,000 of capital: the 2% / 5% bands are
-$240 / $600, where 5% of a $250,000 account ($12,500) never bound. A restart derives it again
-from the price then; the peak it is measured from is restored from the journal.
+at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on
+10x legs is $12,000 of capital: the 2% / 3.5% / 5% levels are $240 / $420 / $600, where 5% of a
+$250,000 account ($12,500) never bound. At ``drawdown_withdraw_frac`` (3.5%) the engine withdraws
+and hedges the whole residual before the halt. A restart derives the capital again from the price
+then; the peak it is measured from is restored from the journal.
 """
 
 from __future__ import annotations
@@ -491,7 +493,7 @@ class RiskInputs:
     """Failed / all RPC calls over the estimator's window, 0..1."""
     equity_quote: float
     """Both legs marked fresh: DEX equity at fair value plus the hedge's mark-to-market at the
-    exchange mid now (`marked_equity_quote`), quote currency."""
+    exchange mid now (`marked_equity_quote`), less the gas spent, quote currency."""
     margin_ratio: float
     """Maintenance margin / account equity (1.0 is liquidation)."""
     liq_distance_bps: float
