@@ -44,14 +44,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.errors import AgentError
 from sims.strategies import get_strategy, strategy_names
 from sims.stress import StressOptions, StressResult, Upstream
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "METRICS",
