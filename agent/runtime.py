@@ -1077,6 +1077,7 @@ class Agent:
         reachable, banned, limited, cex_age = (
             self.hedger.health_flags() if self.hedger else (True, False, False, 0.0)
         )
+        pnl = self.ledger.snapshot()
         return CycleObservations(
             now_s=now,
             mid=mid,
@@ -1094,7 +1095,7 @@ class Agent:
             rpc_calls_60s=calls,
             rpc_failures_60s=fails,
             orders_last_min=self._quote_sends.events(now),
-            hedge_pnl=self.ledger.snapshot().hedge,
+            hedge_pnl=pnl.hedge,
             cex_reachable=reachable,
             cex_banned=banned,
             cex_rate_limited=limited,
@@ -1106,6 +1107,7 @@ class Agent:
             swept_ask=self.sweeps.paused(now, -1),
             funding_interval_s=self.params.funding_interval_s,
             marked_equity_quote=self._marked_equity(snap, fair),
+            gas_spent_quote=-pnl.gas,
         )
 
     # -- estimators, fair value, marks ---------------------------------------------------------
