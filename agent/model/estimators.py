@@ -551,7 +551,7 @@ def _certified_bracket(
             return none
         step = min(max((mu - target) / target / slope, -1.0), 1.0)
         m = min(max(m + step, lo), hi)
-        if abs(step) < 1e-14:
+        if abs(step) < 1e-7:  # quadratic convergence: m is now within ~1e-14 of the root
             break
     n_u = (len(xs) + 8.0) * 2.0**-53
     z_any = (r - 1.0) / math.e * 2.0**-53
