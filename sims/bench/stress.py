@@ -31,8 +31,8 @@ __all__ = ["run"]
 
 _MEASURED_S = 600.0
 _TARGET_S = 30.0
-_PREVIOUS = "60–62 s on main a128e44, same load 8–10; 45.0 s at load 6"
-"""Main's tree (a128e44) run interleaved with this on 2026-11-30 21:19 UTC, and README's figure."""
+_PREVIOUS = "28.6–30.9 s on main 8cc1d47, quiet machine"
+"""Main's tree (8cc1d47) on a quiet machine, 2026-11-30 22:33 UTC (README, Benchmarks)."""
 
 
 def _cpu_s(pid: int | None) -> float:
