@@ -332,11 +332,12 @@ class Journal:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             # Buffered decision rows ride in this commit; kept until it succeeds.
-            pending = self._decisions_buf
+            pending = len(self._decisions_buf)
             try:
                 if pending:
                     self._db.executemany(
-                        "INSERT INTO decisions (ts_ms, kind, payload) VALUES (?,?,?)", pending
+                        "INSERT INTO decisions (ts_ms, kind, payload) VALUES (?,?,?)",
+                        self._decisions_buf[:pending],
                     )
                 yield self._db
             except BaseException:
@@ -344,7 +345,7 @@ class Journal:
                 raise
             self._db.execute("COMMIT")
             if pending:
-                self._decisions_buf = []
+                del self._decisions_buf[:pending]
         finally:
             if relax:
                 self._db.execute("PRAGMA synchronous=FULL")
