@@ -29,7 +29,7 @@ from agent.keeper.duties import KeeperPolicy
 from agent.risk.engine import RiskEngine, RiskLimits, RiskState
 from agent.runtime import Agent, AlertSink, HedgeConnect
 from agent.store import Journal
-from agent.telemetry import AgentMetrics, Health, MetricsRegistry
+from agent.telemetry import AgentMetrics, Children, Health, MetricsRegistry
 from agent.venue.dex import DexVenue
 
 __all__ = [
@@ -120,11 +120,14 @@ async def build_hedge_leg(
     observe = None
     if metrics is not None:
         fam = metrics.families
+        # Every request reports here: label children are looked up once (``labels()`` checks
+        # its arguments and takes the family lock on each call).
+        latency, errors = Children(fam.exchange_latency_seconds), Children(fam.exchange_errors)
 
         def observe(endpoint: str, seconds: float, failure: str | None) -> None:
-            fam.exchange_latency_seconds.labels(endpoint=endpoint).observe(seconds)
+            latency(endpoint).observe(seconds)
             if failure is not None:
-                fam.exchange_errors.labels(kind=failure).inc()
+                errors(failure).inc()
 
     client = BinanceFuturesClient(
         ClientConfig(
@@ -190,11 +193,16 @@ async def build_agent(
     metrics = MetricsRegistry()
     fam = metrics.families
 
+    # Every JSON-RPC request reports here: label children are looked up once per method.
+    requests = Children(fam.rpc_requests)
+    latency = Children(fam.rpc_latency_seconds)
+    errors = Children(fam.rpc_errors)
+
     def observe_rpc(method: str, seconds: float, failure: str | None) -> None:
-        fam.rpc_requests.labels(method=method).inc()
-        fam.rpc_latency_seconds.labels(method=method).observe(seconds)
+        requests(method).inc()
+        latency(method).observe(seconds)
         if failure is not None:
-            fam.rpc_errors.labels(method=method).inc()
+            errors(method).inc()
 
     rpc = AsyncRpc(
         RpcConfig(url=cfg.chain.rpc_url, timeout_s=cfg.chain.rpc_timeout_s),
