@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
 from sims.faults import ProxyFault
-from tests.chain.conftest import agent_env, dex
+from tests.chain.conftest import agent_env, cex_sim, dex
 from tests.chain.procs import start_quoting, telemetry_url, wait
 from tests.e2e.test_faults_hedge_crash import ThreadedProxy
 
@@ -41,24 +39,8 @@ Procs = list[subprocess.Popen[bytes]]
 @pytest.fixture
 def cex() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The exchange simulator as a process this test may freeze: (URL, process)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-        assert m, f"cex-sim did not start: {line}"
-        yield m.group(1), proc
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with cex_sim() as sim:
+        yield sim
 
 
 @pytest.fixture

@@ -11,13 +11,10 @@ the hedge ends equal to minus the DEX position.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from tests.chain.conftest import agent_env, cex_process, dex, procs
 from tests.chain.procs import (
     ASK,
     LOT,
+    BackgroundLoop,
     cex_position,
     cex_state,
     fund_book,
@@ -54,27 +52,19 @@ class ThreadedProxy:
     """A :class:`CexFaultProxy` serving from its own event loop in a daemon thread."""
 
     def __init__(self, upstream: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.bg = BackgroundLoop()
         self.proxy = CexFaultProxy(upstream)
-        self.url = self._call(self.proxy.start())
-
-    def _call(self, coro: Any) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(60)
+        self.url = self.bg.call(self.proxy.start())
 
     def inject(self, fault: ProxyFault) -> None:
-        self.loop.call_soon_threadsafe(self.proxy.inject, fault)
+        self.bg.soon(self.proxy.inject, fault)
 
     def faulted_orders(self) -> int:
         return sum(1 for m, p, k in list(self.proxy.log) if (m, p) == ORDER and k is not None)
 
     def close(self) -> None:
-        self._call(self.proxy.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.bg.call(self.proxy.stop())
+        self.bg.close()
 
 
 def _outage(url: str, on: bool) -> None:

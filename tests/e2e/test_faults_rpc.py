@@ -14,14 +14,11 @@ whole 40 s) while ``/healthz`` said "its quotes are pulled".
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from sims.faults.rpcproxy import RpcProxy, RpcProxyConfig
 from tests.chain.conftest import agent_env, cex_process, dex, procs
 from tests.chain.procs import (
     BID,
+    BackgroundLoop,
     fund_book,
     start_agent,
     telemetry_url,
@@ -54,24 +52,16 @@ class ThreadedRpcProxy:
     """An :class:`RpcProxy` (no added delay) serving from its own event loop in a thread."""
 
     def __init__(self, upstream: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.bg = BackgroundLoop()
         self.proxy = RpcProxy(RpcProxyConfig(upstream_url=upstream, delay_ms=(0.0, 0.0)))
-        self.url = self._call(self.proxy.start())
-
-    def _call(self, coro: Any) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(60)
+        self.url = self.bg.call(self.proxy.start())
 
     def set_mode(self, mode: Any) -> None:
-        self.loop.call_soon_threadsafe(self.proxy.set_mode, mode)
+        self.bg.soon(self.proxy.set_mode, mode)
 
     def close(self) -> None:
-        self._call(self.proxy.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.bg.call(self.proxy.stop())
+        self.bg.close()
 
 
 @pytest.fixture
