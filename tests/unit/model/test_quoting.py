@@ -175,7 +175,7 @@ def test_long_inventory_lowers_both_quotes(q: float, sigma: float, model: QuoteM
 
 
 @settings(max_examples=100, deadline=None)
-# Within the carry's share of the cap (a quarter of 10): beyond it the carry turns against itself
+# Within the carry's share of the cap (a quarter of 10): beyond it funding moves nothing
 # (test_funding_carry_is_a_bounded_target_not_an_unbounded_shift).
 @given(
     rate=st.floats(1e-6, 1e-2),
@@ -239,12 +239,15 @@ def test_funding_carry_is_a_bounded_target_not_an_unbounded_shift() -> None:
         )
         return no_funding.reservation_price - d.reservation_price
 
-    # Flat: the whole funding value; half way to the target: half; at it: none; beyond: the
-    # shift turns and buys back (the old shift pushed on until the inventory cap).
+    # Flat or long: the whole funding value; half way to the target: half; at it and beyond:
+    # none (the old shift pushed on until the inventory cap).
     assert r_shift(0.0) == pytest.approx(carry)
+    assert r_shift(1.0) == pytest.approx(carry)
     assert r_shift(-0.5 * share) == pytest.approx(0.5 * carry)
     assert r_shift(-share) == pytest.approx(0.0, abs=1e-9)
-    assert r_shift(-1.5 * share) == pytest.approx(-0.5 * carry)
+    assert r_shift(-1.5 * share) == pytest.approx(0.0, abs=1e-9)
+    # No funding, no carry: a hedged DEX position is not skewed for its basis.
+    assert r_shift(-1.0, EST) == 0.0
     # A premium that moves (variance over the holding horizon) makes the carry riskier: the
     # mean-variance target -F/(γV) is smaller than the cap share and sets the pace.
     var = 4e-6  # (20 bps)² around its mean
