@@ -54,3 +54,41 @@ def test_a_frozen_oracle_premium_is_not_traded_on(upstream: Upstream, tmp_path: 
     # Once the oracle answers again it is trusted again.
     after = [trust for t, _, trust, _, _ in seen if t > 230.0]
     assert after and after[-1] == 1.0, after
+
+
+def test_a_rich_premium_is_carried_toward_a_bounded_target(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    # Longs pay 80 bps over the index: the carry is a hedged short, aimed at no more than the
+    # configured share of the cap, and funding stops pushing once the position is there.
+    scenario = load_scenario(_SCENARIOS / "rich_premium.toml").with_chain_profile("l2")
+    seen: list[tuple[float, float, float, float, float]] = []
+
+    def watch(agent: Agent, world: ChainWorld, step: Step) -> None:
+        d = agent.decision
+        if d is None:
+            return
+        q = agent.status.inventory_base  # the DEX position the decision was made on
+        share = agent.params.funding_carry_max_cap_frac * d.inventory_cap_base
+        seen.append(
+            (
+                step.t_s,
+                q,
+                d.carry_target_base,
+                share,
+                d.funding_drift + d.snapshot_shift + d.carry_skew,
+            )
+        )
+
+    opts = StressOptions(seed=0, short_s=300.0)
+    res = asyncio.run(run_scenario(scenario, upstream, tmp_path / "run", opts, on_step=watch))
+    assert res.passed, [i.detail for i in res.invariants if not i.passed]
+    late = [row for row in seen if row[0] > 60.0]
+    assert late
+    for t, q, target, share, shift in late:
+        # A short target (longs pay), never past the share of the cap.
+        assert -share - 1e-12 <= target < 0.0, (t, target, share)
+        # At or beyond the target funding moves the quotes no more.
+        if q <= target:
+            assert shift == pytest.approx(0.0, abs=1e-9), (t, q, target, shift)
+    assert any(q < 0.0 for _, q, _, _, _ in late), "the carry was never taken"
