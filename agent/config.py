@@ -142,6 +142,7 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "settlement_window_s": _Bound(0, 30 * _DAY_S, "seconds"),
         "settlement_skew_mult": _Bound(1, 100, "multiplier"),
         "settlement_size_mult": _Bound(0, 1, "multiplier", _POS),
+        "funding_carry_max_cap_frac": _Bound(0, 1, "fraction of the inventory cap", _POS),
         "l1_data_fee_per_byte_gwei": _Bound(0, 1e6, "gwei per calldata byte"),
         "momentum_z": _Bound(0, 100, "standard errors"),
     },

@@ -834,7 +834,13 @@ class Agent:
         if mid is not None and snap.index:
             # The contract's premium is its book mid (ours included) against the index: the
             # funding predictor must see what the contract samples.
-            self.est.funding.update_premium(now, (mid - snap.index) / snap.index)
+            # The contract's accumulator is the accrued TWAP, exact, while its interval is open.
+            open_interval = snap.funding.next_boundary_s > snap.block_time_s
+            self.est.funding.update_premium(
+                now,
+                (mid - snap.index) / snap.index,
+                snap.funding.running_premium if open_interval else None,
+            )
             # The hedge leg at the exchange mid read this cycle, not at the hedger's own mark
             # (re-read every reconciliation, 10 s): in a trend that stale mark put up to 10 s
             # of the move into the P&L of a hedged residual, a phantom gain that grew with the
@@ -1124,6 +1130,8 @@ class Agent:
             interest_rate=_FUNDING_INTEREST_8H,
             clamp=_FUNDING_CLAMP_8H,
             cap=_FUNDING_CAP,
+            # An oracle beyond the filter's own jump threshold of the exchange is not basis.
+            trust_z=self.fair.params.jump_z,
         )
         ref = snap.index or self._mid(snap)
         if not ref:
@@ -1175,6 +1183,15 @@ class Agent:
                 self._oracle_fed = key
                 age = max(0.0, snap.block_time_s - snap.oracle_updated_s)
                 self.fair.update_oracle(now - age - (now - self._block_seen_s), snap.index)
+            if cex is not None:
+                # Funding is read against this oracle: trusted as far as the exchange agrees.
+                self.est.funding.update_oracle(
+                    snap.index,
+                    cex * math.exp(-self.fair.basis_mean_log),
+                    max(0.0, snap.block_time_s - snap.oracle_updated_s),
+                    self.fair.params.basis_vol_bps,
+                    self.fair.index_vol_bps_per_sqrt_s,
+                )
         bb, ba = others.best_bid, others.best_ask
         self.fair.update_dex(
             now, bb * tick if bb is not None else None, ba * tick if ba is not None else None

@@ -85,6 +85,14 @@ class ModelEstimates:
     ``base_fee_wei + tip_wei`` in the model (the spike tail is still added)."""
     l1_fee_per_byte_wei: float = 0.0
     """L2 only: L1 data fee per byte of calldata, wei (0 on an L1)."""
+    funding_trust: float = 1.0
+    """In [0, 1]: trust in the oracle the premium is read against (``FundingSnapshot.trust``);
+    ``funding_rate`` already weighs its unaccrued part by it, and funding beyond the next
+    snapshot is weighed by it whole."""
+    funding_premium_var_per_s: float = 0.0
+    """Variance of the premium's increments, fraction² per second."""
+    funding_premium_var: float = 0.0
+    """Variance of the premium around its running mean, fraction²."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -685,6 +693,14 @@ class FundingSnapshot:
     flip_prob: float
     seconds_to_snapshot: float
     premium_twap: float
+    trust: float = 1.0
+    """In [0, 1]: how far the oracle the premium is read against is believed (see
+    ``FundingPredictor.update_oracle``); the unaccrued part of the prediction is weighted by it."""
+    premium_var_per_s: float = 0.0
+    """Variance of the premium's increments per second (fraction² per second)."""
+    premium_var: float = 0.0
+    """Variance of the premium around its running mean (fraction²): bounds the change over a long
+    horizon, where a random walk's ``var_per_s × horizon`` overstates a mean-reverting premium."""
 
 
 class FundingPredictor:
@@ -700,6 +716,20 @@ class FundingPredictor:
     variance per second is an EWMA of observed increments; the remaining part of the TWAP then has
     variance ``v·τ/3`` around the current premium, which gives
     ``P(sign of the final rate ≠ sign of the prediction)``.
+
+    **The oracle is not taken on faith.** The contract reads the premium against its oracle, so a
+    wrong oracle makes a premium that is not there: an answer stuck 240 bps above a falling
+    market reads as a −240 bps premium and predicts that shorts pay longs, a bet on the oracle
+    staying wrong. ``update_oracle`` compares the oracle with the index the exchange implies (its
+    mid less its usual basis): within ``trust_z`` standard deviations of what the basis model
+    explains (the basis's own spread plus the index's diffusion over the report's age) the
+    oracle is trusted; the trust falls linearly to zero at twice that. A stuck answer with fresh
+    timestamps shows here as soon as the exchange has moved; one whose timestamps are old is the
+    risk engine's (its oracle-age trigger), and its age widens the tolerance exactly as the
+    fair-value filter widens a late report's. The part of the interval already accrued is
+    certain (the contract's accumulator holds it, fed as ``accrued_twap``); the rest, read
+    against the oracle, is weighted by the trust, so with no trust the prediction is what the
+    accrued premium alone pays (the rest at a zero premium).
     """
 
     def __init__(
@@ -711,11 +741,14 @@ class FundingPredictor:
         halflife_s: float = 3_600.0,
         rate_basis_s: float = 28_800.0,
         cap: float = math.inf,
+        trust_z: float = 4.0,
     ) -> None:
         if interval_s <= 0.0 or halflife_s <= 0.0 or rate_basis_s <= 0.0:
             raise ConfigError("FundingPredictor: interval_s, halflife_s, rate_basis_s must be > 0")
         if not cap > 0.0:
             raise ConfigError("FundingPredictor: cap must be > 0")
+        if not trust_z > 0.0:
+            raise ConfigError("FundingPredictor: trust_z must be > 0")
         self._scale = interval_s / rate_basis_s
         self._cap = cap
         self._interval = interval_s
@@ -723,27 +756,46 @@ class FundingPredictor:
         self._interest = interest_rate
         self._clamp = clamp
         self._halflife = halflife_s
+        self._trust_z = trust_z
         self._epoch: int | None = None
         self._sum = 0.0
         self._span = 0.0
         self._last_t = 0.0
         self._last_p = 0.0
         self._var_rate = 0.0
+        self._mean = 0.0
+        self._var = 0.0
+        self._accrued: tuple[int, float] | None = None
+        """(epoch, TWAP so far) as the contract's accumulator reports it."""
+        self._trust = 1.0
 
     def _epoch_of(self, t_s: float) -> int:
         return math.floor((t_s - self._offset) / self._interval)
 
-    def update_premium(self, t_s: float, premium: float) -> None:
-        """Feed the premium index ``(mark − index) / index`` observed at ``t_s``."""
+    @property
+    def trust(self) -> float:
+        """Return the current trust in the oracle the premium is read against, in [0, 1]."""
+        return self._trust
+
+    def update_premium(self, t_s: float, premium: float, accrued_twap: float | None = None) -> None:
+        """Feed the premium index ``(mark − index) / index`` observed at ``t_s``.
+
+        ``accrued_twap`` is the contract's own premium TWAP over the open interval so far (its
+        accumulator); when given it replaces the TWAP rebuilt from these samples.
+        """
         epoch = self._epoch_of(t_s)
         if self._epoch is None:
             self._epoch = epoch
+            self._mean = premium
         else:
             dt = t_s - self._last_t
             if dt > 0.0:
                 d = premium - self._last_p
                 w = _decay(dt, self._halflife)
                 self._var_rate = w * self._var_rate + (1.0 - w) * d * d / dt
+                dev = premium - self._mean
+                self._mean += (1.0 - w) * dev
+                self._var = w * (self._var + (1.0 - w) * dev * dev)
                 if epoch != self._epoch:
                     # A snapshot passed: the new interval starts from the current premium.
                     self._epoch = epoch
@@ -754,6 +806,41 @@ class FundingPredictor:
                     self._span += dt
         self._last_t = t_s
         self._last_p = premium
+        self._accrued = (epoch, accrued_twap) if accrued_twap is not None else None
+
+    def update_oracle(
+        self,
+        oracle: float,
+        exchange_index: float,
+        report_age_s: float,
+        basis_vol_bps: float,
+        index_vol_bps_per_sqrt_s: float,
+    ) -> None:
+        """Weigh the oracle against the index the exchange implies; set the trust.
+
+        Parameters
+        ----------
+        oracle
+            The oracle's answer the contract reads the premium against, price units.
+        exchange_index
+            The index as the exchange tells it: its mid less its long-run basis, price units.
+        report_age_s
+            Age of the oracle's report (now − its ``updatedAt``), seconds.
+        basis_vol_bps, index_vol_bps_per_sqrt_s
+            The fair-value filter's basis spread and index volatility: together with the age
+            they are the disagreement the basis model explains.
+        """
+        if not (oracle > 0.0 and exchange_index > 0.0):
+            return
+        gap_bps = abs(math.log(oracle / exchange_index)) * 1e4
+        explained_bps = math.sqrt(
+            basis_vol_bps**2 + index_vol_bps_per_sqrt_s**2 * max(report_age_s, 0.0)
+        )
+        if explained_bps <= 0.0:
+            self._trust = 1.0 if gap_bps == 0.0 else 0.0
+            return
+        z = gap_bps / explained_bps
+        self._trust = min(1.0, max(0.0, 2.0 - z / self._trust_z))
 
     def _rate(self, premium: float) -> float:
         r8h = premium + max(-self._clamp, min(self._clamp, self._interest - premium))
@@ -763,12 +850,16 @@ class FundingPredictor:
         """Return the predicted rate and flip probability as of ``t_s``."""
         next_snap = (self._epoch_of(t_s) + 1) * self._interval + self._offset
         remaining = max(next_snap - t_s, 0.0)
+        trust = self._trust
         if self._epoch is None:
-            return FundingSnapshot(self._rate(0.0), 0.5, remaining, 0.0)
+            return FundingSnapshot(self._rate(0.0), 0.5, remaining, 0.0, trust)
         elapsed = self._span
         twap_so_far = self._sum / elapsed if elapsed > 0.0 else self._last_p
+        if self._accrued is not None and self._accrued[0] == self._epoch_of(t_s):
+            twap_so_far = self._accrued[1]
         frac_left = min(remaining / self._interval, 1.0)
-        twap = (1.0 - frac_left) * twap_so_far + frac_left * self._last_p
+        # What is accrued is certain; the rest is the oracle-read premium, as far as trusted.
+        twap = (1.0 - frac_left) * twap_so_far + frac_left * trust * self._last_p
         rate = self._rate(twap)
         sd = frac_left * math.sqrt(self._var_rate * remaining / 3.0)
         # The rate is flat (= interest) while the premium sits within the clamp band, so its sign
@@ -785,7 +876,7 @@ class FundingPredictor:
             flip = 0.0
         else:
             flip = _normal_cdf(-abs(twap - threshold) / sd)
-        return FundingSnapshot(rate, flip, remaining, twap)
+        return FundingSnapshot(rate, flip, remaining, twap, trust, self._var_rate, self._var)
 
 
 class QuoteLife:
@@ -882,4 +973,7 @@ class Estimators:
             sigma_implied_per_sqrt_s=sigma_implied_per_sqrt_s,
             paid_gas_price_wei=self.paid_gas_price_wei,
             l1_fee_per_byte_wei=self.l1_fee_per_byte_wei,
+            funding_trust=fu.trust,
+            funding_premium_var_per_s=fu.premium_var_per_s,
+            funding_premium_var=fu.premium_var,
         )

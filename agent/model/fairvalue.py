@@ -229,6 +229,11 @@ class FairValueEstimator:
         return self._premium
 
     @property
+    def basis_mean_log(self) -> float:
+        """Return the exchange's long-run log basis over the index (learned from reports)."""
+        return self._c_mean
+
+    @property
     def covariance(self) -> tuple[float, float, float]:
         """Return the filter's covariance (var log index, covariance, var log basis)."""
         return self._pxx, self._pxc, self._pcc

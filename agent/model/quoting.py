@@ -33,9 +33,25 @@ Funding is counted once. A unit bought now pays ``rate × mark`` at each snapsho
 at; held for an exponential time of mean ``H`` (``expected_holding_s``) it pays in expectation
 ``pay · e^(−t/H) · (1 + e^(−I/H) + e^(−2I/H) + …)`` with ``t`` the time to the next snapshot and
 ``I`` the interval. The first term is ``snapshot_shift``, the rest ``funding_drift``; ``r`` moves
-down by their sum. Inside the settlement window (``settlement_window_s``, at most
-``settlement_window_frac`` of the interval) the paying side is penalised further, in proportion to
-the dollars at stake (``funding_material_quote``): a rate worth cents changes nothing.
+down by their sum. Later snapshots are weighed by the trust in the oracle the premium is read
+against (``ModelEstimates.funding_trust``: a frozen or disagreeing oracle makes a premium that is
+not there), the next one's unaccrued part already is.
+
+Funding alone never sizes the position without bound. The carry is held hedged, so its risk is
+the premium (DEX against index) moving over the holding horizon ``H``, variance ``V`` (price²: the
+premium's increments × ``H``, at most twice its variance around its mean, since a premium mean-
+reverts). Mean-variance on the DEX position ``q`` with the funding value ``F`` of a marginal unit
+gives a marginal value ``F + κ·q`` with ``κ = γ·V``, i.e. a target ``q* = −F/κ``; ``κ`` is raised
+to ``|F| / (funding_carry_max_cap_frac × cap)`` when that keeps ``|q*|`` inside its share of the
+cap. The flat book's marginal unit is priced at its full funding value; each unit of the carry
+held lowers it, linearly to zero at the target, and it stays zero beyond: the funding shift is
+``F × clamp(1 − q/q*, 0, 1)`` (``carry_skew`` is what the target takes back, ``carry_target_base``
+the target). Without this the funding shift had nothing to stop it: the skew is on the net delta,
+which the hedge keeps flat, so a hedged carry grew until the cap.
+
+Inside the settlement window (``settlement_window_s``, at most ``settlement_window_frac`` of the
+interval) the paying side is penalised further, in proportion to the dollars at stake
+(``funding_material_quote``): a rate worth cents changes nothing.
 """
 
 from __future__ import annotations
@@ -166,6 +182,12 @@ class ModelParams:
     funding_material_quote: float = 5.0
     """Funding at stake (|rate × mark| × inventory cap, quote currency) at which the settlement
     penalties apply in full; they scale linearly below it."""
+    funding_carry_max_cap_frac: float = 0.25
+    """Largest DEX position funding alone may build, as a fraction of the (effective) inventory
+    cap. The carry's target is mean-variance (expected funding against the premium's variance
+    over ``expected_holding_s``, priced at ``gamma``); this bounds it when the premium looks
+    riskless. A quarter leaves three quarters of the cap to market making, whose skew needs room
+    on both sides, and to a premium that collapses or an oracle that turns out wrong."""
     min_depth_factor: float = 0.25
     """Floor of the book-depth size factor: a thin or empty book shrinks sizes, never to zero."""
     momentum_horizon_s: float = 5.0
@@ -208,6 +230,10 @@ class ModelParams:
             (self.settlement_skew_mult >= 1.0, "settlement_skew_mult must be >= 1"),
             (0.0 < self.settlement_window_frac <= 1.0, "settlement_window_frac must be in (0, 1]"),
             (self.funding_material_quote > 0.0, "funding_material_quote must be > 0"),
+            (
+                0.0 < self.funding_carry_max_cap_frac <= 1.0,
+                "funding_carry_max_cap_frac must be in (0, 1]",
+            ),
             (0.0 < self.min_depth_factor <= 1.0, "min_depth_factor must be in (0, 1]"),
             (self.momentum_horizon_s >= 0.0, "momentum_horizon_s must be >= 0"),
             (self.momentum_z >= 0.0, "momentum_z must be >= 0"),
@@ -326,6 +352,11 @@ class Decision:
     """Expiry to stamp on the new orders (``time_s + quote_expiry_s``), None for none."""
     gas_price_wei: float = 0.0
     """Gas price the gate priced the refresh at."""
+    carry_target_base: float = 0.0
+    """DEX position the funding carry aims at (signed base units; 0 without funding terms)."""
+    carry_skew: float = 0.0
+    """Part of the funding shift the carry's target takes back as the DEX position nears it
+    (subtracted with ``funding_drift + snapshot_shift``, of the opposite sign)."""
 
     @property
     def quotes(self) -> tuple[Quote, ...]:
@@ -411,7 +442,29 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     held_at_next = math.exp(-t_snap / p.expected_holding_s)
     later = math.exp(-p.funding_interval_s / p.expected_holding_s)
     snapshot_shift = pay_per_unit * held_at_next
-    funding_drift = snapshot_shift * later / (1.0 - later)
+    # Snapshots after the next rest wholly on the oracle staying as it is read now.
+    funding_drift = snapshot_shift * later / (1.0 - later) * est.funding_trust
+    # The carry's target (module docstring): funding's value to the marginal unit against the
+    # premium's variance over the holding horizon, the risk a hedged DEX position still holds.
+    carry_target = carry_skew = 0.0
+    if p.funding_terms:
+        carry = funding_drift + snapshot_shift
+        var_h = min(
+            est.funding_premium_var_per_s * p.expected_holding_s, 2.0 * est.funding_premium_var
+        )
+        kappa = max(
+            p.gamma * var_h * inputs.mark * inputs.mark,
+            abs(carry) / (p.funding_carry_max_cap_frac * cap),
+        )
+        if carry != 0.0:
+            carry_target = -carry / kappa
+            # The carry's marginal value falls to zero at the target and stays there: beyond it
+            # (or with no carry) this is no basis trade. A premium that has moved mean-reverts,
+            # so skewing a hedged position out at a depressed premium sells at the worst basis
+            # (funding_flip, seeds 0-4, with the skew continued past the target as -κ·(q − q*):
+            # net -5.7 ± 9.4, 4 seeds of 5 worse, all in the basis P&L).
+            wanted = min(1.0, max(0.0, 1.0 - q / carry_target))
+            carry_skew = -carry * (1.0 - wanted)
     window_s = min(p.settlement_window_s, p.settlement_window_frac * p.funding_interval_s)
     in_window = p.funding_terms and t_snap <= window_s
     # The settlement penalties scale with the dollars at stake, up to full at the material level.
@@ -430,7 +483,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         r, h_model = as_quotes(mid, q_skew, p.gamma, sigma, p.horizon_s, k)
     else:
         r, h_model = glft_quotes(mid, q_skew, p.gamma, sigma, a, k, p.base_size_base)
-    r -= funding_drift + snapshot_shift
+    r -= funding_drift + snapshot_shift + carry_skew
     r += _significant_drift(inputs, p) * p.momentum_horizon_s
 
     # Gas at what the pipeline pays (base + tip), leaning toward the spike quantile; on an L2
@@ -544,6 +597,8 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         fair_value=mid,
         expires_at_s=inputs.time_s + p.quote_expiry_s if p.quote_expiry_s > 0.0 else None,
         gas_price_wei=gas_price,
+        carry_target_base=carry_target,
+        carry_skew=carry_skew,
     )
 
 

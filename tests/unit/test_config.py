@@ -290,3 +290,16 @@ def test_only_load_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch)
     cfg = AgentConfig.model_validate({"hedge": {"policy": {"hedge_ratio": 0.75}}})
     assert cfg.hedge.policy.hedge_ratio == 0.75
     assert load_config(None).hedge.policy.hedge_ratio == 0.25  # default env: os.environ
+
+
+def test_the_funding_carry_share_is_validated_by_name(tmp_path: Path) -> None:
+    ok = load_config(_write(tmp_path, "[quoting]\nfunding_carry_max_cap_frac = 0.1\n"), env={})
+    assert ok.quoting.funding_carry_max_cap_frac == 0.1
+    assert load_config(None, env={}).quoting.funding_carry_max_cap_frac == 0.25
+    for value in ("0.0", "1.5", "nan"):
+        with pytest.raises(
+            ConfigError, match=r"^quoting\.funding_carry_max_cap_frac: must be (in \(0, 1\]|a fin)"
+        ):
+            load_config(
+                _write(tmp_path, f"[quoting]\nfunding_carry_max_cap_frac = {value}\n"), env={}
+            )

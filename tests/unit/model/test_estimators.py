@@ -209,3 +209,78 @@ def test_a_step_beyond_the_jump_size_moves_the_level_not_the_volatility() -> Non
     # Ordinary steps after it count as before, from the new level.
     robust.update_price(101.1, 3090.0 * 1.0001, jump_log_return=jump)
     assert robust.snapshot().sigma_rel_per_sqrt_s != before
+
+
+def _frozen_oracle_predictor(trust_z: float = 4.0) -> FundingPredictor:
+    """A 900 s interval whose first 600 s read a premium of −240 bps against a stuck oracle."""
+    f = FundingPredictor(interval_s=900.0, interest_rate=1e-4, clamp=5e-4, trust_z=trust_z)
+    for i in range(0, 601, 5):
+        # The first 300 s are honest (premium +1 bp); then the oracle sticks 240 bps high.
+        f.update_premium(float(i), 1e-4 if i < 300 else -2.4e-2)
+    return f
+
+
+def test_funding_predictor_trusts_an_oracle_the_exchange_agrees_with() -> None:
+    f = _frozen_oracle_predictor()
+    trusting = f.snapshot(600.0)
+    # 3 bps apart, a 2 s old report: within what the basis (2 bps) and the index's diffusion
+    # explain, so nothing changes.
+    f.update_oracle(60_000.0, 60_000.0 * (1.0 - 3e-4), 2.0, 2.0, 0.8)
+    assert f.trust == 1.0
+    assert f.snapshot(600.0).predicted_rate == trusting.predicted_rate
+
+
+def test_funding_predictor_distrusts_a_frozen_oracle_down_to_the_accrued_premium() -> None:
+    f = _frozen_oracle_predictor()
+    naive = f.snapshot(600.0).predicted_rate
+    # The oracle reads 240 bps above the index the exchange implies, with a fresh timestamp.
+    f.update_oracle(60_000.0, 60_000.0 * (1.0 - 2.4e-2), 2.0, 2.0, 0.8)
+    snap = f.snapshot(600.0)
+    assert f.trust == 0.0 and snap.trust == 0.0
+    # What remains is what the contract has accrued: 300 s at +1 bp and 300 s at −240 bps over
+    # the 900 s interval, the last 300 s counted at a zero premium.
+    accrued = (300.0 * 1e-4 + 300.0 * -2.4e-2) / 900.0
+    r8h = accrued + max(-5e-4, min(5e-4, 1e-4 - accrued))
+    assert snap.predicted_rate == pytest.approx(r8h * 900.0 / 28_800.0)
+    # The accrued part still pays longs, but less than the naive prediction, which counts the
+    # last 300 s at the stuck oracle's −240 bps too.
+    naive_twap = (300.0 * 1e-4 + 600.0 * -2.4e-2) / 900.0
+    assert naive == pytest.approx((naive_twap + 5e-4) * 900.0 / 28_800.0)
+    assert naive < snap.predicted_rate < 0.0
+
+
+def test_funding_predictor_trust_ramp_and_a_late_report_widens_the_tolerance() -> None:
+    f = FundingPredictor(interval_s=900.0, trust_z=4.0)
+    # basis 3 bps, index 0.8 bps/√s, a 0-s report: the basis model explains 3 bps.
+    for gap_bps, trust in ((12.0, 1.0), (18.0, 0.5), (24.0, 0.0), (100.0, 0.0)):
+        f.update_oracle(1.0, 1.0 - gap_bps * 1e-4, 0.0, 3.0, 0.8)
+        assert f.trust == pytest.approx(trust, abs=0.01), gap_bps
+    # The same 18 bps from a report 100 s old: the index may have moved 8 bps since, so the
+    # model explains √(3² + 8²) = 8.5 bps, and 18 bps is within 4 of those.
+    f.update_oracle(1.0, 1.0 - 18e-4, 100.0, 3.0, 0.8)
+    assert f.trust == 1.0
+    with pytest.raises(ConfigError, match="trust_z"):
+        FundingPredictor(trust_z=0.0)
+
+
+def test_funding_predictor_takes_the_accrued_twap_from_the_contract() -> None:
+    f = FundingPredictor(interval_s=900.0, interest_rate=1e-4, clamp=5e-4)
+    f.update_premium(0.0, 0.0)
+    # Our samples say 0 all along; the contract's accumulator says +20 bps accrued by 450 s.
+    f.update_premium(450.0, 0.0, accrued_twap=2e-3)
+    twap = 0.5 * 2e-3 + 0.5 * 0.0
+    assert f.snapshot(450.0).premium_twap == pytest.approx(twap)
+    # An accumulator reading from the previous interval is not used for the next one.
+    assert f.snapshot(950.0).premium_twap == pytest.approx(0.0)
+
+
+def test_funding_predictor_premium_variance_tracks_a_mean_reverting_premium() -> None:
+    rng = np.random.default_rng(3)
+    f = FundingPredictor(interval_s=900.0, halflife_s=600.0)
+    for i in range(0, 6_000):
+        f.update_premium(float(i), 5e-4 + 2e-4 * rng.standard_normal())
+    snap = f.snapshot(6_000.0)
+    # i.i.d. around 5 bps with a 2 bps spread: variance 4e-8 around the mean, increments 8e-8/s
+    # (a random walk over 600 s would claim 4.8e-5, a thousand times the premium's real range).
+    assert snap.premium_var == pytest.approx(4e-8, rel=0.25)
+    assert snap.premium_var_per_s == pytest.approx(8e-8, rel=0.25)

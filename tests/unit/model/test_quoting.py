@@ -175,7 +175,14 @@ def test_long_inventory_lowers_both_quotes(q: float, sigma: float, model: QuoteM
 
 
 @settings(max_examples=100, deadline=None)
-@given(rate=st.floats(1e-6, 1e-2), q=inventories, model=models, t_snap=st.floats(0.0, 1_800.0))
+# Within the carry's share of the cap (a quarter of 10): beyond it funding moves nothing
+# (test_funding_carry_is_a_bounded_target_not_an_unbounded_shift).
+@given(
+    rate=st.floats(1e-6, 1e-2),
+    q=st.floats(-2.0, 2.0),
+    model=models,
+    t_snap=st.floats(0.0, 1_800.0),
+)
 def test_positive_funding_lowers_reservation_price(
     rate: float, q: float, model: QuoteModel, t_snap: float
 ) -> None:
@@ -208,6 +215,76 @@ def test_funding_is_counted_once_as_expected_payments_at_the_snapshots_a_unit_is
         make_inputs(estimates=est(funding_rate=1e-4, funding_flip_prob=0.5)), p, LiveQuotes()
     )
     assert d.funding_drift == 0.0
+
+
+def test_funding_carry_is_a_bounded_target_not_an_unbounded_shift() -> None:
+    # Longs pay 5 bps per 600-s interval, the snapshot 300 s away: worth F to a marginal unit.
+    p = replace(PARAMS, expected_holding_s=600.0, funding_interval_s=600.0)
+    e = est(funding_rate=5e-4)
+    flat = decide(make_inputs(estimates=e, seconds_to_funding=300.0), p, LiveQuotes())
+    carry = flat.funding_drift + flat.snapshot_shift
+    assert carry > 0.0 and flat.carry_skew == 0.0
+    # No premium variance measured: only the cap share bounds it, a short of a quarter of the cap.
+    share = p.funding_carry_max_cap_frac * flat.inventory_cap_base
+    assert flat.carry_target_base == pytest.approx(-share)
+
+    def r_shift(q: float, estimates: ModelEstimates = e, params: ModelParams = p) -> float:
+        d = decide(
+            make_inputs(estimates=estimates, inventory_base=q, seconds_to_funding=300.0),
+            params,
+            LiveQuotes(),
+        )
+        no_funding = decide(
+            make_inputs(inventory_base=q, seconds_to_funding=300.0), params, LiveQuotes()
+        )
+        return no_funding.reservation_price - d.reservation_price
+
+    # Flat or long: the whole funding value; half way to the target: half; at it and beyond:
+    # none (the old shift pushed on until the inventory cap).
+    assert r_shift(0.0) == pytest.approx(carry)
+    assert r_shift(1.0) == pytest.approx(carry)
+    assert r_shift(-0.5 * share) == pytest.approx(0.5 * carry)
+    assert r_shift(-share) == pytest.approx(0.0, abs=1e-9)
+    assert r_shift(-1.5 * share) == pytest.approx(0.0, abs=1e-9)
+    # No funding, no carry: a hedged DEX position is not skewed for its basis.
+    assert r_shift(-1.0, EST) == 0.0
+    # A premium that moves (variance over the holding horizon) makes the carry riskier: the
+    # mean-variance target -F/(γV) is smaller than the cap share and sets the pace.
+    var = 4e-6  # (20 bps)² around its mean
+    noisy = est(funding_rate=5e-4, funding_premium_var=var, funding_premium_var_per_s=1.0)
+    d = decide(make_inputs(estimates=noisy, seconds_to_funding=300.0), p, LiveQuotes())
+    kappa = p.gamma * 2.0 * var * 2000.0**2
+    assert d.carry_target_base == pytest.approx(-carry / kappa)
+    assert abs(d.carry_target_base) < share
+    assert r_shift(d.carry_target_base, noisy) == pytest.approx(0.0, abs=1e-9)
+    # The configured share is honoured whatever the rate: a 100x rate, the same bound.
+    huge = decide(
+        make_inputs(estimates=est(funding_rate=5e-2), seconds_to_funding=300.0), p, LiveQuotes()
+    )
+    assert huge.carry_target_base == pytest.approx(-share)
+    tight = replace(p, funding_carry_max_cap_frac=0.1)
+    assert decide(
+        make_inputs(estimates=e, seconds_to_funding=300.0), tight, LiveQuotes()
+    ).carry_target_base == pytest.approx(-0.1 * flat.inventory_cap_base)
+    with pytest.raises(ConfigError, match="funding_carry_max_cap_frac"):
+        replace(p, funding_carry_max_cap_frac=0.0)
+
+
+def test_an_untrusted_oracle_keeps_only_the_next_snapshots_prediction() -> None:
+    # The estimators weigh the next snapshot's unaccrued part by the trust; the snapshots after
+    # it rest wholly on the oracle staying as read, so the model drops them.
+    p = replace(PARAMS, expected_holding_s=600.0, funding_interval_s=600.0)
+    trusted = decide(
+        make_inputs(estimates=est(funding_rate=-1e-3), seconds_to_funding=300.0), p, LiveQuotes()
+    )
+    frozen = decide(
+        make_inputs(estimates=est(funding_rate=-1e-3, funding_trust=0.0), seconds_to_funding=300.0),
+        p,
+        LiveQuotes(),
+    )
+    assert trusted.funding_drift < 0.0 and frozen.funding_drift == 0.0
+    assert frozen.snapshot_shift == trusted.snapshot_shift
+    assert frozen.reservation_price < trusted.reservation_price
 
 
 def test_settlement_window_penalises_the_paying_side_then_relaxes() -> None:
