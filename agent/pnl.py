@@ -26,9 +26,9 @@ Which price marks each leg (:meth:`PnlLedger.mark_fair`, what the agent calls ev
             agent's index estimate)                     the exchange tells it now, not the oracle
                                                         report that lags it or stops with a chain
     DEX     index estimate + the premium other makers'  the DEX book mid is no price: it holds our
-            book shows, while that book is fresh        own quotes, stale ones too, and freezes
-            (fair value); else + the last premium read  with the chain; right after a halt other
-            from a fresh book (:class:`BookFreshness`)  makers' quotes are stale as well
+            book shows, while that book and the index   own quotes, stale ones too, and freezes
+            are fresh (fair value); else + the last     with the chain; right after a halt other
+            premium read so (:class:`PremiumFreshness`) makers' quotes are stale as well
     CEX     the exchange mid read fresh this cycle;     the hedge's own venue while it answers;
             else fair value's estimate of it (index     during an outage its last mid is frozen
             estimate + the exchange's basis estimate)   while the DEX leg follows the market
@@ -36,8 +36,8 @@ Which price marks each leg (:meth:`PnlLedger.mark_fair`, what the agent calls ev
 Fair value is the estimator the model, the collar and the risk engine use
 (:mod:`agent.model.fairvalue`), so the ledger counts the money the engine judges. Its premium is
 sampled only from other makers' posts (never our quotes, never a book more than
-``max_premium_bps`` from the index). While the book is not fresh the ledger holds the last
-premium it read from a fresh one rather than dropping it: the perp will trade near it again, and
+``max_premium_bps`` from the index). While the premium is not fresh the ledger holds the last
+fresh one rather than dropping it: the perp will trade near it again, and
 a 50-bps premium dropped from a 0.6-unit position at $60,000 would be a $180 step. When
 both venues answer, the CEX mark is the exchange mid and the DEX mark the market's price of the
 perp, so basis is the real DEX-versus-exchange difference. Marking one leg at a frozen price
@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["BookFreshness", "PnlComponents", "PnlLedger"]
+__all__ = ["PnlComponents", "PnlLedger", "PremiumFreshness"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +94,21 @@ class PnlComponents:
 
 
 @dataclass(slots=True)
-class BookFreshness:
-    """Whether other makers' DEX book is fresh enough to read the perp's premium from.
+class PremiumFreshness:
+    """Whether the DEX premium read this cycle is a price: a fresh book against a fresh index.
 
-    A book is fresh while the chain produces blocks and has done so for ``settle_s`` since its
-    last gap: during a halt or a stall nothing on the book can move, and right after one the
-    book still holds quotes posted before it, at prices the market has left (``holdout/
-    chain_halt`` seed 0: the first block after the 5-minute halt put other makers' mid 74 bps
-    over fair value, for 11 s, until they re-posted).
+    The premium is other makers' DEX mid less the index estimate, so both must be fresh:
+
+    * the **book**, while the chain produces blocks and has done so for ``settle_s`` since its
+      last gap: during a halt or a stall nothing on the book can move, and right after one the
+      book still holds quotes posted before it, at prices the market has left
+      (``holdout/chain_halt`` seed 0: the first block after the 5-minute halt put other makers'
+      mid 74 bps over fair value, for 11 s, until they re-posted);
+    * the **index**, in a cycle that brought a new exchange mid: fair value keeps using the last
+      one for ``max_cex_age_s`` after the exchange stops answering, and a book that follows the
+      market against that held index reads the market's move as premium, on the DEX leg only
+      while the hedge is marked at the held mid (a 3-s window, $18 on 0.25 units in a fall of
+      $60 a second).
 
     Parameters
     ----------
@@ -117,15 +124,28 @@ class BookFreshness:
     settle_s: float
     _head_seen_s: float | None = None
     _settled_s: float = -math.inf
+    _index_read_s: float | None = None
 
-    def fresh(self, now_s: float, head_seen_s: float) -> bool:
-        """Return whether the book is fresh at `now_s`; `head_seen_s` is when the current head
-        was first seen (same clock)."""
+    def fresh(self, now_s: float, head_seen_s: float, index_read_s: float | None = None) -> bool:
+        """Return whether the premium read at `now_s` is fresh.
+
+        Parameters
+        ----------
+        now_s
+            Now, seconds (the caller's clock).
+        head_seen_s
+            When the chain's current head was first seen (same clock).
+        index_read_s
+            When the exchange mid the index estimate rests on was read (same clock); None when
+            there is no exchange (the index is the oracle's, and only the book is judged).
+        """
         last = self._head_seen_s
         if last is not None and head_seen_s - last > self.gap_s:
             self._settled_s = head_seen_s + self.settle_s
         self._head_seen_s = head_seen_s
-        return now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
+        new_index = index_read_s is None or index_read_s != self._index_read_s
+        self._index_read_s = index_read_s
+        return new_index and now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
 
 
 @dataclass(slots=True)
@@ -146,8 +166,8 @@ class PnlLedger:
     _dex_mark: float | None = None
     _cex_mark: float | None = None
     _premium: float = 0.0
-    """The DEX premium last read from a fresh book (what the DEX leg is marked at over the index
-    while the book is not fresh)."""
+    """The last fresh DEX premium (what the DEX leg is marked at over the index while the
+    premium read now is not fresh)."""
     _c: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
             ("spread", "inventory", "basis", "funding", "fees", "gas", "hedge"), 0.0
@@ -183,7 +203,7 @@ class PnlLedger:
         fair: float,
         premium: float,
         *,
-        book_fresh: bool,
+        premium_fresh: bool,
         cex_mid: float | None,
         cex_estimate: float,
     ) -> None:
@@ -196,9 +216,10 @@ class PnlLedger:
             estimator has nothing fresh, and the next mark attributes the move).
         premium
             The part of `fair` that is the perp's premium over the index.
-        book_fresh
-            Whether that premium was read from a fresh book (:class:`BookFreshness`). When not,
-            the DEX leg is marked at the index estimate plus the last premium read from one.
+        premium_fresh
+            Whether that premium was read from a fresh book against a fresh index
+            (:meth:`PremiumFreshness.fresh`). When not, the DEX leg is marked at the index estimate
+            plus the last premium read so.
         cex_mid
             The exchange mid read fresh this cycle; None when the read is stale or failed.
         cex_estimate
@@ -206,7 +227,7 @@ class PnlLedger:
             basis), the hedge's mark when `cex_mid` is None.
         """
         index = fair - premium
-        if book_fresh:
+        if premium_fresh:
             self._premium = premium
         self.mark(index, index + self._premium, cex_mid if cex_mid is not None else cex_estimate)
 

@@ -91,7 +91,7 @@ from agent.model.signals import (
 )
 from agent.model.strategies import Strategy, StrategyName, strategy
 from agent.orders import OrderDiff, diff_orders
-from agent.pnl import BookFreshness, PnlLedger
+from agent.pnl import PnlLedger, PremiumFreshness
 from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
@@ -318,7 +318,9 @@ class Agent:
         self._hedge_cash = 0.0
         """Cash of the hedge leg, quote currency: −Σ signed size × price − fees."""
         self.ledger = PnlLedger()
-        self._ledger_book = BookFreshness(lim.block_age_s.warn, self.fair.params.max_dex_age_s)
+        self._ledger_premium = PremiumFreshness(
+            lim.block_age_s.warn, self.fair.params.max_dex_age_s
+        )
         self.status = AgentStatus()
         self.sink = StatusSink(data_dir, clock)
         self.risk_telemetry = RiskTelemetry(self.metrics, log)
@@ -1188,22 +1190,24 @@ class Agent:
         """Mark the P&L ledger: both legs from fair value, the hedge at the exchange mid if fresh.
 
         Never the DEX book mid (it holds our own quotes and freezes with the chain), a premium
-        read from a book just after a halt, nor the hedger's last mark (frozen through an
-        exchange outage while the DEX leg follows the market: $324 of phantom basis loss in
-        ``holdout/crash_exchange_down``). Which price marks each leg and why: :mod:`agent.pnl`.
-        The ledger feeds reports, not decisions: the risk engine reads only its hedge and gas
-        components and its hedge position, which marks do not move.
+        read from a stale book or against a held index, nor the hedger's last mark (frozen
+        through an exchange outage while the DEX leg follows the market: $324 of phantom basis
+        loss in ``holdout/crash_exchange_down``). Which price marks each leg and why:
+        :mod:`agent.pnl`. The ledger feeds reports, not decisions: the risk engine reads only
+        its hedge and gas components and its hedge position, which marks do not move.
         """
         cex: float | None = None
+        read_s: float | None = None
         if self.hedger is not None:
             seen = self.hedger.fresh_mid()
+            read_s = seen[0] if seen is not None else -math.inf
             if seen is not None and now - seen[0] <= self.fair.params.max_cex_age_s:
                 cex = seen[1]
         premium = self.fair.params.dex_premium_weight * self.fair.premium
         self.ledger.mark_fair(
             fair.price,
             premium,
-            book_fresh=self._ledger_book.fresh(now, self._block_seen_s),
+            premium_fresh=self._ledger_premium.fresh(now, self._block_seen_s, read_s),
             cex_mid=cex,
             # fair.basis is what fair value adds to the exchange mid (its basis and the premium).
             cex_estimate=fair.price - fair.basis,

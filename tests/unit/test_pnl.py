@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.pnl import BookFreshness, PnlLedger
+from agent.pnl import PnlLedger, PremiumFreshness
 
 
 def test_round_trip_at_the_spread_is_spread_capture() -> None:
@@ -91,7 +91,7 @@ def test_a_frozen_exchange_mid_makes_no_phantom_drawdown() -> None:
     the exchange, not its last mid (holdout/crash_exchange_down: $371 reported, $26 real)."""
     q, px = 0.156, 60_000.0
     led, old = PnlLedger(), PnlLedger()  # `old` marks the hedge at the last mid read
-    led.mark_fair(px, 0.0, book_fresh=True, cex_mid=px, cex_estimate=px)
+    led.mark_fair(px, 0.0, premium_fresh=True, cex_mid=px, cex_estimate=px)
     old.mark(px, px, px)
     for ledger in (led, old):
         ledger.on_dex_fill(+q, px, 0.0, px)  # long on the DEX, hedged short on the exchange
@@ -103,7 +103,7 @@ def test_a_frozen_exchange_mid_makes_no_phantom_drawdown() -> None:
         outage = 60 <= t < 180  # the exchange stops answering half-way down
         last_read = last_read if outage else px
         # Fair value comes from the oracle while the exchange is down: it follows the crash.
-        led.mark_fair(px, 0.0, book_fresh=True, cex_mid=None if outage else px, cex_estimate=px)
+        led.mark_fair(px, 0.0, premium_fresh=True, cex_mid=None if outage else px, cex_estimate=px)
         old.mark(px, px, last_read)
         path.append(led.snapshot().total)
         old_path.append(old.snapshot().total)
@@ -122,22 +122,22 @@ def test_a_premium_read_from_a_stale_book_is_not_a_price() -> None:
     read from a fresh book (holdout/chain_halt: a 74-bps premium for 11 s, $18 of phantom
     basis on 0.04 units), and takes the book's premium again once it is fresh."""
     led = PnlLedger()
-    led.mark_fair(60_020.0, 20.0, book_fresh=True, cex_mid=60_000.0, cex_estimate=60_000.0)
+    led.mark_fair(60_020.0, 20.0, premium_fresh=True, cex_mid=60_000.0, cex_estimate=60_000.0)
     led.on_dex_fill(-0.041, 60_020.0, 0.0, 60_020.0)
     led.on_cex_fill(+0.041, 60_000.0, 0.0, 60_000.0)
     # The chain resumes: the index fell to 58,200; the stale book reads a 450-dollar premium.
-    led.mark_fair(58_650.0, 450.0, book_fresh=False, cex_mid=58_200.0, cex_estimate=58_200.0)
+    led.mark_fair(58_650.0, 450.0, premium_fresh=False, cex_mid=58_200.0, cex_estimate=58_200.0)
     c = led.snapshot()
     assert c.basis == pytest.approx(0.0, abs=1e-9)  # the premium held at 20: no basis move
     assert c.total == pytest.approx(0.0, abs=1e-9)  # hedged: the fall costs nothing
     # The makers re-post: the book is fresh again and its premium (now 30) is the mark's.
-    led.mark_fair(58_230.0, 30.0, book_fresh=True, cex_mid=58_200.0, cex_estimate=58_200.0)
+    led.mark_fair(58_230.0, 30.0, premium_fresh=True, cex_mid=58_200.0, cex_estimate=58_200.0)
     assert led.snapshot().basis == pytest.approx(-0.041 * 10.0)
 
 
 def test_a_fill_is_measured_against_the_mark_not_a_book_mid_of_our_own_quotes() -> None:
     led = PnlLedger()
-    led.mark_fair(54_194.0, 0.0, book_fresh=True, cex_mid=54_194.0, cex_estimate=54_194.0)
+    led.mark_fair(54_194.0, 0.0, premium_fresh=True, cex_mid=54_194.0, cex_estimate=54_194.0)
     # Our stale quotes hold the book mid at 58,496; a taker lifts our ask at 58,400.
     led.on_dex_fill(-0.01, 58_400.0, 0.0, 58_496.0)
     c = led.snapshot()
@@ -145,14 +145,23 @@ def test_a_fill_is_measured_against_the_mark_not_a_book_mid_of_our_own_quotes() 
     assert c.basis == 0.0 and c.total == pytest.approx(c.spread)
 
 
-def test_book_freshness_through_a_halt() -> None:
-    fresh = BookFreshness(gap_s=15.0, settle_s=30.0)
+def test_premium_freshness_through_a_halt() -> None:
+    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
     assert all(fresh.fresh(float(t), float(t)) for t in range(100))  # a block every second
     assert fresh.fresh(110.0, 99.0)  # 11 s without a block: not a gap yet
     assert not fresh.fresh(120.0, 99.0)  # 21 s: the book cannot move, the chain is stalled
     # Blocks again from 400 s: the quotes on the book are as old as the halt.
     assert not any(fresh.fresh(float(t), float(t)) for t in range(400, 430))
     assert fresh.fresh(430.0, 430.0)  # settled: the makers have had 30 s to re-post
+
+
+def test_premium_freshness_needs_a_new_exchange_mid() -> None:
+    """Fair value holds the exchange's last mid for a few seconds after it stops answering; a
+    premium read against that held index is the market's move, not a premium."""
+    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
+    assert all(fresh.fresh(float(t), float(t), index_read_s=float(t)) for t in range(10))
+    assert not any(fresh.fresh(float(t), float(t), index_read_s=9.0) for t in range(10, 14))
+    assert fresh.fresh(14.0, 14.0, index_read_s=14.0)  # the exchange answers again
 
 
 fair_mark = st.tuples(
@@ -168,17 +177,17 @@ fair_mark = st.tuples(
 def test_fair_marks_sum_to_equity_change(events: list[tuple[Any, ...]]) -> None:
     """Marks from fair value still add up: equity at the legs' marks, whatever is stale."""
     led = PnlLedger()
-    led.mark_fair(100.0, 0.0, book_fresh=True, cex_mid=100.0, cex_estimate=100.0)
+    led.mark_fair(100.0, 0.0, premium_fresh=True, cex_mid=100.0, cex_estimate=100.0)
     dmid, cmid, held = 100.0, 100.0, 0.0
     cash, dpos, hpos = 0.0, 0.0, 0.0
     for ev in events:
         if ev[0] == "fair":
-            fair, prem, book_fresh, cex_off, basis = ev[1]
+            fair, prem, premium_fresh, cex_off, basis = ev[1]
             index = fair - prem
-            held = prem if book_fresh else held
+            held = prem if premium_fresh else held
             cex = None if cex_off is None else index + cex_off
             led.mark_fair(
-                fair, prem, book_fresh=book_fresh, cex_mid=cex, cex_estimate=index + basis
+                fair, prem, premium_fresh=premium_fresh, cex_mid=cex, cex_estimate=index + basis
             )
             dmid, cmid = index + held, cex if cex is not None else index + basis
             continue
