@@ -107,8 +107,8 @@ class PremiumFreshness:
     * the **index**, in a cycle that brought a new exchange mid: fair value keeps using the last
       one for ``max_cex_age_s`` after the exchange stops answering, and a book that follows the
       market against that held index reads the market's move as premium, on the DEX leg only
-      while the hedge is marked at the held mid (a 3-s window, $18 on 0.25 units in a fall of
-      $60 a second).
+      while the hedge is marked at the held mid (a 3-s window: $18 of phantom drawdown on 0.25
+      units in a fall of $60 a second, ``tests/e2e/scenarios/exchange_down_in_a_fall.toml``).
 
     Parameters
     ----------
