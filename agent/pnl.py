@@ -1,29 +1,57 @@
 """P&L attribution (pure): where the money came from, in components that add up exactly.
 
-All amounts are in collateral units (USD). The reference price for directional risk is the index
-(oracle) price; each venue's deviation from it is basis.
+All amounts are in collateral units (USD). Each leg is valued at one price per mark, and the
+moves of those prices between marks are split into a directional part (the index) and basis:
 
 ==============  =================================================================================
 component       definition
 ==============  =================================================================================
-spread          edge of each DEX fill against the DEX mid at the fill: (mid − price) × signed size
+spread          edge of each DEX fill against the DEX leg's mark: (mark − price) × signed size
 inventory       net delta (DEX position + CEX hedge position) × change of the index
-basis           DEX position × change of (DEX mid − index) + hedge × change of (CEX mid − index)
+basis           DEX position × change of (DEX mark − index) + hedge × change of (CEX mark − index)
 funding         DEX funding received − paid (applied, plus accrued but not yet applied), CEX funding
 fees            DEX fees paid (negative) and maker rebates (positive)
 gas             native gas spent × native price (negative)
 hedge           edge of each CEX fill against the CEX mid at the fill, minus CEX fees
 ==============  =================================================================================
 
-The sum of the components equals the mark-to-market change of equity (DEX position at DEX mid plus
-CEX position at CEX mid, plus cash flows); a unit test holds it to that.
+The sum of the components equals the mark-to-market change of equity (DEX position at its mark
+plus CEX position at its mark, plus cash flows); a unit test holds it to that.
+
+Which price marks each leg (:meth:`PnlLedger.mark_fair`, what the agent calls every cycle)::
+
+    leg     marked at                                   why
+    ------  ------------------------------------------  -------------------------------------------
+    index   fair value less the DEX premium (the        the directional reference: the index as
+            agent's index estimate)                     the exchange tells it now, not the oracle
+                                                        report that lags it or stops with a chain
+    DEX     index estimate + the premium other makers'  the DEX book mid is no price: it holds our
+            book shows, while that book and the index   own quotes, stale ones too, and freezes
+            are fresh (fair value); else + the last     with the chain; right after a halt other
+            premium read so (:class:`PremiumFreshness`) makers' quotes are stale as well
+    CEX     the exchange mid read fresh this cycle;     the hedge's own venue while it answers;
+            else fair value's estimate of it (index     during an outage its last mid is frozen
+            estimate + the exchange's basis estimate)   while the DEX leg follows the market
+
+Fair value is the estimator the model, the collar and the risk engine use
+(:mod:`agent.model.fairvalue`), so the ledger counts the money the engine judges. Its premium is
+sampled only from other makers' posts (never our quotes, never a book more than
+``max_premium_bps`` from the index). While the premium is not fresh the ledger holds the last
+fresh one rather than dropping it: the perp will trade near it again, and
+a 50-bps premium dropped from a 0.6-unit position at $60,000 would be a $180 step. When
+both venues answer, the CEX mark is the exchange mid and the DEX mark the market's price of the
+perp, so basis is the real DEX-versus-exchange difference. Marking one leg at a frozen price
+while the other follows the market is what made the old ledger report phantom drawdowns (the
+hedge frozen through the exchange outage of ``holdout/crash_exchange_down``, the DEX leg at the
+book mid through the halt of ``holdout/chain_halt``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-__all__ = ["PnlComponents", "PnlLedger"]
+__all__ = ["PnlComponents", "PnlLedger", "PremiumFreshness"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +94,67 @@ class PnlComponents:
 
 
 @dataclass(slots=True)
+class PremiumFreshness:
+    """Whether the DEX premium read this cycle is a price: a fresh book against a fresh index.
+
+    The premium is other makers' DEX mid less the index estimate, so both must be fresh:
+
+    * the **book**, while the chain produces blocks and has done so for ``settle_s`` since its
+      last gap: during a halt or a stall nothing on the book can move, and right after one the
+      book still holds quotes posted before it, at prices the market has left
+      (``holdout/chain_halt`` seed 0: the first block after the 5-minute halt put other makers'
+      mid 74 bps over fair value, for 11 s, until they re-posted);
+    * the **index**, in a cycle that brought a new exchange mid: fair value keeps using the last
+      one for ``max_cex_age_s`` after the exchange stops answering, and a book that follows the
+      market against that held index reads the market's move as premium, on the DEX leg only
+      while the hedge is marked at the held mid (a 3-s window: $18 of phantom drawdown on 0.25
+      units in a fall of $60 a second, ``tests/e2e/scenarios/exchange_down_in_a_fall.toml``).
+
+    Parameters
+    ----------
+    gap_s
+        A head older than this, or two heads further apart, is a gap (the risk engine's
+        block-age warn level, seconds).
+    settle_s
+        How long the book takes to count as fresh again after a gap, seconds (the fair-value
+        estimator's ``max_dex_age_s``: beyond that age a DEX quote is stale).
+    """
+
+    gap_s: float
+    settle_s: float
+    _head_seen_s: float | None = None
+    _settled_s: float = -math.inf
+    _index_read_s: float | None = None
+
+    def fresh(self, now_s: float, head_seen_s: float, index_read_s: float | None = None) -> bool:
+        """Return whether the premium read at `now_s` is fresh.
+
+        Parameters
+        ----------
+        now_s
+            Now, seconds (the caller's clock).
+        head_seen_s
+            When the chain's current head was first seen (same clock).
+        index_read_s
+            When the exchange mid the index estimate rests on was read (same clock); None when
+            there is no exchange (the index is the oracle's, and only the book is judged).
+        """
+        last = self._head_seen_s
+        if last is not None and head_seen_s - last > self.gap_s:
+            self._settled_s = head_seen_s + self.settle_s
+        self._head_seen_s = head_seen_s
+        new_index = index_read_s is None or index_read_s != self._index_read_s
+        self._index_read_s = index_read_s
+        return new_index and now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
+
+
+@dataclass(slots=True)
 class PnlLedger:
     """Accumulates P&L components from marks, fills and cash flows.
 
-    Call :meth:`mark` whenever prices are observed (it attributes the move since the last mark),
-    and the ``on_*`` methods as events arrive. Positions are in base units (signed).
+    Call :meth:`mark_fair` (or :meth:`mark` with explicit prices) whenever prices are observed:
+    it attributes the move since the last mark. Call the ``on_*`` methods as events arrive.
+    Positions are in base units (signed).
     """
 
     dex_position: float = 0.0
@@ -79,8 +163,11 @@ class PnlLedger:
     """DEX funding accrued at settled snapshots but not yet applied to the account (the market
     applies it lazily on the next touch); + means receivable."""
     _index: float | None = None
-    _dex_mid: float | None = None
-    _cex_mid: float | None = None
+    _dex_mark: float | None = None
+    _cex_mark: float | None = None
+    _premium: float = 0.0
+    """The last fresh DEX premium (what the DEX leg is marked at over the index while the
+    premium read now is not fresh)."""
     _c: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
             ("spread", "inventory", "basis", "funding", "fees", "gas", "hedge"), 0.0
@@ -88,35 +175,82 @@ class PnlLedger:
     )
 
     def mark(self, index: float, dex_mid: float, cex_mid: float | None = None) -> None:
-        """Attribute price moves since the last mark to inventory and basis."""
+        """Value the legs at these prices; attribute the move since the last mark.
+
+        Parameters
+        ----------
+        index
+            The directional reference price.
+        dex_mid
+            The price the DEX leg is marked at.
+        cex_mid
+            The price the hedge leg is marked at (None: the index).
+        """
         cex = cex_mid if cex_mid is not None else index
-        if self._index is not None and self._dex_mid is not None and self._cex_mid is not None:
+        if self._index is not None and self._dex_mark is not None and self._cex_mark is not None:
             d_index = index - self._index
             self._c["inventory"] += (self.dex_position + self.hedge_position) * d_index
             self._c["basis"] += self.dex_position * (
-                (dex_mid - index) - (self._dex_mid - self._index)
+                (dex_mid - index) - (self._dex_mark - self._index)
             )
             self._c["basis"] += self.hedge_position * (
-                (cex - index) - (self._cex_mid - self._index)
+                (cex - index) - (self._cex_mark - self._index)
             )
-        self._index, self._dex_mid, self._cex_mid = index, dex_mid, cex
+        self._index, self._dex_mark, self._cex_mark = index, dex_mid, cex
+
+    def mark_fair(
+        self,
+        fair: float,
+        premium: float,
+        *,
+        premium_fresh: bool,
+        cex_mid: float | None,
+        cex_estimate: float,
+    ) -> None:
+        """Mark both legs from fair value (see the module docstring's table for why).
+
+        Parameters
+        ----------
+        fair
+            Fair value of the DEX perp (a fresh estimate: the caller skips the mark when the
+            estimator has nothing fresh, and the next mark attributes the move).
+        premium
+            The part of `fair` that is the perp's premium over the index.
+        premium_fresh
+            Whether that premium was read from a fresh book against a fresh index
+            (:meth:`PremiumFreshness.fresh`). When not, the DEX leg is marked at the index estimate
+            plus the last premium read so.
+        cex_mid
+            The exchange mid read fresh this cycle; None when the read is stale or failed.
+        cex_estimate
+            The exchange's price as fair value estimates it (index estimate plus the exchange's
+            basis), the hedge's mark when `cex_mid` is None.
+        """
+        index = fair - premium
+        if premium_fresh:
+            self._premium = premium
+        self.mark(index, index + self._premium, cex_mid if cex_mid is not None else cex_estimate)
 
     def on_dex_fill(self, signed_size: float, price: float, fee: float, mid: float) -> None:
-        """Book one DEX fill of ours: `fee` > 0 is paid, < 0 a rebate; `mid` the DEX mid then."""
-        self._c["spread"] += (mid - price) * signed_size
+        """Book one DEX fill of ours: `fee` > 0 is paid, < 0 a rebate.
+
+        Its edge is measured against the DEX leg's last mark, the price the position is valued
+        at, so the fill adds no basis; `mid` (the caller's reference, the DEX book mid) is used
+        only before the first mark. Against a book mid that holds our own quotes the split
+        would read our own half-spread as edge and put the quotes' offset from fair value into
+        basis (a mempool stall once held that mid at 58,496 with fair value at 54,194).
+        """
+        ref = self._dex_mark if self._dex_mark is not None else mid
+        self._c["spread"] += (ref - price) * signed_size
         self._c["fees"] -= fee
         self.dex_position += signed_size
-        # Equity values the position at the last marked mid; if the fill's mid differs, the
-        # difference is a move of the DEX against the index that the next mark would not see.
-        if self._dex_mid is not None:
-            self._c["basis"] += signed_size * (self._dex_mid - mid)
 
     def on_cex_fill(self, signed_size: float, price: float, fee: float, mid: float) -> None:
         """Book one CEX hedge fill: edge vs the CEX mid, minus the fee."""
         self._c["hedge"] += (mid - price) * signed_size - fee
         self.hedge_position += signed_size
-        if self._cex_mid is not None:
-            self._c["basis"] += signed_size * (self._cex_mid - mid)
+        if self._cex_mark is not None:
+            self._c["basis"] += signed_size * (self._cex_mark - mid)
 
     def on_funding(self, amount: float) -> None:
         """Book a funding payment: positive received, negative paid (either venue)."""

@@ -91,7 +91,7 @@ from agent.model.signals import (
 )
 from agent.model.strategies import Strategy, StrategyName, strategy
 from agent.orders import OrderDiff, diff_orders
-from agent.pnl import PnlLedger
+from agent.pnl import PnlLedger, PremiumFreshness
 from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
@@ -318,6 +318,9 @@ class Agent:
         self._hedge_cash = 0.0
         """Cash of the hedge leg, quote currency: −Σ signed size × price − fees."""
         self.ledger = PnlLedger()
+        self._ledger_premium = PremiumFreshness(
+            lim.block_age_s.warn, self.fair.params.max_dex_age_s
+        )
         self.status = AgentStatus()
         self.sink = StatusSink(data_dir, clock)
         self.risk_telemetry = RiskTelemetry(self.metrics, log)
@@ -841,11 +844,8 @@ class Agent:
                 (mid - snap.index) / snap.index,
                 snap.funding.running_premium if open_interval else None,
             )
-            # The hedge leg at the exchange mid read this cycle, not at the hedger's own mark
-            # (re-read every reconciliation, 10 s): in a trend that stale mark put up to 10 s
-            # of the move into the P&L of a hedged residual, a phantom gain that grew with the
-            # residual and the price level (the flash_crash/flash_pump gap).
-            self.ledger.mark(snap.index, mid, self._fresh_cex_mid(now))
+        if not fair.stale:
+            self._mark_ledger(now, fair)
         self._update_gas(snap)
         estimates = self.est.snapshot(now)
         pos = self._position
@@ -1203,14 +1203,32 @@ class Agent:
         self.fair_value = fair
         return fair
 
-    def _fresh_cex_mid(self, now: float) -> float | None:
-        """The exchange mid read beside this cycle's snapshot, else the hedger's mark."""
-        if self.hedger is None:
-            return None
-        seen = self.hedger.fresh_mid()
-        if seen is not None and now - seen[0] <= self.fair.params.max_cex_age_s:
-            return seen[1]
-        return self.hedger.cex_mid()
+    def _mark_ledger(self, now: float, fair: FairValue) -> None:
+        """Mark the P&L ledger: both legs from fair value, the hedge at the exchange mid if fresh.
+
+        Never the DEX book mid (it holds our own quotes and freezes with the chain), a premium
+        read from a stale book or against a held index, nor the hedger's last mark (frozen
+        through an exchange outage while the DEX leg follows the market: $324 of phantom basis
+        loss in ``holdout/crash_exchange_down``). Which price marks each leg and why:
+        :mod:`agent.pnl`. The ledger feeds reports, not decisions: the risk engine reads only
+        its hedge and gas components and its hedge position, which marks do not move.
+        """
+        cex: float | None = None
+        read_s: float | None = None
+        if self.hedger is not None:
+            seen = self.hedger.fresh_mid()
+            read_s = seen[0] if seen is not None else -math.inf
+            if seen is not None and now - seen[0] <= self.fair.params.max_cex_age_s:
+                cex = seen[1]
+        premium = self.fair.params.dex_premium_weight * self.fair.premium
+        self.ledger.mark_fair(
+            fair.price,
+            premium,
+            premium_fresh=self._ledger_premium.fresh(now, self._block_seen_s, read_s),
+            cex_mid=cex,
+            # fair.basis is what fair value adds to the exchange mid (its basis and the premium).
+            cex_estimate=fair.price - fair.basis,
+        )
 
     def _update_gas(self, snap: VenueSnapshot) -> None:
         """Price gas at what the pipeline pays (base fee + its tip), plus an L2's L1 data fee."""

@@ -47,6 +47,7 @@ __all__ = [
     "TxRecord",
     "TxStatus",
     "build_report",
+    "drawdown_check",
     "drawdown_limit",
     "format_table",
     "paying_side",
@@ -325,6 +326,22 @@ def _l1_fee_usd_by_sample(record: RunRecord, t: _F64) -> _F64:
     return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
 
 
+def _ledger_series(record: RunRecord, t: _F64) -> _F64:
+    """The agent's ledger net P&L at each sample, less the L1 data fee paid by then."""
+    return _arr([s.pnl.total for s in record.samples]) - _l1_fee_usd_by_sample(record, t)
+
+
+def _world_series(record: RunRecord, t: _F64) -> _F64 | None:
+    """Both legs at the world's prices less gas and L1 fee, from the first sample (None when a
+    step did not observe it)."""
+    equity = [s.equity_usd for s in record.samples]
+    if any(e is None for e in equity):
+        return None
+    series = _arr(equity)
+    out: _F64 = series - series[0] - _l1_fee_usd_by_sample(record, t)
+    return out
+
+
 def drawdown_limit(record: RunRecord) -> dict[str, Any]:
     """The run's worst drawdown as a fraction of the strategy's capital, against the limit.
 
@@ -337,14 +354,9 @@ def drawdown_limit(record: RunRecord) -> dict[str, Any]:
     samples = record.samples
     meta = record.meta
     t = _arr([s.t_s for s in samples])
-    observed = all(s.equity_usd is not None for s in samples)
-    if observed:
-        series = _arr([s.equity_usd for s in samples])
-        series = series - series[0]
-    else:
-        series = _arr([s.pnl.total for s in samples])
-    series = series - _l1_fee_usd_by_sample(record, t)
-    dd = _max_drawdown(t, series)
+    world = _world_series(record, t)
+    observed = world is not None
+    dd = _max_drawdown(t, world if world is not None else _ledger_series(record, t))
     capital, limit = meta.strategy_capital_quote, meta.drawdown_limit_frac
     frac = dd["usd"] / capital if capital else None
     engine = [s.engine_drawdown_frac for s in samples if s.engine_drawdown_frac is not None]
@@ -359,6 +371,55 @@ def drawdown_limit(record: RunRecord) -> dict[str, Any]:
         "trough_t_s": dd["trough_t_s"],
         "engine_max_frac": max(engine) if engine else None,
         "breached": None if frac is None or limit is None else bool(frac >= limit),
+    }
+
+
+DRAWDOWN_TOLERANCE_USD = 5.0
+"""How far the ledger's drawdown may sit from the world-priced one and still agree, USD (or
+:data:`DRAWDOWN_TOLERANCE_FRAC` of the world's, when that is more)."""
+DRAWDOWN_TOLERANCE_FRAC = 0.25
+"""The relative part of the tolerance: the ledger marks at the agent's fair-value estimate, the
+world at its own fair value, and in a fast move the estimate trails by a few bps of the price."""
+
+
+def drawdown_check(record: RunRecord) -> dict[str, Any]:
+    """The ledger's drawdown (the report's ``max_drawdown``) beside the world-priced one.
+
+    The ledger values the legs at the agent's own prices (:mod:`agent.pnl`); the world-priced
+    equity (:func:`drawdown_limit`) at the world's. They should tell the same story: ``agree``
+    is True when the two drawdowns differ by at most the tolerance (the larger of
+    :data:`DRAWDOWN_TOLERANCE_USD` and :data:`DRAWDOWN_TOLERANCE_FRAC` of the world's), None
+    when the run did not observe the world-priced equity. ``tracking_gap_usd`` is the largest
+    difference of the two P&L paths at any sample (each from the first sample): a phantom
+    drawdown that a later mark gives back shows here even when the maxima happen to agree;
+    ``final_gap_usd`` is that difference at the end (the ledger's net against the world's).
+    """
+    t = _arr([s.t_s for s in record.samples])
+    ledger = _ledger_series(record, t)
+    ledger_dd = _max_drawdown(t, ledger)["usd"]
+    world = _world_series(record, t)
+    if world is None:
+        return {
+            "ledger_usd": ledger_dd,
+            "world_usd": None,
+            "diff_usd": None,
+            "tracking_gap_usd": None,
+            "final_gap_usd": None,
+            "tolerance_usd": None,
+            "agree": None,
+        }
+    world_dd = _max_drawdown(t, world)["usd"]
+    tolerance = max(DRAWDOWN_TOLERANCE_USD, DRAWDOWN_TOLERANCE_FRAC * world_dd)
+    diff = ledger_dd - world_dd
+    gap = (ledger - ledger[0]) - world
+    return {
+        "ledger_usd": ledger_dd,
+        "world_usd": world_dd,
+        "diff_usd": diff,
+        "tracking_gap_usd": float(np.max(np.abs(gap))),
+        "final_gap_usd": float(gap[-1]),
+        "tolerance_usd": tolerance,
+        "agree": bool(abs(diff) <= tolerance),
     }
 
 
@@ -459,7 +520,8 @@ def build_report(record: RunRecord) -> dict[str, Any]:
     l1_fee_usd = sum(tx.l1_data_fee_native for tx in record.txs) * (meta.native_price_usd or 0.0)
     pnl_final["gas"] -= l1_fee_usd
     pnl_final["total"] -= l1_fee_usd
-    total = _arr([s.pnl.total for s in samples])
+    # The drawdown is of the net P&L reported above: the L1 data fee counts as it is paid.
+    total = _ledger_series(record, t)
 
     inv = _arr([s.inventory_base for s in samples])
     cap = meta.inventory_cap_base
@@ -584,6 +646,7 @@ def build_report(record: RunRecord) -> dict[str, Any]:
         "pnl": pnl_final,
         "max_drawdown": _max_drawdown(t, total),
         "drawdown_limit": drawdown_limit(record),
+        "drawdown_check": drawdown_check(record),
         "paying_side": paying_side(record),
         "inventory": inventory,
         "fills": fills_out,
@@ -741,6 +804,11 @@ def _write_plots(record: RunRecord, report: Mapping[str, Any], out_dir: Path) ->
             ax.plot(t, _arr([getattr(s.pnl, c) for s in samples]), lw=1.0, label=c,
                     color=_COMPONENT_COLOURS[c])  # fmt: skip
         ax.plot(t, _arr([s.pnl.total for s in samples]), color="black", lw=2.0, label="total")
+        world = _world_series(record, t_raw)
+        if world is not None:
+            # The same money at the world's prices: where the two part, the ledger's marks err.
+            ax.plot(t, world + samples[0].pnl.total, color="#555555", lw=1.2, ls="--",
+                    label="total, world-priced")  # fmt: skip
         ax.axhline(0.0, color="#999999", lw=0.6)
         dd = report["max_drawdown"]
         if dd["usd"] > 0:
@@ -839,6 +907,16 @@ def _dd_text(dd: Mapping[str, Any]) -> str:
     )
 
 
+def _dd_check_text(chk: Mapping[str, Any]) -> str:
+    if chk["world_usd"] is None:
+        return f"{chk['ledger_usd']:,.2f} / not observed"
+    verdict = "agree" if chk["agree"] else "DISAGREE"
+    return (
+        f"{chk['ledger_usd']:,.2f} / {chk['world_usd']:,.2f} ({verdict} within "
+        f"{chk['tolerance_usd']:,.2f}; paths at most {chk['tracking_gap_usd']:,.2f} apart)"
+    )
+
+
 def _paying_text(ps: Mapping[str, Any]) -> str:
     cap = "-" if ps["cap_base"] is None else f"{ps['cap_base']:g}"
     return f"{ps['max_base']:.4f} over {ps['snapshots']} ({cap}); {ps['breaches']} over the cap"
@@ -852,6 +930,7 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     headline = [
         ("total P&L (USD)", pnl["total"]),
         ("max drawdown (USD)", report["max_drawdown"]["usd"]),
+        ("max drawdown: ledger / world-priced (USD)", _dd_check_text(report["drawdown_check"])),
         ("max drawdown / strategy capital (limit)", _dd_text(report["drawdown_limit"])),
         ("paying-side inventory at funding snapshots, max (cap)",
          _paying_text(report["paying_side"])),
@@ -954,6 +1033,7 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "passed": report["passed"],
         "pnl_usd": report["pnl"]["total"],
         "max_dd_usd": report["max_drawdown"]["usd"],
+        "world_dd_usd": report["drawdown_check"]["world_usd"],
         "dd_pct_cap": _pct(report["drawdown_limit"]["max_frac"]),
         "dd_limit_pct": _pct(report["drawdown_limit"]["limit_frac"]),
         "paying_max": report["paying_side"]["max_base"],

@@ -9,9 +9,9 @@ timeline. The columns, per strategy:
 ==========================  ======================================================================
 ``pnl``                     net P&L (USD) and each part: spread, inventory, funding, fees, gas,
                             hedge, basis (the agent's ledger, as in the run's report)
-``max_dd_usd``              maximum drawdown of net P&L (the agent's ledger, which marks the DEX
-                            leg at the book's mid: in a crash that mid can sit far from any price
-                            the position could be closed at, a drawdown no limit should judge)
+``max_dd_usd``              maximum drawdown of net P&L (the agent's ledger, both legs marked from
+                            its fair value: agent/pnl.py); the report's ``drawdown_check`` sets it
+                            beside ``dd_usd`` and says whether the two agree
 ``fills``                   DEX fills of ours
 ``two_sided_pct``           share of the run with a bid and an ask of ours resting
 ``gas_native``              gas spent, in the chain's native token (every tx, reverted included)

@@ -219,7 +219,7 @@ async def test_the_pnl_ledger_marks_the_hedge_leg_at_the_exchange_mid_read_this_
         await agent.step()
         assert agent.hedger is not None
         assert agent.hedger.cex_mid() != pytest.approx(3006.0, abs=0.5)  # its mark is older
-        assert agent.ledger._cex_mid == pytest.approx(3006.0, abs=0.5)
+        assert agent.ledger._cex_mark == pytest.approx(3006.0, abs=0.5)
     finally:
         await _close(agent, closers)
 

@@ -367,3 +367,35 @@ def test_paying_side_at_funding_snapshots_against_the_cap() -> None:
     assert row["paying_max"] == 1.3 and row["paying_over_cap"] == 1
     none = build_report(_record())["paying_side"]
     assert (none["snapshots"], none["max_base"], none["breaches"]) == (0, 0.0, 0)
+
+
+def test_drawdown_check_sets_the_ledger_beside_the_world() -> None:
+    # The ledger draws down 7 (peak 8, trough 1); the world-priced equity 6.5 on the same path.
+    equity = [100.0, 105.0, 102.0, 108.0, 101.5, 103.0]
+    rec = replace(
+        _record(),
+        samples=[replace(s, equity_usd=e) for s, e in zip(_record().samples, equity, strict=True)],
+    )
+    chk = build_report(rec)["drawdown_check"]
+    assert chk["ledger_usd"] == 7.0 and chk["world_usd"] == pytest.approx(6.5)
+    assert chk["diff_usd"] == pytest.approx(0.5) and chk["agree"] is True
+    assert chk["tracking_gap_usd"] == pytest.approx(0.5) and chk["final_gap_usd"] == 0.0
+    assert summary_row(build_report(rec))["world_dd_usd"] == pytest.approx(6.5)
+    # A frozen leg: the ledger dips 40 that the world never saw, and gives it back.
+    phantom = [
+        replace(s, pnl=PnlSnapshot(total=s.pnl.total - (40.0 if s.t_s == 40.0 else 0.0)))
+        for s in rec.samples
+    ]
+    chk = build_report(replace(rec, samples=phantom))["drawdown_check"]
+    assert chk["ledger_usd"] == 47.0 and chk["agree"] is False
+    assert chk["tracking_gap_usd"] == pytest.approx(40.5) and chk["final_gap_usd"] == 0.0
+    # Not observed: the ledger's figure alone, nothing judged.
+    assert build_report(_record())["drawdown_check"]["agree"] is None
+
+
+def test_the_drawdown_is_of_the_net_reported_l1_fee_included() -> None:
+    fee = TxRecord(35.0, "quote", 1, 1.0, "success", 1.0, 100, l1_data_fee_native=0.01)
+    r = build_report(replace(_record(), txs=[fee]))
+    # $30 of L1 data fee paid at t=35, after the peak: the trough at t=40 is 30 deeper.
+    assert r["pnl"]["total"] == pytest.approx(3.0 - 30.0)
+    assert r["max_drawdown"]["usd"] == pytest.approx(7.0 + 30.0)
