@@ -42,9 +42,10 @@ rate limits                 a 429 on an order is a refusal (nothing placed): the
                             resent at its old price; the next one reads the book once the
                             exchange's ``Retry-After`` window has passed and is priced afresh,
                             in the same step when the window is short
-order of work               an IOC hedge goes out before the periodic reconciliation and the
-                            dead-man renewal (bookkeeping must not delay it in an outage); with
-                            orders that can rest, the dead-man switch is renewed first
+order of work               an IOC hedge (IOC style, or PASSIVE's taker fallback) goes out
+                            before the periodic reconciliation and the dead-man renewal
+                            (bookkeeping must not delay it in a 429 storm); before an order that
+                            can rest, the dead-man switch is renewed first
 large gaps                  ``|gap| > twap_threshold_base`` is unloaded in slices of
                             ``twap_slice_base`` every ``twap_interval_s``
 never a double hedge        one client order id per (intent, slice), derived from the intent;
@@ -607,7 +608,11 @@ class Hedger:
             return
         # Orders that can rest need the dead-man switch armed before they go out; an IOC does
         # not, and in an outage every request before it delays the hedge by a retry cycle.
-        may_rest = self.config.order_style != "IOC" or self._resting is not None
+        may_rest = (
+            self._resting is not None
+            or self.config.order_style == "LIMIT"
+            or self._passive_now(now_s)
+        )
         if may_rest:
             await self._renew_deadman(now_s)
         if self._resting is not None:

@@ -146,3 +146,41 @@ async def test_at_normal_urgency_a_missed_ioc_is_repriced_once_at_the_same_cap(
     second_cap_bps = (CRASHED_MID - float(second["price"])) / CRASHED_MID * 1e4
     assert 13 < second_cap_bps < 17
     assert sim.exchange.position_qty(SYMBOL) == Decimal(str(-HEDGE_BASE))
+
+
+@pytest.mark.asyncio
+async def test_a_lost_answer_looked_up_through_429s_is_never_sent_twice(
+    wire: tuple[SimServer, CexFaultProxy, BinanceFuturesClient],
+) -> None:
+    # The order executes but its answer is lost, and the lookups by client id that follow are
+    # answered 429: its outcome stays unknown, and no second order may go out until the
+    # exchange says what became of the first (the id lookup, then the position).
+    sim, proxy, client = wire
+    proxy.inject(ProxyFault("timeout", hold_s=2.0))
+    proxy.inject(
+        ProxyFault(
+            "rate_limit_429", method="GET", path="/fapi/v1/order", count=3, retry_after_s=0.2
+        )
+    )
+    journal = MemoryJournal()
+    hedger = Hedger(client, journal, HedgerConfig(SYMBOL, dead_band_base=0.01))
+    hedger.set_urgency(2)
+    await hedger.on_position(HEDGE_BASE, dex_mark=MID0, now_s=time.time())
+    await hedger.drain()
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        health = hedger.health()
+        if not health.status_unknown and abs(health.hedge_gap_base) <= 0.01:
+            break
+        await hedger.step(time.time())
+        await hedger.drain()
+    await proxy.settled()
+    await hedger.step(time.time())
+    await hedger.drain()
+
+    assert proxy.pending_faults == [], "a fault never hit: the case tested nothing"
+    (order,) = sim.exchange.orders()
+    assert order["status"] == "FILLED"
+    assert sim.exchange.position_qty(SYMBOL) == Decimal(str(-HEDGE_BASE))
+    assert not hedger.health().status_unknown
+    assert hedger.health().cex_position_base == pytest.approx(-HEDGE_BASE)
