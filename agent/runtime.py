@@ -1106,6 +1106,9 @@ class Agent:
             cex_banned=banned,
             cex_rate_limited=limited,
             cex_feed_age_s=cex_age,
+            hedge_exposure_base=(
+                inventory + self.hedger.hedge_position_base() if self.hedger else None
+            ),
             fair_value=None if fair.stale else fair.price,
             fair_value_divergence_bps=fair.divergence_bps,
             cex_jump=self.jump.state is JumpState.PULLED,

@@ -36,6 +36,15 @@ Time
     exchange's latency, jitter and Retry-After, the hedge client's back-off and the agent's poll
     interval, so at any speed they last as long in simulated time as they would live. The RPC
     proxy's delay is *not* scaled: it models a slow node, in wall time, as the agent meets it.
+What compression distorts
+    The agent's own work is not scaled and cannot be: every wall millisecond its event loop
+    spends (a runtime cycle, an HTTP round trip through the loop, a busy machine's scheduling)
+    is ``speed`` simulated milliseconds. At speed 15 on the shared 2-core machine one exchange
+    request took 0.2–3.6 simulated seconds (10–240 wall ms), so a hedge that needs a book read,
+    an order and the bookkeeping around them lags the market by seconds where it would lag by
+    a tenth of one live, and an IOC priced off a read lands after the price moved. Figures of
+    fast moves (crashes, 429 storms) are therefore worse at high speed than live; quote them at
+    a low speed (e.g. ``--speed 4``) beside the default. Lock-step mode has no such distortion.
 Not reproducible
     Thread scheduling decides what the agent sees when; two runs of one seed differ. Lock-step
     mode is the reproducible one.
@@ -440,11 +449,19 @@ async def run_live(
             agent, closers = await build_agent(cfg, clock=clock)
             if agent.hedger is not None:
                 client = agent.hedger.client
+                # The client's waits are wall time; scaled, they last as long in simulated
+                # time as they would live. Its network timeout is not: it bounds how long the
+                # agent's own event loop may take to read an answer on this (shared, busy)
+                # machine, and a timeout cut to 1/speed would fire on answers the exchange gave,
+                # turning filled hedges into lookups.
+                cc = client.config
                 client.config = dataclasses.replace(
-                    client.config,
-                    backoff_base_s=client.config.backoff_base_s / speed,
-                    backoff_max_s=client.config.backoff_max_s / speed,
-                    lookup_interval_s=client.config.lookup_interval_s / speed,
+                    cc,
+                    backoff_base_s=cc.backoff_base_s / speed,
+                    backoff_max_s=cc.backoff_max_s / speed,
+                    lookup_interval_s=cc.lookup_interval_s / speed,
+                    max_rate_limit_wait_s=cc.max_rate_limit_wait_s / speed,
+                    default_ban_s=cc.default_ban_s / speed,
                 )
             producer: _Producer | None = None
             tasks: list[asyncio.Task[Any]] = []

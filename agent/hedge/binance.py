@@ -793,10 +793,15 @@ class BinanceFuturesClient:
             params["reduceOnly"] = "true"
         return params
 
-    async def place_order(self, req: OrderRequest) -> OrderState:
+    async def place_order(self, req: OrderRequest, *, wait_rate_limited: bool = True) -> OrderState:
         """Place ``req`` at most once, whatever the network does.
 
         A MARKET order's ``price`` (if given) is only the reference for the min-notional check.
+        A 429 is a definite refusal: with ``wait_rate_limited`` the same request is sent again
+        once its ``Retry-After`` window has passed (up to ``read_attempts`` refusals); without
+        it the :class:`RateLimited` is raised at once (the window is still noted, so the
+        caller's next request waits it out), for a caller whose limit price goes stale while it
+        waits and who must re-price before sending again (the hedger in a fast market).
 
         Raises
         ------
@@ -829,6 +834,10 @@ class BinanceFuturesClient:
                 # Definite "not processed" answers: they do not use up the send budget.
                 last = e
                 refusals += 1
+                if isinstance(e, RateLimited) and not wait_rate_limited:
+                    if ambiguous:
+                        break  # an earlier send may have landed: that stays unknown
+                    raise
                 if refusals > self.config.read_attempts:
                     raise
                 if isinstance(e, RateLimited):

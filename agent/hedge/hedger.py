@@ -33,8 +33,19 @@ band and urgency            the band is ``dead_band_base`` or what :meth:`Hedger
                             engine's hedge urgency: 2 (HEDGING) shrinks the band to
                             ``urgent_band_mult`` of itself and hedges as taker at once; 0 sends
                             no new order
-partial fills               the remaining gap is re-evaluated at once, up to
-                            ``max_orders_per_step`` orders per step
+partial fills, expiries     the remaining gap is re-evaluated at once, up to
+                            ``max_orders_per_step`` orders per step, each priced off a fresh read
+                            of the book (an IOC the market ran away from is re-priced at the then
+                            current touch, never resent at its old price); at urgency 2 the cap
+                            doubles after each such miss, up to ``max_escalated_slippage_bps``
+rate limits                 a 429 on an order is a refusal (nothing placed): the order is not
+                            resent at its old price; the next one reads the book once the
+                            exchange's ``Retry-After`` window has passed and is priced afresh,
+                            in the same step when the window is short
+order of work               an IOC hedge (IOC style, or PASSIVE's taker fallback) goes out
+                            before the periodic reconciliation and the dead-man renewal
+                            (bookkeeping must not delay it in a 429 storm); before an order that
+                            can rest, the dead-man switch is renewed first
 large gaps                  ``|gap| > twap_threshold_base`` is unloaded in slices of
                             ``twap_slice_base`` every ``twap_interval_s``
 never a double hedge        one client order id per (intent, slice), derived from the intent;
@@ -162,6 +173,10 @@ class HedgerConfig:
     """No order while the hedge gap is within ± this many base units."""
     max_slippage_bps: float = 15.0
     """Limit price cap beyond the touch (best ask for buys, best bid for sells)."""
+    max_escalated_slippage_bps: float = 60.0
+    """The widest cap an urgent hedge may take. At urgency 2 the cap starts at twice
+    ``max_slippage_bps`` and doubles after every IOC the book moved away from (expired not fully
+    filled), up to this; the cap is a limit, the fill is at the book's prices."""
     order_style: Literal["IOC", "LIMIT", "PASSIVE"] = "IOC"
     """IOC sweeps up to the cap; LIMIT rests a GTC at the cap and cancels it next step; PASSIVE
     works a post-only order at our side's touch (maker fee, no spread paid) and falls back to a
@@ -209,6 +224,14 @@ class HedgerConfig:
             raise ConfigError(f"maker_fee_bps must be in (-100, 100), not {self.maker_fee_bps}")
         if not (math.isfinite(self.passive_timeout_s) and self.passive_timeout_s >= 0):
             raise ConfigError(f"passive_timeout_s must be ≥ 0, not {self.passive_timeout_s}")
+        if not (
+            math.isfinite(self.max_escalated_slippage_bps)
+            and self.max_slippage_bps <= self.max_escalated_slippage_bps < 10_000
+        ):
+            raise ConfigError(
+                "need max_slippage_bps ≤ max_escalated_slippage_bps < 10000 (got "
+                f"{self.max_slippage_bps}, {self.max_escalated_slippage_bps})"
+            )
         if not 0 <= self.urgent_band_mult <= 1:
             raise ConfigError(f"urgent_band_mult must be in [0, 1], not {self.urgent_band_mult}")
         if not 1 <= len(self.client_id_prefix) <= 8 or not self.client_id_prefix.isalnum():
@@ -357,6 +380,7 @@ class Hedger:
         self._urgency = 1  # the risk engine's HedgeUrgency.NORMAL
         self._band_base: float | None = None  # None: config.dead_band_base
         self._gap_since_s: float | None = None  # when the gap last left the band
+        self._misses = 0  # IOCs in a row the book moved away from (expired not fully filled)
         self._closed = False  # after close(): never another order
         self._next_deadman_s = -math.inf
         self._fills: list[HedgeFill] = []
@@ -582,21 +606,37 @@ class Hedger:
         if self._client.banned:
             self._note_banned(now_s)
             return
-        await self._renew_deadman(now_s)
+        # Orders that can rest need the dead-man switch armed before they go out; an IOC does
+        # not, and in an outage every request before it delays the hedge by a retry cycle.
+        may_rest = (
+            self._resting is not None
+            or self.config.order_style == "LIMIT"
+            or self._passive_now(now_s)
+        )
+        if may_rest:
+            await self._renew_deadman(now_s)
         if self._resting is not None:
             if self._keep_working(self._resting, now_s):
                 await self._refresh_resting(now_s)
             else:
                 await self._settle_resting(now_s)
-        if self._unknown or self._needs_reconcile or now_s >= self._next_reconcile_s:
+        if self._unknown or self._needs_reconcile:
             await self._reconcile(now_s)
             if self._unknown:
                 return  # outcome still unknown: trading now could double the hedge
+        await self._hedge_loop(now_s)
+        if not may_rest:
+            await self._renew_deadman(now_s)
+        if not self._unknown and now_s >= self._next_reconcile_s:
+            await self._reconcile(now_s)
+
+    async def _hedge_loop(self, now_s: float) -> None:
+        """Send up to ``max_orders_per_step`` orders toward the target."""
         for _ in range(self.config.max_orders_per_step):
             if not self._armed or self._closed:
                 return  # no confirmed DEX position (yet, or any more): never trade
-            if self._resting is not None:
-                return  # a passive order is working the gap
+            if self._resting is not None or self._unknown:
+                return  # a passive order is working the gap, or an outcome is unknown
             placed = await self._hedge_once(now_s)
             if not placed:
                 return
@@ -625,6 +665,7 @@ class Hedger:
         if abs(gap) <= self.band_base():
             self._intent = None
             self._gap_since_s = None
+            self._misses = 0
             return False
         if self._gap_since_s is None:
             self._gap_since_s = now_s
@@ -657,7 +698,7 @@ class Hedger:
             # Join our side of the book: a buy at the bid, a sell at the ask (post-only).
             cap = ticker.bid_price if side == "BUY" else ticker.ask_price
         else:
-            slip = Decimal(str(cfg.max_slippage_bps)) / Decimal(10_000)
+            slip = Decimal(str(self._slippage_bps())) / Decimal(10_000)
             touch = ticker.ask_price if side == "BUY" else ticker.bid_price
             cap = touch * (1 + slip) if side == "BUY" else touch * (1 - slip)
         # Reducing an existing CEX position is exempt from min notional on the exchange.
@@ -698,7 +739,7 @@ class Hedger:
             reduce_only=reduce_only,
         )
         try:
-            state = await self._client.place_order(req)
+            state = await self._client.place_order(req, wait_rate_limited=False)
         except StatusUnknown as e:
             self._mark_unknown(coid, e.accept_until_ms, str(e), now_s)
             self._fail(e, now_s)
@@ -708,6 +749,14 @@ class Hedger:
             _order_line(coid, "not_placed", f"post-only would take ({e})")
             self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
             return False
+        except RateLimited as e:
+            # Refused, nothing placed. Resending this order after the window would sell at a
+            # price read before it; the next attempt reads the book after the window instead
+            # (the client waits it out) and prices afresh, in this step if the wait is short.
+            _order_line(coid, "not_placed", f"rate limited: {e}")
+            self._journal.update_hedge(coid, "REJECTED", 0.0, 0.0, int(now_s * 1000))
+            self._fail(e, now_s)
+            return e.retry_after_s <= self._client.config.max_rate_limit_wait_s
         except ExchangeUnavailable as e:
             # Every send failed before reaching the exchange; nothing was placed.
             _order_line(coid, "not_sent", str(e))
@@ -732,7 +781,22 @@ class Hedger:
         if not state.is_final:
             self._resting = state
             return False
-        return state.executed_qty_base > 0  # nothing filled within the cap: wait for the book
+        if state.executed_qty_base >= state.orig_qty_base:
+            self._misses = 0
+            return True
+        # The book moved past the cap between our read and the order's arrival (a fast market):
+        # re-price the rest at once against a fresh read, wider at high urgency. At normal
+        # urgency only once in a row: a book thin beyond the cap is not chased every step.
+        self._misses += 1
+        return self._urgency >= 2 or self._misses == 1
+
+    def _slippage_bps(self) -> float:
+        """The taker cap beyond the touch: the configured one, escalated at urgency 2."""
+        cfg = self.config
+        if self._urgency < 2 or cfg.max_slippage_bps <= 0:
+            return cfg.max_slippage_bps
+        escalated = cfg.max_slippage_bps * 2.0 ** min(1 + self._misses, 16)
+        return min(cfg.max_escalated_slippage_bps, escalated)
 
     def _passive_now(self, now_s: float) -> bool:
         """Work the gap as maker: PASSIVE style, normal urgency, and within the timeout."""

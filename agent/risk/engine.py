@@ -55,6 +55,11 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
                                                                       cancel all, hedge it all;
                                                                       collar and fair-value
                                                                       divergence read 0
+    hedge_blocked         flag: the hedge cannot be   -               no state change; while
+                          placed now (exchange banned,                raised, only the side that
+                          unreachable, rate limited or                reduces the unhedged
+                          its feed older than the                     exposure (DEX + hedge) is
+                          cex_feed_age_s warn)                        quoted (both when flat)
     swept_bid/ask         flag (SweepGuard: risk.     -               no state change; while
                           sweep_fills own fills on                    raised: that side is not
                           one side in sweep_window_s)                 quoted, the residual is
@@ -137,6 +142,8 @@ __all__ = [
 
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 _BPS = 1e4
+_FLAT_BASE = 1e-9
+"""Unhedged exposure below this (base units, float noise of a hedged pair) counts as flat."""
 
 
 class RiskState(enum.IntEnum):
@@ -521,6 +528,9 @@ class RiskInputs:
     """The market's funding interval (the funding window scales with it)."""
     gas_refreshes_left: float = math.inf
     """Quote refreshes the signer's native balance pays for at the current fee (inf: unread)."""
+    hedge_exposure_base: float | None = None
+    """DEX inventory plus the exchange hedge position, signed base units: what no leg offsets.
+    None: no hedge leg (nothing to block on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -792,6 +802,13 @@ class RiskEngine:
         return out
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _hedge_blocked(self, x: RiskInputs) -> bool:
+        """True when a hedge order cannot be placed now (and a hedge leg exists)."""
+        if x.hedge_exposure_base is None:
+            return False
+        fresh = x.cex_feed_age_s < self._limits.cex_feed_age_s.warn  # NaN reads as stale
+        return x.cex_banned or not x.cex_reachable or x.cex_rate_limited or not fresh
 
     def _cap_mult(self, x: RiskInputs) -> float:
         if x.cex_banned or not x.cex_reachable:
@@ -1076,6 +1093,14 @@ class RiskEngine:
             allow_bid = allow_ask = False
         allow_bid = allow_bid and not x.swept_bid
         allow_ask = allow_ask and not x.swept_ask
+        if self._hedge_blocked(x):
+            # A fill we cannot hedge is exposure held through whatever the market does until
+            # the exchange answers again (a crash, in the case that taught us): quote only the
+            # side that brings the unhedged exposure back toward zero.
+            exposure = x.hedge_exposure_base
+            assert exposure is not None
+            allow_bid = allow_bid and exposure <= _FLAT_BASE
+            allow_ask = allow_ask and exposure >= -_FLAT_BASE
         if withdrawn:
             allow_bid, allow_ask = allow_bid and inv < 0, allow_ask and inv > 0
         if s is RiskState.HALTED:

@@ -62,6 +62,8 @@ class CycleObservations:
     """The market's funding interval (the funding window scales with it)."""
     marked_equity_quote: float | None = None
     """Both legs marked fresh (``marked_equity_quote``); None: DEX equity plus the hedge P&L."""
+    hedge_exposure_base: float | None = None
+    """DEX inventory plus the exchange hedge position, base units; None: no hedge leg."""
     gas_spent_quote: float = 0.0
     """Gas spent this session, quote currency (>= 0). It is paid from the signer's native balance,
     outside both trading accounts, so neither leg's equity shows it; the drawdown must."""
@@ -126,6 +128,7 @@ def build_risk_inputs(
         swept_bid=obs.swept_bid,
         swept_ask=obs.swept_ask,
         funding_interval_s=obs.funding_interval_s,
+        hedge_exposure_base=obs.hedge_exposure_base,
     )
 
 

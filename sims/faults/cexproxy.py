@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -120,6 +121,9 @@ class CexFaultProxy:
         self._stopping = asyncio.Event()
         self.log: list[tuple[str, str, str | None]] = []
         """Every request as ``(method, path, fault kind or None)``."""
+        self.on_fault: Callable[[ProxyFault], None] | None = None
+        """Called with each fault as it is applied, before its effect (e.g. a test moves the
+        exchange's price exactly while an order is held or refused)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -195,6 +199,8 @@ class CexFaultProxy:
         self.log.append((request.method, request.path, fault.kind if fault else None))
         if fault is None:
             return await self._relay(request, body)
+        if self.on_fault is not None:
+            self.on_fault(fault)
         kind = fault.kind
         if kind == "ban_418":
             return _error(418, -1003, "Way too many requests; IP banned.", fault.retry_after_s)

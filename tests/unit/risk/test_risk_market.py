@@ -266,3 +266,45 @@ def test_the_flatten_level_must_lie_inside_the_drawdown_band() -> None:
     engine = RiskEngine(monitor)
     engine.evaluate(calm(0.0, equity_quote=10_000.0))
     assert engine.evaluate(calm(1.0, equity_quote=9_400.0)).state is S.WITHDRAWN
+
+
+@pytest.mark.parametrize(
+    "blocked",
+    [
+        {"cex_rate_limited": True},
+        {"cex_reachable": False},
+        {"cex_banned": True},
+        {"cex_feed_age_s": 4.0},
+        {"cex_feed_age_s": math.nan},
+    ],
+    ids=["429", "unreachable", "banned", "feed 4 s old", "feed unread"],
+)
+def test_while_the_hedge_is_blocked_only_the_side_that_reduces_unhedged_exposure_quotes(
+    blocked: dict[str, object],
+) -> None:
+    # The crash under a 429 storm: takers sold us 0.13 BTC, the hedge could not go out, and the
+    # bids kept filling (0.19 BTC by the time one hedge got through, 2% lower). A fill we cannot
+    # hedge is held through the move: only the reducing side may quote until the hedge works.
+    long_unhedged = RiskEngine().evaluate(
+        calm(0.0, inventory_base=0.13, hedge_exposure_base=0.13, **blocked)
+    )
+    assert (long_unhedged.allow_bid, long_unhedged.allow_ask) == (False, True)
+    short_unhedged = RiskEngine().evaluate(
+        calm(0.0, inventory_base=-0.2, hedge_exposure_base=-0.05, **blocked)
+    )
+    assert (short_unhedged.allow_bid, short_unhedged.allow_ask) == (True, False)
+    # Hedged flat (float noise of a hedged pair included): either fill is one batch of exposure.
+    flat = RiskEngine().evaluate(
+        calm(0.0, inventory_base=0.186, hedge_exposure_base=0.186 - 0.186000000001, **blocked)
+    )
+    if flat.state < S.WITHDRAWN:  # an unread feed withdraws: reduce-only rules there anyway
+        assert (flat.allow_bid, flat.allow_ask) == (True, True)
+
+
+def test_an_unhedged_residual_quotes_both_sides_while_the_hedge_works() -> None:
+    # The hedge can go out: the residual is the hedger's to close, quoting is not restricted.
+    # Without a hedge leg (None) nothing is blocked on the exchange's health either.
+    working = RiskEngine().evaluate(calm(0.0, inventory_base=0.13, hedge_exposure_base=0.13))
+    assert (working.allow_bid, working.allow_ask) == (True, True)
+    no_leg = RiskEngine().evaluate(calm(0.0, inventory_base=0.13, cex_reachable=False))
+    assert (no_leg.allow_bid, no_leg.allow_ask) == (True, True)
