@@ -195,6 +195,7 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "hedge_ratio": _Bound(0, 10, "CEX base per DEX base"),
         "dead_band_base": _Bound(0, 1e9, "base units"),
         "max_slippage_bps": _Bound(0, 10_000, "bps", _POS),
+        "max_escalated_slippage_bps": _Bound(0, 10_000, "bps", _POS),
         "twap_threshold_base": _Bound(0, 1e9, "base units", _POS),
         "twap_slice_base": _Bound(0, 1e9, "base units", _POS),
         "twap_interval_s": _Bound(0, 3600, "seconds"),
