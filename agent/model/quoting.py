@@ -519,8 +519,11 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         calldata_bytes_per_place=p.calldata_bytes_per_place,
         l1_fee_per_byte_wei=est.l1_fee_per_byte_wei,
     )
-    # The floor amortises what a full refresh costs (every level of both sides replaced).
-    gas_quote = pricing.quote(2 * p.levels, 2 * p.levels)
+    # The floor amortises, over the top's fills, what keeping the top of both sides current
+    # costs (one cancel and one place a side); a deeper level pays its own way in the pruning.
+    # (A full refresh here priced a ladder pruned to one level as if it had all of them: at L1
+    # the floor then pushed quotes out ~1.5% from fair.)
+    gas_quote = pricing.quote(2, 2)
     level_cost = gas_cost_quote(p.gas_units_per_level, gas_price, native) + l1_data_fee_quote(
         p.calldata_bytes_per_level, est.l1_fee_per_byte_wei, native
     )
