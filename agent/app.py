@@ -22,14 +22,14 @@ from agent.chain.signer import Signer, load_signer
 from agent.chain.txpipe import SpedUp, TxEvent, TxPipeline
 from agent.config import AgentConfig, key_source, read_deployment
 from agent.errors import ChainError, ConfigError
-from agent.hedge.binance import BinanceFuturesClient, ClientConfig, Credentials
+from agent.hedge.binance import AuthError, BinanceFuturesClient, ClientConfig, Credentials
 from agent.hedge.hedger import Hedger
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
 from agent.risk.engine import RiskEngine, RiskLimits, RiskState
-from agent.runtime import Agent, AlertSink
+from agent.runtime import Agent, AlertSink, HedgeConnect
 from agent.store import Journal
-from agent.telemetry import AgentMetrics, Health, MetricsRegistry
+from agent.telemetry import AgentMetrics, Children, Health, MetricsRegistry
 from agent.venue.dex import DexVenue
 
 __all__ = [
@@ -108,15 +108,26 @@ async def build_hedge_leg(
 
     The hedger stays disarmed until the runtime passes it a DEX position read from the chain.
     `metrics` receives the exchange latency and error families.
+
+    Raises
+    ------
+    ConfigError
+        The exchange refuses the API key pair (-2014, -2015, -1022, HTTP 401) or does not list
+        ``hedge.symbol``: configuration to fix, not an outage to wait out.
+    ExchangeError
+        The exchange did not answer (or answered with an outage-class error).
     """
     observe = None
     if metrics is not None:
         fam = metrics.families
+        # Every request reports here: label children are looked up once (``labels()`` checks
+        # its arguments and takes the family lock on each call).
+        latency, errors = Children(fam.exchange_latency_seconds), Children(fam.exchange_errors)
 
         def observe(endpoint: str, seconds: float, failure: str | None) -> None:
-            fam.exchange_latency_seconds.labels(endpoint=endpoint).observe(seconds)
+            latency(endpoint).observe(seconds)
             if failure is not None:
-                fam.exchange_errors.labels(kind=failure).inc()
+                errors(failure).inc()
 
     client = BinanceFuturesClient(
         ClientConfig(
@@ -132,6 +143,17 @@ async def build_hedge_leg(
     )
     try:
         await client.connect([cfg.hedge.symbol])
+        # Time and symbol filters are public: only a signed read tells whether the exchange
+        # takes our key. Found here, a refused key is a config error; found by the hedger
+        # later, it was a health condition while the agent quoted fills it could not hedge.
+        try:
+            await client.position_risk(cfg.hedge.symbol)
+        except AuthError as exc:
+            raise ConfigError(
+                f"hedge.api_key_env / hedge.api_secret_env: {cfg.hedge.base_url} refuses the "
+                f"API key pair in ${cfg.hedge.api_key_env} / ${cfg.hedge.api_secret_env} "
+                f"({exc}): check the pair and the key's futures-trading permission"
+            ) from None
         hedger = Hedger(client, journal, cfg.hedge.policy)
         await hedger.resume(clock())
     except BaseException:
@@ -147,12 +169,16 @@ async def build_agent(
     with_hedge: bool | None = None,
     signer: Signer | None = None,
     alert: AlertSink | None = None,
+    defer_hedge: bool = False,
 ) -> tuple[Agent, list[Closer]]:
     """Construct every part from a validated config.
 
     Returns the agent and the closers (sync or async) to call after :meth:`Agent.run` returns.
     `signer` skips loading the key again (the command line loads it first to take the key's
-    lock); `alert` receives operator alerts.
+    lock); `alert` receives operator alerts. `defer_hedge` leaves the exchange to
+    :meth:`Agent.start`, which connects it after cancelling the DEX's orphaned orders and
+    waits out an exchange outage without quoting (the daemon); otherwise it is connected here
+    and an outage fails the build (runners that reach into ``agent.hedger`` before starting).
     """
     market, block = read_deployment(cfg)
     cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
@@ -167,11 +193,16 @@ async def build_agent(
     metrics = MetricsRegistry()
     fam = metrics.families
 
+    # Every JSON-RPC request reports here: label children are looked up once per method.
+    requests = Children(fam.rpc_requests)
+    latency = Children(fam.rpc_latency_seconds)
+    errors = Children(fam.rpc_errors)
+
     def observe_rpc(method: str, seconds: float, failure: str | None) -> None:
-        fam.rpc_requests.labels(method=method).inc()
-        fam.rpc_latency_seconds.labels(method=method).observe(seconds)
+        requests(method).inc()
+        latency(method).observe(seconds)
         if failure is not None:
-            fam.rpc_errors.labels(method=method).inc()
+            errors(method).inc()
 
     rpc = AsyncRpc(
         RpcConfig(url=cfg.chain.rpc_url, timeout_s=cfg.chain.rpc_timeout_s),
@@ -200,7 +231,16 @@ async def build_agent(
             cancel_max_fee_gwei=cfg.chain.cancel_max_fee_gwei or 5 * cfg.tx.max_fee_gwei,
         )
         hedge: HedgeLeg | None = None
-        if cfg.hedge.enabled if with_hedge is None else with_hedge:
+        hedge_connect: HedgeConnect | None = None
+        hedging = cfg.hedge.enabled if with_hedge is None else with_hedge
+        if hedging and defer_hedge:
+            # Missing credential variables are known now: fail before anything is sent.
+            Credentials.from_env(cfg.hedge.api_key_env, cfg.hedge.api_secret_env)
+
+            async def hedge_connect() -> HedgeLeg:
+                return await build_hedge_leg(cfg, journal, clock, metrics)
+
+        elif hedging:
             hedge = await build_hedge_leg(cfg, journal, clock, metrics)
         risk = RiskEngine(risk_limits(cfg), start_s=clock(), initial_state=_restored_state(journal))
         memory = journal.risk_memory()
@@ -217,6 +257,7 @@ async def build_agent(
                 min_profit_usd=cfg.keeper.min_profit_usd,
             ),
             hedger=hedge,
+            hedge_connect=hedge_connect,
             clock=clock,
             data_dir=cfg.storage.data_dir,
             health=Health(max_heartbeat_age_s=cfg.telemetry.stale_heartbeat_s, clock=clock),

@@ -122,7 +122,9 @@ async def _run_agent(cfg: AgentConfig) -> int:
     control: ControlServer | None = None
     agent = None
     try:
-        agent, closers = await build_agent(cfg, signer=signer, alert=alerts.emit)
+        # The exchange is reached in Agent.start, after the DEX's orphaned quotes are
+        # cancelled: an exchange outage at start never leaves unhedgeable quotes resting.
+        agent, closers = await build_agent(cfg, signer=signer, alert=alerts.emit, defer_hedge=True)
         await alerts.start(agent.metrics)
         server = TelemetryServer(
             agent.metrics,

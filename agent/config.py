@@ -169,6 +169,8 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "unload_horizon_s": _Bound(0, _DAY_S, "seconds", _POS),
         "unload_urgent_horizon_s": _Bound(0, _DAY_S, "seconds", _POS),
         "unload_min_remaining_s": _Bound(0, _DAY_S, "seconds", _POS),
+        "capital_margin_frac": _Bound(0, 1, "fraction of the inventory cap's notional", _POS),
+        "drawdown_withdraw_frac": _Bound(0, 1, "fraction of the strategy capital (0: off)"),
     },
     Band: {
         "warn": _Bound(0, 1e12, "the trigger's unit (see agent/risk/engine.py)", _POS),

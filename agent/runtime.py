@@ -36,7 +36,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, assert_never
@@ -45,7 +45,15 @@ from agent.alerts import AlertKind, Severity
 from agent.book import EventBook, others_book
 from agent.chain.heads import HeadWatcher
 from agent.config import ExecutionSettings
-from agent.errors import AgentError, ChainError, ConfigError, GasOverBudget, TxError, VenueError
+from agent.errors import (
+    AgentError,
+    ChainError,
+    ConfigError,
+    ExchangeError,
+    GasOverBudget,
+    TxError,
+    VenueError,
+)
 from agent.hedge.band import HedgeBandInputs, hedge_band_base
 from agent.hedging import HedgeLeg
 from agent.keeper.duties import KeeperPolicy
@@ -94,7 +102,7 @@ from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSna
 from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
 
-__all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeLeg", "WalletProbe"]
+__all__ = ["Agent", "AgentStatus", "AlertSink", "HedgeConnect", "HedgeLeg", "WalletProbe"]
 
 log = logging.getLogger("agent.runtime")
 
@@ -127,6 +135,14 @@ _MEMORY_SAVE_INTERVAL_S = 5.0
 _STEP_GRACE_S = 1.0
 """How long a cycle in flight may finish after a stop before it is abandoned (shutdown's own
 deadlines then bound the exit)."""
+_JUMP_MEMORY = "jump_detector"
+"""Key of the jump detector's memory inside the risk memory row (``RiskEngine.restore`` ignores
+it: unknown keys are skipped)."""
+_HEDGE_RETRY_S = (1.0, 30.0)
+"""First and longest wait between tries to reach an exchange that did not answer at start
+(doubling in between)."""
+_HEDGE_WAIT_CANCEL_S = 10.0
+"""How long each check of the DEX book while waiting for the exchange may take to clear it."""
 
 
 class WalletProbe(Protocol):
@@ -139,6 +155,11 @@ class WalletProbe(Protocol):
 
 AlertSink = Callable[[AlertKind, Severity, str], object]
 """Where operator alerts go (``Alerter.emit`` without fields); never blocks."""
+
+HedgeConnect = Callable[[], Awaitable[HedgeLeg]]
+"""Connects the exchange and resumes the hedger (``agent.app.build_hedge_leg``): raises an
+:class:`~agent.errors.ExchangeError` while the exchange does not answer, a
+:class:`~agent.errors.ConfigError` when it refuses the key or does not list the symbol."""
 
 
 class Agent:
@@ -153,7 +174,11 @@ class Agent:
     model_params, risk, keeper
         Strategy, risk limits and keeper policy.
     hedger
-        Optional hedging leg; None disables hedging.
+        Optional hedging leg; None disables hedging (unless `hedge_connect` is given).
+    hedge_connect
+        Connects the hedging leg in :meth:`start`, after the DEX's orphaned orders are
+        cancelled, retrying with backoff while the exchange does not answer (nothing quotes
+        meanwhile); None: `hedger` is all there is.
     clock
         Wall-clock seconds (injected: sims drive it).
     data_dir
@@ -208,8 +233,10 @@ class Agent:
         strategy: Strategy | str = "shipped",
         fair_value: FairValueParams | None = None,
         jumps: JumpParams | None = None,
+        hedge_connect: HedgeConnect | None = None,
     ) -> None:
         self.venue = venue
+        self._hedge_connect = hedge_connect if hedger is None else None
         self.wallet = wallet
         self.alert = alert
         self.chain_stale_s = chain_stale_s
@@ -217,6 +244,7 @@ class Agent:
         self._gas_refreshes_left = math.inf
         self._alerted_state = risk.state
         self._memory_saved: dict[str, object] | None = None
+        self._memory_states_saved: tuple[object, object] | None = None  # (risk, jump) states
         self._memory_saved_s = -math.inf
         self._requests: asyncio.Queue[
             tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]
@@ -368,6 +396,13 @@ class Agent:
             self.est.delay.update_inclusion(
                 sample.submitted_s, sample.included_s, sample.delay_blocks
             )
+        # The crash posture survives a restart with the risk engine's memory (saved together):
+        # a keeper killed while its quotes were pulled for a jump must not come back quoting.
+        memory = self.journal.risk_memory()
+        jump_memory = memory.get(_JUMP_MEMORY) if memory is not None else None
+        if isinstance(jump_memory, dict):
+            self.jumps.restore(jump_memory)
+            self.jump = self.jumps.signal()
         snap = await self.venue.snapshot()
         self._absorb_snapshot(snap)
         self._calibrate_estimators(snap)
@@ -381,8 +416,79 @@ class Agent:
                 " and its quote batch still in flight" if self.venue.quote_in_flight() else "",
             )
             await self._cancel_all("orphans at start")
+        if self._hedge_connect is not None:
+            await self._connect_hedge()
         self._control_files_check()
         self._note(f"started at block {snap.block_number}")
+
+    async def _connect_hedge(self) -> None:
+        """Reach the exchange at start; while it does not answer, keep the DEX book clear of ours.
+
+        Runs after the orphans' cancel-all was sent. A quote resting while no fill of it can be
+        hedged is exposure nobody manages, so until the exchange answers the agent quotes
+        nothing and re-checks, at every try, that no order of ours rests (the previous run's
+        batch may be mined late; a reorg may bring an order back); ``/healthz`` says
+        ``exchange_down``, ``status.json`` says why, operator requests are served. Tries come
+        at growing intervals (:data:`_HEDGE_RETRY_S`). Once connected, the hedger resumes (its
+        unknown orders are looked up by client order id) and is armed only by the first DEX
+        position the loop reads from the chain: it hedges the confirmed position against the
+        exchange's own, never a remembered target, so nothing is hedged twice.
+
+        Raises
+        ------
+        ConfigError
+            The exchange refuses the API key or does not list the symbol: a restart cannot fix
+            that, so the run ends (its shutdown verifies the DEX book is clear).
+        """
+        assert self._hedge_connect is not None
+        wait_s = _HEDGE_RETRY_S[0]
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                self.hedger = await self._hedge_connect()
+            except ConfigError:
+                raise
+            # An answer of the wrong shape (KeyError, TypeError, ValueError while parsing) is
+            # an exchange not working, like no answer: waited out, not a crash after the cancel.
+            except (ExchangeError, OSError, TimeoutError, KeyError, TypeError, ValueError) as exc:
+                why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            else:
+                self._hedge_connect = None
+                self.health.clear_condition(Condition.EXCHANGE_DOWN)
+                if tries > 1:
+                    self._note(f"exchange answered after {tries} tries: hedging resumes")
+                return
+            if tries == 1:
+                self._note(f"exchange down at start ({why}): no quotes until it answers")
+            try:
+                clear = await self.cancel_all_verified(_HEDGE_WAIT_CANCEL_S, "exchange down")
+            except (AgentError, OSError) as exc:
+                clear = False
+                log.warning("exchange down: DEX book not checked: %s", exc)
+            book = "no order of ours rests" if clear else "orders may rest, cancel-all retried"
+            self.health.set_condition(
+                Condition.EXCHANGE_DOWN,
+                f"the exchange did not answer at start ({why}; {tries} tries): no fill could "
+                f"be hedged, so nothing is quoted (DEX: {book}); next try in {wait_s:g} s: "
+                "check hedge.base_url and the exchange's status",
+            )
+            self.health.beat(
+                rpc_ok=self.venue.io_health().ok, cex_ok=False, risk_state=self.risk.state.name
+            )
+            self.status.state = RiskState.WITHDRAWN.name
+            self.status.last_decision = f"waiting for the exchange (try {tries}): {why}"
+            with contextlib.suppress(OSError):
+                self.sink.write(self.status)
+            self._control_files_check()
+            await self._serve_requests()
+            # Wake early for an operator request (halt, cancel-all): they are served here too.
+            woken = asyncio.ensure_future(self._request_wake.wait())
+            try:
+                await asyncio.wait({woken}, timeout=wait_s)
+            finally:
+                woken.cancel()
+            wait_s = min(wait_s * 2.0, _HEDGE_RETRY_S[1])
 
     async def shutdown(self, timeout_s: float = 5.0, cex_timeout_s: float = 2.5) -> bool:
         """Cancel every DEX order and every open CEX order, save the risk memory.
@@ -417,6 +523,14 @@ class Agent:
         if self.hedger is not None:
             self.shutdown_report["cex"] = await self.hedger.close(cex_timeout_s)
             cex_clear = self.shutdown_report["cex"] == "clear"
+        elif self._hedge_connect is not None:
+            # The exchange never answered this run: an earlier run's open hedge orders (a
+            # passive one works for a while) are the exchange's dead-man switch's to cancel.
+            cex_clear = False
+            self.shutdown_report["cex"] = (
+                "never connected, not cancelled: an earlier run's open orders are cancelled by "
+                "the exchange's dead-man switch (hedge.policy.deadman_countdown_s)"
+            )
         with contextlib.suppress(Exception):
             self.sink.write(self.status)
         self._save_risk_memory(force=True)
@@ -483,7 +597,9 @@ class Agent:
                 await self._step_unless_stopped(stopping)
                 if stop.is_set():
                     break
-                await self._serve_requests()
+                await self._serve_requests_unless_stopped(stopping)
+                if stop.is_set():
+                    break
                 waits: set[asyncio.Future[Literal[True]]] = {
                     stopping,
                     asyncio.ensure_future(self._request_wake.wait()),
@@ -537,12 +653,32 @@ class Agent:
         self._request_wake.set()
         return await fut
 
+    async def _serve_requests_unless_stopped(self, stopping: asyncio.Future[Literal[True]]) -> None:
+        """Serve operator requests, but give way to a stop at once.
+
+        A cancel-all waits for the chain to show the book clear (up to its timeout, 30 s by
+        default): a SIGTERM meanwhile (a stalled chain, a supervisor stopping the agent) must
+        not wait that out. The request is answered that the agent is stopping, and the
+        shutdown's own cancel-all, with its hard deadline, takes over.
+        """
+        serving: asyncio.Future[Any] = asyncio.ensure_future(self._serve_requests())
+        await asyncio.wait({serving, stopping}, return_when="FIRST_COMPLETED")
+        if not serving.done():
+            log.warning("stop: an operator request in progress gives way to the shutdown")
+            await _abandon(serving)
+
     async def _serve_requests(self) -> None:
         self._request_wake.clear()
         while not self._requests.empty():
             cmd, args, fut = self._requests.get_nowait()
             try:
                 answer = await self._handle(cmd, args)
+            except asyncio.CancelledError:
+                if not fut.done():
+                    fut.set_result(
+                        {"error": "the agent is stopping: its shutdown cancels every order"}
+                    )
+                raise
             except Exception as exc:
                 log.exception("control request %s failed", cmd)
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
@@ -713,14 +849,14 @@ class Agent:
         estimates = self.est.snapshot(now)
         pos = self._position
         inventory = pos.size_lots * self.params.lot_size if pos is not None else 0.0
-        directive = self.risk.evaluate(
-            replace(
-                build_risk_inputs(
-                    snap, pos, self._observations(now, mid, inventory, estimates, snap, fair)
-                ),
-                gas_refreshes_left=self._gas_refreshes_left,
-            )
+        inputs = build_risk_inputs(
+            snap, pos, self._observations(now, mid, inventory, estimates, snap, fair)
         )
+        if inputs.gas_refreshes_left != self._gas_refreshes_left:
+            # Copied only when the wallet reading differs (replace() of the ~30 fields was 2%
+            # of an event-sim decision, where no wallet is read and both are inf).
+            inputs = replace(inputs, gas_refreshes_left=self._gas_refreshes_left)
+        directive = self.risk.evaluate(inputs)
         self.directive = directive
         transitions = self.risk.drain_transitions()
         await self._quote(now, snap, others, fair, inventory, estimates, directive)
@@ -963,6 +1099,7 @@ class Agent:
         reachable, banned, limited, cex_age = (
             self.hedger.health_flags() if self.hedger else (True, False, False, 0.0)
         )
+        pnl = self.ledger.snapshot()
         return CycleObservations(
             now_s=now,
             mid=mid,
@@ -980,7 +1117,7 @@ class Agent:
             rpc_calls_60s=calls,
             rpc_failures_60s=fails,
             orders_last_min=self._quote_sends.events(now),
-            hedge_pnl=self.ledger.snapshot().hedge,
+            hedge_pnl=pnl.hedge,
             cex_reachable=reachable,
             cex_banned=banned,
             cex_rate_limited=limited,
@@ -992,6 +1129,7 @@ class Agent:
             swept_ask=self.sweeps.paused(now, -1),
             funding_interval_s=self.params.funding_interval_s,
             marked_equity_quote=self._marked_equity(snap, fair),
+            gas_spent_quote=-pnl.gas,
         )
 
     # -- estimators, fair value, marks ---------------------------------------------------------
@@ -1440,15 +1578,17 @@ class Agent:
                 log.exception("alert %s could not be queued", kind)
 
     def _save_risk_memory(self, *, force: bool = False) -> None:
-        # A state change is written at once; a new equity peak at most every few seconds (it
-        # can move every cycle, and a crash loses at most that much of the peak's rise).
-        mem = self.risk.memory()
+        # A state change (the risk engine's or the jump detector's) is written at once; a new
+        # equity peak at most every few seconds (it can move every cycle, and a crash loses at
+        # most that much of the peak's rise). Both go in one row: restored together, they agree.
+        jump = self.jumps.memory()
+        mem = {**self.risk.memory(), _JUMP_MEMORY: jump}
+        states = (mem["state"], jump["state"])
         saved = self._memory_saved
         if not force and (
             mem == saved
             or (
-                saved is not None
-                and mem["state"] == saved["state"]
+                states == self._memory_states_saved
                 and time.monotonic() - self._memory_saved_s < _MEMORY_SAVE_INTERVAL_S
             )
         ):
@@ -1459,6 +1599,7 @@ class Agent:
             log.exception("risk memory not saved")
             return
         self._memory_saved = mem
+        self._memory_states_saved = states
         self._memory_saved_s = time.monotonic()
 
     # -- bookkeeping ---------------------------------------------------------------------------

@@ -60,6 +60,9 @@ from sims.simvenue import SimVenue
 
 __all__ = ["EventSimConfig", "EventSimResult", "RefreshPolicy", "build_sim_agent", "run_event_sim"]
 
+_SIM_ACCOUNT_QUOTE = 1_000_000.0
+"""The simulated venue's account (``sims.simvenue``'s collateral), quote currency."""
+
 RefreshPolicy = Literal["cost", "every_tick"]
 """``"cost"``: send when the cost gate says so; ``"every_tick"``: send whenever the ladder changed
 (the same model and ladder with the gate bypassed, the baseline the gate is judged against)."""
@@ -88,8 +91,12 @@ class EventSimConfig:
     queue_ahead_base: float = 1.0
     """Size resting ahead of a quote that joins a price level."""
     refresh: RefreshPolicy = "cost"
-    risk: RiskLimits = field(default_factory=RiskLimits)
-    """The live risk engine's limits (the agent's defaults unless a scenario says otherwise)."""
+    risk: RiskLimits = field(
+        default_factory=lambda: RiskLimits(strategy_capital_quote=_SIM_ACCOUNT_QUOTE)
+    )
+    """The live risk engine's limits: the agent's defaults, except that drawdown is measured
+    against the whole simulated account, as it was before the strategy-sized capital: this sim
+    measures the model and the gate (and the decision rate), and a halt would stop both."""
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     """Unload pacing and quote expiry, as live."""
     live_estimators: bool = False

@@ -82,6 +82,7 @@ from sims.stress import (
     _agent_config,
     _apply_cex,
     _cex_config,
+    _cex_equity,
     _finish,
     _fresh_data_dir,
     _prepare_world,
@@ -450,7 +451,12 @@ async def run_live(
             try:
                 breach = agent.risk.limits.inventory_cap_ratio.breach
                 cap = agent.base_params.inventory_cap_base
-                rec = _Recorder(start_ts=start_ts, hard_cap_base=cap * breach, opts=opts)
+                rec = _Recorder(
+                    start_ts=start_ts,
+                    hard_cap_base=cap * breach,
+                    opts=opts,
+                    cex_equity=lambda: _cex_equity(sim),
+                )
                 pos0 = world.account(world.agent_address)[1]
                 epoch0 = world_epoch(world)
                 levels = int(agent.base_params.levels)

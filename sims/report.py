@@ -35,6 +35,7 @@ __all__ = [
     "RISK_STATES",
     "EventRecord",
     "FillRecord",
+    "FundingSnapshotRecord",
     "HedgeRecord",
     "InvariantResult",
     "PnlSnapshot",
@@ -46,7 +47,9 @@ __all__ = [
     "TxRecord",
     "TxStatus",
     "build_report",
+    "drawdown_limit",
     "format_table",
+    "paying_side",
     "summary_row",
     "write_report",
 ]
@@ -107,7 +110,15 @@ class RunMeta:
     native_price_usd: float | None = None
     """Price of the gas token; when given, gas is also reported in USD."""
     inventory_cap_base: float | None = None
-    """The inventory cap in base units; when given, time over cap is reported."""
+    """The inventory cap in base units; when given, time over cap is reported and it is the cap
+    on the paying side at every funding snapshot."""
+    strategy_capital_quote: float | None = None
+    """The capital the risk engine sized the strategy at (``RiskEngine.strategy_capital_quote``);
+    when given, the drawdown is reported as a fraction of it against the limits below."""
+    drawdown_warn_frac: float | None = None
+    """The risk engine's drawdown warn level, a fraction of the capital."""
+    drawdown_limit_frac: float | None = None
+    """The risk engine's drawdown breach level (the halt), a fraction of the capital."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +158,12 @@ class Sample:
     """The world's fair value for the DEX at this step (the index plus the scripted premium,
     what the takers and the arbitrageur price off; not the agent's estimate). ``None`` means the
     index is the fair value."""
+    equity_usd: float | None = None
+    """Both legs marked at the world's prices, less the gas spent: the DEX account re-marked at
+    the world's fair value, the exchange account (wallet plus unrealized at its mid). USD,
+    absolute; only its changes matter. ``None`` when not observed (the ledger's total is used)."""
+    engine_drawdown_frac: float | None = None
+    """The risk engine's own drawdown reading after this step, a fraction of its capital."""
 
     @property
     def fair_usd(self) -> float:
@@ -165,6 +182,18 @@ class FillRecord:
     fee_usd: float
     """Fee paid (positive) or rebate received (negative)."""
     liquidity: Literal["maker", "taker"]
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSnapshotRecord:
+    """Our DEX inventory at one funding snapshot, and how much of it was on the paying side."""
+
+    t_s: float
+    rate: float
+    """The rate the agent predicted just before the snapshot (+: longs pay), per interval."""
+    inventory_base: float
+    paying_base: float
+    """Inventory on the paying side (longs when the rate is positive, shorts when negative)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +270,7 @@ class RunRecord:
     hedges: Sequence[HedgeRecord] = ()
     invariants: Sequence[InvariantResult] = ()
     events: Sequence[EventRecord] = ()
+    funding_snapshots: Sequence[FundingSnapshotRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +310,71 @@ def _max_drawdown(t: _F64, total: _F64) -> dict[str, float]:
         "usd": float(dd[trough]),
         "peak_t_s": float(times[peak]),
         "trough_t_s": float(times[trough]),
+    }
+
+
+def _l1_fee_usd_by_sample(record: RunRecord, t: _F64) -> _F64:
+    """Cumulative L1 data fee (USD) paid by each sample's time (the ledger never saw it)."""
+    price = record.meta.native_price_usd or 0.0
+    paid = sorted((tx.t_s, tx.l1_data_fee_native * price) for tx in record.txs)
+    if not paid or price == 0.0:
+        return np.zeros(t.size)
+    times = np.array([p[0] for p in paid], dtype=np.float64)
+    cum = np.cumsum([p[1] for p in paid])
+    idx = np.searchsorted(times, t, side="right")
+    return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
+
+
+def drawdown_limit(record: RunRecord) -> dict[str, Any]:
+    """The run's worst drawdown as a fraction of the strategy's capital, against the limit.
+
+    The equity is both legs marked at the world's prices less gas (``Sample.equity_usd``, which
+    the stress runner observes independently of the agent's own marks), or, when a run did not
+    observe it at every step, the net P&L of the agent's ledger; either way less the L1 data fee
+    paid so far. The peak starts at the first sample. ``breached`` is True when the drawdown
+    reached the risk engine's breach level (its halt), None when the capital is unknown.
+    """
+    samples = record.samples
+    meta = record.meta
+    t = _arr([s.t_s for s in samples])
+    observed = all(s.equity_usd is not None for s in samples)
+    if observed:
+        series = _arr([s.equity_usd for s in samples])
+        series = series - series[0]
+    else:
+        series = _arr([s.pnl.total for s in samples])
+    series = series - _l1_fee_usd_by_sample(record, t)
+    dd = _max_drawdown(t, series)
+    capital, limit = meta.strategy_capital_quote, meta.drawdown_limit_frac
+    frac = dd["usd"] / capital if capital else None
+    engine = [s.engine_drawdown_frac for s in samples if s.engine_drawdown_frac is not None]
+    return {
+        "equity": "both legs at the world's prices, less gas" if observed else "net P&L",
+        "capital_quote": capital,
+        "warn_frac": meta.drawdown_warn_frac,
+        "limit_frac": limit,
+        "max_usd": dd["usd"],
+        "max_frac": frac,
+        "peak_t_s": dd["peak_t_s"],
+        "trough_t_s": dd["trough_t_s"],
+        "engine_max_frac": max(engine) if engine else None,
+        "breached": None if frac is None or limit is None else bool(frac >= limit),
+    }
+
+
+def paying_side(record: RunRecord) -> dict[str, Any]:
+    """Inventory on the paying side at the funding snapshots, against the inventory cap."""
+    cap = record.meta.inventory_cap_base
+    paying = [f.paying_base for f in record.funding_snapshots]
+    # A lot's float residue is not a breach: compare at a billionth of a unit.
+    over = [p for p in paying if cap is not None and p > cap + 1e-9]
+    return {
+        "cap_base": cap,
+        "snapshots": len(paying),
+        "max_base": max(paying) if paying else 0.0,
+        "mean_base": float(np.mean(paying)) if paying else 0.0,
+        "breaches": len(over),
+        "records": [asdict(f) for f in record.funding_snapshots],
     }
 
 
@@ -488,6 +583,8 @@ def build_report(record: RunRecord) -> dict[str, Any]:
         "passed": all(inv.passed for inv in record.invariants),
         "pnl": pnl_final,
         "max_drawdown": _max_drawdown(t, total),
+        "drawdown_limit": drawdown_limit(record),
+        "paying_side": paying_side(record),
         "inventory": inventory,
         "fills": fills_out,
         "quoting": quoting,
@@ -733,6 +830,20 @@ def _rows(pairs: Sequence[tuple[str, Any]]) -> str:
     )
 
 
+def _dd_text(dd: Mapping[str, Any]) -> str:
+    if dd["max_frac"] is None:
+        return f"{dd['max_usd']:,.2f} USD (capital unknown)"
+    limit = "-" if dd["limit_frac"] is None else f"{100 * dd['limit_frac']:.2f}%"
+    return f"{100 * dd['max_frac']:.2f}% of {dd['capital_quote']:,.0f} ({limit})" + (
+        " BREACHED" if dd["breached"] else ""
+    )
+
+
+def _paying_text(ps: Mapping[str, Any]) -> str:
+    cap = "-" if ps["cap_base"] is None else f"{ps['cap_base']:g}"
+    return f"{ps['max_base']:.4f} over {ps['snapshots']} ({cap}); {ps['breaches']} over the cap"
+
+
 def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     meta = report["meta"]
     ok = report["passed"]
@@ -741,6 +852,9 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     headline = [
         ("total P&L (USD)", pnl["total"]),
         ("max drawdown (USD)", report["max_drawdown"]["usd"]),
+        ("max drawdown / strategy capital (limit)", _dd_text(report["drawdown_limit"])),
+        ("paying-side inventory at funding snapshots, max (cap)",
+         _paying_text(report["paying_side"])),
         ("fills / volume (base)",
          f"{report['fills']['count']} / {report['fills']['volume_base']:.4f}"),
         ("quote uptime, two-sided (%)", 100 * q["uptime_frac"]),
@@ -840,6 +954,10 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "passed": report["passed"],
         "pnl_usd": report["pnl"]["total"],
         "max_dd_usd": report["max_drawdown"]["usd"],
+        "dd_pct_cap": _pct(report["drawdown_limit"]["max_frac"]),
+        "dd_limit_pct": _pct(report["drawdown_limit"]["limit_frac"]),
+        "paying_max": report["paying_side"]["max_base"],
+        "paying_over_cap": report["paying_side"]["breaches"],
         "fills": report["fills"]["count"],
         "uptime_pct": 100.0 * report["quoting"]["uptime_frac"],
         "spread_bps": report["quoting"]["avg_spread_bps"],
@@ -856,6 +974,10 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "invariants": f"{sum(i['passed'] for i in report['invariants'])}/"
         f"{len(report['invariants'])}",
     }
+
+
+def _pct(frac: float | None) -> float | None:
+    return None if frac is None else 100.0 * frac
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:

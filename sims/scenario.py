@@ -72,6 +72,8 @@ messages the document root is called ``scenario`` (e.g. ``scenario.gas.spikes[0]
     deviation_bps   0..1000         push early when the index moved this much  [5]
     [[oracle.stale]]                 the updater stops pushing
       at_s *, duration_s *
+    [[oracle.frozen]]                the answer sticks at its last value; pushes keep coming on
+      at_s *, duration_s *           the heartbeat, so the price looks fresh and is wrong
 
     [cex]
     latency_ms      0..60000        base request latency                     [30]
@@ -449,11 +451,17 @@ class MempoolSpec(_Spec):
 
 
 class OracleSpec(_Spec):
-    """A push oracle updated on heartbeat or deviation; stale windows stop the updater."""
+    """A push oracle updated on heartbeat or deviation; stale windows stop the updater.
+
+    A frozen window is the failure an age check cannot see: the updater keeps pushing on its
+    heartbeat, with a fresh timestamp, the answer it had when the window began (a stuck
+    aggregator, a feed pinned at a bound). The chain's price is wrong while it looks fresh.
+    """
 
     heartbeat_s: Seconds = Field(5.0, ge=0.1, le=3600.0)
     deviation_bps: float = Field(5.0, ge=0.0, le=1000.0)
     stale: Annotated[tuple[Window, ...], BeforeValidator(_as_tuple)] = ()
+    frozen: Annotated[tuple[Window, ...], BeforeValidator(_as_tuple)] = ()
 
 
 class RateLimitStorm(_WindowLike):
@@ -611,6 +619,7 @@ _EVENT_LISTS: tuple[tuple[str, str], ...] = (
     ("mempool", "congestion"),
     ("mempool", "stalls"),
     ("oracle", "stale"),
+    ("oracle", "frozen"),
     ("cex", "outages"),
     ("cex", "rate_limit_storms"),
     ("cex", "degradations"),
@@ -622,6 +631,7 @@ _EVENT_LISTS: tuple[tuple[str, str], ...] = (
 _WINDOW_MINIMA: Mapping[tuple[str, str], float] = {
     ("mempool", "stalls"): _MIN_STALL_S,
     ("oracle", "stale"): _MIN_STALE_ORACLE_S,
+    ("oracle", "frozen"): _MIN_STALE_ORACLE_S,
     ("cex", "outages"): _MIN_CEX_WINDOW_S,
     ("cex", "rate_limit_storms"): _MIN_CEX_WINDOW_S,
     ("cex", "degradations"): _MIN_CEX_WINDOW_S,
@@ -636,6 +646,7 @@ _EVENT_KIND: Mapping[tuple[str, str], str] = {
     ("mempool", "congestion"): "congestion",
     ("mempool", "stalls"): "stall",
     ("oracle", "stale"): "stale oracle",
+    ("oracle", "frozen"): "frozen oracle",
     ("cex", "outages"): "exchange blip",
     ("cex", "rate_limit_storms"): "exchange 429s",
     ("cex", "degradations"): "exchange slow",
@@ -853,6 +864,10 @@ def _validated(raw: Mapping[str, Any], where: str) -> Scenario:
 def _resolve(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.parent != Path():
+        # ``holdout/whipsaw``: a name inside a sub-directory of the library (the held-out set).
+        inside = SCENARIO_DIR / p.with_suffix(".toml")
+        if not p.is_file() and p.suffix != ".toml" and not p.is_absolute() and inside.is_file():
+            return inside
         if not p.is_file():
             raise ConfigError(f"scenario file {p} not found")
         return p
@@ -864,7 +879,8 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load and validate a scenario by name (``sims/scenarios/<name>.toml``) or by file path.
+    """Load and validate a scenario by name (``sims/scenarios/<name>.toml``), by a name in a
+    sub-directory of the library (``holdout/whipsaw``) or by file path.
 
     Validation is the agent config's (pydantic, strict, unknown keys refused, finite numbers)
     and so is the one-line error.
@@ -1128,7 +1144,11 @@ def _triangular_profile(t_s: _F64, at_s: float, duration_s: float) -> _F64:
 
 
 def _oracle(
-    t_s: _F64, index: _F64, can_push: npt.NDArray[np.bool_], spec: OracleSpec
+    t_s: _F64,
+    index: _F64,
+    can_push: npt.NDArray[np.bool_],
+    frozen: npt.NDArray[np.bool_],
+    spec: OracleSpec,
 ) -> tuple[npt.NDArray[np.bool_], _F64, _F64]:
     # Sequential by nature (each push resets the heartbeat and the deviation reference).
     n = t_s.size
@@ -1137,10 +1157,15 @@ def _oracle(
     age = np.empty(n)
     last_px, last_t = float(index[0]), 0.0
     dev = spec.deviation_bps * _BPS
-    for i, (t, px, ok) in enumerate(
-        zip(t_s.tolist(), index.tolist(), can_push.tolist(), strict=True)
+    for i, (t, px, ok, stuck) in enumerate(
+        zip(t_s.tolist(), index.tolist(), can_push.tolist(), frozen.tolist(), strict=True)
     ):
-        if ok and (t - last_t >= spec.heartbeat_s - 1e-9 or abs(px / last_px - 1.0) >= dev):
+        if stuck:
+            # A stuck feed re-reports its last answer on the heartbeat: fresh age, old price.
+            if ok and t - last_t >= spec.heartbeat_s - 1e-9:
+                update[i] = True
+                last_t = t
+        elif ok and (t - last_t >= spec.heartbeat_s - 1e-9 or abs(px / last_px - 1.0) >= dev):
             update[i] = True
             last_px, last_t = px, t
         price[i] = last_px
@@ -1224,7 +1249,10 @@ def expand(scenario: Scenario, seed: int) -> Timeline:
     can_push = mined.copy()
     for w in scenario.oracle.stale:
         can_push[_window_mask(t, w.at_s, w.duration_s)] = False
-    oracle_update, oracle_px, oracle_age = _oracle(t, index, can_push, scenario.oracle)
+    frozen = np.zeros(n, dtype=np.bool_)
+    for w in scenario.oracle.frozen:
+        frozen |= _window_mask(t, w.at_s, w.duration_s)
+    oracle_update, oracle_px, oracle_age = _oracle(t, index, can_push, frozen, scenario.oracle)
 
     # --- CEX
     cs = scenario.cex

@@ -9,13 +9,22 @@ timeline. The columns, per strategy:
 ==========================  ======================================================================
 ``pnl``                     net P&L (USD) and each part: spread, inventory, funding, fees, gas,
                             hedge, basis (the agent's ledger, as in the run's report)
-``max_dd_usd``              maximum drawdown of net P&L
+``max_dd_usd``              maximum drawdown of net P&L (the agent's ledger, which marks the DEX
+                            leg at the book's mid: in a crash that mid can sit far from any price
+                            the position could be closed at, a drawdown no limit should judge)
 ``fills``                   DEX fills of ours
 ``two_sided_pct``           share of the run with a bid and an ask of ours resting
 ``gas_native``              gas spent, in the chain's native token (every tx, reverted included)
 ``paying_inv_base``         mean over funding snapshots of the inventory held on the paying side
                             (longs when the rate is positive, shorts when negative), base units;
                             the rate is the agent's prediction just before the boundary
+``paying_inv_max``          the largest of those, base units, against ``paying_cap_base`` (the
+                            configured inventory cap); ``paying_breaches`` counts snapshots over it
+``dd_usd``, ``dd_frac``     worst drawdown of both legs marked at the world's prices, less gas, in
+                            USD and as a fraction of the strategy's capital (the report's
+                            ``drawdown_limit.max_frac``), against ``dd_limit_frac`` (the risk
+                            engine's halt level); ``dd_breach`` is 1 for a run that reached it
+                            (its mean over seeds is the share of runs that did)
 ``flaps_per_h``             risk-state transitions per simulated hour
 ``edge_bps``                mean edge per DEX fill of ours against the world's fair value at the
                             fill (size-weighted, bps, positive = good for us; the report's
@@ -33,20 +42,24 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.errors import AgentError
-from sims.scenario import Step
 from sims.strategies import get_strategy, strategy_names
 from sims.stress import StressOptions, StressResult, Upstream
 
-if TYPE_CHECKING:
-    from agent.runtime import Agent
-    from sims.world import ChainWorld
-
-__all__ = ["METRICS", "SweepRun", "format_sweep", "parse_seeds", "run_sweep", "summarize"]
+__all__ = [
+    "METRICS",
+    "SweepRun",
+    "format_sweep",
+    "parse_seeds",
+    "run_sweep",
+    "summarize",
+    "sweep_json",
+    "sweep_payload",
+]
 
 _PNL_PARTS = ("spread", "inventory", "funding", "fees", "gas", "hedge", "basis")
 METRICS: tuple[str, ...] = (
@@ -57,6 +70,13 @@ METRICS: tuple[str, ...] = (
     "two_sided_pct",
     "gas_native",
     "paying_inv_base",
+    "paying_inv_max",
+    "paying_cap_base",
+    "paying_breaches",
+    "dd_usd",
+    "dd_frac",
+    "dd_limit_frac",
+    "dd_breach",
     "flaps_per_h",
     "edge_bps",
     "centre_bps",
@@ -81,27 +101,6 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-@dataclass(slots=True)
-class _FundingWatch:
-    """Inventory on the paying side at each funding boundary (an ``on_step`` hook)."""
-
-    interval_s: int = 0
-    last_epoch: int | None = None
-    rate_before: float = 0.0
-    paying: list[float] = field(default_factory=list)
-
-    def __call__(self, agent: Agent, world: ChainWorld, step: Step) -> None:
-        interval = self.interval_s or world.spec.funding_interval_s
-        self.interval_s = interval
-        epoch = world.last_ts // interval
-        if self.last_epoch is not None and epoch > self.last_epoch:
-            inv = agent.status.inventory_base
-            rate = self.rate_before
-            self.paying.append(max(inv, 0.0) if rate > 0 else max(-inv, 0.0) if rate < 0 else 0.0)
-        self.last_epoch = epoch
-        self.rate_before = agent.status.funding_rate_predicted
-
-
 @dataclass(frozen=True, slots=True)
 class SweepRun:
     """One (strategy, seed) run's figures."""
@@ -114,7 +113,7 @@ class SweepRun:
     error: str = ""
 
 
-def _metrics(report: dict[str, Any], paying: list[float]) -> dict[str, float]:
+def _metrics(report: dict[str, Any]) -> dict[str, float]:
     pnl = report["pnl"]
     hours = max(float(report["meta"]["duration_s"]), 1.0) / 3600.0
 
@@ -127,7 +126,15 @@ def _metrics(report: dict[str, Any], paying: list[float]) -> dict[str, float]:
     m["fills"] = float(report["fills"]["count"])
     m["two_sided_pct"] = 100.0 * num(report["quoting"]["uptime_frac"])
     m["gas_native"] = num(report["gas"]["native"])
-    m["paying_inv_base"] = statistics.fmean(paying) if paying else 0.0
+    paying, dd = report["paying_side"], report["drawdown_limit"]
+    m["paying_inv_base"] = num(paying["mean_base"])
+    m["paying_inv_max"] = num(paying["max_base"])
+    m["paying_cap_base"] = num(paying["cap_base"])
+    m["paying_breaches"] = float(paying["breaches"])
+    m["dd_usd"] = num(dd["max_usd"])
+    m["dd_frac"] = num(dd["max_frac"])
+    m["dd_limit_frac"] = num(dd["limit_frac"])
+    m["dd_breach"] = math.nan if dd["breached"] is None else float(dd["breached"])
     m["flaps_per_h"] = len(report["risk"]["transitions"]) / hours
     m["edge_bps"] = num(report["edge"]["per_fill_bps"])
     m["centre_bps"] = num(report["edge"]["centre_abs_bps"])
@@ -169,24 +176,19 @@ async def run_sweep(
                 withdraw_grace_blocks=base.withdraw_grace_blocks,
             )
             out = out_root / f"{scenario.name}-{name}-{seed}"
-            watch = _FundingWatch()
             t0 = time.perf_counter()
             try:
                 res: StressResult
                 if mode == "live":
-                    res = await run_live(
-                        scenario, upstream, out, opts, live or LiveOptions(), on_step=watch
-                    )
+                    res = await run_live(scenario, upstream, out, opts, live or LiveOptions())
                 else:
-                    res = await run_scenario(scenario, upstream, out, opts, on_step=watch)
+                    res = await run_scenario(scenario, upstream, out, opts)
             except (AgentError, OSError) as exc:
                 runs.append(SweepRun(name, seed, False, {}, time.perf_counter() - t0, str(exc)))
                 if progress:
                     print(f"{name} seed {seed}: ERROR {exc}", file=sys.stderr)
                 continue
-            runs.append(
-                SweepRun(name, seed, res.passed, _metrics(res.report, watch.paying), res.wall_s)
-            )
+            runs.append(SweepRun(name, seed, res.passed, _metrics(res.report), res.wall_s))
             if progress:
                 print(
                     f"{name} seed {seed}: {'PASS' if res.passed else 'FAIL'} "
@@ -252,6 +254,11 @@ def format_sweep(rows: list[dict[str, Any]], scenario: str) -> str:
 
 def sweep_json(rows: list[dict[str, Any]], runs: list[SweepRun], scenario: str) -> str:
     """The table and every run, as JSON (NaN as null)."""
+    return json.dumps(sweep_payload(rows, runs, scenario), indent=2, allow_nan=False)
+
+
+def sweep_payload(rows: list[dict[str, Any]], runs: list[SweepRun], scenario: str) -> Any:
+    """The table and every run, JSON-ready (NaN as None)."""
 
     def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
@@ -277,7 +284,7 @@ def sweep_json(rows: list[dict[str, Any]], runs: list[SweepRun], scenario: str) 
             for r in runs
         ],
     }
-    return json.dumps(clean(payload), indent=2, allow_nan=False)
+    return clean(payload)
 
 
 def resolve_strategies(arg: str | None) -> list[str]:

@@ -37,6 +37,12 @@ Invariants
                                     risk has declared it (state above NORMAL) for ≤ the transient
     ``no_negative_collateral``      our settled collateral never < 0; nobody's at the end
     ``funding_settled``             every funding boundary that passed was settled on chain
+    ``paying_side_within_cap``      at every funding snapshot, the DEX inventory on the paying side
+                                    is at most the configured inventory cap
+    ``drawdown_within_limit``       the worst drawdown of both legs marked at the world's prices,
+                                    less gas, stays below the risk engine's breach level (its
+                                    halt) as a fraction of the strategy's capital
+                                    (:func:`sims.report.drawdown_limit`)
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from sims.forkstate import DEFAULT_DEPOSITS_USD, ForkStateMeta, build_fork_state
 from sims.report import (
     EventRecord,
     FillRecord,
+    FundingSnapshotRecord,
     HedgeRecord,
     InvariantResult,
     PnlSnapshot,
@@ -80,7 +87,9 @@ from sims.report import (
     TransitionRecord,
     TxRecord,
     TxStatus,
+    drawdown_limit,
     format_table,
+    paying_side,
     summary_row,
     write_report,
 )
@@ -347,6 +356,12 @@ class _Recorder:
     withdraw_violations: list[str] = field(default_factory=list)
     withdraw_since_s: float | None = None
     withdraw_clear_block: int | None = None
+    cex_equity: Callable[[], float] | None = None
+    """The exchange account's equity now (wallet plus unrealized at its mid), read from the
+    exchange simulator; None: the report falls back to the agent's ledger for the drawdown."""
+    funding_snapshots: list[FundingSnapshotRecord] = field(default_factory=list)
+    last_epoch: int | None = None
+    rate_before: float = 0.0
 
     def record(
         self, agent: Agent, step: Step, world: ChainWorld, cancels_included: list[float]
@@ -391,8 +406,11 @@ class _Recorder:
                 hedge_position_base=(
                     agent.hedger.hedge_position_base() if agent.hedger is not None else 0.0
                 ),
+                equity_usd=self._equity(agent, step, pnl.gas),
+                engine_drawdown_frac=agent.risk.drawdown_frac,
             )
         )
+        self._funding_snapshot(agent, world, t)
         # Hard cap: beyond it only while risk has declared the breach, and only for a while.
         dt_s = world_dt(self.samples)
         if abs(st.inventory_base) > self.hard_cap_base:
@@ -424,6 +442,39 @@ class _Recorder:
         else:
             self.withdraw_since_s = None
             self.withdraw_clear_block = None
+
+    def _equity(self, agent: Agent, step: Step, gas_usd: float) -> float | None:
+        """Both legs at the world's prices, less gas: what the drawdown limit is judged on.
+
+        The DEX account is the chain's (collateral, funding owed, the position at the venue's
+        mark) with the position re-marked at the world's fair value; the exchange account is the
+        simulator's. Neither goes through the agent's own estimates of fair value.
+        """
+        snap = agent.last_snapshot
+        pos = snap.position if snap is not None else None
+        if self.cex_equity is None or pos is None or snap is None or not snap.mark:
+            return None
+        base = pos.size_lots * agent.params.lot_size
+        dex = pos.equity + base * (step.target_dex_mid_usd - snap.mark)
+        return dex + self.cex_equity() + gas_usd
+
+    def _funding_snapshot(self, agent: Agent, world: ChainWorld, t: float) -> None:
+        """At the first step past a funding boundary: the inventory held, and on which side."""
+        interval = world.spec.funding_interval_s
+        epoch = world.last_ts // interval
+        if self.last_epoch is not None and epoch > self.last_epoch:
+            inv = agent.status.inventory_base
+            rate = self.rate_before
+            paying = max(inv, 0.0) if rate > 0 else max(-inv, 0.0) if rate < 0 else 0.0
+            self.funding_snapshots.append(FundingSnapshotRecord(t, rate, inv, paying))
+        self.last_epoch = epoch
+        self.rate_before = agent.status.funding_rate_predicted
+
+
+def _cex_equity(sim: SimServer) -> float:
+    """The exchange simulator's account: wallet (fees and realized P&L in) plus unrealized."""
+    acct = sim.exchange.balance()[0]
+    return float(acct["balance"]) + float(acct["crossUnPnl"])
 
 
 def world_dt(samples: list[Sample]) -> float:
@@ -646,7 +697,12 @@ async def run_scenario(
                 await agent.start()
                 breach = agent.risk.limits.inventory_cap_ratio.breach
                 cap = agent.base_params.inventory_cap_base
-                rec = _Recorder(start_ts=start_ts, hard_cap_base=cap * breach, opts=opts)
+                rec = _Recorder(
+                    start_ts=start_ts,
+                    hard_cap_base=cap * breach,
+                    opts=opts,
+                    cex_equity=lambda: _cex_equity(sim),
+                )
                 pos0 = world.account(world.agent_address)[1]
                 epoch0 = world_epoch(world)
                 rng = random.Random(opts.seed)
@@ -813,6 +869,31 @@ def _finish(
         )
     )
 
+    chain = scenario.chain.resolved
+    txs_all = _tx_records(agent, world, start_ts, nonce0, chain.l1_data_fee_per_byte_gwei)
+    meta = _run_meta(scenario, opts, agent, upstream, started_at, interval)
+    limits = RunRecord(
+        meta=meta, samples=rec.samples, txs=txs_all, funding_snapshots=rec.funding_snapshots
+    )
+    paying = paying_side(limits)
+    invariants.append(
+        InvariantResult(
+            "paying_side_within_cap",
+            paying["breaches"] == 0,
+            f"max {paying['max_base']:.4f} base on the paying side over "
+            f"{paying['snapshots']} funding snapshots; cap {paying['cap_base']:g}, "
+            f"{paying['breaches']} over it",
+        )
+    )
+    dd = drawdown_limit(limits)
+    invariants.append(
+        InvariantResult(
+            "drawdown_within_limit",
+            dd["breached"] is False,
+            _drawdown_detail(dd),
+        )
+    )
+
     def t_of(block: int) -> float:
         return rec.block_t.get(block, float("nan"))
 
@@ -831,11 +912,43 @@ def _finish(
         TransitionRecord(t_s=ms / 1000 - start_ts, from_state=a, to_state=b, reason=why)
         for ms, a, b, why in agent.journal.risk_transitions()
     ]
-    chain = scenario.chain.resolved
-    txs = _tx_records(agent, world, start_ts, nonce0, chain.l1_data_fee_per_byte_gwei)
     hedges = _hedge_records(state, tl, start_ts)
+    record = RunRecord(
+        meta=meta,
+        samples=rec.samples,
+        fills=fill_records,
+        transitions=transitions,
+        txs=txs_all,
+        hedges=hedges,
+        invariants=tuple(invariants),
+        events=[EventRecord(e.at_s, e.end_s, e.kind, e.label) for e in scenario.events()],
+        funding_snapshots=rec.funding_snapshots,
+    )
+    paths = write_report(record, out_dir)
+    report: dict[str, Any] = json.loads(paths.json.read_text())
+    report["world"] = dataclasses.asdict(world.stats)
+    report["agent"] = {
+        "cycle_errors": _cycle_errors(agent.metrics.render()),
+        "quote_txs": agent.status.quote_txs,
+        "skipped_refreshes": agent.status.skipped,
+        "fills_seen": agent.status.fills,
+    }
+    paths.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return report, paths, tuple(invariants)
+
+
+def _run_meta(
+    scenario: Scenario,
+    opts: StressOptions,
+    agent: Agent,
+    upstream: Upstream,
+    started_at: str,
+    interval: int,
+) -> RunMeta:
     cfg = agent.base_params
-    meta = RunMeta(
+    chain = scenario.chain.resolved
+    band = agent.risk.limits.drawdown_frac
+    return RunMeta(
         scenario=scenario.name,
         seed=opts.seed,
         started_at=started_at,
@@ -855,28 +968,22 @@ def _finish(
         },
         native_price_usd=cfg.native_price_quote,
         inventory_cap_base=cfg.inventory_cap_base,
+        strategy_capital_quote=agent.risk.strategy_capital_quote,
+        drawdown_warn_frac=band.warn,
+        drawdown_limit_frac=band.breach,
     )
-    record = RunRecord(
-        meta=meta,
-        samples=rec.samples,
-        fills=fill_records,
-        transitions=transitions,
-        txs=txs,
-        hedges=hedges,
-        invariants=tuple(invariants),
-        events=[EventRecord(e.at_s, e.end_s, e.kind, e.label) for e in scenario.events()],
+
+
+def _drawdown_detail(dd: dict[str, Any]) -> str:
+    if dd["max_frac"] is None:
+        return f"max drawdown {dd['max_usd']:,.2f} USD; no strategy capital to judge it against"
+    engine = dd["engine_max_frac"]
+    seen = "-" if engine is None else f"{100 * engine:.2f}%"
+    return (
+        f"max drawdown {dd['max_usd']:,.2f} USD = {100 * dd['max_frac']:.2f}% of "
+        f"{dd['capital_quote']:,.0f} capital (limit {100 * dd['limit_frac']:.2f}%; the engine "
+        f"read at most {seen})"
     )
-    paths = write_report(record, out_dir)
-    report: dict[str, Any] = json.loads(paths.json.read_text())
-    report["world"] = dataclasses.asdict(world.stats)
-    report["agent"] = {
-        "cycle_errors": _cycle_errors(agent.metrics.render()),
-        "quote_txs": agent.status.quote_txs,
-        "skipped_refreshes": agent.status.skipped,
-        "fills_seen": agent.status.fills,
-    }
-    paths.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    return report, paths, tuple(invariants)
 
 
 # Journal statuses of attempts with no inclusion record (an included one always has one).
@@ -1096,18 +1203,17 @@ def _live_options(args: argparse.Namespace) -> LiveOptions:
 
 
 def _sweep_main(args: argparse.Namespace) -> int:
-    """``--seeds`` / ``--strategy all`` / ``--json``: one table of mean ± std over seeds."""
+    """``--seeds`` / ``--strategy all`` / ``--json``: one table of mean ± std over seeds, per
+    scenario (``--all``: every shipped scenario, one after another on the same upstream)."""
     from sims.seeds import (
         format_sweep,
         parse_seeds,
         resolve_strategies,
         run_sweep,
         summarize,
-        sweep_json,
+        sweep_payload,
     )
 
-    if args.all:
-        raise ConfigError("--seeds/--strategy/--json tabulate one --scenario, not --all")
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     strategies = resolve_strategies(args.strategy)
     base = StressOptions(
@@ -1115,36 +1221,44 @@ def _sweep_main(args: argparse.Namespace) -> int:
         config_path=args.config,
         chain_profile=args.chain_profile,
     )
-    out_root = Path(args.out or f"runs/sweep-{Path(args.scenario).stem}")
+    names = list_scenarios() if args.all else [args.scenario]
     t0 = time.perf_counter()
 
-    async def go() -> Any:
+    async def go() -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
         with open_upstream(
             fork_url=args.fork_url,
             fork_block=args.fork_block,
             deployment_file=args.deployment,
             state_file=args.state,
         ) as up:
-            return await run_sweep(
-                args.scenario,
-                up,
-                out_root,
-                seeds,
-                strategies,
-                mode=args.mode,
-                base=base,
-                live=_live_options(args) if args.mode == "live" else None,
-            )
+            for name in names:
+                stem = Path(name).stem
+                root = Path(args.out or "runs") / f"sweep-{stem}" if args.all else None
+                out_root = root or Path(args.out or f"runs/sweep-{stem}")
+                runs = await run_sweep(
+                    name,
+                    up,
+                    out_root,
+                    seeds,
+                    strategies,
+                    mode=args.mode,
+                    base=base,
+                    live=_live_options(args) if args.mode == "live" else None,
+                )
+                out.append((_resolve_scenario(name).name, runs))
+        return out
 
-    runs = asyncio.run(go())
-    rows = summarize(runs)
-    name = _resolve_scenario(args.scenario).name
+    results = asyncio.run(go())
+    payloads = [sweep_payload(summarize(runs), runs, name) for name, runs in results]
     if args.json:
-        print(sweep_json(rows, runs, name))
+        print(json.dumps(payloads if args.all else payloads[0], indent=2, allow_nan=False))
     else:
-        print(format_sweep(rows, name))
-        print(f"{len(runs)} runs ({args.mode}) in {time.perf_counter() - t0:.1f}s wall")
-    return 0 if all(r.passed for r in runs) else 1
+        for name, runs in results:
+            print(format_sweep(summarize(runs), name))
+        n = sum(len(runs) for _, runs in results)
+        print(f"{n} runs ({args.mode}) in {time.perf_counter() - t0:.1f}s wall")
+    return 0 if all(r.passed for _, runs in results for r in runs) else 1
 
 
 def cli_main(argv: list[str]) -> int:

@@ -62,7 +62,7 @@ from agent.chain.abi import DecodedError, ErrorDecoder
 from agent.chain.rpc import AsyncRpc, RpcError, RpcHealth
 from agent.chain.signer import Signer
 from agent.chain.txjournal import DelaySample, IntentRow, TxJournal, TxRow
-from agent.errors import GasOverBudget, RpcUnavailable, TxError
+from agent.errors import ChainError, GasOverBudget, RpcUnavailable, TxError
 from agent.errors import TxReverted as TxRevertedError
 
 __all__ = [
@@ -91,6 +91,12 @@ log = logging.getLogger(__name__)
 
 _GWEI = 10**9
 _SELF_TRANSFER_GAS = 21_000
+_MAX_NONCES_AHEAD = 64
+"""Most transactions of ours a node's pool can plausibly hold beyond the mined count. A pending
+count further ahead, or behind the mined one, is a garbled answer: never a nonce to sign at, nor
+a gap to fill one self-transfer at a time (a made-up 10^9 sent 229 fillers in seconds)."""
+_START_NONCE_TRIES = 5
+_START_NONCE_RETRY_S = 0.5
 _MAX_RENONCE = 3
 
 
@@ -476,6 +482,29 @@ def _classify(err: RpcError) -> _Outcome:
     return _Outcome.REFUSED
 
 
+def _plausible_nonces(latest: object, pending: object) -> tuple[int, int]:
+    """Parse the mined and pending transaction counts of one account, read together.
+
+    Raises
+    ------
+    ChainError
+        An answer is an error, not a hex count, or the pair is implausible: pending behind the
+        mined count, or more than :data:`_MAX_NONCES_AHEAD` ahead of it.
+    """
+    for answer in (latest, pending):
+        if isinstance(answer, RpcError):
+            raise answer
+    if not (isinstance(latest, str) and isinstance(pending, str)):
+        raise ChainError(f"transaction counts are not hex strings: {latest!r}, {pending!r}")
+    try:
+        mined, counted = int(latest, 16), int(pending, 16)
+    except ValueError:
+        raise ChainError(f"transaction counts are not hex: {latest!r}, {pending!r}") from None
+    if not 0 <= mined <= counted <= mined + _MAX_NONCES_AHEAD:
+        raise ChainError(f"implausible transaction counts: mined {mined}, pending {counted}")
+    return mined, counted
+
+
 class TxPipeline:
     """Sign, journal, send and shepherd transactions for one key.
 
@@ -566,9 +595,7 @@ class TxPipeline:
         async with self._lock:
             for row in self._journal.open_intents():
                 self._reload(row)
-            pending = int(
-                await self._rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16
-            )
+            pending = await self._start_nonce()
             highest = max(self._slots, default=-1)
             self._next_nonce = max(pending, highest + 1)
             await self._refresh_fees()
@@ -582,6 +609,38 @@ class TxPipeline:
                 self._next_nonce,
                 sum(1 for v in self._live.values() if not v.status.terminal),
             )
+
+    async def _start_nonce(self) -> int:
+        """The pending nonce to start from, read with the mined one and checked against it.
+
+        A node (or the balancer in front of it) that answers garbage is asked again a few times
+        (:data:`_START_NONCE_TRIES`, :data:`_START_NONCE_RETRY_S` apart); an unreachable node
+        raises at once, as before.
+
+        Raises
+        ------
+        ChainError
+            The answers stayed unusable: nothing can be signed safely.
+        """
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_getTransactionCount", [self.address, "latest"]),
+            ("eth_getTransactionCount", [self.address, "pending"]),
+        ]
+        for attempt in range(_START_NONCE_TRIES):
+            try:
+                return _plausible_nonces(*await self._rpc.batch(calls))[1]
+            except RpcUnavailable:
+                raise
+            except (ChainError, TypeError, ValueError) as exc:
+                why = exc
+            log.warning("start: unusable nonce answer from the node (%s); asking again", why)
+            if attempt + 1 < _START_NONCE_TRIES:
+                await asyncio.sleep(_START_NONCE_RETRY_S)
+        raise ChainError(
+            f"the node's transaction counts for {self.address} stayed unusable after "
+            f"{_START_NONCE_TRIES} reads ({why}): nothing can be signed at a made-up nonce; "
+            "check chain.rpc_url"
+        )
 
     async def submit(self, intent: TxIntent) -> TxHandle:
         """Sign, journal and send `intent` at the next nonce.
@@ -936,8 +995,13 @@ class TxPipeline:
         for a in slot.attempts:
             self._journal.mark_tx(a.tx_hash, "failed", now)
         del self._slots[slot.nonce]
-        pending = int(
-            await self._rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16
+        _, pending = _plausible_nonces(
+            *await self._rpc.batch(
+                [
+                    ("eth_getTransactionCount", [self.address, "latest"]),
+                    ("eth_getTransactionCount", [self.address, "pending"]),
+                ]
+            )
         )
         assert self._next_nonce is not None
         self._next_nonce = max(self._next_nonce, pending)
@@ -1052,8 +1116,9 @@ class TxPipeline:
             if isinstance(r, RpcError):
                 raise r
         block_hex, latest_hex, pending_hex, history = res
+        latest, pending = _plausible_nonces(latest_hex, pending_hex)
         fees = quote_fees(history, self.config, 2**255, self._clock(), self._own_blocks)
-        return int(block_hex, 16), int(latest_hex, 16), int(pending_hex, 16), history, fees
+        return int(block_hex, 16), latest, pending, history, fees
 
     async def _poll_locked(self, reads: PollReads | None = None) -> None:
         parsed = None
@@ -1066,7 +1131,14 @@ class TxPipeline:
         ):
             try:
                 parsed = self._parse_poll_reads(reads.results)
-            except (RpcError, TypeError, ValueError, KeyError, IndexError, ArithmeticError) as exc:
+            except (
+                ChainError,
+                TypeError,
+                ValueError,
+                KeyError,
+                IndexError,
+                ArithmeticError,
+            ) as exc:
                 # An error or a malformed answer inside the caller's batch: read again on our
                 # own, where it is handled as it always was.
                 log.debug("poll: prefetched reads unusable (%s); reading again", exc)

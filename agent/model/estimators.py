@@ -19,6 +19,8 @@ FundingPredictor       running premium TWAP → predicted rate, P(sign flips bef
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
 from operator import mul as _mul
@@ -317,6 +319,8 @@ class QuoteFillIntensity:
         self._t: float | None = None
         self._resting: tuple[float, ...] = ()
         self._grid_cache: tuple[list[float], list[float]] | None = None
+        self._k_last: float | None = None
+        """The last fit's k: a hint that speeds up the next fit, never changes its result."""
 
     @classmethod
     def for_price(
@@ -387,7 +391,7 @@ class QuoteFillIntensity:
         xs, prior_fills = self._grid()
         expo = [e + w0 for e in self._exposure]
         fills = [f + p for f, p in zip(self._fills, prior_fills, strict=True)]
-        k = _poisson_decay_mle(xs, fills, expo, k0)
+        k = self._k_last = _poisson_decay_mle(xs, fills, expo, k0, self._k_last)
         weights = [e * math.exp(-k * x) for e, x in zip(expo, xs, strict=True)]
         a = sum(fills) / sum(weights)
         observed = sum(self._fills)
@@ -429,7 +433,12 @@ class QuoteFillIntensity:
         return out
 
 
-def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_start: float) -> float:
+_NOTHING_CERTIFIED = (-math.inf, math.inf, -math.inf, math.inf)
+
+
+def _poisson_decay_mle(
+    xs: list[float], n: list[float], expo: list[float], k_start: float, hint: float | None = None
+) -> float:
     """Return k maximising the Poisson likelihood of counts ``n`` over exposures ``expo``.
 
     With ``A`` profiled out, the score is zero where the exposure-weighted mean distance under
@@ -441,6 +450,12 @@ def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_sta
     ``map`` in C instead of a Python loop; the offsets ``x − x_min`` are taken once; and the loop
     stops once an iteration leaves the bracket unchanged (every further iteration would repeat
     it: the state is a fixed point).
+
+    ``hint`` (a guess of k, e.g. the previous cycle's) lets most of the bisection's comparisons
+    be decided without computing them, see :func:`_certified_bracket`: the bisection takes the
+    same path and returns the same bits, hint or not. Measured need: the bisection (56–60
+    evaluations of the weighted mean, 167 µs) was over a quarter of an event-sim decision; with
+    the last fit's k as the hint about 16 evaluations plus Newton's few remain (80 µs).
     """
     total = sum(n)
     target = sum(map(_mul, n, xs)) / total
@@ -448,11 +463,27 @@ def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_sta
     x_min = xs[0]
     offsets = [x - x_min for x in xs]
     exp = math.exp
+
+    def mean(k: float) -> float:
+        w: list[float] = list(map(_mul, expo, map(exp, map(_mul, repeat(-k), offsets))))
+        s1: float = sum(map(_mul, w, xs))
+        return s1 / sum(w)
+
+    # k at or below k_hi is certified to compare above the target, at or above k_lo below it;
+    # ln k at or below m_hi (at or above m_lo) has such a k, without taking the exp.
+    k_hi, k_lo, m_hi, m_lo = _NOTHING_CERTIFIED
+    if hint is not None:
+        k_hi, k_lo, m_hi, m_lo = _certified_bracket(xs, expo, offsets, target, lo, hi, hint, mean)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        k = exp(mid)
-        w = list(map(_mul, expo, map(exp, map(_mul, repeat(-k), offsets))))
-        if sum(map(_mul, w, xs)) / sum(w) > target:
+        if mid <= m_hi:
+            above = True
+        elif mid >= m_lo:
+            above = False
+        else:
+            k = exp(mid)
+            above = k <= k_hi or (k < k_lo and mean(k) > target)
+        if above:
             if lo == mid:
                 break
             lo = mid
@@ -461,6 +492,88 @@ def _poisson_decay_mle(xs: list[float], n: list[float], expo: list[float], k_sta
                 break
             hi = mid
     return math.exp(0.5 * (lo + hi))
+
+
+def _certified_bracket(
+    xs: list[float],
+    expo: list[float],
+    offsets: list[float],
+    target: float,
+    lo: float,
+    hi: float,
+    hint: float,
+    mean: Callable[[float], float],
+) -> tuple[float, float, float, float]:
+    """Return ``(k_hi, k_lo, m_hi, m_lo)``: every float k ≤ k_hi has ``mean(k) > target``, every
+    k ≥ k_lo has not; ``exp(m)`` for ``m ≤ m_hi`` is ≤ k_hi, for ``m ≥ m_lo`` ≥ k_lo.
+
+    ``mean(k)`` is the computed value of the exact weighted mean
+    ``F(k) = Σ tᵢ·xᵢ / Σ tᵢ`` with ``tᵢ = eᵢ·exp(−k·oᵢ)`` (``e`` the exposures, ``o`` the float
+    offsets, all taken as exact reals), which is non-increasing in k: its derivative is
+    ``−Cov_t(o, x) ≤ 0``, as ``o`` rises with ``x``. Rounding (``u = 2⁻⁵³``): a computed
+    weight is ``tᵢ·(1 + ρᵢ)`` with ``|ρᵢ| ≤ (zᵢ + 6)·u``, ``zᵢ = k·oᵢ`` (the product ``k·oᵢ``
+    rounded, then amplified by exp; exp's own error, budgeted at 2 ulp; the product with
+    ``eᵢ``); the sums are sequential over positive terms (``(n − 1)·u``). So each sum is off by
+    at most its t-weighted mean of ``zᵢ`` plus ``(n + 7)·u`` of itself, and the ratio by at most
+    ``eps = 2·(z̄ + n + 8)·u``. The mean ``z̄`` is at most ``k·o_max``, and for any k at most
+    ``(r − 1)/e`` with ``r = Σ eᵢ·xᵢ / (e₀·x₀)``, because ``z·exp(−z) ≤ 1/e`` and the first term
+    (offset 0) weighs ``e₀`` exactly. Twice this bound is used, per side.
+
+    So if ``mean(a) ≥ target·(1 + 3·eps)`` then for every float ``k ≤ exp(a)``:
+    ``mean(k) ≥ F(k)·(1 − eps) ≥ F(exp(a))·(1 − eps) ≥ mean(a)·(1 − eps)/(1 + eps) > target``,
+    and the mirror holds at and above ``exp(b)``. Newton's method from ``hint`` places ``a`` and
+    ``b`` just either side of the root; whatever fails (a poor hint, a flat likelihood,
+    non-finite sums) certifies nothing, and the caller computes every comparison as before.
+    ``m_hi`` and ``m_lo`` keep 1e-13 from ``a`` and ``b`` in ln k, far more than exp's
+    (budgeted 2 ulp) error needs for ``exp(m)`` to keep its side of ``exp(a)``, ``exp(b)``.
+    """
+    none = _NOTHING_CERTIFIED
+    x0, e0 = xs[0], expo[0]
+    # The proof needs positive weights, increasing distances and a positive target.
+    if not (hint > 0.0 and x0 > 0.0 and e0 > 0.0 and 0.0 < target < math.inf):
+        return none
+    if min(expo) < 0.0 or any(map(operator.ge, xs, xs[1:])):
+        return none
+    r = sum(map(_mul, expo, xs)) / (e0 * x0)
+    if not r < 1e9:
+        return none
+    exp = math.exp
+    m = min(max(math.log(hint), lo), hi)
+    slope = 0.0
+    for _ in range(8):  # Newton on ln k: approximate is enough, the bracket below is checked
+        k = exp(m)
+        w = list(map(_mul, expo, map(exp, map(_mul, repeat(-k), offsets))))
+        s0 = sum(w)
+        wx = list(map(_mul, w, xs))
+        mu = sum(wx) / s0
+        slope = k * (sum(map(_mul, wx, xs)) / s0 - mu * mu) / mu  # −d ln F / d ln k
+        if not (slope > 0.0 and math.isfinite(slope)):
+            return none
+        step = min(max((mu - target) / target / slope, -1.0), 1.0)
+        m = min(max(m + step, lo), hi)
+        if abs(step) < 1e-7:  # quadratic convergence: m is now within ~1e-14 of the root
+            break
+    n_u = (len(xs) + 8.0) * 2.0**-53
+    z_any = (r - 1.0) / math.e * 2.0**-53
+    # Twice the bound, per side: below the root every k ≤ exp(m), above it any k up to the top.
+    eps_below = 4.0 * (min(exp(m) * offsets[-1] * 2.0**-53, z_any) + n_u)
+    eps_above = 4.0 * (z_any + n_u)
+    if not max(eps_below, eps_above) < 1e-6:
+        return none
+    delta_a = 16.0 * eps_below / slope + 4e-16 * (1.0 + abs(m))
+    delta_b = 16.0 * eps_above / slope + 4e-16 * (1.0 + abs(m))
+    if not max(delta_a, delta_b) < 1e-3:  # a flat likelihood (a fit at the edge): no gain
+        return none
+    a, b = m - delta_a, m + delta_b
+    ka, kb = exp(a), exp(b)
+    below = ka <= exp(m) and mean(ka) >= target * (1.0 + 3.0 * eps_below)
+    above = mean(kb) <= target * (1.0 - 3.0 * eps_above)
+    return (
+        ka if below else -math.inf,
+        kb if above else math.inf,
+        a - 1e-13 if below else -math.inf,
+        b + 1e-13 if above else math.inf,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@
 
     Every pull within ``flap_window_s`` of the last re-entry doubles the quiet time asked before
     the next (up to ``max_backoff``): a market that keeps jumping keeps us out longer each time
-    instead of flapping in and out.
+    instead of flapping in and out. The posture and the backoff survive a restart
+    (:meth:`JumpDetector.memory`, :meth:`JumpDetector.restore`): a keeper that crashes in a
+    crash must not come back quoting as if nothing had happened.
 
     ==========  ======================================  ========================================
     state       when                                    what the runtime does
@@ -210,10 +212,64 @@ class JumpDetector:
         self._base_var_per_s = 0.0
         self._base_weight = 0.0
         self._base_sigma_at_pull = 0.0
+        self._restored = False  # a restored PULLED/REENTRY: its clock restarts at the next update
+
+    def memory(self) -> dict[str, object]:
+        """Return what must survive a restart (JSON-ready; :meth:`restore` takes it back).
+
+        The posture and its clocks, the pull count, the flap backoff and the pre-jump diffusion.
+        The price history is not kept: after a restart re-entry is judged on prices seen anew.
+        """
+        return {
+            "state": self._state.value,
+            "since_s": self._since_s,
+            "pulls": self._pulls,
+            "backoff": self._backoff,
+            "reentered_s": _finite_or_none(self._reentered_s),
+            "last_jump_s": _finite_or_none(self._last_jump_s),
+            "base_var_per_s": self._base_var_per_s,
+            "base_weight": self._base_weight,
+            "base_sigma_at_pull": self._base_sigma_at_pull,
+        }
+
+    def restore(self, memory: dict[str, object]) -> None:
+        """Take back what :meth:`memory` returned in an earlier run (call before any update).
+
+        A restored PULLED or REENTRY restarts its clock at the first update after the restore:
+        the time the agent was down is not time it saw a stable market, and the prices before
+        the crash are gone, so re-entry asks for ``stable_s`` (or ``quiet_s``, times the
+        backoff) of prices seen after it. The backoff and the last re-entry are kept, so a
+        pull soon after coming back still counts as a flap. Malformed fields are ignored one by
+        one; an unknown state leaves the detector as it is.
+        """
+        state = memory.get("state")
+        if isinstance(state, str) and state in JumpState._value2member_map_:
+            self._state = JumpState(state)
+            self._restored = self._state is not JumpState.NORMAL
+        since = _finite(memory.get("since_s"))
+        if since is not None:
+            self._since_s = since
+        pulls = memory.get("pulls")
+        if isinstance(pulls, int) and pulls >= 0:
+            self._pulls = pulls
+        backoff = _finite(memory.get("backoff"))
+        if backoff is not None:
+            self._backoff = min(max(backoff, 1.0), self.params.max_backoff)
+        for name in ("reentered_s", "last_jump_s"):
+            if name in memory:
+                t = _finite(memory.get(name))
+                setattr(self, f"_{name}", -math.inf if t is None else t)
+        for name in ("base_var_per_s", "base_weight", "base_sigma_at_pull"):
+            v = _finite(memory.get(name))
+            if v is not None and v >= 0.0:
+                setattr(self, f"_{name}", v)
 
     def update(self, t_s: float, mid: float, sigma_rel_per_sqrt_s: float = 0.0) -> JumpSignal:
         """Feed the exchange mid at ``t_s`` (and the current relative σ); return the signal."""
         p = self.params
+        if self._restored:
+            self._restored = False
+            self._since_s = t_s
         last = self._prices[-1] if self._prices else None
         if math.isfinite(mid) and mid > 0.0:
             self._prices.append((t_s, mid))
@@ -375,6 +431,17 @@ class JumpDetector:
             return 0.0
         low = min(window)
         return (max(window) - low) / low * _BPS
+
+
+def _finite(v: object) -> float | None:
+    """`v` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 @dataclass(frozen=True, slots=True)

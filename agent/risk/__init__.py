@@ -13,6 +13,7 @@ from agent.risk.engine import (
     TriggerReading,
     UnloadPlan,
     marked_equity_quote,
+    strategy_capital,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "TriggerReading",
     "UnloadPlan",
     "marked_equity_quote",
+    "strategy_capital",
 ]

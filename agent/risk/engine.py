@@ -37,7 +37,9 @@ Triggers and the states they demand (defaults of `RiskLimits`)::
     block_age_s           latest block age            15   WIDENED    45    WITHDRAWN
     cex_feed_age_s        CEX market data age         3    WIDENED    10    WITHDRAWN
     rpc_error_rate        failed / all RPC calls      0.05 REDUCED    0.25  WITHDRAWN
-    drawdown_frac         (peak - equity) / peak      0.02 REDUCED    0.05  HALTED
+    drawdown_frac         (peak - equity) / strategy  0.02 REDUCED    0.05  HALTED
+                          capital (see below)
+    drawdown_withdraw_frac  the same reading          0.035 WITHDRAWN (flatten before the halt)
     margin_ratio          maint. margin / equity      0.5  HEDGING    0.8   WITHDRAWN
     liq_distance_bps      mark to liquidation (low    1500 HEDGING    500   WITHDRAWN
                           is worse)
@@ -76,7 +78,8 @@ A reading that is NaN counts as a breach: a broken feed must not look like a cal
 
 Over the (effective) inventory cap the side that adds inventory is blocked, and a time-weighted
 unload plan asks the hedger/quoter to bring inventory back to ``unload_target_frac`` of the cap by a
-deadline, catching up if behind schedule.
+deadline, catching up if behind schedule. Inside the funding window, over the cap on the side that
+pays at the coming snapshot, the deadline is that snapshot: the cap holds at every snapshot.
 
 Consistency and hysteresis
 --------------------------
@@ -90,9 +93,20 @@ Consistency and hysteresis
   that comes back after a release is a flap): a trigger that keeps coming back holds the state
   longer each time (30 s, 60 s,
   120 s, ...), which bounds the flips per hour to a handful while escalation stays immediate.
-* Drawdown is measured against ``drawdown_capital_quote`` (or ``RiskInputs.strategy_capital_quote``)
-  when given, the capital the strategy uses, not the whole account; equity should be both legs
-  marked fresh at fair value (`marked_equity_quote`).
+
+Drawdown
+--------
+The drawdown reading is ``(session peak equity − equity) / strategy capital``. Equity is both legs
+marked fresh (`marked_equity_quote`: the DEX leg at fair value, the hedge at the exchange mid now)
+less the gas spent, so the engine judges the same money the run's net P&L counts. The capital is
+what the strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
+set, else `strategy_capital` — the margin a position at the inventory cap takes on both legs
+(``capital_margin_frac`` × cap × price; the position held then instead, when it is larger), fixed
+at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on
+10x legs is $12,000 of capital: the 2% / 3.5% / 5% levels are $240 / $420 / $600, where 5% of a
+$250,000 account ($12,500) never bound. At ``drawdown_withdraw_frac`` (3.5%) the engine withdraws
+and hedges the whole residual before the halt. A restart derives the capital again from the price
+then; the peak it is measured from is restored from the journal.
 """
 
 from __future__ import annotations
@@ -118,6 +132,7 @@ __all__ = [
     "TriggerReading",
     "UnloadPlan",
     "marked_equity_quote",
+    "strategy_capital",
 ]
 
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
@@ -281,8 +296,22 @@ class RiskLimits:
     """Cooldown multiplier per repeated escalation within ``flap_window_s`` (1: no backoff)."""
     flap_max_cooldown_s: float = 900.0
     """The backoff never makes a cooldown longer than this (a settled market recovers)."""
-    drawdown_capital_quote: float | None = None
-    """Capital the strategy uses, quote currency: drawdown is a fraction of it (None: of peak)."""
+    strategy_capital_quote: float | None = None
+    """Capital the strategy uses, quote currency: the drawdown bands are fractions of it, not of
+    the whole account (a 5% limit on a $250k balance that a 1-unit cap never uses does not bind).
+    None (the default): derived from the strategy's own limits at the first priced evaluation,
+    ``capital_margin_frac × inventory cap × price`` (see `strategy_capital`)."""
+    drawdown_withdraw_frac: float = 0.035
+    """At this drawdown (a fraction of the strategy capital, between the drawdown band's warn and
+    breach) the engine withdraws: cancel all, reduce-only quotes, the whole residual hedged at
+    once as taker. The loss stops growing before the halt instead of at it: HALTED does no
+    automated hedging, so a residual still open when the halt fired kept losing through the
+    rest of a crash (a 0.1-unit long halted at 5.4% of the capital ended at 629%). 0: straight
+    from the warn's state to the halt."""
+    capital_margin_frac: float = 0.2
+    """The margin a position at the inventory cap takes, as a fraction of its notional, both legs
+    together: 0.2 is the DEX's 10% initial margin plus a 10x exchange account for the hedge.
+    Used only when ``strategy_capital_quote`` is unset; 1 sizes the capital at the full notional."""
     hedging_band_mult: float = 0.5
     """Hedge dead-band multiplier in HEDGING (the hedger hedges more of the residual)."""
     withdrawn_band_mult: float = 0.0
@@ -364,8 +393,24 @@ class RiskLimits:
             raise ConfigError("risk.oracle_heartbeat_s must be > 0 when set")
         if not 0.0 < self.oracle_warn_heartbeats < self.oracle_breach_heartbeats:
             raise ConfigError("risk: need 0 < oracle_warn_heartbeats < oracle_breach_heartbeats")
-        if self.drawdown_capital_quote is not None and not self.drawdown_capital_quote > 0.0:
-            raise ConfigError("risk.drawdown_capital_quote must be > 0 when set")
+        capital = self.strategy_capital_quote
+        if capital is not None and not (math.isfinite(capital) and capital > 0.0):
+            raise ConfigError(
+                f"risk.strategy_capital_quote must be a finite amount > 0 in quote currency when "
+                f"set (got {capital!r}); leave it out to derive it from the inventory cap"
+            )
+        dd, withdraw = self.drawdown_frac, self.drawdown_withdraw_frac
+        if withdraw != 0.0 and not (dd.higher_is_worse and dd.warn < withdraw < dd.breach):
+            raise ConfigError(
+                f"risk.drawdown_withdraw_frac must lie between risk.drawdown_frac's warn "
+                f"({dd.warn:g}) and breach ({dd.breach:g}) (got {withdraw!r}), or be 0 to "
+                "withdraw only at the halt"
+            )
+        if not 0.0 < self.capital_margin_frac <= 1.0:
+            raise ConfigError(
+                f"risk.capital_margin_frac must be in (0, 1] (got {self.capital_margin_frac!r}): "
+                "the margin a position at the cap takes, as a fraction of its notional"
+            )
         if not 0.0 < self.funding_window_frac <= 1.0 or self.funding_min_stake_quote < 0.0:
             raise ConfigError("risk: funding_window_frac in (0, 1], funding_min_stake_quote >= 0")
         for name in ("hedging_band_mult", "withdrawn_band_mult"):
@@ -448,7 +493,7 @@ class RiskInputs:
     """Failed / all RPC calls over the estimator's window, 0..1."""
     equity_quote: float
     """Both legs marked fresh: DEX equity at fair value plus the hedge's mark-to-market at the
-    exchange mid now (`marked_equity_quote`), quote currency."""
+    exchange mid now (`marked_equity_quote`), less the gas spent, quote currency."""
     margin_ratio: float
     """Maintenance margin / account equity (1.0 is liquidation)."""
     liq_distance_bps: float
@@ -474,8 +519,6 @@ class RiskInputs:
     """A one-sided burst of fills against our asks (``SweepGuard``): toxic flow."""
     funding_interval_s: float = 28_800.0
     """The market's funding interval (the funding window scales with it)."""
-    strategy_capital_quote: float | None = None
-    """Capital the strategy uses; overrides ``RiskLimits.drawdown_capital_quote`` when given."""
     gas_refreshes_left: float = math.inf
     """Quote refreshes the signer's native balance pays for at the current fee (inf: unread)."""
 
@@ -616,6 +659,9 @@ class RiskEngine:
         self._held: dict[str, Level] = {}
         self._peak_equity: float | None = None
         self._last_equity: float | None = None
+        self._capital: float | None = self._limits.strategy_capital_quote
+        self._flatten = _flatten_band(self._limits)
+        self._last_drawdown_frac = 0.0
         self._jumps = _RangeWindow(self._limits.index_jump_window_s)
         self._unload_deadline_s: float | None = None
         self._transitions: list[Transition] = []
@@ -641,6 +687,16 @@ class RiskEngine:
     def peak_equity_quote(self) -> float | None:
         """Return the session peak equity the drawdown is measured from."""
         return self._peak_equity
+
+    @property
+    def strategy_capital_quote(self) -> float | None:
+        """Return the capital the drawdown is a fraction of (None until the first price)."""
+        return self._capital
+
+    @property
+    def drawdown_frac(self) -> float:
+        """Return the last drawdown reading, a fraction of the strategy capital."""
+        return self._last_drawdown_frac
 
     def evaluate(self, inputs: RiskInputs) -> RiskDirective:
         """Judge a snapshot, move the state if due, and return the posture to apply.
@@ -688,7 +744,8 @@ class RiskEngine:
         return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
 
     def memory(self) -> dict[str, object]:
-        """Return what must survive a restart (state, its start, peak equity, recent escalations).
+        """Return what must survive a restart (state, its start, peak equity, recent escalations
+        and whether the next escalation would be a flap).
 
         JSON-ready; :meth:`restore` takes it back. Without it a restart would forget the drawdown
         peak (a loss taken before the crash would read as no loss) and the cooldown in progress.
@@ -698,6 +755,7 @@ class RiskEngine:
             "since_s": self._since_s,
             "peak_equity": self._peak_equity,
             "escalations": list(self._escalations),
+            "released_since_escalation": self._released_since_escalation,
         }
 
     def restore(self, memory: dict[str, object]) -> None:
@@ -720,6 +778,12 @@ class RiskEngine:
         escalations = memory.get("escalations")
         if isinstance(escalations, list):
             self._escalations = deque(float(t) for t in escalations if isinstance(t, int | float))
+        # Whether the next escalation is a flap (it comes back after a release) or a further
+        # step of the episode in progress: lost, a restart between a release and the trigger
+        # coming back counted the return as the same episode and skipped the flap backoff.
+        released = memory.get("released_since_escalation")
+        if isinstance(released, bool):
+            self._released_since_escalation = released
 
     def drain_transitions(self) -> tuple[Transition, ...]:
         """Return the transitions since the last call, oldest first, and forget them."""
@@ -744,6 +808,7 @@ class RiskEngine:
         # a market the detector re-enters as soon as it is stable. Both count again once the
         # pull ends (a divergence that outlasts it is a stuck oracle).
         pulled = x.cex_jump
+        drawdown = self._drawdown_frac(x)
         banded: list[tuple[str, Band, float]] = [
             ("realized_vol_annual", lim.realized_vol_annual, x.realized_vol_annual),
             ("index_jump_bps", lim.index_jump_bps, self._jump_bps(x)),
@@ -764,7 +829,7 @@ class RiskEngine:
             ("block_age_s", lim.block_age_s, x.block_age_s),
             ("cex_feed_age_s", lim.cex_feed_age_s, x.cex_feed_age_s),
             ("rpc_error_rate", lim.rpc_error_rate, x.rpc_error_rate),
-            ("drawdown_frac", lim.drawdown_frac, self._drawdown_frac(x)),
+            ("drawdown_frac", lim.drawdown_frac, drawdown),
             ("margin_ratio", lim.margin_ratio, x.margin_ratio),
             ("liq_distance_bps", lim.liq_distance_bps, x.liq_distance_bps),
             (
@@ -780,6 +845,8 @@ class RiskEngine:
                 0.0 if pulled else x.fair_value_divergence_bps,
             ),
         ]
+        if self._flatten is not None:
+            banded.append(("drawdown_withdraw_frac", self._flatten, drawdown))
         out: list[TriggerReading] = []
         for name, band, value in banded:
             level = band.level(value, self._held.get(name, Level.CLEAR))
@@ -858,12 +925,22 @@ class RiskEngine:
             candidates.append(x.session_peak_equity_quote)
         peak = max(candidates)
         self._peak_equity = peak
-        capital = x.strategy_capital_quote or self._limits.drawdown_capital_quote
-        if capital is not None and capital > 0:
-            return max(peak - equity, 0.0) / capital
-        if peak <= 0:
-            return 0.0 if equity >= peak else math.inf
-        return (peak - equity) / peak
+        if self._capital is None:
+            price = x.fair_value if x.fair_value is not None else x.index_price
+            # A position already over the cap at start (inherited, or left by a crash) takes
+            # margin too: the strategy is sized by the larger of the two.
+            held = abs(x.inventory_base) if math.isfinite(x.inventory_base) else 0.0
+            size = max(x.inventory_cap_base, held)
+            self._capital = strategy_capital(self._limits, size, price)
+        if self._capital is not None:
+            frac = max(peak - equity, 0.0) / self._capital
+        elif peak <= 0:
+            frac = 0.0 if equity >= peak else math.inf
+        else:
+            # No price yet to size the strategy by: of the peak, which only ever reads lower.
+            frac = (peak - equity) / peak
+        self._last_drawdown_frac = frac
+        return frac
 
     def _step(
         self, now_s: float, demanded: RiskState, readings: tuple[TriggerReading, ...]
@@ -939,6 +1016,13 @@ class RiskEngine:
             return None
         elif urgent:
             self._unload_deadline_s = min(self._unload_deadline_s, x.now_s + horizon_s)
+        # Over the cap on the side that pays at the coming funding snapshot: the unload is due
+        # by the snapshot, not minutes after it (the cap holds at every snapshot).
+        window_s = min(lim.funding_window_s, lim.funding_window_frac * x.funding_interval_s)
+        if inv * x.funding_rate_predicted > 0.0 and 0.0 < x.funding_snapshot_in_s <= window_s:
+            self._unload_deadline_s = min(
+                self._unload_deadline_s, x.now_s + x.funding_snapshot_in_s
+            )
         excess = abs(inv) - target
         left_s = max(self._unload_deadline_s - x.now_s, lim.unload_min_remaining_s)
         return UnloadPlan(
@@ -1015,6 +1099,18 @@ class RiskEngine:
         )
 
 
+def _flatten_band(lim: RiskLimits) -> Band | None:
+    """The drawdown level that withdraws and hedges it all before the halt (None: off)."""
+    if lim.drawdown_withdraw_frac == 0.0:
+        return None
+    dd = lim.drawdown_frac
+    # Never milder than WITHDRAWN at its breach, whatever the drawdown band itself demands there.
+    breach_state = max(dd.breach_state, RiskState.WITHDRAWN)
+    return Band(
+        lim.drawdown_withdraw_frac, dd.breach, RiskState.WITHDRAWN, breach_state, dd.release_frac
+    )
+
+
 def _ratio(num: float, den: float) -> float:
     """Return num / den, reading a zero or negative denominator as "everything is over"."""
     if math.isnan(num) or math.isnan(den):
@@ -1046,3 +1142,18 @@ def marked_equity_quote(
         + hedge_cash_quote
         + hedge_position_base * mark
     )
+
+
+def strategy_capital(limits: RiskLimits, inventory_cap_base: float, price: float) -> float | None:
+    """Return the capital the strategy uses, quote currency (the drawdown bands' denominator).
+
+    ``limits.strategy_capital_quote`` when set; else the margin a position at the inventory cap
+    takes on both legs, ``limits.capital_margin_frac × inventory_cap_base × price``. None when
+    that cannot be priced yet (no finite positive price or cap).
+    """
+    if limits.strategy_capital_quote is not None:
+        return limits.strategy_capital_quote
+    notional = inventory_cap_base * price
+    if not (math.isfinite(notional) and notional > 0.0):
+        return None
+    return limits.capital_margin_frac * notional

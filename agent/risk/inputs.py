@@ -62,6 +62,9 @@ class CycleObservations:
     """The market's funding interval (the funding window scales with it)."""
     marked_equity_quote: float | None = None
     """Both legs marked fresh (``marked_equity_quote``); None: DEX equity plus the hedge P&L."""
+    gas_spent_quote: float = 0.0
+    """Gas spent this session, quote currency (>= 0). It is paid from the signer's native balance,
+    outside both trading accounts, so neither leg's equity shows it; the drawdown must."""
 
 
 def build_risk_inputs(
@@ -108,7 +111,8 @@ def build_risk_inputs(
             obs.marked_equity_quote
             if obs.marked_equity_quote is not None
             else equity + obs.hedge_pnl
-        ),
+        )
+        - obs.gas_spent_quote,
         margin_ratio=margin_ratio,
         liq_distance_bps=liq_bps,
         cex_reachable=obs.cex_reachable,

@@ -30,6 +30,10 @@ class RiskTelemetry:
         self._level = Children(m.risk_trigger_level)
         self._value = Children(m.risk_trigger_value)
         self._seen: set[str] = set()
+        self._exported: dict[str, tuple[int, float]] = {}
+        """Each trigger's last exported (level, value): a gauge is set only when it changes
+        (the same export, without a lock and a set per trigger per cycle on the hot path)."""
+        self._state_exported: int | None = None
 
     def record(self, directive: RiskDirective, transitions: Iterable[Transition]) -> None:
         """Log and count ``transitions``, then export the state and readings of ``directive``."""
@@ -52,11 +56,22 @@ class RiskTelemetry:
                 reason=t.reason,
                 readings=detail.get("readings", []),
             )
-        self._state.set(int(directive.state))
+        state = int(directive.state)
+        if state != self._state_exported:
+            self._state.set(state)
+            self._state_exported = state
+        exported = self._exported
         active = {r.name: r for r in directive.readings}
         for name in self._seen - active.keys():
-            self._level(name).set(0)
+            if name in exported:
+                del exported[name]
+                self._level(name).set(0)
         for name, r in active.items():
-            self._level(name).set(int(r.level))
-            self._value(name).set(r.value)
+            level, value = int(r.level), r.value
+            last = exported.get(name)
+            if last is None or last[0] != level:
+                self._level(name).set(level)
+            if last is None or last[1] != value:  # NaN != NaN: set again, as before
+                self._value(name).set(value)
+            exported[name] = (level, value)
         self._seen |= active.keys()

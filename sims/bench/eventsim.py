@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run"]
 
-_PREVIOUS = "300–515 /s on main a128e44, same load 8–10"
-"""Main's tree (a128e44) run interleaved with this on 2026-11-30 21:19 UTC."""
+_PREVIOUS = "1,794–1,841 /s on main 8cc1d47, quiet machine"
+"""Main's tree (8cc1d47) on a quiet machine, 2026-11-30 22:33 UTC (README, Benchmarks)."""
 
 
 def bench_config() -> EventSimConfig:

@@ -19,6 +19,8 @@ kind                reaches the exchange?         what the client sees
 ``ban_418``         no                            418 ``-1003`` with ``Retry-After``
 ``rate_limit_429``  no                            429 ``-1003`` with ``Retry-After``
 ``timestamp_1021``  no                            400 ``-1021`` outside recvWindow
+``auth_2015``       no                            401 ``-2015``: the key is refused (revoked, its
+                                                  permissions or IP allow-list changed)
 ==================  ============================  ===============================================
 
 A fault applies to the next ``count`` requests with its method and path (default: new orders,
@@ -48,6 +50,7 @@ FaultKind = Literal[
     "ban_418",
     "rate_limit_429",
     "timestamp_1021",
+    "auth_2015",
 ]
 _KINDS: frozenset[str] = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 # Headers that describe the upstream connection, not the answer: never copied across.
@@ -199,6 +202,8 @@ class CexFaultProxy:
             return _error(429, -1003, "Too many requests.", fault.retry_after_s)
         if kind == "timestamp_1021":
             return _error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        if kind == "auth_2015":
+            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
         if kind == "delay":
             # The request is on its way: it arrives late whatever the client does meanwhile.
             return await self._relay(request, body, delay_s=fault.delay_s)

@@ -90,6 +90,9 @@ class RpcProxy:
         self._port: int | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closed = asyncio.Event()
+        self.rewrite: Callable[[bytes, bytes], bytes] | None = None
+        """Called with each forwarded HTTP request's body and the node's answer; what it returns
+        is sent instead: a node answering one method with garbage while the others are fine."""
         self.before_answer: Callable[[bytes], Awaitable[None]] | None = None
         """Awaited with each forwarded request's body after the node answered and before the
         answer is held and sent: a test makes something happen on chain *between* a read and
@@ -199,6 +202,8 @@ class RpcProxy:
         if self._mode == "garble":
             self.stats.garbled += 1
             payload = payload[: max(1, len(payload) // 2)]
+        if self.rewrite is not None:
+            payload = self.rewrite(body, payload)
         if self.before_answer is not None:
             await self.before_answer(body)
         lo, hi = self._delay_ms

@@ -3,7 +3,10 @@ the exchange simulator, environment and process list of the tests that run ``mm-
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,9 +97,9 @@ def dex(anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path) -> Dex:
     return d
 
 
-@pytest.fixture
-def cex_process() -> Iterator[str]:
-    """The exchange simulator as its own process (`python -m sims.cex`); yields its URL."""
+@contextlib.contextmanager
+def cex_sim() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The exchange simulator as its own process (`python -m sims.cex`): (URL, process)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
         stdout=subprocess.PIPE,
@@ -108,12 +111,20 @@ def cex_process() -> Iterator[str]:
         line = proc.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
         assert m, f"cex-sim did not start: {line}"
-        yield m.group(1)
+        yield m.group(1), proc
     finally:
+        os.kill(proc.pid, signal.SIGCONT)  # a test may have stopped it: it could not terminate
         proc.terminate()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.fixture
+def cex_process() -> Iterator[str]:
+    """The exchange simulator as its own process; yields its URL."""
+    with cex_sim() as (url, _proc):
+        yield url
 
 
 @pytest.fixture

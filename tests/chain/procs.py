@@ -6,11 +6,14 @@ The fixtures that go with them (``cex_process``, ``agent_env``, ``procs``) are i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +183,26 @@ def telemetry_url(tmp_path: Path) -> str:
 
     wait(port, 60.0, "the telemetry port file")
     return f"http://127.0.0.1:{port()}"
+
+
+class BackgroundLoop:
+    """An asyncio loop in a daemon thread, for a fault proxy a blocking test drives."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout_s: float = 60.0) -> Any:
+        """Run ``coro`` on the loop and wait for its result."""
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout_s)
+
+    def soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Call ``fn(*args)`` on the loop's thread."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

@@ -20,7 +20,17 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil, AnvilConfig
-from tests.chain.procs import ASK, BID, IOC, cex_open, start_quoting, telemetry_url
+from tests.chain.procs import (
+    ASK,
+    BID,
+    IOC,
+    MM,
+    cex_open,
+    cex_trades,
+    start_quoting,
+    telemetry_url,
+    wait,
+)
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -127,3 +137,52 @@ def test_after_kill_9_no_quote_outlives_its_expiry(
     if bids:
         dex.place(accounts["taker"], ASK, min(o[3] for o in bids) * 0.01, 0.05, flags=IOC, cid=8)
     assert dex.position_lots(maker) == before
+
+
+def test_sigterm_during_an_operator_cancel_all_on_a_stalled_chain_exits_in_time(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex_process: str,
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """`mm-agent cancel-all` asks the running agent, whose cancel waits for a chain that mines
+    nothing; SIGTERM arrives meanwhile. The exit must not wait out the cancel-all's 30 s: the
+    request is answered, the shutdown's own cancel (hard deadline) runs, the exit is 1 within
+    10 s naming the DEX, and the cancel in the pool clears the book once a block comes."""
+    cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, cex_process, agent_env, procs)
+    maker = accounts["maker"].address
+    w3 = anvil.w3
+    anvil.set_automine(False)  # the chain stalls: a cancel waits in the pool
+    cancel = subprocess.Popen(
+        [*MM, "cancel-all", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=agent_env,
+    )
+    procs.append(cancel)
+    wait(
+        lambda: (
+            w3.eth.get_transaction_count(maker, "pending")
+            > w3.eth.get_transaction_count(maker, "latest")
+        ),
+        30.0,
+        f"the operator's cancel-all in the pool ({log.read_text()[-1500:]})",
+    )
+    time.sleep(0.5)  # the agent is now inside the request, waiting for the chain
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(40)
+    took = time.monotonic() - t0
+    out = log.read_text()
+    assert took < 10.0, f"shutdown took {took:.1f} s"
+    assert rc == 1, out[-3000:]
+    loud = [ln for ln in out.splitlines() if "ORDERS MAY STILL REST" in ln]
+    assert len(loud) == 1 and "dex:" in loud[0], out[-2000:]
+    answer, _ = cancel.communicate(timeout=30)
+    assert cancel.returncode == 1 and b"stopping" in answer, answer
+    anvil.mine(1)  # the chain moves again: the cancel in the pool clears the book
+    wait(lambda: dex.open_orders(maker) == [], 10.0, "the book clear once a block came")
+    assert cex_open(cex_process) == [] and cex_trades(cex_process) == []

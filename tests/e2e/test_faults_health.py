@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +24,10 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from sims.anvil import Anvil
-from tests.chain.conftest import agent_env, dex
+from sims.faults import ProxyFault
+from tests.chain.conftest import agent_env, cex_sim, dex
 from tests.chain.procs import start_quoting, telemetry_url, wait
+from tests.e2e.test_faults_hedge_crash import ThreadedProxy
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -39,24 +39,8 @@ Procs = list[subprocess.Popen[bytes]]
 @pytest.fixture
 def cex() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The exchange simulator as a process this test may freeze: (URL, process)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sims.cex", "--port", "0", "--mid", "3000", "--latency-ms", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-        assert m, f"cex-sim did not start: {line}"
-        yield m.group(1), proc
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with cex_sim() as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -229,3 +213,39 @@ def test_sigterm_with_the_exchange_frozen_exits_1_in_time_and_keeps_the_hedge(
         os.kill(sim.pid, signal.SIGCONT)
     state = httpx.get(f"{url}/_sim/state", timeout=5).json()
     assert [t for t in state["trades"] if t["symbol"] == "ETHUSDT"] == []
+
+
+def test_key_refused_mid_run_turns_healthz_503_naming_the_key(
+    dex: Any,
+    anvil: Anvil,
+    accounts: dict[str, LocalAccount],
+    tmp_path: Path,
+    cex: tuple[str, subprocess.Popen[str]],
+    agent_env: dict[str, str],
+    procs: Procs,
+) -> None:
+    """A key refused at start is a config error (``test_faults_exchange_start.py``); one the
+    exchange starts refusing while the agent runs (revoked, its IP allow-list changed) is a
+    health condition: ``exchange_auth``, naming the key's settings."""
+    url, _sim = cex
+    proxy = ThreadedProxy(url)
+    try:
+        _cfg, log, proc = start_quoting(dex, anvil, accounts, tmp_path, proxy.url, agent_env, procs)
+        base = telemetry_url(tmp_path)
+        wait(lambda: _health(base)[0] == 200, 30.0, f"healthy ({log.read_text()[-1500:]})")
+        # From now on every signed position read (the hedger's reconciliation) is refused.
+        proxy.inject(
+            ProxyFault("auth_2015", method="GET", path="/fapi/v2/positionRisk", count=10**6)
+        )
+        wait(
+            lambda: "exchange_auth" in _health(base)[1],
+            40.0,
+            f"/healthz naming the refused key (got {_health(base)})",
+        )
+        code, failing = _health(base)
+        assert code == 503 and "api_key_env" in failing["exchange_auth"], failing
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    finally:
+        proxy.close()

@@ -11,17 +11,15 @@ the hedge ends equal to minus the DEX position.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -31,6 +29,7 @@ from tests.chain.conftest import agent_env, cex_process, dex, procs
 from tests.chain.procs import (
     ASK,
     LOT,
+    BackgroundLoop,
     cex_position,
     cex_state,
     fund_book,
@@ -53,27 +52,24 @@ class ThreadedProxy:
     """A :class:`CexFaultProxy` serving from its own event loop in a daemon thread."""
 
     def __init__(self, upstream: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.bg = BackgroundLoop()
         self.proxy = CexFaultProxy(upstream)
-        self.url = self._call(self.proxy.start())
-
-    def _call(self, coro: Any) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(60)
+        self.url = self.bg.call(self.proxy.start())
 
     def inject(self, fault: ProxyFault) -> None:
-        self.loop.call_soon_threadsafe(self.proxy.inject, fault)
+        self.bg.soon(self.proxy.inject, fault)
 
     def faulted_orders(self) -> int:
         return sum(1 for m, p, k in list(self.proxy.log) if (m, p) == ORDER and k is not None)
 
     def close(self) -> None:
-        self._call(self.proxy.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.bg.call(self.proxy.stop())
+        self.bg.close()
+
+
+def _outage(url: str, on: bool) -> None:
+    """Drop (or stop dropping) every API connection at the exchange simulator."""
+    httpx.post(f"{url}/_sim/faults", json={"outage": on}, timeout=5).raise_for_status()
 
 
 @pytest.fixture
@@ -86,18 +82,22 @@ def proxy(cex_process: str) -> Iterator[ThreadedProxy]:
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "down_at_restart"),
     [
         # The order executes at once; its answer never comes (the client gives up after 2 s).
-        ProxyFault("timeout", hold_s=30.0),
+        (ProxyFault("timeout", hold_s=30.0), False),
         # The request itself is still on its way when the agent dies: it executes 3 s later,
         # inside the restarted agent's lookups.
-        ProxyFault("delay", delay_s=3.0),
+        (ProxyFault("delay", delay_s=3.0), False),
+        # The answer is lost and the exchange is down when the agent restarts: it clears its
+        # DEX quotes, waits, and once the exchange answers finds the order by its id.
+        (ProxyFault("timeout", hold_s=30.0), True),
     ],
-    ids=["answer_lost", "order_in_transit"],
+    ids=["answer_lost", "order_in_transit", "answer_lost_exchange_down_at_restart"],
 )
 def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
     fault: ProxyFault,
+    down_at_restart: bool,
     dex: Any,
     anvil: Anvil,
     accounts: dict[str, LocalAccount],
@@ -136,8 +136,21 @@ def test_kill_9_while_a_hedge_order_is_unanswered_never_hedges_twice(
     first.wait()
     status = tmp_path / "data" / "status.json"
     status.unlink(missing_ok=True)
+    if down_at_restart:
+        _outage(cex_process, True)
     second = start_agent(cfg, log, agent_env)
     procs.append(second)
+    if down_at_restart:
+        wait(
+            lambda: dex.open_orders(maker) == [],
+            30.0,
+            f"the quotes cancelled with the exchange down ({log.read_text()[-1500:]})",
+        )
+        time.sleep(2.0)  # a few tries to reach it
+        assert second.poll() is None, log.read_text()[-2000:]
+        assert dex.open_orders(maker) == []
+        status.unlink(missing_ok=True)  # written while waiting: the loop's comes after
+        _outage(cex_process, False)
     # Up and cycling: its hedger has resumed (lookups by client id) and been armed.
     wait(status.exists, 60.0, f"the restarted run cycling ({log.read_text()[-1500:]})")
     wait(

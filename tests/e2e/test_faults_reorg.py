@@ -10,7 +10,8 @@ back). What a fault harness checks afterwards:
   on a side, sampled directly on chain the whole time;
 - its nonce follows the chain back (no transaction stuck behind a gap);
 - the hedge follows the DEX position the chain now shows (the fill no longer exists, so neither
-  may its hedge), and the exchange never holds more than one fill's worth.
+  may its hedge): the reorged amount is unwound exactly, once (one buy of the fill, one sell
+  back, to the lot), and nothing trades afterwards (no oscillation between the two chains).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,10 @@ __all__ = ["agent_env", "cex_process", "dex", "procs"]  # fixtures of the chain 
 
 LEVELS = 3  # the model's default ladder depth (write_config leaves it)
 Procs = list[subprocess.Popen[bytes]]
+
+
+def _trades(url: str) -> list[dict[str, Any]]:
+    return [t for t in cex_state(url)["trades"] if t["symbol"] == "ETHUSDT"]
 
 
 def _sides(dex: Any, maker: str) -> tuple[int, int]:
@@ -114,12 +120,19 @@ def test_reorg_that_drops_a_fill_and_a_batch(
         f"{w3.eth.get_transaction_count(maker, 'latest')}, orders {samples[-1]} "
         f"({log.read_text()[-2500:]})"
     )
-    # A few more samples with the agent cycling on the new chain: still within the levels.
-    for _ in range(20):
+    # A few more seconds with the agent cycling on the new chain: still within the levels, and
+    # the hedge stays where the confirmed position puts it (no trade back toward the old chain).
+    settled_trades = _trades(cex_process)
+    for _ in range(30):
         assert max(_sides(dex, maker)) <= LEVELS
         time.sleep(0.1)
-    trades = [t for t in cex_state(cex_process)["trades"] if t["symbol"] == "ETHUSDT"]
-    assert sum(float(t["qty"]) for t in trades) <= 2 * abs(filled) * LOT + 1e-9, trades
+    trades = _trades(cex_process)
+    assert trades == settled_trades, f"traded after settling: {trades[len(settled_trades) :]}"
+    fill = Decimal(-filled) * Decimal("0.01")
+    bought = sum((Decimal(t["qty"]) for t in trades if t["side"] == "BUY"), Decimal(0))
+    sold = sum((Decimal(t["qty"]) for t in trades if t["side"] == "SELL"), Decimal(0))
+    assert (bought, sold) == (fill, fill), f"hedged {bought}, unwound {sold}, fill {fill}"
+    assert Decimal(str(cex_position(cex_process))) == 0
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, log.read_text()[-2000:]

@@ -40,6 +40,8 @@ _INVARIANTS = {
     "inventory_within_hard_cap",
     "no_negative_collateral",
     "funding_settled",
+    "paying_side_within_cap",
+    "drawdown_within_limit",
 }
 
 

@@ -98,6 +98,20 @@ def test_risk_band_tables_merge_over_defaults_and_accept_state_names() -> None:
         risk_limits_from_table({"drawdown_fracc": {"warn": 1}})
 
 
+def test_strategy_capital_is_validated_by_name(tmp_path: Path) -> None:
+    ok = load_config(_write(tmp_path, "[risk]\nstrategy_capital_quote = 12000.0\n"), env={})
+    assert ok.risk.strategy_capital_quote == 12_000.0
+    assert load_config(None, env={}).risk.strategy_capital_quote is None  # derived at start
+    bad = (
+        ("strategy_capital_quote = -5.0", r"risk\.strategy_capital_quote must be a finite"),
+        ("capital_margin_frac = 0.0", r"^risk\.capital_margin_frac: must be in \(0, 1\]"),
+        ("drawdown_capital_quote = 1.0", r"^risk\.drawdown_capital_quote: unknown key"),
+    )
+    for line, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            load_config(_write(tmp_path, f"[risk]\n{line}\n"), env={})
+
+
 def test_the_shipped_example_config_is_valid() -> None:
     from agent.config import key_source
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -229,3 +230,57 @@ def test_estimator_state_round_trips_and_replaces(tmp_path: Path) -> None:
         j.save_estimator("quote_fills", {"version": 1, "fills": [3.0]}, 2_000)
     with Journal(path) as j:  # survives a reopen; the later save replaced the earlier
         assert j.load_estimator("quote_fills") == {"version": 1, "fills": [3.0]}
+
+
+_COUNT = {t: f"SELECT COUNT(*) FROM {t}" for t in ("decisions", "hedges", "fills")}  # noqa: S608
+
+
+def _rows(path: Path, table: str) -> int:
+    """Rows of `table` as another process would see them (a second connection)."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        return int(other.execute(_COUNT[table]).fetchone()[0])
+
+
+def test_decisions_are_buffered_but_money_records_are_committed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path, fsync=False) as j:
+        j.record_decision(1, "send", {"why": "a"})
+        j.record_decision(2, "skip", {"why": "b"})
+        assert _rows(path, "decisions") == 0  # an audit record may wait (a crash loses it)
+        # A hedge intent guards against sending twice: on disk when the call returns, and the
+        # decisions waiting before it ride in the same commit, in order.
+        j.record_hedge_intent("i1", "c1", "ETHUSDT", "BUY", 1.0, 5)
+        assert _rows(path, "hedges") == 1
+        assert _rows(path, "decisions") == 2
+        j.record_decision(3, "send", {"why": "c"})
+        f = Fill(7, Side.BID, Tick(100), Lots(1), 0, 10, "0x" + "bb" * 32, 0)
+        assert j.insert_fill(f, 5)
+        assert _rows(path, "fills") == 1
+        assert [d[0] for d in j.decisions()] == [1, 2, 3]
+
+
+def test_decision_buffer_is_bounded_and_written_on_checkpoint_and_close(tmp_path: Path) -> None:
+    from agent.store import DECISION_BUFFER_ROWS
+
+    path = tmp_path / "j.sqlite"
+    j = Journal(path, fsync=False)
+    for i in range(DECISION_BUFFER_ROWS - 1):
+        j.record_decision(i, "skip", {})
+    assert _rows(path, "decisions") == 0
+    j.record_decision(DECISION_BUFFER_ROWS, "skip", {})
+    assert _rows(path, "decisions") == DECISION_BUFFER_ROWS
+    j.record_decision(1000, "send", {})
+    j.checkpoint()
+    assert _rows(path, "decisions") == DECISION_BUFFER_ROWS + 1
+    j.record_decision(1001, "send", {})
+    j.close()
+    j.close()  # idempotent
+    assert _rows(path, "decisions") == DECISION_BUFFER_ROWS + 2
+
+
+def test_a_failed_commit_keeps_the_buffered_decisions(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite", fsync=False) as j:
+        j.record_decision(1, "send", {"why": "kept"})
+        with pytest.raises(sqlite3.Error), j._tx() as db:
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+        assert j.decisions() == [(1, "send", {"why": "kept"})]

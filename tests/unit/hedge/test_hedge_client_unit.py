@@ -149,3 +149,37 @@ async def test_signed_request_carries_key_timestamp_and_signature() -> None:
 def test_rate_limited_carries_retry_after() -> None:
     err = RateLimited(-1003, "slow down", 429, 2.5)
     assert err.retry_after_s == 2.5 and err.code == -1003 and "2.5s" in str(err)
+
+
+@pytest.mark.asyncio
+async def test_unsigned_urls_are_reused_and_cookies_never_kept() -> None:
+    # The ticker's URL is built once and reused; it must be exactly what httpx would build from
+    # the base URL (a base with a path keeps it). An exchange cookie is neither kept nor sent.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        cookie = {"Set-Cookie": "session=abc; Path=/"}
+        if request.url.path.endswith("openOrders"):
+            return httpx.Response(200, json=[], headers=cookie)
+        return httpx.Response(
+            200,
+            json={"symbol": "ETHUSDT", "bidPrice": "1.0", "bidQty": "1", "askPrice": "2.0",
+                  "askQty": "1", "time": 1},
+            headers=cookie,
+        )  # fmt: skip
+
+    async with BinanceFuturesClient(
+        ClientConfig("http://exchange.invalid/api"),
+        Credentials("k", "s"),
+        transport=httpx.MockTransport(handler),
+        wall_ms=lambda: 1,
+    ) as client:
+        for _ in range(3):
+            await client.book_ticker("ETHUSDT")
+        await client.open_orders("ETHUSDT")
+    assert [str(r.url) for r in seen[:3]] == [
+        "http://exchange.invalid/api/fapi/v1/ticker/bookTicker?symbol=ETHUSDT"
+    ] * 3
+    assert seen[3].url.path == "/api/fapi/v1/openOrders"
+    assert all("cookie" not in r.headers for r in seen)

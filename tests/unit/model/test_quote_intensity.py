@@ -12,7 +12,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.model import QuoteFillIntensity
-from agent.model.estimators import _poisson_decay_mle
+from agent.model.estimators import _certified_bracket, _poisson_decay_mle
 
 PRICE = 2000.0
 TRUE_A = 0.05  # takers per second per side reaching fair value
@@ -136,7 +136,12 @@ def test_fast_mle_equals_the_plain_bisection_bit_for_bit(seed: int) -> None:
         k0 = 10 ** rng.uniform(-2, 2) / width
         expo = [rng.choice((0.0, rng.uniform(0, 500))) + 120.0 for _ in xs]
         fills = [rng.choice((0.0, rng.uniform(0, 20))) + 1e-3 * math.exp(-k0 * x) for x in xs]
-        assert _poisson_decay_mle(xs, fills, expo, k0) == _reference_mle(xs, fills, expo, k0)
+        ref = _reference_mle(xs, fills, expo, k0)
+        assert _poisson_decay_mle(xs, fills, expo, k0) == ref
+        # A hint (the last cycle's k) skips comparisons it can prove: never a different bit,
+        # whether the hint is the answer, close to it, or far off.
+        for hint in (ref, ref * (1 + 1e-9), ref * 1.01, ref / 3.0, k0, k0 * 1e4, k0 * 1e-4):
+            assert _poisson_decay_mle(xs, fills, expo, k0, hint) == ref
     est = QuoteFillIntensity.for_price(PRICE)
     for t in range(1, 400):
         est.update_quotes(float(t), tuple(rng.uniform(0, PRICE * 1e-3) for _ in range(6)))
@@ -150,3 +155,30 @@ def test_fast_mle_equals_the_plain_bisection_bit_for_bit(seed: int) -> None:
         a = sum(fills) / sum(e * math.exp(-k * x) for e, x in zip(expo, xs, strict=True))
         snap = est.snapshot(float(t))
         assert (snap.a_per_s, snap.k_per_price) == (a, k)
+
+
+def test_a_good_hint_certifies_both_sides_of_the_root() -> None:
+    # The fast path must be taken on a typical fit (else the hint buys nothing): a hint near
+    # the root certifies a bracket around it, and the bracket holds the root.
+    est = QuoteFillIntensity.for_price(PRICE)
+    rng = random.Random(7)
+    for t in range(1, 300):
+        est.update_quotes(float(t), tuple(rng.uniform(0, PRICE * 1e-3) for _ in range(6)))
+        if rng.random() < 0.2:
+            est.update_fill(float(t), rng.uniform(0, PRICE * 1e-3))
+    a0, k0, w0 = est._prior
+    xs = [(i + 0.5) * est._bin_width for i in range(len(est._fills))]
+    expo = [e + w0 for e in est._exposure]
+    fills = [f + w0 * a0 * math.exp(-k0 * x) for f, x in zip(est._fills, xs, strict=True)]
+    k = _reference_mle(xs, fills, expo, k0)
+    target = sum(c * x for c, x in zip(fills, xs, strict=True)) / sum(fills)
+    offsets = [x - xs[0] for x in xs]
+
+    def mean(kk: float) -> float:
+        w = [e * math.exp(-kk * o) for e, o in zip(expo, offsets, strict=True)]
+        return sum(wi * x for wi, x in zip(w, xs, strict=True)) / sum(w)
+
+    lo, hi = math.log(k0 / 100.0), math.log(k0 * 100.0)
+    k_hi, k_lo, _, _ = _certified_bracket(xs, expo, offsets, target, lo, hi, k * 1.001, mean)
+    assert k_hi < k < k_lo
+    assert k_lo / k_hi - 1.0 < 1e-9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agent.model import ExchangeMomentum, JumpDetector, JumpParams, JumpState
@@ -236,3 +238,40 @@ def test_a_step_that_holds_reenters_and_stays_in() -> None:
     assert first <= 25
     assert JumpState.PULLED not in states[first:]
     assert d.signal().pulls == 1
+
+
+def test_a_pull_survives_a_restart_and_reentry_asks_for_prices_seen_after_it() -> None:
+    p = JumpParams()
+    d = JumpDetector(p)
+    t = 0.0
+    for _ in range(60):
+        t += 1.0
+        d.update(t, 3000.0, 1e-4)
+    t += 1.0
+    assert d.update(t, 3090.0, 1e-4).state is JumpState.PULLED
+    memory = json.loads(json.dumps(d.memory()))  # as the journal stores it
+    restored = JumpDetector(p)
+    restored.restore(memory)
+    assert restored.signal().state is JumpState.PULLED and restored.signal().pulls == 1
+    assert restored.memory() == memory
+    # Down for two minutes, then a price that holds: a forgetful detector quotes at once, the
+    # restored one once stable_s − window_s of prices after the restart hold.
+    t += 120.0
+    assert JumpDetector(p).update(t, 3090.0, 1e-4).state is JumpState.NORMAL
+    states = []
+    for _ in range(30):
+        states.append(restored.update(t, 3090.0, 1e-4).state)
+        t += 1.0
+    assert states.index(JumpState.REENTRY) == p.stable_s - p.window_s
+
+
+def test_the_flap_backoff_survives_a_restart_and_bad_memory_is_ignored() -> None:
+    d = JumpDetector()
+    d.restore({"state": "pulled", "backoff": 4.0, "reentered_s": 50.0, "pulls": 3})
+    m = d.memory()
+    assert (m["state"], m["backoff"], m["reentered_s"], m["pulls"]) == ("pulled", 4.0, 50.0, 3)
+    fresh = JumpDetector()
+    fresh.restore(
+        {"state": "gone", "backoff": "x", "since_s": None, "pulls": -1, "base_weight": -1}
+    )
+    assert fresh.memory() == JumpDetector().memory()

@@ -87,3 +87,12 @@ def test_fair_value_jump_interval_and_marked_equity_reach_the_engine() -> None:
     assert (r.fair_value, r.fair_value_divergence_bps, r.cex_jump) == (3_003.0, 12.0, True)
     assert r.funding_interval_s == 3_600.0
     assert r.equity_quote == 1_234.0  # both legs marked fresh, not DEX equity + hedge P&L
+
+
+def test_gas_spent_counts_in_the_drawdown_equity() -> None:
+    # Gas leaves the signer's native balance, not either account: the equity still pays it.
+    snap = snapshot(position=position(size_lots=50, equity=1_000.0, maint=250.0))
+    spent = replace(OBS, gas_spent_quote=12.5)
+    assert build_risk_inputs(snap, snap.position, spent).equity_quote == pytest.approx(984.5)
+    marked = replace(spent, marked_equity_quote=1_010.0)
+    assert build_risk_inputs(snap, snap.position, marked).equity_quote == pytest.approx(997.5)

@@ -165,8 +165,13 @@ def test_trigger_escalates_as_specified_and_recovers_after_cooldowns(case: Case)
     assert_stepped_down(transitions, case.breach_state)
 
 
+# The drawdown tests size the strategy's capital at the account (10,000): the fractions below are
+# of that (the capital a cap and a price imply has its own tests in test_risk_market.py).
+ACCOUNT = RiskLimits(strategy_capital_quote=10_000.0)
+
+
 def test_drawdown_warn_reduces_and_breach_halts_until_an_operator_resumes() -> None:
-    engine = RiskEngine()
+    engine = RiskEngine(ACCOUNT)
     engine.evaluate(calm(0.0, equity_quote=10_000.0))
     assert engine.evaluate(calm(1.0, equity_quote=9_750.0)).state is S.REDUCED  # 2.5 %
     d = engine.evaluate(calm(2.0, equity_quote=9_400.0))  # 6 % below the peak
@@ -187,7 +192,7 @@ def test_drawdown_warn_reduces_and_breach_halts_until_an_operator_resumes() -> N
 
 
 def test_resume_measures_drawdown_from_the_equity_the_operator_accepted() -> None:
-    engine = RiskEngine()
+    engine = RiskEngine(ACCOUNT)
     engine.evaluate(calm(0.0, equity_quote=10_000.0))
     engine.evaluate(calm(1.0, equity_quote=9_000.0))
     assert engine.state is S.HALTED
@@ -448,6 +453,26 @@ def test_unload_of_a_short_buys_and_hurries_when_hedging() -> None:
     assert plan is not None and plan.deadline_s == 10.0 + LIMITS.unload_urgent_horizon_s
 
 
+def test_over_the_cap_on_the_paying_side_the_unload_is_due_by_the_snapshot() -> None:
+    # Longs pay at + rates; 120 s before the snapshot (inside the 900 s funding window), a long
+    # swept over the cap must be back under it by the snapshot, not 300 s later.
+    near = {"funding_rate_predicted": 1e-4, "funding_snapshot_in_s": 120.0}
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == 120.0
+    assert plan.rate_base_per_s == pytest.approx(4.0 / 120.0)
+    # A plan already running is pulled in when the window opens.
+    engine = RiskEngine()
+    engine.evaluate(calm(0.0, inventory_base=12.0))
+    plan = engine.evaluate(calm(10.0, inventory_base=12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == 130.0
+    # The receiving side (a short at + rates) keeps the normal horizon, as does a far snapshot.
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=-12.0, **near)).unload
+    assert plan is not None and plan.deadline_s == LIMITS.unload_horizon_s
+    far = {**near, "funding_snapshot_in_s": 3_600.0}
+    plan = RiskEngine().evaluate(calm(0.0, inventory_base=12.0, **far)).unload
+    assert plan is not None and plan.deadline_s == LIMITS.unload_horizon_s
+
+
 def test_transition_record_carries_the_numbers() -> None:
     engine = RiskEngine()
     engine.evaluate(calm(3.0, base_fee_gwei=75.0))
@@ -507,18 +532,18 @@ def test_every_band_in_the_limits_is_exercised_by_a_case() -> None:
 def test_risk_memory_survives_a_restart_peak_state_and_escalations() -> None:
     # A loss taken before a crash must still count after it, and a restart must not shorten
     # the state's cooldown.
-    first = RiskEngine(LIMITS, start_s=0.0)
+    first = RiskEngine(ACCOUNT, start_s=0.0)
     first.evaluate(calm(1.0, equity_quote=10_000.0))
     first.evaluate(calm(2.0, equity_quote=9_850.0))  # 1.5 % down: no trigger yet
     first.evaluate(calm(3.0, block_age_s=50.0))  # WITHDRAWN
     assert first.state is RiskState.WITHDRAWN
     memory = first.memory()
 
-    fresh = RiskEngine(LIMITS, start_s=100.0)
+    fresh = RiskEngine(ACCOUNT, start_s=100.0)
     fresh.evaluate(calm(101.0, equity_quote=9_700.0))
     assert fresh.state is RiskState.NORMAL  # no memory: 9,700 is its peak
 
-    restored = RiskEngine(LIMITS, start_s=100.0)
+    restored = RiskEngine(ACCOUNT, start_s=100.0)
     restored.restore(memory)
     assert restored.state is RiskState.WITHDRAWN and restored.peak_equity_quote == 10_000.0
     restored.evaluate(calm(101.0, equity_quote=9_700.0))  # 3 % below the remembered peak
@@ -532,3 +557,28 @@ def test_risk_memory_ignores_malformed_fields() -> None:
     engine = RiskEngine(LIMITS, start_s=0.0)
     engine.restore({"state": "NOPE", "peak_equity": "x", "escalations": "y", "since_s": None})
     assert engine.state is RiskState.NORMAL and engine.peak_equity_quote is None
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_a_trigger_back_after_a_restart_is_still_a_flap(remembered: bool) -> None:
+    # Escalate, release, crash, restart, the same trigger comes back: that is a flap, and its
+    # cooldown is backed off. Without the flag in the memory the restart counted the return as
+    # a further step of the released episode and stepped down after the plain cooldown.
+    cooldown = LIMITS.cooldown_s(S.REDUCED)
+    first = RiskEngine(LIMITS, start_s=0.0)
+    first.evaluate(calm(1.0, realized_vol_annual=1.1))
+    assert first.state is S.REDUCED
+    first.evaluate(calm(2.0))
+    first.evaluate(calm(3.0 + cooldown))
+    assert first.state is S.NORMAL  # released
+    memory = first.memory()
+    if not remembered:
+        del memory["released_since_escalation"]  # what a journal of an older agent holds
+    restored = RiskEngine(LIMITS, start_s=100.0)
+    restored.restore(memory)
+    t = 10.0 + cooldown
+    restored.evaluate(calm(t, realized_vol_annual=1.1))
+    assert restored.state is S.REDUCED
+    restored.evaluate(calm(t + 1.0))
+    restored.evaluate(calm(t + 2.0 + cooldown))  # past the plain cooldown, inside the doubled
+    assert (restored.state is S.REDUCED) is remembered

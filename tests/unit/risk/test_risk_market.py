@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from agent.risk import RiskEngine, RiskLimits, RiskState, marked_equity_quote
+from agent.errors import ConfigError
+from agent.risk import (
+    Band,
+    RiskEngine,
+    RiskLimits,
+    RiskState,
+    marked_equity_quote,
+    strategy_capital,
+)
 from tests.unit.risk.test_risk_engine import calm
 
 S = RiskState
@@ -70,18 +80,50 @@ def test_oracle_age_limits_follow_the_feeds_heartbeat() -> None:
 
 
 def test_drawdown_is_relative_to_the_capital_the_strategy_uses() -> None:
-    # $250k account, strategy uses $10k: a $600 loss is 0.24 % of the account, 6 % of the capital.
+    # A $250k account quoting a 10-unit cap at 100: the strategy's capital is the margin of a
+    # position at the cap on both 10x legs, 0.2 × 10 × 100 = $200, not the account.
     account = {"equity_quote": 250_000.0}
     engine = RiskEngine()
     engine.evaluate(calm(0.0, **account))
-    assert engine.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.NORMAL
-    sized = RiskEngine(RiskLimits(drawdown_capital_quote=10_000.0))
-    sized.evaluate(calm(0.0, **account))
-    assert sized.evaluate(calm(1.0, equity_quote=249_400.0)).state is S.HALTED
-    per_input = RiskEngine()
-    per_input.evaluate(calm(0.0, strategy_capital_quote=10_000.0, **account))
-    d = per_input.evaluate(calm(1.0, strategy_capital_quote=10_000.0, equity_quote=249_750.0))
-    assert d.state is S.REDUCED  # 2.5 % of the capital
+    assert engine.strategy_capital_quote == pytest.approx(200.0)
+    d = engine.evaluate(calm(1.0, equity_quote=249_995.0))  # $5: 2.5 % of the capital
+    assert d.state is S.REDUCED and engine.drawdown_frac == pytest.approx(0.025)
+    assert engine.evaluate(calm(2.0, equity_quote=249_989.0)).state is S.HALTED  # 5.5 %
+    # The same $11 against the peak of the account was 0.004 %: the old reading never bound.
+    explicit = RiskEngine(RiskLimits(strategy_capital_quote=250_000.0))
+    explicit.evaluate(calm(0.0, **account))
+    assert explicit.evaluate(calm(1.0, equity_quote=249_989.0)).state is S.NORMAL
+
+
+def test_strategy_capital_is_fixed_at_the_first_price_and_follows_fair_value() -> None:
+    engine = RiskEngine(RiskLimits(capital_margin_frac=1.0))  # unlevered: the cap's notional
+    engine.evaluate(calm(0.0, index_price=99.0, fair_value=101.0, equity_quote=10_000.0))
+    assert engine.strategy_capital_quote == pytest.approx(1_010.0)  # fair value, not the index
+    # A crash halves the price: the limit does not tighten under the loss it is judging.
+    engine.evaluate(calm(1.0, index_price=50.0, fair_value=50.0, equity_quote=9_990.0))
+    assert engine.strategy_capital_quote == pytest.approx(1_010.0)
+    assert engine.drawdown_frac == pytest.approx(10.0 / 1_010.0)
+    # A position over the cap at start takes margin too: the strategy is sized by it.
+    inherited = RiskEngine(RiskLimits(capital_margin_frac=1.0))
+    inherited.evaluate(calm(0.0, inventory_base=-25.0, equity_quote=10_000.0))
+    assert inherited.strategy_capital_quote == pytest.approx(2_500.0)  # 25 × 100, not 10 × 100
+    # No price yet: nothing to size by, so no capital (and the peak fallback only reads lower).
+    unpriced = RiskEngine()
+    unpriced.evaluate(calm(0.0, index_price=math.nan, equity_quote=10_000.0))
+    assert unpriced.strategy_capital_quote is None
+
+
+def test_strategy_capital_helper_and_its_validation() -> None:
+    assert strategy_capital(RiskLimits(), 2.0, 3_000.0) == pytest.approx(1_200.0)
+    assert strategy_capital(RiskLimits(strategy_capital_quote=5e4), 2.0, 3e3) == 5e4
+    assert strategy_capital(RiskLimits(), 2.0, math.nan) is None
+    assert strategy_capital(RiskLimits(), 0.0, 3_000.0) is None
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ConfigError, match=r"risk\.strategy_capital_quote"):
+            RiskLimits(strategy_capital_quote=bad)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"risk\.capital_margin_frac"):
+            RiskLimits(capital_margin_frac=bad)
 
 
 def test_marked_equity_nets_a_hedged_book_at_fresh_marks() -> None:
@@ -189,3 +231,38 @@ def test_a_crash_escalating_in_steps_is_one_event_not_three_flaps() -> None:
         t += 1.0
         engine.evaluate(calm(t))
     assert t - start >= 120.0
+
+
+def test_drawdown_withdraws_and_hedges_it_all_before_the_halt() -> None:
+    # 2 % reduces, 3.5 % flattens (cancel all, reduce-only, the whole residual hedged as taker)
+    # while the halt, which does no automated hedging, is still 1.5 % of the capital away.
+    engine = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0))
+    engine.evaluate(calm(0.0, equity_quote=10_000.0, inventory_base=2.0))
+    assert engine.evaluate(calm(1.0, equity_quote=9_780.0, inventory_base=2.0)).state is S.REDUCED
+    d = engine.evaluate(calm(2.0, equity_quote=9_640.0, inventory_base=2.0))
+    assert d.state is S.WITHDRAWN and "drawdown_withdraw_frac" in [r.name for r in d.readings]
+    assert d.cancel_all and d.reduce_only and d.hedge_taker and d.hedge_band_mult == 0.0
+    assert (d.allow_bid, d.allow_ask) == (False, True)  # only the side that reduces the long
+    # Flat and hedged, the equity recovers part way: still withdrawn until below the release.
+    for t in range(3, 200):
+        assert engine.evaluate(calm(float(t), equity_quote=9_700.0)).state is S.WITHDRAWN
+    assert engine.evaluate(calm(200.0, equity_quote=9_480.0)).state is S.HALTED
+    # Off (0): straight from REDUCED to the halt, as before.
+    off = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0, drawdown_withdraw_frac=0.0))
+    off.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert off.evaluate(calm(1.0, equity_quote=9_640.0)).state is S.REDUCED
+    assert off.evaluate(calm(2.0, equity_quote=9_480.0)).state is S.HALTED
+
+
+def test_the_flatten_level_must_lie_inside_the_drawdown_band() -> None:
+    for bad in (0.01, 0.05, 0.2):
+        with pytest.raises(ConfigError, match=r"risk\.drawdown_withdraw_frac must lie between"):
+            RiskLimits(drawdown_withdraw_frac=bad)
+    # A monitor-only drawdown band keeps the flatten level's own WITHDRAWN.
+    monitor = RiskLimits(
+        strategy_capital_quote=10_000.0,
+        drawdown_frac=Band(0.02, 0.05, S.NORMAL, S.NORMAL),
+    )
+    engine = RiskEngine(monitor)
+    engine.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert engine.evaluate(calm(1.0, equity_quote=9_400.0)).state is S.WITHDRAWN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from sims.report import (
     EventRecord,
     FillRecord,
+    FundingSnapshotRecord,
     HedgeRecord,
     InvariantResult,
     PnlSnapshot,
@@ -298,3 +300,70 @@ def test_edge_falls_back_to_the_index_and_is_empty_without_fills() -> None:
     )
     empty = build_report(RunRecord(meta=rec.meta, samples=rec.samples))["edge"]
     assert empty["per_fill_bps"] is None and empty["fills_measured"] == 0
+
+
+def _with_meta(rec: RunRecord, **meta: object) -> RunRecord:
+    return replace(rec, meta=replace(rec.meta, **meta))
+
+
+def test_drawdown_against_the_strategy_capital_and_its_limit() -> None:
+    # The ledger's total draws down 7 (peak 8, trough 1); the world-marked equity, when every
+    # step has it, is what the limit judges: it draws down 30 from a start of 10,000.
+    rec = _with_meta(
+        _record(),
+        strategy_capital_quote=500.0,
+        drawdown_warn_frac=0.02,
+        drawdown_limit_frac=0.05,
+        native_price_usd=None,
+    )
+    r = build_report(rec)["drawdown_limit"]
+    assert r["equity"] == "net P&L" and r["max_usd"] == 7.0
+    assert r["max_frac"] == pytest.approx(7.0 / 500.0) and r["breached"] is False
+    equity = [10_000.0, 10_010.0, 9_990.0, 9_980.0, 9_985.0, 10_000.0]
+    marked = replace(
+        rec,
+        samples=[
+            replace(s, equity_usd=e, engine_drawdown_frac=0.01 * i)
+            for i, (s, e) in enumerate(zip(rec.samples, equity, strict=True))
+        ],
+    )
+    r = build_report(marked)["drawdown_limit"]
+    assert r["equity"].startswith("both legs") and r["max_usd"] == pytest.approx(30.0)
+    assert (r["peak_t_s"], r["trough_t_s"]) == (10.0, 30.0)
+    assert r["max_frac"] == pytest.approx(0.06) and r["breached"] is True
+    assert r["engine_max_frac"] == pytest.approx(0.05)
+    # No capital known: reported in dollars, not judged.
+    assert (
+        build_report(_with_meta(marked, strategy_capital_quote=None))["drawdown_limit"]["breached"]
+        is None
+    )
+
+
+def test_the_l1_data_fee_counts_in_the_drawdown_when_it_is_paid() -> None:
+    flat = [Sample(**{**{f: getattr(s, f) for f in Sample.__slots__}, "pnl": PnlSnapshot()})
+            for s in _record().samples]  # fmt: skip
+    fee = TxRecord(25.0, "quote", 1, 1.0, "success", 1.0, 100, l1_data_fee_native=0.002)
+    rec = RunRecord(
+        meta=replace(_record().meta, strategy_capital_quote=100.0, drawdown_limit_frac=0.05),
+        samples=flat,
+        txs=[fee],
+    )
+    r = build_report(rec)["drawdown_limit"]
+    assert r["max_usd"] == pytest.approx(6.0)  # 0.002 native × $3,000, paid at t=25
+    assert r["trough_t_s"] == 30.0 and r["breached"] is True
+
+
+def test_paying_side_at_funding_snapshots_against_the_cap() -> None:
+    snaps = [
+        FundingSnapshotRecord(60.0, 1e-4, 0.4, 0.4),
+        FundingSnapshotRecord(120.0, -1e-4, 0.9, 0.0),  # long while shorts pay: not paying
+        FundingSnapshotRecord(180.0, -1e-4, -1.3, 1.3),
+    ]
+    r = build_report(replace(_record(), funding_snapshots=snaps))
+    ps = r["paying_side"]
+    assert (ps["snapshots"], ps["cap_base"], ps["breaches"]) == (3, 1.0, 1)
+    assert ps["max_base"] == 1.3 and ps["mean_base"] == pytest.approx(1.7 / 3)
+    row = summary_row(r)
+    assert row["paying_max"] == 1.3 and row["paying_over_cap"] == 1
+    none = build_report(_record())["paying_side"]
+    assert (none["snapshots"], none["max_base"], none["breaches"]) == (0, 0.0, 0)

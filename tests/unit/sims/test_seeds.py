@@ -87,14 +87,29 @@ def test_seeds_metrics_carry_edge_and_centre_from_the_report() -> None:
         "gas": {"native": 0.001},
         "risk": {"transitions": []},
         "edge": {"per_fill_bps": 3.7, "centre_abs_bps": None},
+        "paying_side": {"mean_base": 0.2, "max_base": 1.2, "cap_base": 1.0, "breaches": 1},
+        "drawdown_limit": {
+            "max_usd": 30.0,
+            "max_frac": 0.06,
+            "limit_frac": 0.05,
+            "breached": True,
+        },
     }
-    m = _metrics(report, [])
+    m = _metrics(report)
     assert METRICS[-2:] == ("edge_bps", "centre_bps")
     assert m["edge_bps"] == 3.7 and math.isnan(m["centre_bps"])  # no two-sided step: NaN
     assert math.isnan(m["pnl_gas"])  # a part the ledger did not report is NaN, not 0
     rows = summarize([SweepRun("s", 0, True, m, 1.0)])
     assert rows[0]["edge_bps"] == {"mean": 3.7, "std": 0.0}
     assert "edge_bps" in format_sweep(rows, "calm")
+    # The limits columns: the worst snapshot and drawdown against their caps, and the breaches.
+    assert (m["paying_inv_max"], m["paying_cap_base"], m["paying_breaches"]) == (1.2, 1.0, 1.0)
+    assert (m["dd_frac"], m["dd_limit_frac"], m["dd_breach"]) == (0.06, 0.05, 1.0)
+    unknown = {
+        **report,
+        "drawdown_limit": {"max_usd": 3.0, "max_frac": None, "limit_frac": 0.05, "breached": None},
+    }
+    assert math.isnan(_metrics(unknown)["dd_breach"])  # no capital: not judged, not a pass
 
 
 def test_plain_switches_the_sweep_guard_off_and_shipped_keeps_it() -> None:
