@@ -122,9 +122,9 @@ _FILL_PRIOR_DECAY_BPS = 5.0
 _CEX_MID_WAIT_S = 0.25
 """Longest a cycle waits for the exchange mid read it started beside the chain snapshot."""
 _MOMENTUM_HALFLIFE_S = 10.0
+"""Half-life of the exchange-momentum EWMA (its noise level, for the model, follows from it)."""
 _QUOTE_OPS_KEPT = 64
 """Recent quote batches whose order counts are kept until their receipt (for the gas model)."""
-"""Half-life of the exchange-momentum EWMA (its noise level, for the model, follows from it)."""
 _HEDGE_BAND_MAX_CAP_FRAC = 0.25
 """The hedge band never lets more than this fraction of the inventory cap sit unhedged."""
 
