@@ -149,26 +149,52 @@ LIVE = (q(Side.BID, 100, 10), q(Side.BID, 98, 15), q(Side.ASK, 104, 10), q(Side.
 ROOM = {Side.BID: 1.0, Side.ASK: 1.0}
 
 
+ASK_AT_TARGET = q(Side.ASK, 104, 10)
+"""The target's ask top where the live one rests: a bid touch leaves the asks as they are."""
+
+
 def test_touch_ladder_replaces_the_top_and_keeps_the_rest() -> None:
-    target = (q(Side.BID, 101, 10), q(Side.BID, 99, 15), q(Side.ASK, 105, 10))
+    target = (q(Side.BID, 101, 10), q(Side.BID, 99, 15), ASK_AT_TARGET)
     out = _touch_ladder(LIVE, target, frozenset({Side.BID}), 3, ROOM, 0.01)
     assert out == (q(Side.BID, 101, 10), q(Side.BID, 98, 15), *LIVE[2:])
+    # An untouched side resting further from fair value than its target is left alone too.
+    target = (q(Side.BID, 101, 10), q(Side.ASK, 103, 10))
+    out = _touch_ladder(LIVE, target, frozenset({Side.BID}), 3, ROOM, 0.01)
+    assert out == (q(Side.BID, 101, 10), q(Side.BID, 98, 15), *LIVE[2:])
+
+
+def test_touch_ladder_never_leaves_the_other_side_stale_inside_its_target() -> None:
+    # Fair value moved up a tick: the target moves both tops up. Re-pricing the bid alone would
+    # leave our ask a tick under where the model wants it, in front of takers who know the move
+    # (on gas_spike such touches held the resting spread 0.43 bps inside the target).
+    target = (q(Side.BID, 101, 10), q(Side.BID, 99, 15), q(Side.ASK, 105, 10))
+    assert _touch_ladder(LIVE, target, frozenset({Side.BID}), 3, ROOM, 0.01) is None
+    both = _touch_ladder(LIVE, target, frozenset({Side.BID, Side.ASK}), 3, ROOM, 0.01)
+    assert both == (q(Side.BID, 101, 10), q(Side.BID, 98, 15), q(Side.ASK, 105, 10), LIVE[3])
+    # Nor keeps a side the target no longer quotes at all (the full update cancels it).
+    assert (
+        _touch_ladder(LIVE, (q(Side.BID, 101, 10),), frozenset({Side.BID}), 3, ROOM, 0.01) is None
+    )
 
 
 def test_touch_ladder_refuses_what_is_no_ladder() -> None:
     bids = frozenset({Side.BID})
     # The new top would not be strictly better than the level it keeps.
-    assert _touch_ladder(LIVE, (q(Side.BID, 98, 10),), bids, 3, ROOM, 0.01) is None
+    assert _touch_ladder(LIVE, (q(Side.BID, 98, 10), ASK_AT_TARGET), bids, 3, ROOM, 0.01) is None
     # A side the target or the live ladder has nothing on.
     assert _touch_ladder(LIVE, (q(Side.ASK, 105, 10),), bids, 3, ROOM, 0.01) is None
     assert _touch_ladder(LIVE[2:], (q(Side.BID, 101, 10),), bids, 3, ROOM, 0.01) is None
     # More than the inventory room the target respects (0.25 base of room, 0.30 resting).
     tight = {Side.BID: 0.25, Side.ASK: 1.0}
-    assert _touch_ladder(LIVE, (q(Side.BID, 101, 15),), bids, 3, tight, 0.01) is None
+    assert _touch_ladder(LIVE, (q(Side.BID, 101, 15), ASK_AT_TARGET), bids, 3, tight, 0.01) is None
+    # A side left alone holding more than its room (the touch would keep it).
+    tight_ask = {Side.BID: 1.0, Side.ASK: 0.2}
+    target = (q(Side.BID, 101, 10), ASK_AT_TARGET)
+    assert _touch_ladder(LIVE, target, bids, 3, tight_ask, 0.01) is None
     # Our bid reaching our own ask.
-    assert _touch_ladder(LIVE, (q(Side.BID, 104, 10),), bids, 3, ROOM, 0.01) is None
+    assert _touch_ladder(LIVE, (q(Side.BID, 104, 10), ASK_AT_TARGET), bids, 3, ROOM, 0.01) is None
     # More orders on a side than the configured levels.
-    assert _touch_ladder(LIVE, (q(Side.BID, 101, 10),), bids, 1, ROOM, 0.01) is None
+    assert _touch_ladder(LIVE, (q(Side.BID, 101, 10), ASK_AT_TARGET), bids, 1, ROOM, 0.01) is None
 
 
 _orders = st.lists(
