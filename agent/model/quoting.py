@@ -738,7 +738,8 @@ def _touch_ladder(
     side, the new top would not be strictly better than the live levels it keeps, the side would
     hold more than ``levels`` orders or more than the inventory room the target respects, our
     bids would reach our asks, or a side left alone rests inside its target (nearer fair value
-    than the target's top there) or where the target quotes nothing.
+    than the target's top there), rests where the target quotes nothing, or is empty where the
+    target quotes (a swept side: only the full update re-quotes it).
 
     That last rule is why a one-sided touch exists at all: to re-quote a side whose top filled
     or lagged outside, never to move one side after fair value and leave the other one stale in
@@ -759,8 +760,11 @@ def _touch_ladder(
             if rest and side.sign * (top.price_ticks - rest[0].price_ticks) <= 0:
                 return None
             have = [top, *rest]
-        elif have and (not want or side.sign * (have[0].price_ticks - want[0].price_ticks) > 0):
-            # Left alone, it would rest inside its target, or where the target quotes nothing.
+        elif bool(have) != bool(want) or (
+            have and side.sign * (have[0].price_ticks - want[0].price_ticks) > 0
+        ):
+            # Left alone, it would rest inside its target, or where the target quotes nothing,
+            # or stay empty where the target quotes (a swept side is re-quoted whole).
             return None
         if sum(qt.size_lots for qt in have) * lot > room_base[side] + 1e-9 * lot:
             return None
