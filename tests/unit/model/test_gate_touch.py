@@ -172,7 +172,7 @@ def test_touch_ladder_never_leaves_the_other_side_stale_inside_its_target() -> N
     both = _touch_ladder(LIVE, target, frozenset({Side.BID, Side.ASK}), 3, ROOM, 0.01)
     assert both == (q(Side.BID, 101, 10), q(Side.BID, 98, 15), q(Side.ASK, 105, 10), LIVE[3])
     # Nor leaves a swept side empty while re-pricing the other (a one-sided quote for as long
-    # as the touches pay: funding_flip quoted both sides 6% less of the time that way).
+    # as the touches pay; re-quoting it is the full update's job).
     asks = frozenset({Side.ASK})
     assert (
         _touch_ladder(LIVE[2:], (q(Side.BID, 100, 10), q(Side.ASK, 103, 10)), asks, 3, ROOM, 0.01)
