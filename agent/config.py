@@ -123,6 +123,11 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "maker_fee_bps": _Bound(-100, 100, "bps (negative: rebate)"),
         "taker_fee_bps": _Bound(-100, 100, "bps"),
         "gas_units_per_refresh": _Bound(0, 30_000_000, "gas units (one block holds ~30M)", _POS),
+        "gas_units_per_batch": _Bound(0, 30_000_000, "gas units per quote batch"),
+        "gas_units_per_cancel": _Bound(0, 30_000_000, "gas units per cancelled order"),
+        "calldata_bytes_per_batch": _Bound(0, 1_000_000, "calldata bytes per quote batch"),
+        "calldata_bytes_per_cancel": _Bound(0, 1_000_000, "calldata bytes per cancelled order"),
+        "calldata_bytes_per_place": _Bound(0, 1_000_000, "calldata bytes per placed order"),
         "native_price_quote": _Bound(0, 1e9, "quote currency per native token", _POS),
         "gas_spike_weight": _Bound(0, 1, "weight"),
         "levels": _Bound(1, 50, "ladder levels per side"),
@@ -243,9 +248,28 @@ def _state_by_name(v: Any) -> Any:
 # -- strict models and dataclass sections ---------------------------------------------------------
 
 
+# Keys a section no longer has, by the section's type name: the error says what replaced them, so
+# an old config fails with the fix instead of a bare "unknown key".
+_REMOVED_KEYS: dict[str, dict[str, str]] = {
+    ModelParams.__name__: {
+        "calldata_bytes_per_refresh": (
+            "a batch is now priced by what it changes: set calldata_bytes_per_batch (fixed part, "
+            "default 132), calldata_bytes_per_cancel (32) and calldata_bytes_per_place (192) "
+            "instead, or delete the key to keep those defaults"
+        ),
+    },
+}
+
+
 def _reject_unknown(model: type[BaseModel], data: Any) -> Any:
     """Refuse unknown keys with the list of valid ones (``extra="forbid"`` does not list them)."""
     if isinstance(data, Mapping):
+        removed = _REMOVED_KEYS.get(model.__name__, {})
+        gone = sorted(str(k) for k in data if k in removed)
+        if gone:
+            raise PydanticCustomError(
+                "removed_key", "removed key; {fix}", {"key": gone[0], "fix": removed[gone[0]]}
+            )
         unknown = sorted(str(k) for k in set(data) - set(model.model_fields))
         if unknown:
             raise PydanticCustomError(
@@ -660,6 +684,9 @@ def format_validation_error(exc: ValidationError, where: str = "") -> str:
     if kind == "unknown_key":
         path.append(str(ctx["key"]))
         msg = f"unknown key; valid keys are: {ctx['valid']}"
+    elif kind == "removed_key":
+        path.append(str(ctx["key"]))
+        msg = f"removed key; {ctx['fix']}"
     elif kind == "extra_forbidden":
         msg = "unknown key: check the spelling against the example config (mm.example.toml)"
     elif kind == "finite_number":
@@ -672,6 +699,7 @@ def format_validation_error(exc: ValidationError, where: str = "") -> str:
     # Values already quoted in the message, and whole tables, are not repeated.
     quiet = (
         "unknown_key",
+        "removed_key",
         "extra_forbidden",
         "invalid_section",
         "symbol_in_policy",

@@ -78,6 +78,7 @@ from agent.model.quoting import (
     LiveQuotes,
     ModelParams,
     decide,
+    kept_quotes_expiring,
 )
 from agent.model.quoting import RiskDirective as ModelRisk
 from agent.model.signals import (
@@ -122,6 +123,8 @@ _CEX_MID_WAIT_S = 0.25
 """Longest a cycle waits for the exchange mid read it started beside the chain snapshot."""
 _MOMENTUM_HALFLIFE_S = 10.0
 """Half-life of the exchange-momentum EWMA (its noise level, for the model, follows from it)."""
+_QUOTE_OPS_KEPT = 64
+"""Recent quote batches whose order counts are kept until their receipt (for the gas model)."""
 _HEDGE_BAND_MAX_CAP_FRAC = 0.25
 """The hedge band never lets more than this fraction of the inventory cap sit unhedged."""
 
@@ -313,6 +316,8 @@ class Agent:
         # replaced it at the same nonce, paying a fee bump each time (seen live: 7 identical
         # replacements in one 1 s block, differing only by a one-second later expiry).
         self._pending_quote: tuple[str, tuple[Quote, ...], float | None] | None = None
+        self._quote_ops: dict[str, tuple[int, int]] = {}
+        """Cancels and places of each recent quote batch, by intent (to read its receipt)."""
         self._stale_cancel_sent = False
         self._estimators_saved_s = -math.inf
         self._hedge_cash = 0.0
@@ -959,7 +964,14 @@ class Agent:
         )
         pending = self._pending_quote
         if pending is not None and self.venue.in_flight(pending[0]):
-            live = LiveQuotes(quotes=pending[1], expires_at_s=pending[2])
+            # A newer batch replaces the pending one: it is priced by what it changes on chain.
+            live = LiveQuotes(
+                quotes=pending[1],
+                expires_at_s=pending[2],
+                resting=tuple(
+                    Quote(o.side, o.price_ticks, o.remaining_lots) for o in snap.open_orders
+                ),
+            )
         else:
             self._pending_quote = None
             live = LiveQuotes(
@@ -971,10 +983,14 @@ class Agent:
         decision = decide(inputs, self.params, live)
         self.decision = decision
         send = decision.send
-        if self.gate == "every_tick":
-            send = send or decision.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
+        # What the chosen update leaves resting: the target, or the live ladder with its top
+        # re-priced (a touch: never more orders on a side than rest there now).
+        quotes = decision.quotes
+        if self.gate == "every_tick" and not send:
+            send = decision.reason not in (GateReason.UNCHANGED, GateReason.NOTHING_LIVE)
+            quotes = decision.target_quotes
         why = (
-            f"{decision.reason}: value {decision.value.gain_quote:.4f} vs cost "
+            f"{decision.reason} ({decision.action}): value {decision.value.gain_quote:.4f} vs cost "
             f"{decision.cost.total_quote:.4f} (gas {decision.cost.gas_quote:.4f}, exposure "
             f"{decision.cost.exposure_quote:.4f}, funding {decision.cost.funding_delta_quote:.4f})"
         )
@@ -991,13 +1007,15 @@ class Agent:
             self._journal_decision(now, "skip", decision, directive, why)
             return
         expiry_s = self.execution.quote_expiry_s
-        diff = diff_orders(snap.open_orders, decision.quotes)
+        diff = diff_orders(snap.open_orders, quotes)
         if diff.keep and self._expiring(now, expiry_s):
             # A kept order would die on chain soon after this refresh: replace all of them,
-            # or the refresh the gate paid for leaves the book to expire under us.
+            # or the refresh the gate paid for leaves the book to expire under us. (The gate
+            # offers no touch then; should the two clocks disagree, the target goes out whole.)
+            quotes = decision.target_quotes
             diff = OrderDiff(
                 cancel_ids=tuple(sorted(o.order_id for o in snap.open_orders)),
-                place=decision.quotes,
+                place=quotes,
                 keep=(),
             )
         if diff.empty:
@@ -1023,15 +1041,19 @@ class Agent:
             self._journal_decision(now, "gas_over_budget", decision, directive, str(exc))
             return
         self._quote_sends.add(now)
-        self._pending_quote = (intent, decision.quotes, float(expiry) if expiry > 0 else None)
+        self._quote_ops[intent] = (len(diff.cancel_ids), len(diff.place))
+        if len(self._quote_ops) > _QUOTE_OPS_KEPT:  # replaced batches never report a receipt
+            del self._quote_ops[next(iter(self._quote_ops))]
         if expiry > 0:
             kept = self._live_expires_s if diff.keep else None
             self._live_expires_s = min(float(expiry), kept) if kept is not None else float(expiry)
+        # The pending ladder expires with its oldest kept order (a touch keeps the deeper ones).
+        self._pending_quote = (intent, quotes, self._live_expires_s if expiry > 0 else None)
         self.quote_life.update_send(now)
         log_event(
             log,
             Event.QUOTE_SENT,
-            f"quotes sent: -{len(diff.cancel_ids)} +{len(diff.place)}",
+            f"quotes sent ({decision.action}): -{len(diff.cancel_ids)} +{len(diff.place)}",
             intent=intent,
             cancels=len(diff.cancel_ids),
             places=len(diff.place),
@@ -1271,10 +1293,8 @@ class Agent:
         qf.update_fill(now, max((self._quote_fair - price) * fill.side.sign, 0.0))
 
     def _expiring(self, now: float, expiry_s: float) -> bool:
-        """Whether the resting quotes are past half their life on chain."""
-        if expiry_s <= 0 or self._live_expires_s is None:
-            return False
-        return self._live_expires_s - now < 0.5 * expiry_s
+        """Whether the resting quotes are past half their life on chain (the gate's rule)."""
+        return kept_quotes_expiring(self._live_expires_s, now, expiry_s)
 
     def _marked_equity(self, snap: VenueSnapshot, fair: FairValue) -> float | None:
         """Both legs marked fresh: the DEX leg at fair value, the hedge at the exchange mid now."""
@@ -1341,10 +1361,7 @@ class Agent:
             case TxIncluded():
                 self.est.delay.update_inclusion(ev.submitted_s, ev.included_s, ev.delay_blocks)
                 if ev.purpose == "quote" and ev.gas_used > 0:
-                    # The model prices a refresh at what refreshes really cost here (EWMA).
-                    prev = self.base_params.gas_units_per_refresh
-                    learned = int(0.8 * prev + 0.2 * ev.gas_used)
-                    self.base_params = replace(self.base_params, gas_units_per_refresh=learned)
+                    self._learn_refresh_gas(ev.handle, ev.gas_used)
                 self._book_gas(ev.gas_cost_native)
             case TxReverted():
                 self._note(f"{ev.purpose} reverted: {ev.reason}")
@@ -1362,6 +1379,27 @@ class Agent:
                     self._note(f"{ev.purpose} failed: {ev.reason}")
             case _:
                 assert_never(ev)
+
+    def _learn_refresh_gas(self, intent: str, gas_used: int) -> None:
+        """Price a refresh at what batches really cost here (EWMA of the full-refresh gas).
+
+        A batch's receipt is scaled to a full refresh by its own count of orders: the gas beyond
+        the fixed part and the cancels, per place, times a full refresh's places. A touch (one
+        place a side) measures the same per-place gas as a full refresh, instead of dragging the
+        full refresh's price down to its own.
+        """
+        ops = self._quote_ops.pop(intent, None)
+        if ops is None or ops[1] == 0:
+            # Its counts are unknown (sent before a restart), or it placed nothing: it says
+            # nothing about what a place costs.
+            return
+        p = self.base_params
+        n_cancel, n_place = ops
+        extra = gas_used - p.gas_units_per_batch - n_cancel * p.gas_units_per_cancel
+        per_place = max(0.0, extra / n_place)
+        observed = p.gas_units_per_batch + 2 * p.levels * (p.gas_units_per_cancel + per_place)
+        learned = max(1, int(0.8 * p.gas_units_per_refresh + 0.2 * observed))
+        self.base_params = replace(p, gas_units_per_refresh=learned)
 
     def _book_gas(self, native: float) -> None:
         self.status.gas_spent_native += native
@@ -1631,6 +1669,7 @@ class Agent:
                     "funding": decision.cost.funding_delta_quote,
                 },
                 "ladder": [(lv.side.name, lv.price, lv.size_base) for lv in decision.ladder],
+                "action": decision.action.value,
             },
         )
 

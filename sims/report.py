@@ -33,6 +33,7 @@ import numpy.typing as npt
 __all__ = [
     "PNL_COMPONENTS",
     "RISK_STATES",
+    "CentreBasis",
     "EventRecord",
     "FillRecord",
     "FundingSnapshotRecord",
@@ -137,6 +138,36 @@ class PnlSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class CentreBasis:
+    """What our resting best bid and best ask were priced from, averaged over the two.
+
+    Each of the two orders is traced to the agent's decision that placed it (a touch re-prices
+    one side only, so the two may come from different decisions); every field is the mean over
+    the two, price units. With ``centre`` the mean of the two resting prices and ``fair`` the
+    world's fair value now, ``centre - fair`` splits exactly into
+
+    * tick rounding ``centre - model_centre``,
+    * ladder shape ``model_centre - reservation`` (a top that is a deeper level, a clamp),
+    * the deliberate shift ``reservation - fair_estimate`` (inventory skew, funding, momentum),
+    * the agent's fair-value error ``fair_estimate - fair_then``, and
+    * staleness ``fair_then - fair`` (the world's fair value moved since the decision).
+    """
+
+    model_centre: float
+    """Mean of the two orders' unrounded model prices."""
+    reservation: float
+    """Mean reservation price of the placing decisions (inventory skew, funding, momentum in)."""
+    funding_shift: float
+    """The funding terms' part of ``reservation - fair_estimate``."""
+    momentum_shift: float
+    """The exchange momentum's part of ``reservation - fair_estimate``."""
+    fair_estimate: float
+    """Mean of the agent's own fair value at the placing decisions."""
+    fair_then: float
+    """Mean of the world's fair value at the steps the placing decisions were made."""
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """The state of the run at one time step."""
 
@@ -165,6 +196,8 @@ class Sample:
     absolute; only its changes matter. ``None`` when not observed (the ledger's total is used)."""
     engine_drawdown_frac: float | None = None
     """The risk engine's own drawdown reading after this step, a fraction of its capital."""
+    centre_basis: CentreBasis | None = None
+    """What our best bid and ask were priced from (None: not both traced to a decision)."""
 
     @property
     def fair_usd(self) -> float:
@@ -482,10 +515,24 @@ def _edge(samples: Sequence[Sample], fills: Sequence[FillRecord]) -> dict[str, A
         return sum(e * w for e, w in picked) / size if size > 0 else None
 
     off: list[float] = []
+    parts: list[tuple[float, ...]] = []
     for s in samples:
         if s.our_bid is None or s.our_ask is None or not s.fair_usd > 0:
             continue
-        off.append(((s.our_bid + s.our_ask) / 2.0 - s.fair_usd) / s.fair_usd * 1e4)
+        centre = (s.our_bid + s.our_ask) / 2.0
+        off.append((centre - s.fair_usd) / s.fair_usd * 1e4)
+        if (b := s.centre_basis) is not None:
+            skew = b.reservation - b.fair_estimate
+            split = (
+                centre - b.model_centre,
+                b.model_centre - b.reservation,
+                skew - b.funding_shift - b.momentum_shift,
+                b.funding_shift,
+                b.momentum_shift,
+                b.fair_estimate - b.fair_then,
+                b.fair_then - s.fair_usd,
+            )
+            parts.append((off[-1], *(x / s.fair_usd * 1e4 for x in split)))
     return {
         "per_fill_bps": weighted(None),
         "buy_bps": weighted("buy"),
@@ -494,6 +541,49 @@ def _edge(samples: Sequence[Sample], fills: Sequence[FillRecord]) -> dict[str, A
         "centre_abs_bps": float(np.mean(np.abs(off))) if off else None,
         "centre_signed_bps": float(np.mean(off)) if off else None,
         "centre_steps": len(off),
+        "centre_ex_skew_abs_bps": _ex_skew(parts),
+        "centre_decomposition": _centre_decomposition(parts),
+    }
+
+
+_CENTRE_PARTS = (
+    "rounding",
+    "shape",
+    "skew_inventory",
+    "skew_funding",
+    "skew_momentum",
+    "fair_estimate",
+    "stale",
+)
+"""The terms ``centre - fair`` splits into, in :class:`CentreBasis`'s order (the three skews are
+the reservation price's deliberate shift from the agent's fair value)."""
+
+
+def _ex_skew(parts: Sequence[tuple[float, ...]]) -> float | None:
+    """Mean ``|centre - fair - reservation shift|``, bps: the centre error not chosen on purpose."""
+    if not parts:
+        return None
+    return float(np.mean([abs(p[0] - p[3] - p[4] - p[5]) for p in parts]))
+
+
+def _centre_decomposition(parts: Sequence[tuple[float, ...]]) -> dict[str, Any]:
+    """The centre error, term by term (bps of fair), over the steps whose quotes were traced.
+
+    ``signed_bps`` are means of the signed terms, which add up to the signed centre error on
+    those steps; ``abs_bps`` are means of each term's size, which do not add up (terms cancel).
+    ``centre_abs_bps`` is the headline on the traced steps, ``ex_skew_abs_bps`` the same with
+    the deliberate reservation shift (inventory skew, funding, momentum) taken out.
+    """
+    if not parts:
+        return {"steps": 0}
+    a = np.array(parts, dtype=np.float64)
+    return {
+        "steps": int(a.shape[0]),
+        "centre_abs_bps": float(np.mean(np.abs(a[:, 0]))),
+        "centre_signed_bps": float(np.mean(a[:, 0])),
+        "ex_skew_abs_bps": _ex_skew(parts),
+        "signed_bps": {n: float(np.mean(a[:, i + 1])) for i, n in enumerate(_CENTRE_PARTS)},
+        "abs_bps": {n: float(np.mean(np.abs(a[:, i + 1]))) for i, n in enumerate(_CENTRE_PARTS)},
     }
 
 
@@ -940,6 +1030,8 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
         ("average quoted spread (bps)", q["avg_spread_bps"]),
         ("edge per fill against fair, size-weighted (bps)", report["edge"]["per_fill_bps"]),
         ("mean |quote centre - fair| (bps)", report["edge"]["centre_abs_bps"]),
+        ("the same without the reservation shift (bps)",
+         report["edge"].get("centre_ex_skew_abs_bps")),
         ("inventory abs mean / max / min (base)",
          f"{inv['abs_mean_base']:.4f} / {inv['max_base']:.4f} / {inv['min_base']:.4f}"),
         ("time over cap (s)", inv["time_over_cap_s"]),
@@ -1043,6 +1135,7 @@ def summary_row(report: Mapping[str, Any]) -> dict[str, Any]:
         "spread_bps": report["quoting"]["avg_spread_bps"],
         "edge_bps": report["edge"]["per_fill_bps"],
         "centre_bps": report["edge"]["centre_abs_bps"],
+        "centre_ex_skew_bps": report["edge"].get("centre_ex_skew_abs_bps"),
         "max_abs_inv": max(abs(inv["max_base"]), abs(inv["min_base"])),
         "over_cap_s": inv["time_over_cap_s"],
         "gas_usd": report["gas"]["usd"],

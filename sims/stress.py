@@ -74,6 +74,7 @@ from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, ManualClock, SimConfig, SimServer, SymbolSpec
 from sims.forkstate import DEFAULT_DEPOSITS_USD, ForkStateMeta, build_fork_state, deploy_market
 from sims.report import (
+    CentreBasis,
     EventRecord,
     FillRecord,
     FundingSnapshotRecord,
@@ -341,6 +342,18 @@ def _cex_config(initial_usd: float, seed: int) -> SimConfig:
 # -- the run -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """What one target quote was priced from: its decision's terms and the world then."""
+
+    model_price: float
+    reservation: float
+    funding_shift: float
+    momentum_shift: float
+    fair_estimate: float
+    fair_then: float
+
+
 @dataclass(slots=True)
 class _Recorder:
     """Per-step observations and invariant bookkeeping."""
@@ -362,6 +375,11 @@ class _Recorder:
     funding_snapshots: list[FundingSnapshotRecord] = field(default_factory=list)
     last_epoch: int | None = None
     rate_before: float = 0.0
+    quote_txs_seen: int = 0
+    sent_basis: dict[tuple[Side, int], _Placed] = field(default_factory=dict)
+    """Each target price of the latest quote batches sent, and what it was priced from."""
+    order_basis: dict[int, _Placed] = field(default_factory=dict)
+    """What each resting order of ours was priced from (traced when it first rests)."""
 
     def record(
         self, agent: Agent, step: Step, world: ChainWorld, cancels_included: list[float]
@@ -369,6 +387,7 @@ class _Recorder:
         snap = agent.last_snapshot
         t = step.t_s
         st = agent.status
+        basis = self._centre_basis(agent, step)
         bids = [o.price_ticks for o in snap.open_orders if o.side is Side.BID] if snap else []
         asks = [o.price_ticks for o in snap.open_orders if o.side is Side.ASK] if snap else []
         tick = agent.params.tick_size
@@ -408,6 +427,7 @@ class _Recorder:
                 ),
                 equity_usd=self._equity(agent, step, pnl.gas),
                 engine_drawdown_frac=agent.risk.drawdown_frac,
+                centre_basis=basis,
             )
         )
         self._funding_snapshot(agent, world, t)
@@ -457,6 +477,64 @@ class _Recorder:
         base = pos.size_lots * agent.params.lot_size
         dex = pos.equity + base * (step.target_dex_mid_usd - snap.mark)
         return dex + self.cex_equity() + gas_usd
+
+    def _centre_basis(self, agent: Agent, step: Step) -> CentreBasis | None:
+        """Trace our best bid and ask to the decisions that placed them (the centre's terms).
+
+        A batch sent since the last step maps each of its target prices to its decision; an
+        order seen resting for the first time takes the latest batch's entry at its side and
+        price. The best bid and ask the sample reports are then averaged over their entries.
+        """
+        d = agent.decision
+        if agent.status.quote_txs != self.quote_txs_seen and d is not None:
+            self.quote_txs_seen = agent.status.quote_txs
+            # Funding moves r down by its shifts (the carry's take-back included); momentum up.
+            funding = -(d.funding_drift + d.snapshot_shift + d.carry_skew)
+            for lv in d.ladder:
+                self.sent_basis[(lv.side, int(lv.price_ticks))] = _Placed(
+                    model_price=lv.price,
+                    reservation=d.reservation_price,
+                    funding_shift=funding,
+                    momentum_shift=d.momentum_shift,
+                    fair_estimate=d.fair_value,
+                    fair_then=step.target_dex_mid_usd,
+                )
+        snap = agent.last_snapshot
+        if snap is None:
+            return None
+        live = {o.order_id for o in snap.open_orders}
+        self.order_basis = {i: b for i, b in self.order_basis.items() if i in live}
+        for o in snap.open_orders:
+            if o.order_id not in self.order_basis:
+                placed = self.sent_basis.get((o.side, int(o.price_ticks)))
+                if placed is not None:
+                    self.order_basis[o.order_id] = placed
+        tops: list[_Placed] = []
+        for side in (Side.BID, Side.ASK):
+            orders = [o for o in snap.open_orders if o.side is side]
+            if not orders:
+                return None
+            best = max(o.price_ticks * side.sign for o in orders) * side.sign
+            traced = [
+                self.order_basis[o.order_id]
+                for o in orders
+                if o.price_ticks == best and o.order_id in self.order_basis
+            ]
+            if not traced:
+                return None
+            tops.append(traced[0])
+
+        def mean(f: Callable[[_Placed], float]) -> float:
+            return (f(tops[0]) + f(tops[1])) / 2.0
+
+        return CentreBasis(
+            model_centre=mean(lambda b: b.model_price),
+            reservation=mean(lambda b: b.reservation),
+            funding_shift=mean(lambda b: b.funding_shift),
+            momentum_shift=mean(lambda b: b.momentum_shift),
+            fair_estimate=mean(lambda b: b.fair_estimate),
+            fair_then=mean(lambda b: b.fair_then),
+        )
 
     def _funding_snapshot(self, agent: Agent, world: ChainWorld, t: float) -> None:
         """At the first step past a funding boundary: the inventory held, and on which side."""

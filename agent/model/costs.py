@@ -8,6 +8,10 @@ A refresh is a transaction. It costs
 * **funding**: the change in expected funding paid at the next snapshot caused by swapping the old
   quotes for the new ones (new quotes that are likelier to leave us on the paying side cost more).
 
+A batch's gas and calldata grow with what it changes (:class:`BatchPricing`): a fixed part per
+transaction plus a part per cancelled and per placed order, so re-pricing only the top of the
+ladder (one cancel and one place a side) costs well under half of a full refresh.
+
 It gains the expected edge of the new quotes over the old ones, each quote valued against the
 reservation price as ``P(fill within the quote's life) × size × edge``, over the time the new
 quotes would rest: from the update's inclusion to the end of the quote's life. The rule is
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "WEI_PER_NATIVE",
+    "BatchPricing",
     "QuoteLeg",
     "UpdateCost",
     "UpdateValue",
@@ -81,6 +86,56 @@ class UpdateValue:
     def gain_quote(self) -> float:
         """What the update is expected to add."""
         return self.new_quote - self.old_quote
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPricing:
+    """What one quote batch costs, by the orders it cancels and places, in quote currency.
+
+    Gas is ``gas_units_per_batch + n_cancel × gas_units_per_cancel + n_place ×
+    gas_units_per_place`` at ``gas_price_wei``; an L2 adds its L1 data fee on the calldata,
+    ``calldata_bytes_per_batch + n_cancel × calldata_bytes_per_cancel + n_place ×
+    calldata_bytes_per_place`` bytes at ``l1_fee_per_byte_wei``. A batch that changes nothing is
+    not sent and costs nothing.
+    """
+
+    gas_price_wei: float
+    native_price_quote: float
+    gas_units_per_batch: float
+    gas_units_per_cancel: float
+    gas_units_per_place: float
+    calldata_bytes_per_batch: float = 0.0
+    calldata_bytes_per_cancel: float = 0.0
+    calldata_bytes_per_place: float = 0.0
+    l1_fee_per_byte_wei: float = 0.0
+
+    def gas_units(self, n_cancel: int, n_place: int) -> float:
+        """Gas units of a batch that cancels ``n_cancel`` orders and places ``n_place``."""
+        if n_cancel == 0 and n_place == 0:
+            return 0.0
+        return (
+            self.gas_units_per_batch
+            + n_cancel * self.gas_units_per_cancel
+            + n_place * self.gas_units_per_place
+        )
+
+    def data_fee_quote(self, n_cancel: int, n_place: int) -> float:
+        """The L1 data fee of that batch's calldata (0 on an L1)."""
+        if (n_cancel == 0 and n_place == 0) or self.l1_fee_per_byte_wei <= 0.0:
+            return 0.0
+        size = (
+            self.calldata_bytes_per_batch
+            + n_cancel * self.calldata_bytes_per_cancel
+            + n_place * self.calldata_bytes_per_place
+        )
+        return l1_data_fee_quote(size, self.l1_fee_per_byte_wei, self.native_price_quote)
+
+    def quote(self, n_cancel: int, n_place: int) -> float:
+        """Everything that batch costs: gas plus the data fee."""
+        gas = gas_cost_quote(
+            self.gas_units(n_cancel, n_place), self.gas_price_wei, self.native_price_quote
+        )
+        return gas + self.data_fee_quote(n_cancel, n_place)
 
 
 def effective_gas_price_wei(

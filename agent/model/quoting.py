@@ -58,10 +58,12 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from agent.errors import ConfigError
 from agent.model.costs import (
+    BatchPricing,
     QuoteLeg,
     UpdateCost,
     UpdateValue,
@@ -83,10 +85,12 @@ __all__ = [
     "LiveQuotes",
     "ModelParams",
     "QuoteModel",
+    "RefreshAction",
     "RiskDirective",
     "as_quotes",
     "decide",
     "glft_quotes",
+    "kept_quotes_expiring",
 ]
 
 
@@ -95,6 +99,16 @@ class QuoteModel(enum.StrEnum):
 
     AS = "as"
     GLFT = "glft"
+
+
+class RefreshAction(enum.StrEnum):
+    """Which update the gate priced and chose (the runtime sends its ``Decision.quotes``)."""
+
+    FULL = "full"
+    """The whole target ladder (the order diff still keeps a level that did not move)."""
+    TOUCH = "touch"
+    """Only the top level of one or both sides re-priced to the target's top; the deeper live
+    levels stay where they rest, so no side ever holds more orders than it did."""
 
 
 class GateReason(enum.StrEnum):
@@ -130,12 +144,24 @@ class ModelParams:
     """Smallest order notional the venue accepts, quote currency."""
     maker_fee_bps: float = 1.0
     taker_fee_bps: float = 5.0
-    gas_units_per_refresh: int = 180_000
-    """Gas of one refresh of the full ladder (the cost gate's gas term)."""
+    gas_units_per_refresh: int = 450_000
+    """Gas of a full refresh: every level of a ``levels``-deep ladder cancelled and placed on
+    both sides in one batch (460k measured for 3 levels on PerpMarket). The runtime learns it from
+    its quote receipts; with ``gas_units_per_batch`` and ``gas_units_per_cancel`` it sets the gas
+    of one place (:attr:`gas_units_per_place`), so any batch is priced by what it changes."""
+    gas_units_per_batch: int = 50_000
+    """Gas every quote batch pays whatever it changes: the transaction's 21k, the call, the
+    account's load and save (53k fitted on PerpMarket receipts)."""
+    gas_units_per_cancel: int = 5_000
+    """Gas of one cancel in a batch, net of the storage refund (3k fitted)."""
     gas_units_per_level: int = 30_000
     """Marginal gas of one more ladder level; a level is quoted only if it is worth this."""
-    calldata_bytes_per_refresh: int = 600
-    """Calldata of one refresh, bytes (priced by an L2's L1 data fee per byte)."""
+    calldata_bytes_per_batch: int = 132
+    """Calldata every batch carries: ``batch``'s selector and its two array heads, bytes."""
+    calldata_bytes_per_cancel: int = 32
+    """Calldata of one cancelled order id, bytes (priced by an L2's L1 data fee per byte)."""
+    calldata_bytes_per_place: int = 192
+    """Calldata of one placed order (six ABI words), bytes."""
     calldata_bytes_per_level: int = 64
     """Marginal calldata of one more ladder level, bytes."""
     l1_data_fee_per_byte_gwei: float = 0.0
@@ -211,6 +237,11 @@ class ModelParams:
     """Amortise gas in the spread floor and price it in the gate."""
     funding_terms: bool = True
     """Shift quotes for funding and apply the settlement window."""
+    touch_refresh: bool = True
+    """Let the gate re-price only the top level of a side (a *touch*: one cancel and one place)
+    as well as the whole ladder, and send whichever pays more. The measured centre and the
+    adverse selection live at the top of the book, and a touch costs well under half of a full
+    refresh, so the top can follow fair value between the full refreshes the gate pays for."""
 
     def __post_init__(self) -> None:
         checks = (
@@ -240,14 +271,30 @@ class ModelParams:
             (self.quote_expiry_s >= 0.0, "quote_expiry_s must be >= 0"),
             (self.l1_data_fee_per_byte_gwei >= 0.0, "l1_data_fee_per_byte_gwei must be >= 0"),
             (
-                min(self.gas_units_per_level, self.calldata_bytes_per_refresh) >= 0
-                and self.calldata_bytes_per_level >= 0,
+                min(
+                    self.gas_units_per_level,
+                    self.gas_units_per_batch,
+                    self.gas_units_per_cancel,
+                    self.calldata_bytes_per_batch,
+                    self.calldata_bytes_per_cancel,
+                    self.calldata_bytes_per_place,
+                    self.calldata_bytes_per_level,
+                )
+                >= 0,
                 "gas units and calldata bytes must be >= 0",
             ),
         )
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"model params: {message}")
+
+    @property
+    def gas_units_per_place(self) -> float:
+        """Gas of one place in a batch: what a full refresh costs beyond its fixed part and its
+        cancels, per placed order (``2 × levels`` of them)."""
+        orders = 2 * self.levels
+        rest = self.gas_units_per_refresh - self.gas_units_per_batch
+        return max(0.0, (rest - orders * self.gas_units_per_cancel) / orders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +352,11 @@ class LiveQuotes:
     quotes: tuple[Quote, ...] = ()
     expires_at_s: float | None = None
     """When the live quotes expire on chain (same clock as ``time_s``); None: never."""
+    resting: tuple[Quote, ...] | None = None
+    """The orders on chain now, which a batch is diffed against, when they differ from
+    ``quotes`` (a batch of ours is still in flight: ``quotes`` is what it will leave resting, and
+    a newer batch replaces it, so its cost is what turns ``resting`` into the new ladder).
+    None: ``quotes`` rest on chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +400,10 @@ class Decision:
     cost: UpdateCost
     fair_value: float = math.nan
     """The centre used (fair value, or the mid when none was given)."""
+    momentum_shift: float = 0.0
+    """Price shift of r from exchange momentum (added); ``r`` less it, plus the funding shifts
+    (``funding_drift + snapshot_shift + carry_skew``), is the closed form's inventory-skewed
+    reservation price."""
     expires_at_s: float | None = None
     """Expiry to stamp on the new orders (``time_s + quote_expiry_s``), None for none."""
     gas_price_wei: float = 0.0
@@ -357,11 +413,24 @@ class Decision:
     carry_skew: float = 0.0
     """Part of the funding shift the carry's target takes back as the DEX position nears it
     (subtracted with ``funding_drift + snapshot_shift``, of the opposite sign)."""
+    action: RefreshAction = RefreshAction.FULL
+    """The update the gate valued (``value`` and ``cost`` are its own): the one sent when
+    ``send``, else the best that did not pay."""
+    touch_quotes: tuple[Quote, ...] = ()
+    """For a touch: the whole ladder it leaves resting (the re-priced tops and the kept live
+    levels), in chain units."""
+
+    @property
+    def target_quotes(self) -> tuple[Quote, ...]:
+        """Target ladder in chain units."""
+        return tuple(level.quote() for level in self.ladder)
 
     @property
     def quotes(self) -> tuple[Quote, ...]:
-        """Target ladder in chain units."""
-        return tuple(level.quote() for level in self.ladder)
+        """The ladder the chosen update leaves resting: the target, or the touched live ladder."""
+        if self.action is RefreshAction.TOUCH:
+            return self.touch_quotes
+        return self.target_quotes
 
 
 def as_quotes(
@@ -484,7 +553,8 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     else:
         r, h_model = glft_quotes(mid, q_skew, p.gamma, sigma, a, k, p.base_size_base)
     r -= funding_drift + snapshot_shift + carry_skew
-    r += _significant_drift(inputs, p) * p.momentum_horizon_s
+    momentum_shift = _significant_drift(inputs, p) * p.momentum_horizon_s
+    r += momentum_shift
 
     # Gas at what the pipeline pays (base + tip), leaning toward the spike quantile; on an L2
     # the refresh's calldata also pays the L1 data fee.
@@ -496,8 +566,22 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
             est.base_fee_wei, est.base_fee_p99_wei, p.gas_spike_weight, est.tip_wei
         )
     native = p.native_price_quote
-    l1_fee = l1_data_fee_quote(p.calldata_bytes_per_refresh, est.l1_fee_per_byte_wei, native)
-    gas_quote = gas_cost_quote(p.gas_units_per_refresh, gas_price, native) + l1_fee
+    pricing = BatchPricing(
+        gas_price_wei=gas_price,
+        native_price_quote=native,
+        gas_units_per_batch=p.gas_units_per_batch,
+        gas_units_per_cancel=p.gas_units_per_cancel,
+        gas_units_per_place=p.gas_units_per_place,
+        calldata_bytes_per_batch=p.calldata_bytes_per_batch,
+        calldata_bytes_per_cancel=p.calldata_bytes_per_cancel,
+        calldata_bytes_per_place=p.calldata_bytes_per_place,
+        l1_fee_per_byte_wei=est.l1_fee_per_byte_wei,
+    )
+    # The floor amortises, over the top's fills, what keeping the top of both sides current
+    # costs (one cancel and one place a side); a deeper level pays its own way in the pruning.
+    # (A full refresh here priced a ladder pruned to one level as if it had all of them: at L1
+    # the floor then pushed quotes out ~1.5% from fair.)
+    gas_quote = pricing.quote(2, 2)
     level_cost = gas_cost_quote(p.gas_units_per_level, gas_price, native) + l1_data_fee_quote(
         p.calldata_bytes_per_level, est.l1_fee_per_byte_wei, native
     )
@@ -516,14 +600,14 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
 
     new_life = min(p.quote_life_s, p.quote_expiry_s) if p.quote_expiry_s > 0.0 else p.quote_life_s
     ladder: tuple[LadderLevel, ...] = ()
+    bid_room = max(0.0, cap - q)
+    ask_room = max(0.0, cap + q)
+    if risk.reduce_only:
+        bid_room = min(bid_room, max(-q, 0.0))
+        ask_room = min(ask_room, max(q, 0.0))
     if not risk.force_cancel:
         allow_bid = risk.allow_bid and not (risk.reduce_only and q >= 0.0)
         allow_ask = risk.allow_ask and not (risk.reduce_only and q <= 0.0)
-        bid_room = max(0.0, cap - q)
-        ask_room = max(0.0, cap + q)
-        if risk.reduce_only:
-            bid_room = min(bid_room, max(-q, 0.0))
-            ask_room = min(ask_room, max(q, 0.0))
         ladder = _ladder(
             p,
             inputs,
@@ -537,41 +621,76 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         )
         ladder = _prune_levels(ladder, p, mid, r, a, k, new_life, level_cost)
 
-    # Cost gate. Both branches are valued from the update's inclusion on: until then the live
-    # quotes rest whether it is sent or not. The new ladder then rests its life; the live one,
-    # kept instead, rests as long but never past its expiry.
+    # Cost gate. Every candidate is valued from the update's inclusion on: until then the live
+    # quotes rest whether it is sent or not. A new order then rests its life; a live one, kept,
+    # rests as long but never past its expiry. Each candidate pays for the batch that turns the
+    # orders on chain into it (its cancels and places), not a flat refresh.
     tick = p.tick_size
     lot = p.lot_size
-    new_legs: list[QuoteLeg] = [
-        (lv.side.sign, lv.price_ticks * tick, lv.size_lots * lot) for lv in ladder
-    ]
-    old_legs: list[QuoteLeg] = [
-        (qt.side.sign, qt.price_ticks * tick, qt.size_lots * lot) for qt in live.quotes
-    ]
+    new_legs = _legs(ladder, tick, lot)
+    old_legs = _legs(live.quotes, tick, lot)
     delay = max(est.inclusion_delay_s, 0.0)
     old_life = new_life
     if live.expires_at_s is not None:
         old_life = min(old_life, max(0.0, live.expires_at_s - inputs.time_s - delay))
-    value = UpdateValue(
-        ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma),
-        ladder_value_quote(_at_target_sizes(old_legs, new_legs), mid, r, a, k, old_life, p.gamma),
-    )
-    cost = update_cost(
-        old_legs=old_legs,
-        new_legs=new_legs,
-        mid=mid,
-        sigma=sigma,
-        a_per_s=a,
-        k_per_price=k,
-        gas_units=p.gas_units_per_refresh if p.price_gas else 0,
-        gas_price_wei=gas_price,
-        native_price_quote=native,
-        delay_s=est.inclusion_delay_s,
-        funding_per_unit_quote=pay_per_unit,
-        seconds_to_snapshot=t_snap,
-        l1_data_fee_quote=l1_fee if p.price_gas else 0.0,
-    )
+    kept = _at_target_sizes(old_legs, new_legs)
+    hold_value = ladder_value_quote(kept, mid, r, a, k, old_life, p.gamma)
+    resting = live.quotes if live.resting is None else live.resting
+    target = tuple(lv.quote() for lv in ladder)
+    # A kept order past half its life is replaced with the rest (the runtime's rule), so a
+    # touch is no candidate then and a full update replaces every order.
+    expiring = kept_quotes_expiring(live.expires_at_s, inputs.time_s, p.quote_expiry_s)
+
+    def priced(new: list[QuoteLeg], quotes: tuple[Quote, ...], replace_all: bool) -> UpdateCost:
+        n_cancel, n_place = (
+            (len(resting), len(quotes)) if replace_all else (_diff_counts(resting, quotes))
+        )
+        return update_cost(
+            old_legs=old_legs,
+            new_legs=new,
+            mid=mid,
+            sigma=sigma,
+            a_per_s=a,
+            k_per_price=k,
+            gas_units=pricing.gas_units(n_cancel, n_place) if p.price_gas else 0.0,
+            gas_price_wei=gas_price,
+            native_price_quote=native,
+            delay_s=est.inclusion_delay_s,
+            funding_per_unit_quote=pay_per_unit,
+            seconds_to_snapshot=t_snap,
+            l1_data_fee_quote=pricing.data_fee_quote(n_cancel, n_place) if p.price_gas else 0.0,
+        )
+
+    value = UpdateValue(ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma), hold_value)
+    cost = priced(new_legs, target, expiring)
     reason = _gate(ladder, live, risk, q, value, cost, cost_gate=p.cost_gate)
+    action = RefreshAction.FULL
+    touch_quotes: tuple[Quote, ...] = ()
+    if (
+        reason in (GateReason.GAIN_EXCEEDS_COST, GateReason.COST_EXCEEDS_GAIN)
+        and p.touch_refresh
+        and not expiring
+    ):
+        # The full update against re-pricing only the top of one or both sides: whichever
+        # pays more (gain − cost) is the candidate; it is sent if it pays at all.
+        best = value.gain_quote - cost.total_quote if _changes(resting, target) else -math.inf
+        room = {Side.BID: bid_room, Side.ASK: ask_room}
+        for sides in _TOUCH_SIDES:
+            quotes = _touch_ladder(live.quotes, target, sides, p.levels, room, lot)
+            if quotes is None or not _changes(resting, quotes):
+                continue
+            # Only the touched tops differ from holding: the kept levels add the same value.
+            tops_old = [leg for side in sides if (leg := _top(kept, side)) is not None]
+            tops_new = [leg for side in sides if (leg := _top(new_legs, side)) is not None]
+            gain = ladder_value_quote(tops_new, mid, r, a, k, new_life, p.gamma) - (
+                ladder_value_quote(tops_old, mid, r, a, k, old_life, p.gamma)
+            )
+            c = priced(_legs(quotes, tick, lot), quotes, False)
+            if gain - c.total_quote > best:
+                best = gain - c.total_quote
+                action, touch_quotes = RefreshAction.TOUCH, quotes
+                value, cost = UpdateValue(hold_value + gain, hold_value), c
+        reason = _gate(ladder, live, risk, q, value, cost, cost_gate=p.cost_gate)
     sending = (
         GateReason.GAIN_EXCEEDS_COST,
         GateReason.RISK_CANCEL,
@@ -588,6 +707,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         half_spread_floor=h_floor,
         funding_drift=funding_drift,
         snapshot_shift=snapshot_shift,
+        momentum_shift=momentum_shift,
         expected_snapshot_payment_quote=q * pay_per_unit,
         bid_size_base=bid_size,
         ask_size_base=ask_size,
@@ -599,7 +719,119 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         gas_price_wei=gas_price,
         carry_target_base=carry_target,
         carry_skew=carry_skew,
+        action=action,
+        touch_quotes=touch_quotes,
     )
+
+
+_TOUCH_SIDES: tuple[frozenset[Side], ...] = (
+    frozenset({Side.BID}),
+    frozenset({Side.ASK}),
+    frozenset({Side.BID, Side.ASK}),
+)
+"""The touch candidates: the top of the bids, of the asks, or of both."""
+
+
+def kept_quotes_expiring(expires_at_s: float | None, now_s: float, quote_expiry_s: float) -> bool:
+    """Whether live quotes are past half their life on chain (an update then replaces them all).
+
+    A refresh that kept them would leave the book to expire soon after the gas was paid; the
+    runtime replaces every order then, and the gate prices it that way.
+    """
+    if quote_expiry_s <= 0.0 or expires_at_s is None:
+        return False
+    return expires_at_s - now_s < 0.5 * quote_expiry_s
+
+
+def _legs(quotes: Iterable[LadderLevel | Quote], tick: float, lot: float) -> list[QuoteLeg]:
+    return [(qt.side.sign, qt.price_ticks * tick, qt.size_lots * lot) for qt in quotes]
+
+
+def _top(legs: list[QuoteLeg], side: Side) -> QuoteLeg | None:
+    """The best-priced leg of ``side`` in ``legs`` (None when the side is empty)."""
+    on_side = [leg for leg in legs if leg[0] == side.sign]
+    return max(on_side, key=lambda g: side.sign * g[1]) if on_side else None
+
+
+def _changes(resting: tuple[Quote, ...], quotes: tuple[Quote, ...]) -> bool:
+    """Whether turning ``resting`` into ``quotes`` needs a batch at all."""
+    return _diff_counts(resting, quotes) != (0, 0)
+
+
+def _diff_counts(resting: Iterable[Quote], target: Iterable[Quote]) -> tuple[int, int]:
+    """The cancels and places of the batch that turns ``resting`` into ``target``.
+
+    The order diff's rule (``agent.orders.diff_orders``, which the model may not import): a
+    resting order at a target's side and price is kept when it has between half of the target's
+    size and all of it left; every other target is placed and every unmatched order cancelled.
+    """
+    pool: dict[tuple[Side, int], list[int]] = {}
+    for qt in resting:
+        pool.setdefault((qt.side, int(qt.price_ticks)), []).append(int(qt.size_lots))
+    places = 0
+    for qt in target:
+        lots = pool.get((qt.side, int(qt.price_ticks)), [])
+        want = int(qt.size_lots)
+        match = next((x for x in lots if 0.5 * want <= x <= want), None)
+        if match is None:
+            places += 1
+        else:
+            lots.remove(match)
+    return sum(len(v) for v in pool.values()), places
+
+
+def _touch_ladder(
+    live: tuple[Quote, ...],
+    target: tuple[Quote, ...],
+    sides: frozenset[Side],
+    levels: int,
+    room_base: dict[Side, float],
+    lot: float,
+) -> tuple[Quote, ...] | None:
+    """The live ladder with the top of each side in ``sides`` replaced by the target's top.
+
+    None when that is no ladder to send: the target or the live ladder has nothing on a touched
+    side, the new top would not be strictly better than the live levels it keeps, the side would
+    hold more than ``levels`` orders or more than the inventory room the target respects, our
+    bids would reach our asks, or a side left alone rests inside its target (nearer fair value
+    than the target's top there), rests where the target quotes nothing, or is empty where the
+    target quotes (a swept side: only the full update re-quotes it).
+
+    That last rule is why a one-sided touch exists at all: to re-quote a side whose top filled
+    or lagged outside, never to move one side after fair value and leave the other one stale in
+    front of it. The gate values a quote by its fill rate and its edge against the reservation
+    price, and near the optimum the two trade off flat, so it saw little loss in such a stale
+    quote; the takers who lift it know fair value moved (measured on gas_spike: the resting
+    spread sat 0.43 bps inside the target and the edge per fill fell 0.30 bps).
+    """
+    out: list[Quote] = []
+    for side in (Side.BID, Side.ASK):
+        key = -side.sign  # best first: bids by descending ticks, asks by ascending
+        have = sorted((qt for qt in live if qt.side is side), key=lambda g: key * g.price_ticks)
+        want = sorted((qt for qt in target if qt.side is side), key=lambda g: key * g.price_ticks)
+        if side in sides:
+            if not want or not have:
+                return None  # a touch re-prices a live top; an empty side is quoted whole
+            top, rest = want[0], have[1:]
+            if rest and side.sign * (top.price_ticks - rest[0].price_ticks) <= 0:
+                return None
+            have = [top, *rest]
+        elif bool(have) != bool(want) or (
+            have and side.sign * (have[0].price_ticks - want[0].price_ticks) > 0
+        ):
+            # Left alone, it would rest inside its target, or where the target quotes nothing,
+            # or stay empty where the target quotes (a swept side is re-quoted whole).
+            return None
+        if sum(qt.size_lots for qt in have) * lot > room_base[side] + 1e-9 * lot:
+            return None
+        if len(have) > levels:
+            return None
+        out.extend(have)
+    bids = [qt.price_ticks for qt in out if qt.side is Side.BID]
+    asks = [qt.price_ticks for qt in out if qt.side is Side.ASK]
+    if bids and asks and max(bids) >= min(asks):
+        return None
+    return tuple(out)
 
 
 def _significant_drift(inputs: DecisionInputs, p: ModelParams) -> float:

@@ -99,6 +99,11 @@ def test_scenario_short(upstream: Upstream, tmp_path: Path, name: str) -> None:
     if name == "calm":
         assert report["risk"]["worst_state"] not in ("WITHDRAWN", "HALTED"), report["risk"]
         assert report["quoting"]["uptime_frac"] > 0.5
+        # The centre error is traced to the decisions behind the resting quotes on most steps,
+        # and its terms add up to it there.
+        d = report["edge"]["centre_decomposition"]
+        assert d["steps"] >= 0.5 * report["edge"]["centre_steps"] > 0
+        assert sum(d["signed_bps"].values()) == pytest.approx(d["centre_signed_bps"], abs=1e-6)
     if name == "mempool_stall":
         assert report["world"]["stalled_steps"] >= 60
 

@@ -303,3 +303,19 @@ def test_the_funding_carry_share_is_validated_by_name(tmp_path: Path) -> None:
             load_config(
                 _write(tmp_path, f"[quoting]\nfunding_carry_max_cap_frac = {value}\n"), env={}
             )
+
+
+def test_a_removed_quoting_key_names_its_replacement(tmp_path: Path) -> None:
+    # An old config must fail with the fix, not a bare "unknown key" (or, worse, be accepted).
+    with pytest.raises(
+        ConfigError,
+        match=r"^quoting\.calldata_bytes_per_refresh: removed key; .*calldata_bytes_per_batch"
+        r".*calldata_bytes_per_cancel.*calldata_bytes_per_place",
+    ):
+        load_config(_write(tmp_path, "[quoting]\ncalldata_bytes_per_refresh = 600\n"), env={})
+    with pytest.raises(ConfigError, match=r"^quoting\.calldata_bytes_per_refresh: removed key"):
+        load_config(None, env={"MM_QUOTING__CALLDATA_BYTES_PER_REFRESH": "600"})
+    ok = load_config(_write(tmp_path, "[quoting]\ncalldata_bytes_per_place = 200\n"), env={})
+    assert ok.quoting.calldata_bytes_per_place == 200
+    with pytest.raises(ConfigError, match=r"^quoting\.calldata_bytes_per_cancel: must be in"):
+        load_config(_write(tmp_path, "[quoting]\ncalldata_bytes_per_cancel = -1\n"), env={})

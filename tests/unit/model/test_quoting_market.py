@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from agent.model import (
+    Decision,
     DecisionInputs,
     GateReason,
     LiveQuotes,
@@ -94,15 +95,24 @@ def test_a_swept_side_is_requoted_when_the_gate_allows() -> None:
 
 
 def test_gas_is_priced_at_what_the_pipeline_pays_plus_the_l1_data_fee() -> None:
-    fixed = decide(inputs(), PARAMS, LiveQuotes())
+    p = PARAMS
+
+    def batch_gas(d: Decision) -> float:
+        # Nothing rests: the batch places the whole ladder and cancels nothing.
+        return p.gas_units_per_batch + len(d.ladder) * p.gas_units_per_place
+
+    fixed = decide(inputs(), p, LiveQuotes())
     assert fixed.gas_price_wei == pytest.approx(1e9 + 1e8)
-    paid = decide(inputs(estimates=replace(EST, paid_gas_price_wei=2e9)), PARAMS, LiveQuotes())
+    assert fixed.cost.gas_quote == pytest.approx(batch_gas(fixed) * 1.1e9 / 1e18 * 2000.0)
+    paid = decide(inputs(estimates=replace(EST, paid_gas_price_wei=2e9)), p, LiveQuotes())
     assert paid.gas_price_wei == pytest.approx(2e9)
-    assert paid.cost.gas_quote == pytest.approx(2 * fixed.cost.gas_quote / 1.1)
+    assert paid.cost.gas_quote == pytest.approx(batch_gas(paid) * 2e9 / 1e18 * 2000.0)
     l2 = replace(EST, base_fee_wei=1e7, base_fee_p99_wei=1e7, paid_gas_price_wei=1.1e7)
-    no_l1 = decide(inputs(estimates=l2), PARAMS, LiveQuotes())
-    with_l1 = decide(inputs(estimates=replace(l2, l1_fee_per_byte_wei=1e9)), PARAMS, LiveQuotes())
-    extra = PARAMS.calldata_bytes_per_refresh * 1e9 / 1e18 * PARAMS.native_price_quote
+    no_l1 = decide(inputs(estimates=l2), p, LiveQuotes())
+    with_l1 = decide(inputs(estimates=replace(l2, l1_fee_per_byte_wei=1e9)), p, LiveQuotes())
+    assert len(with_l1.ladder) == len(no_l1.ladder)
+    data = p.calldata_bytes_per_batch + len(no_l1.ladder) * p.calldata_bytes_per_place
+    extra = data * 1e9 / 1e18 * p.native_price_quote
     assert with_l1.cost.gas_quote == pytest.approx(no_l1.cost.gas_quote + extra)
 
 

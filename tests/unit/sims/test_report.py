@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sims.report import (
+    CentreBasis,
     EventRecord,
     FillRecord,
     FundingSnapshotRecord,
@@ -284,6 +285,45 @@ def test_edge_and_centre_are_against_the_worlds_fair_value() -> None:
     assert e["centre_signed_bps"] == pytest.approx(np.mean(offs))
     row = summary_row(build_report(_edge_record()))
     assert row["edge_bps"] == e["per_fill_bps"] and row["centre_bps"] == e["centre_abs_bps"]
+
+
+def test_the_centre_error_splits_into_its_causes() -> None:
+    # Quotes 1,999 / 2,003 (centre 2,001) priced at fair 1,999.5 by an agent that read 1,999.7,
+    # skewed r up 0.9 (inventory 1.0, funding -0.3, momentum +0.2) to 2,000.6; the model's prices
+    # averaged 2,000.95 before the tick; the world's fair value is now 2,000.
+    basis = CentreBasis(
+        model_centre=2_000.95,
+        reservation=2_000.6,
+        funding_shift=-0.3,
+        momentum_shift=0.2,
+        fair_estimate=1_999.7,
+        fair_then=1_999.5,
+    )
+    rec = _edge_record()
+    first = replace(rec.samples[0], centre_basis=basis)
+    e = build_report(replace(rec, samples=[first, *rec.samples[1:]]))["edge"]
+    d = e["centre_decomposition"]
+    bps = 1e4 / 2_000.0
+    expected = {
+        "rounding": 0.05 * bps,
+        "shape": 0.35 * bps,
+        "skew_inventory": 1.0 * bps,
+        "skew_funding": -0.3 * bps,
+        "skew_momentum": 0.2 * bps,
+        "fair_estimate": 0.2 * bps,
+        "stale": -0.5 * bps,
+    }
+    assert d["steps"] == 1 and d["signed_bps"] == pytest.approx(expected)
+    assert sum(d["signed_bps"].values()) == pytest.approx(d["centre_signed_bps"]) == 5.0
+    # The headline is unchanged (all three centre steps); the decomposition covers the traced one.
+    assert e["centre_steps"] == 3 and d["centre_abs_bps"] == pytest.approx(5.0)
+    assert e["centre_ex_skew_abs_bps"] == pytest.approx(5.0 - 0.9 * bps)
+    assert summary_row(build_report(replace(rec, samples=[first])))["centre_ex_skew_bps"] == (
+        pytest.approx(5.0 - 0.9 * bps)
+    )
+    untraced = build_report(rec)["edge"]
+    assert untraced["centre_decomposition"] == {"steps": 0}
+    assert untraced["centre_ex_skew_abs_bps"] is None
 
 
 def test_edge_falls_back_to_the_index_and_is_empty_without_fills() -> None:
