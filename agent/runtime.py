@@ -953,6 +953,8 @@ class Agent:
                 allow_bid=directive.allow_bid,
                 allow_ask=directive.allow_ask,
                 reduce_only=directive.reduce_only,
+                max_bid_base=directive.bid_room_base,
+                max_ask_base=directive.ask_room_base,
                 force_cancel=False,
             ),
             fair_value=fair.price,

@@ -309,6 +309,10 @@ class RiskDirective:
     allow_ask: bool = True
     reduce_only: bool = False
     """Quote only the side that reduces inventory, never more than the inventory."""
+    max_bid_base: float = math.inf
+    """Most the bids together may buy (base units); the ladder and the live bids stay within it."""
+    max_ask_base: float = math.inf
+    """Most the asks together may sell (base units), likewise."""
     force_cancel: bool = False
     """Cancel everything now; always passes the cost gate."""
 
@@ -605,6 +609,8 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
     if risk.reduce_only:
         bid_room = min(bid_room, max(-q, 0.0))
         ask_room = min(ask_room, max(q, 0.0))
+    bid_room = min(bid_room, max(risk.max_bid_base, 0.0))
+    ask_room = min(ask_room, max(risk.max_ask_base, 0.0))
     if not risk.force_cancel:
         allow_bid = risk.allow_bid and not (risk.reduce_only and q >= 0.0)
         allow_ask = risk.allow_ask and not (risk.reduce_only and q <= 0.0)
@@ -663,7 +669,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
 
     value = UpdateValue(ladder_value_quote(new_legs, mid, r, a, k, new_life, p.gamma), hold_value)
     cost = priced(new_legs, target, expiring)
-    reason = _gate(ladder, live, risk, q, value, cost, cost_gate=p.cost_gate)
+    reason = _gate(ladder, live, risk, q, value, cost, p.lot_size, cost_gate=p.cost_gate)
     action = RefreshAction.FULL
     touch_quotes: tuple[Quote, ...] = ()
     if (
@@ -690,7 +696,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
                 best = gain - c.total_quote
                 action, touch_quotes = RefreshAction.TOUCH, quotes
                 value, cost = UpdateValue(hold_value + gain, hold_value), c
-        reason = _gate(ladder, live, risk, q, value, cost, cost_gate=p.cost_gate)
+        reason = _gate(ladder, live, risk, q, value, cost, p.lot_size, cost_gate=p.cost_gate)
     sending = (
         GateReason.GAIN_EXCEEDS_COST,
         GateReason.RISK_CANCEL,
@@ -904,18 +910,26 @@ def _gate(
     q: float,
     value: UpdateValue,
     cost: UpdateCost,
+    lot: float,
     *,
     cost_gate: bool = True,
 ) -> GateReason:
     if risk.force_cancel:
         return GateReason.RISK_CANCEL if live.quotes else GateReason.NOTHING_LIVE
     # A live quote the directive now forbids must go whatever the gas: risk outranks cost.
+    resting = {Side.BID: 0.0, Side.ASK: 0.0}
     for qt in live.quotes:
         is_bid = qt.side is Side.BID
         if (is_bid and not risk.allow_bid) or (not is_bid and not risk.allow_ask):
             return GateReason.RISK_SIDE
         if risk.reduce_only and ((is_bid and q >= 0.0) or (not is_bid and q <= 0.0)):
             return GateReason.RISK_SIDE
+        resting[qt.side] += qt.size_lots * lot
+    # So must a side that could fill past the room the directive leaves it (half a lot: noise).
+    if resting[Side.BID] > risk.max_bid_base + 0.5 * lot:
+        return GateReason.RISK_SIDE
+    if resting[Side.ASK] > risk.max_ask_base + 0.5 * lot:
+        return GateReason.RISK_SIDE
     if tuple(lv.quote() for lv in ladder) == live.quotes:
         return GateReason.UNCHANGED
     if not cost_gate:

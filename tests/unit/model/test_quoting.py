@@ -358,6 +358,19 @@ def test_reduce_only_quotes_the_reducing_side_up_to_the_inventory() -> None:
     assert sum(lv.size_lots for lv in d.ladder) * PARAMS.lot_size <= 1.2 + 1e-9
 
 
+def test_a_side_room_bounds_the_whole_ladder_of_that_side() -> None:
+    # While the hedge is blocked the risk engine lets the reducing side sell the unhedged
+    # exposure and no more: a sweep of the full ladder must not carry it past flat.
+    d = decide(
+        make_inputs(inventory_base=0.4, risk=RiskDirective(allow_bid=False, max_ask_base=0.07)),
+        PARAMS,
+        LiveQuotes(),
+    )
+    asks = [lv for lv in d.ladder if lv.side is Side.ASK]
+    assert asks and not [lv for lv in d.ladder if lv.side is Side.BID]
+    assert sum(lv.size_lots for lv in asks) * PARAMS.lot_size <= 0.07 + 1e-9
+
+
 # --- cost gate ----------------------------------------------------------------------------------
 
 LIVE = LiveQuotes(
@@ -395,6 +408,31 @@ def test_live_quote_on_a_forbidden_side_is_cancelled_whatever_the_gas() -> None:
     )
     assert d.send and d.reason is GateReason.RISK_SIDE
     assert all(lv.side is Side.ASK for lv in d.ladder)
+
+
+def test_live_quotes_beyond_a_side_room_are_replaced_whatever_the_gas() -> None:
+    # LIVE rests 1.0 on each side (1000 lots); the room left to the asks is 0.3.
+    d = decide(
+        make_inputs(
+            inventory_base=0.3,
+            estimates=est(base_fee_wei=1e15, base_fee_p99_wei=1e15),
+            risk=RiskDirective(allow_bid=False, max_ask_base=0.3),
+        ),
+        PARAMS,
+        LIVE,
+    )
+    assert d.send and d.reason is GateReason.RISK_SIDE
+    assert sum(q.size_lots for q in d.quotes if q.side is Side.ASK) * PARAMS.lot_size <= 0.3 + 1e-9
+    within = decide(
+        make_inputs(
+            inventory_base=0.3,
+            estimates=est(base_fee_wei=1e15, base_fee_p99_wei=1e15),
+            risk=RiskDirective(max_bid_base=1.0, max_ask_base=1.0),
+        ),
+        PARAMS,
+        LIVE,
+    )
+    assert within.reason is not GateReason.RISK_SIDE
 
 
 def test_gate_sends_when_gain_exceeds_cost_and_holds_otherwise() -> None:

@@ -289,10 +289,14 @@ def test_while_the_hedge_is_blocked_only_the_side_that_reduces_unhedged_exposure
         calm(0.0, inventory_base=0.13, hedge_exposure_base=0.13, **blocked)
     )
     assert (long_unhedged.allow_bid, long_unhedged.allow_ask) == (False, True)
+    # ... and only as far as flat: a sweep of the reducing side must not overshoot into a new
+    # unhedged position (a 0.007 short became a 0.111 long in the live crash).
+    assert long_unhedged.ask_room_base == pytest.approx(0.13)
     short_unhedged = RiskEngine().evaluate(
         calm(0.0, inventory_base=-0.2, hedge_exposure_base=-0.05, **blocked)
     )
     assert (short_unhedged.allow_bid, short_unhedged.allow_ask) == (True, False)
+    assert short_unhedged.bid_room_base == pytest.approx(0.05)
     # Hedged flat (float noise of a hedged pair included): either fill is one batch of exposure.
     flat = RiskEngine().evaluate(
         calm(0.0, inventory_base=0.186, hedge_exposure_base=0.186 - 0.186000000001, **blocked)
@@ -306,5 +310,6 @@ def test_an_unhedged_residual_quotes_both_sides_while_the_hedge_works() -> None:
     # Without a hedge leg (None) nothing is blocked on the exchange's health either.
     working = RiskEngine().evaluate(calm(0.0, inventory_base=0.13, hedge_exposure_base=0.13))
     assert (working.allow_bid, working.allow_ask) == (True, True)
+    assert working.bid_room_base == working.ask_room_base == math.inf
     no_leg = RiskEngine().evaluate(calm(0.0, inventory_base=0.13, cex_reachable=False))
     assert (no_leg.allow_bid, no_leg.allow_ask) == (True, True)
