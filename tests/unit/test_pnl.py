@@ -43,6 +43,23 @@ event = st.one_of(
 )
 
 
+def _book(
+    led: PnlLedger, kind: str, a: float, b: float, c: float, *, dex_mid: float, cex_mid: float
+) -> tuple[float, float, float]:
+    """Apply one non-mark event; return its change to (cash, DEX position, hedge position)."""
+    if kind == "dex":
+        led.on_dex_fill(a, price=b, fee=c, mid=dex_mid)
+        return -(a * b + c), a, 0.0
+    if kind == "cex":
+        led.on_cex_fill(a, price=b, fee=c, mid=cex_mid)
+        return -(a * b + c), 0.0, a
+    if kind == "fund":
+        led.on_funding(a)
+        return a, 0.0, 0.0
+    led.on_gas(a)
+    return -a, 0.0, 0.0
+
+
 @given(st.lists(event, max_size=40))
 def test_components_sum_to_equity_change(events: list[tuple[str, float, float, float]]) -> None:
     led = PnlLedger()
@@ -53,20 +70,9 @@ def test_components_sum_to_equity_change(events: list[tuple[str, float, float, f
         if kind == "mark":
             index, dmid, cmid = a, a + b, a + c
             led.mark(index, dmid, cmid)
-        elif kind == "dex":  # fills happen at the current (marked) mid ± something
-            led.on_dex_fill(a, price=b, fee=c, mid=dmid)
-            cash -= a * b + c
-            dpos += a
-        elif kind == "cex":
-            led.on_cex_fill(a, price=b, fee=c, mid=cmid)
-            cash -= a * b + c
-            hpos += a
-        elif kind == "fund":
-            led.on_funding(a)
-            cash += a
-        else:
-            led.on_gas(a)
-            cash -= a
+        else:  # fills happen at the current (marked) mid ± something
+            d_cash, d_dex, d_hedge = _book(led, kind, a, b, c, dex_mid=dmid, cex_mid=cmid)
+            cash, dpos, hpos = cash + d_cash, dpos + d_dex, hpos + d_hedge
     equity_change = cash + dpos * dmid + hpos * cmid
     assert math.isclose(led.snapshot().total, equity_change, rel_tol=1e-9, abs_tol=1e-6)
 
@@ -195,19 +201,8 @@ def test_fair_marks_sum_to_equity_change(events: list[tuple[Any, ...]]) -> None:
         if kind == "mark":
             dmid, cmid = a + b, a + c
             led.mark(a, dmid, cmid)
-        elif kind == "dex":  # the caller's mid is anything: the ledger measures at its mark
-            led.on_dex_fill(a, price=b, fee=c, mid=b + 7.0)
-            cash -= a * b + c
-            dpos += a
-        elif kind == "cex":
-            led.on_cex_fill(a, price=b, fee=c, mid=cmid)
-            cash -= a * b + c
-            hpos += a
-        elif kind == "fund":
-            led.on_funding(a)
-            cash += a
-        else:
-            led.on_gas(a)
-            cash -= a
+        else:  # the caller's DEX mid is anything: the ledger measures at its mark
+            d_cash, d_dex, d_hedge = _book(led, kind, a, b, c, dex_mid=b + 7.0, cex_mid=cmid)
+            cash, dpos, hpos = cash + d_cash, dpos + d_dex, hpos + d_hedge
     equity_change = cash + dpos * dmid + hpos * cmid
     assert math.isclose(led.snapshot().total, equity_change, rel_tol=1e-9, abs_tol=1e-6)
