@@ -28,7 +28,7 @@ Which price marks each leg (:meth:`PnlLedger.mark_fair`, what the agent calls ev
     DEX     index estimate + the premium other makers'  the DEX book mid is no price: it holds our
             book shows, while that book and the index   own quotes, stale ones too, and freezes
             are fresh (fair value); else + the last     with the chain; right after a halt other
-            premium read so (:class:`PremiumFreshness`) makers' quotes are stale as well
+            premium read so (``PremiumFreshness``)      makers' quotes are stale as well
     CEX     the exchange mid read fresh this cycle;     the hedge's own venue while it answers;
             else fair value's estimate of it (index     during an outage its last mid is frozen
             estimate + the exchange's basis estimate)   while the DEX leg follows the market
@@ -36,7 +36,10 @@ Which price marks each leg (:meth:`PnlLedger.mark_fair`, what the agent calls ev
 Fair value is the estimator the model, the collar and the risk engine use
 (:mod:`agent.model.fairvalue`), so the ledger counts the money the engine judges. Its premium is
 sampled only from other makers' posts (never our quotes, never a book more than
-``max_premium_bps`` from the index). While the premium is not fresh the ledger holds the last
+``max_premium_bps`` from the index), and only while
+:class:`agent.model.fairvalue.PremiumFreshness` holds: the runtime computes that flag once per cycle
+and gives it to fair value and to :meth:`PnlLedger.mark_fair`, so the premium the ledger marks is
+the one the engine quotes from. While the premium is not fresh the ledger holds the last
 fresh one rather than dropping it: the perp will trade near it again, and
 a 50-bps premium dropped from a 0.6-unit position at $60,000 would be a $180 step. When
 both venues answer, the CEX mark is the exchange mid and the DEX mark the market's price of the
@@ -48,10 +51,9 @@ book mid through the halt of ``holdout/chain_halt``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-__all__ = ["PnlComponents", "PnlLedger", "PremiumFreshness"]
+__all__ = ["PnlComponents", "PnlLedger"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,61 +93,6 @@ class PnlComponents:
             "hedge": self.hedge,
             "total": self.total,
         }
-
-
-@dataclass(slots=True)
-class PremiumFreshness:
-    """Whether the DEX premium read this cycle is a price: a fresh book against a fresh index.
-
-    The premium is other makers' DEX mid less the index estimate, so both must be fresh:
-
-    * the **book**, while the chain produces blocks and has done so for ``settle_s`` since its
-      last gap: during a halt or a stall nothing on the book can move, and right after one the
-      book still holds quotes posted before it, at prices the market has left
-      (``holdout/chain_halt`` seed 0: the first block after the 5-minute halt put other makers'
-      mid 74 bps over fair value, for 11 s, until they re-posted);
-    * the **index**, in a cycle that brought a new exchange mid: fair value keeps using the last
-      one for ``max_cex_age_s`` after the exchange stops answering, and a book that follows the
-      market against that held index reads the market's move as premium, on the DEX leg only
-      while the hedge is marked at the held mid (a 3-s window: $18 of phantom drawdown on 0.25
-      units in a fall of $60 a second, ``tests/e2e/scenarios/exchange_down_in_a_fall.toml``).
-
-    Parameters
-    ----------
-    gap_s
-        A head older than this, or two heads further apart, is a gap (the risk engine's
-        block-age warn level, seconds).
-    settle_s
-        How long the book takes to count as fresh again after a gap, seconds (the fair-value
-        estimator's ``max_dex_age_s``: beyond that age a DEX quote is stale).
-    """
-
-    gap_s: float
-    settle_s: float
-    _head_seen_s: float | None = None
-    _settled_s: float = -math.inf
-    _index_read_s: float | None = None
-
-    def fresh(self, now_s: float, head_seen_s: float, index_read_s: float | None = None) -> bool:
-        """Return whether the premium read at `now_s` is fresh.
-
-        Parameters
-        ----------
-        now_s
-            Now, seconds (the caller's clock).
-        head_seen_s
-            When the chain's current head was first seen (same clock).
-        index_read_s
-            When the exchange mid the index estimate rests on was read (same clock); None when
-            there is no exchange (the index is the oracle's, and only the book is judged).
-        """
-        last = self._head_seen_s
-        if last is not None and head_seen_s - last > self.gap_s:
-            self._settled_s = head_seen_s + self.settle_s
-        self._head_seen_s = head_seen_s
-        new_index = index_read_s is None or index_read_s != self._index_read_s
-        self._index_read_s = index_read_s
-        return new_index and now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
 
 
 @dataclass(slots=True)
@@ -218,8 +165,9 @@ class PnlLedger:
             The part of `fair` that is the perp's premium over the index.
         premium_fresh
             Whether that premium was read from a fresh book against a fresh index
-            (:meth:`PremiumFreshness.fresh`). When not, the DEX leg is marked at the index estimate
-            plus the last premium read so.
+            (:meth:`agent.model.fairvalue.PremiumFreshness.fresh`, the flag fair value sampled
+            its premium under this cycle). When not, the DEX leg is marked at the index
+            estimate plus the last premium read so.
         cex_mid
             The exchange mid read fresh this cycle; None when the read is stale or failed.
         cex_estimate

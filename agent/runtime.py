@@ -70,7 +70,12 @@ from agent.model.estimators import (
     QuoteFillIntensity,
     QuoteLife,
 )
-from agent.model.fairvalue import FairValue, FairValueEstimator, FairValueParams
+from agent.model.fairvalue import (
+    FairValue,
+    FairValueEstimator,
+    FairValueParams,
+    PremiumFreshness,
+)
 from agent.model.quoting import (
     Decision,
     DecisionInputs,
@@ -92,7 +97,7 @@ from agent.model.signals import (
 )
 from agent.model.strategies import Strategy, StrategyName, strategy
 from agent.orders import OrderDiff, diff_orders
-from agent.pnl import PnlLedger, PremiumFreshness
+from agent.pnl import PnlLedger
 from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
@@ -323,9 +328,14 @@ class Agent:
         self._hedge_cash = 0.0
         """Cash of the hedge leg, quote currency: −Σ signed size × price − fees."""
         self.ledger = PnlLedger()
-        self._ledger_premium = PremiumFreshness(
+        # One freshness rule for the DEX premium, judged once per cycle and given to both fair
+        # value and the ledger: with only the ledger holding it, fair value (so the model, the
+        # collar and the risk engine) took a halted chain's stale book as premium.
+        self._premium_freshness = PremiumFreshness(
             lim.block_age_s.warn, self.fair.params.max_dex_age_s
         )
+        self._premium_fresh = False
+        """This cycle's :meth:`PremiumFreshness.fresh`, read by fair value and the ledger."""
         self.status = AgentStatus()
         self.sink = StatusSink(data_dir, clock)
         self.risk_telemetry = RiskTelemetry(self.metrics, log)
@@ -1188,10 +1198,12 @@ class Agent:
         """Feed the exchange mid, the oracle and the rest of the book; return fair value."""
         tick = self.params.tick_size
         cex: float | None = None
+        read_s: float | None = None  # no exchange: the index is the oracle's
         if self.hedger is not None:
             self.hedger.poll_mid(now)  # a no-op when _step started it
             await self.hedger.await_mid(self.cex_mid_wait_s)
             seen = self.hedger.fresh_mid()
+            read_s = seen[0] if seen is not None else -math.inf
             if seen is not None:
                 t_cex, cex = seen
                 if seen != self._cex_seen:
@@ -1220,8 +1232,12 @@ class Agent:
                     self.fair.index_vol_bps_per_sqrt_s,
                 )
         bb, ba = others.best_bid, others.best_ask
+        self._premium_fresh = self._premium_freshness.fresh(now, self._block_seen_s, read_s)
         self.fair.update_dex(
-            now, bb * tick if bb is not None else None, ba * tick if ba is not None else None
+            now,
+            bb * tick if bb is not None else None,
+            ba * tick if ba is not None else None,
+            premium_fresh=self._premium_fresh,
         )
         fair = self.fair.value(now)
         if cex is not None:
@@ -1241,17 +1257,15 @@ class Agent:
         its hedge and gas components and its hedge position, which marks do not move.
         """
         cex: float | None = None
-        read_s: float | None = None
         if self.hedger is not None:
             seen = self.hedger.fresh_mid()
-            read_s = seen[0] if seen is not None else -math.inf
             if seen is not None and now - seen[0] <= self.fair.params.max_cex_age_s:
                 cex = seen[1]
         premium = self.fair.params.dex_premium_weight * self.fair.premium
         self.ledger.mark_fair(
             fair.price,
             premium,
-            premium_fresh=self._ledger_premium.fresh(now, self._block_seen_s, read_s),
+            premium_fresh=self._premium_fresh,
             cex_mid=cex,
             # fair.basis is what fair value adds to the exchange mid (its basis and the premium).
             cex_estimate=fair.price - fair.basis,

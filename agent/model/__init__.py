@@ -37,7 +37,13 @@ from agent.model.estimators import (
     ModelEstimates,
     QuoteFillIntensity,
 )
-from agent.model.fairvalue import FairValue, FairValueEstimator, FairValueParams, FairValueSource
+from agent.model.fairvalue import (
+    FairValue,
+    FairValueEstimator,
+    FairValueParams,
+    FairValueSource,
+    PremiumFreshness,
+)
 from agent.model.quoting import (
     Decision,
     DecisionInputs,
@@ -83,6 +89,7 @@ __all__ = [
     "LiveQuotes",
     "ModelEstimates",
     "ModelParams",
+    "PremiumFreshness",
     "QuoteFillIntensity",
     "QuoteModel",
     "RiskDirective",

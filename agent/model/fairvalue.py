@@ -58,6 +58,14 @@ worth 3 bps over it; centring on the index instead leaves every quote that far o
 takers and arbitrageurs price it. A book mid more than ``max_premium_bps`` from the index is a
 dislocated or one-sided-thin book, not a premium, and is not sampled.
 
+A changed book is a fresh post only while the chain is live: the caller says so with
+``premium_fresh`` (:class:`PremiumFreshness`, computed once per cycle and given to the P&L ledger
+as well). Right after a halt the book changes, but with quotes posted before it: the first block
+after ``holdout/chain_halt``'s 5-minute halt put other makers' mid 74 bps over the world's fair
+value for 11 s, and fair value read that as premium. While the premium is not fresh the EWMA holds
+its last fresh value, as the ledger's DEX mark does, so the model, the collar, the risk engine and
+the ledger price the perp's premium alike.
+
 The oracle is also the **sanity band**: an estimate more than ``band_bps`` away from a fresh
 oracle sets ``divergent``. Nothing is clamped: clamping to a lagging oracle is exactly how asks get
 re-posted under the new price and lifted.
@@ -71,7 +79,13 @@ from dataclasses import dataclass
 
 from agent.errors import ConfigError
 
-__all__ = ["FairValue", "FairValueEstimator", "FairValueParams", "FairValueSource"]
+__all__ = [
+    "FairValue",
+    "FairValueEstimator",
+    "FairValueParams",
+    "FairValueSource",
+    "PremiumFreshness",
+]
 
 _LN2 = math.log(2.0)
 _BPS = 1e4
@@ -181,6 +195,68 @@ class FairValue:
     """No input is fresh: quote nothing off this number."""
     divergent: bool
     """The estimate is outside the oracle's sanity band."""
+
+
+@dataclass(slots=True)
+class PremiumFreshness:
+    """Whether the DEX premium read this cycle is a price: a fresh book against a fresh index.
+
+    One rule, computed once per cycle by the caller and given to both readers of the premium:
+    :meth:`FairValueEstimator.update_dex` samples the premium only when it holds, and the P&L
+    ledger (:meth:`agent.pnl.PnlLedger.mark_fair`) marks the DEX leg with a premium only when it
+    holds. Two copies would drift apart, and then the ledger would count money at a price the
+    model, the collar and the risk engine do not quote from (as it did when only the ledger had
+    this rule). The state below advances on every call: call :meth:`fresh` once per cycle.
+
+    The premium is other makers' DEX mid less the index estimate, so both must be fresh:
+
+    * the **book**, while the chain produces blocks and has done so for ``settle_s`` since its
+      last gap: during a halt or a stall nothing on the book can move, and right after one the
+      book still holds quotes posted before it, at prices the market has left
+      (``holdout/chain_halt`` seed 0: the first block after the 5-minute halt put other makers'
+      mid 74 bps over fair value, for 11 s, until they re-posted);
+    * the **index**, in a cycle that brought a new exchange mid: fair value keeps using the last
+      one for ``max_cex_age_s`` after the exchange stops answering, and a book that follows the
+      market against that held index reads the market's move as premium, on the DEX leg only
+      while the hedge is marked at the held mid (a 3-s window: $18 of phantom drawdown on 0.25
+      units in a fall of $60 a second, ``tests/e2e/scenarios/exchange_down_in_a_fall.toml``).
+
+    Parameters
+    ----------
+    gap_s
+        A head older than this, or two heads further apart, is a gap (the risk engine's
+        block-age warn level, seconds).
+    settle_s
+        How long the book takes to count as fresh again after a gap, seconds (the fair-value
+        estimator's ``max_dex_age_s``: beyond that age a DEX quote is stale).
+    """
+
+    gap_s: float
+    settle_s: float
+    _head_seen_s: float | None = None
+    _settled_s: float = -math.inf
+    _index_read_s: float | None = None
+
+    def fresh(self, now_s: float, head_seen_s: float, index_read_s: float | None = None) -> bool:
+        """Return whether the premium read at `now_s` is fresh.
+
+        Parameters
+        ----------
+        now_s
+            Now, seconds (the caller's clock).
+        head_seen_s
+            When the chain's current head was first seen (same clock).
+        index_read_s
+            When the exchange mid the index estimate rests on was read (same clock); None when
+            there is no exchange (the index is the oracle's, and only the book is judged).
+        """
+        last = self._head_seen_s
+        if last is not None and head_seen_s - last > self.gap_s:
+            self._settled_s = head_seen_s + self.settle_s
+        self._head_seen_s = head_seen_s
+        new_index = index_read_s is None or index_read_s != self._index_read_s
+        self._index_read_s = index_read_s
+        return new_index and now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
 
 
 class FairValueEstimator:
@@ -313,11 +389,19 @@ class FairValueEstimator:
         self._reported = True
         self._last_report = (t_s, z)
 
-    def update_dex(self, t_s: float, best_bid: float | None, best_ask: float | None) -> None:
+    def update_dex(
+        self,
+        t_s: float,
+        best_bid: float | None,
+        best_ask: float | None,
+        *,
+        premium_fresh: bool = True,
+    ) -> None:
         """Feed the DEX book's best bid and ask *excluding our own orders* at ``t_s``.
 
         A one-sided or crossed book carries no mid and is ignored. The premium is sampled only
-        when the book changed since the last call (a fresh post; see the module docstring).
+        when the book changed since the last call (a fresh post; see the module docstring) and
+        `premium_fresh` (:meth:`PremiumFreshness.fresh` for this cycle) holds.
         """
         if best_bid is None or best_ask is None or not 0.0 < best_bid < best_ask:
             return
@@ -325,6 +409,11 @@ class FairValueEstimator:
         self._dex = (t_s, mid)
         book = (best_bid, best_ask)
         if book == self._book:
+            return
+        if not premium_fresh:
+            # Seen but not sampled: once the chain has settled, only a book that changes again
+            # (a post made since) is read, never the quotes that were resting through the gap.
+            self._book = book
             return
         index = self._index_now(t_s)
         if index is None:

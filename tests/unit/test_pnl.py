@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.pnl import PnlLedger, PremiumFreshness
+from agent.pnl import PnlLedger
 
 
 def test_round_trip_at_the_spread_is_spread_capture() -> None:
@@ -149,25 +149,6 @@ def test_a_fill_is_measured_against_the_mark_not_a_book_mid_of_our_own_quotes() 
     c = led.snapshot()
     assert c.spread == pytest.approx(0.01 * (58_400.0 - 54_194.0))  # edge against fair value
     assert c.basis == 0.0 and c.total == pytest.approx(c.spread)
-
-
-def test_premium_freshness_through_a_halt() -> None:
-    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
-    assert all(fresh.fresh(float(t), float(t)) for t in range(100))  # a block every second
-    assert fresh.fresh(110.0, 99.0)  # 11 s without a block: not a gap yet
-    assert not fresh.fresh(120.0, 99.0)  # 21 s: the book cannot move, the chain is stalled
-    # Blocks again from 400 s: the quotes on the book are as old as the halt.
-    assert not any(fresh.fresh(float(t), float(t)) for t in range(400, 430))
-    assert fresh.fresh(430.0, 430.0)  # settled: the makers have had 30 s to re-post
-
-
-def test_premium_freshness_needs_a_new_exchange_mid() -> None:
-    """Fair value holds the exchange's last mid for a few seconds after it stops answering; a
-    premium read against that held index is the market's move, not a premium."""
-    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
-    assert all(fresh.fresh(float(t), float(t), index_read_s=float(t)) for t in range(10))
-    assert not any(fresh.fresh(float(t), float(t), index_read_s=9.0) for t in range(10, 14))
-    assert fresh.fresh(14.0, 14.0, index_read_s=14.0)  # the exchange answers again
 
 
 fair_mark = st.tuples(

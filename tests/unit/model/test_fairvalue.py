@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError
-from agent.model import FairValueEstimator, FairValueParams, FairValueSource
+from agent.model import FairValueEstimator, FairValueParams, FairValueSource, PremiumFreshness
 
 
 def test_exchange_mid_plus_basis_learned_from_the_oracle() -> None:
@@ -220,3 +220,68 @@ def test_an_unchanged_book_is_not_read_again_against_a_moving_index() -> None:
         fv.update_cex(float(t), 2000.0 + 0.16 * t)
         fv.update_dex(float(t), 2000.2 - 1.0, 2000.2 + 1.0)
     assert fv.premium == pytest.approx(0.2, abs=1e-3)
+
+
+def test_premium_freshness_through_a_halt() -> None:
+    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
+    assert all(fresh.fresh(float(t), float(t)) for t in range(100))  # a block every second
+    assert fresh.fresh(110.0, 99.0)  # 11 s without a block: not a gap yet
+    assert not fresh.fresh(120.0, 99.0)  # 21 s: the book cannot move, the chain is stalled
+    # Blocks again from 400 s: the quotes on the book are as old as the halt.
+    assert not any(fresh.fresh(float(t), float(t)) for t in range(400, 430))
+    assert fresh.fresh(430.0, 430.0)  # settled: the makers have had 30 s to re-post
+
+
+def test_premium_freshness_needs_a_new_exchange_mid() -> None:
+    """Fair value holds the exchange's last mid for a few seconds after it stops answering; a
+    premium read against that held index is the market's move, not a premium."""
+    fresh = PremiumFreshness(gap_s=15.0, settle_s=30.0)
+    assert all(fresh.fresh(float(t), float(t), index_read_s=float(t)) for t in range(10))
+    assert not any(fresh.fresh(float(t), float(t), index_read_s=9.0) for t in range(10, 14))
+    assert fresh.fresh(14.0, 14.0, index_read_s=14.0)  # the exchange answers again
+
+
+def _halt_then_stale_quotes(*, freshness: bool) -> float:
+    """Return fair value's worst error (bps) in the minute after a halt full of stale quotes.
+
+    Drives the estimator as the runtime does: an exchange mid every second, an oracle report
+    every 10 s while the chain runs, other makers' book (re-posted every second, 0.1 bp over the
+    index) and, with `freshness`, :class:`PremiumFreshness` judged once per cycle. The chain
+    halts from 240 s to 540 s while the exchange falls 3 %; the first block after it carries
+    makers' quotes 74 bps over the new price for 11 s (``holdout/chain_halt`` seed 0), then they
+    re-post at the market.
+    """
+    fv = FairValueEstimator()
+    judge = PremiumFreshness(gap_s=15.0, settle_s=fv.params.max_dex_age_s)
+    head_seen = 0.0
+    worst_bps = 0.0
+    for t in range(661):
+        ts = float(t)
+        world = 60_000.0 * (1.0 - 0.03 * min(max(t - 300, 0), 180) / 180.0)
+        live = not 240 <= t < 540
+        if live:
+            head_seen = ts
+        fv.update_cex(ts, world)
+        if live and t % 10 == 0:
+            fv.update_oracle(ts, world)
+        if t < 240:
+            mid = world * 1.00001 + (t % 2)  # a fresh post every block
+        elif t < 540:
+            mid = 60_000.0 * 1.00001  # frozen with the chain
+        elif t < 551:
+            mid = world * 1.0074 + (t % 2)  # quotes posted before the halt, mined after it
+        else:
+            mid = world * 1.00001 + (t % 2)
+        fresh = judge.fresh(ts, head_seen, ts) if freshness else True
+        fv.update_dex(ts, mid - 3.0, mid + 3.0, premium_fresh=fresh)
+        v = fv.value(ts)
+        if t >= 540:
+            worst_bps = max(worst_bps, abs(v.price - world) / world * 1e4)
+    return worst_bps
+
+
+def test_a_halted_chains_stale_book_is_not_read_as_premium() -> None:
+    # Without the freshness rule fair value takes the stale quotes in as premium...
+    assert _halt_then_stale_quotes(freshness=False) > 50.0
+    # ...with it the premium holds its last fresh value until the makers have re-posted.
+    assert _halt_then_stale_quotes(freshness=True) < 2.0
