@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -313,7 +314,13 @@ async def test_port_in_use_no_collateral_and_no_gas(
     failed = _failed(await run_preflight(_config(tmp_path, anvil, dex, sim, 0)))
     assert failed.keys() == {"gas"}
     assert failed["gas"].startswith(f"{funded_maker.address} holds ")
-    assert "500 refreshes and cancels at 1e+05 gwei need 16500." in failed["gas"]
+    # 500 × (a refresh + a cancel, the configured gas units) at the 100,000 gwei base fee (the
+    # tip adds the rest); a refresh is priced at the model's per-refresh gas, whatever its default.
+    cfg = _config(tmp_path, anvil, dex, sim, 0)
+    units = 500 * (cfg.quoting.gas_units_per_refresh + cfg.preflight.cancel_gas_units)
+    match = re.search(r"500 refreshes and cancels at 1e\+05 gwei need ([0-9.]+):", failed["gas"])
+    assert match is not None, failed["gas"]
+    assert float(match.group(1)) == pytest.approx(units * 100_000e9 / 1e18, rel=1e-4)
 
 
 @pytest.mark.asyncio
