@@ -98,7 +98,7 @@ from agent.model.signals import (
 from agent.model.strategies import Strategy, StrategyName, strategy
 from agent.orders import OrderDiff, diff_orders
 from agent.pnl import PnlLedger
-from agent.risk.engine import RiskDirective, RiskEngine, RiskState, marked_equity_quote
+from agent.risk.engine import RiskDirective, RiskEngine, RiskState, book_equity_quote
 from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
@@ -1313,23 +1313,28 @@ class Agent:
         return kept_quotes_expiring(self._live_expires_s, now, expiry_s)
 
     def _marked_equity(self, snap: VenueSnapshot, fair: FairValue) -> float | None:
-        """Both legs marked fresh: the DEX leg at fair value, the hedge at the exchange mid now."""
+        """Both legs marked fresh: the DEX leg at fair value, the hedge at the exchange mid now
+        (`book_equity_quote`: the DEX leg as the account reads while either price is missing)."""
         pos = self._position
-        if pos is None or fair.stale or not snap.mark:
+        if pos is None:
             return None
         dex_base = pos.size_lots * self.params.lot_size
-        dex_cash = pos.equity - dex_base * snap.mark  # the account marks at the venue's mark
+        venue_mark = snap.mark or None
+        price = None if fair.stale else fair.price
         if self.hedger is None:
-            return marked_equity_quote(dex_cash, dex_base, 0.0, 0.0, fair.price)
+            return book_equity_quote(
+                pos.equity, dex_base, 0.0, 0.0, venue_mark=venue_mark, fair_value=price
+            )
         seen = self.hedger.fresh_mid()
         fresh = seen is not None and self.clock() - seen[0] <= self.fair.params.max_cex_age_s
-        return marked_equity_quote(
-            dex_cash,
+        return book_equity_quote(
+            pos.equity,
             dex_base,
             self._hedge_cash,
             self.ledger.hedge_position,
-            fair.price,
-            seen[1] if fresh and seen is not None else None,
+            venue_mark=venue_mark,
+            fair_value=price,
+            hedge_mark=seen[1] if fresh and seen is not None else None,
         )
 
     def _hedge_band(self, fair: FairValue, est: ModelEstimates) -> float:

@@ -12,6 +12,7 @@ from agent.risk.engine import (
     Transition,
     TriggerReading,
     UnloadPlan,
+    book_equity_quote,
     marked_equity_quote,
     strategy_capital,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Transition",
     "TriggerReading",
     "UnloadPlan",
+    "book_equity_quote",
     "marked_equity_quote",
     "strategy_capital",
 ]

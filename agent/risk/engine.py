@@ -102,9 +102,10 @@ Consistency and hysteresis
 Drawdown
 --------
 The drawdown reading is ``(session peak equity − equity) / strategy capital``. Equity is both legs
-marked fresh (`marked_equity_quote`: the DEX leg at fair value, the hedge at the exchange mid now)
-less the gas spent, so the engine judges the same money the run's net P&L counts. The capital is
-what the strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
+marked fresh (`marked_equity_quote`: the DEX leg at fair value, the hedge at the exchange mid now;
+`book_equity_quote`: the DEX leg as the account reads while either is missing) less the gas
+spent, so the engine judges the same money the run's net P&L counts. The capital is what the
+strategy uses, not the account it sits in: ``RiskLimits.strategy_capital_quote`` when
 set, else `strategy_capital` — the margin a position at the inventory cap takes on both legs
 (``capital_margin_frac`` × cap × price; the position held then instead, when it is larger), fixed
 at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on
@@ -136,6 +137,7 @@ __all__ = [
     "Transition",
     "TriggerReading",
     "UnloadPlan",
+    "book_equity_quote",
     "marked_equity_quote",
     "strategy_capital",
 ]
@@ -1181,6 +1183,45 @@ def marked_equity_quote(
         + hedge_cash_quote
         + hedge_position_base * mark
     )
+
+
+def book_equity_quote(
+    dex_equity_quote: float,
+    dex_position_base: float,
+    hedge_cash_quote: float,
+    hedge_position_base: float,
+    *,
+    venue_mark: float | None,
+    fair_value: float | None,
+    hedge_mark: float | None = None,
+) -> float | None:
+    """Return both legs' equity from the DEX account's own reading, quote currency.
+
+    ``dex_equity_quote`` is the account's equity as the venue computes it (at its mark, in the
+    block the account was read in). With fair value and the venue's mark both read, the account's
+    cash is that equity less the position at ``venue_mark`` and the DEX leg is marked at
+    ``fair_value`` (`marked_equity_quote`). Without either (fair value stale: the exchange down
+    and the oracle late; or the mark's read failed, the account's not) the DEX leg is the
+    account's equity as read, never dropped: the old fallback, the DEX account plus the hedge's
+    execution edge only, left out the hedge leg's gain and read a hedged book's whole DEX loss
+    since the peak as drawdown (a phantom 6-10 % that halted ``holdout/crash_exchange_down`` in
+    live timing). The hedge leg is at ``hedge_mark`` (the exchange mid now) when given, else at
+    the DEX leg's price. None when there is no price for the hedge leg.
+    """
+    if fair_value is not None and venue_mark is not None:
+        dex_cash = dex_equity_quote - dex_position_base * venue_mark
+        return marked_equity_quote(
+            dex_cash,
+            dex_position_base,
+            hedge_cash_quote,
+            hedge_position_base,
+            fair_value,
+            hedge_mark,
+        )
+    mark = next((m for m in (hedge_mark, venue_mark, fair_value) if m is not None), None)
+    if mark is None:
+        return None
+    return dex_equity_quote + hedge_cash_quote + hedge_position_base * mark
 
 
 def strategy_capital(limits: RiskLimits, inventory_cap_base: float, price: float) -> float | None:

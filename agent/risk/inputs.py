@@ -61,7 +61,8 @@ class CycleObservations:
     funding_interval_s: float = 28_800.0
     """The market's funding interval (the funding window scales with it)."""
     marked_equity_quote: float | None = None
-    """Both legs marked fresh (``marked_equity_quote``); None: DEX equity plus the hedge P&L."""
+    """Both legs marked fresh (``book_equity_quote``); None (no account read yet, or no price at
+    all): DEX equity plus the hedge P&L."""
     hedge_exposure_base: float | None = None
     """DEX inventory plus the exchange hedge position, base units; None: no hedge leg."""
     gas_spent_quote: float = 0.0

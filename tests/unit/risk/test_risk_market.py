@@ -12,6 +12,7 @@ from agent.risk import (
     RiskEngine,
     RiskLimits,
     RiskState,
+    book_equity_quote,
     marked_equity_quote,
     strategy_capital,
 )
@@ -134,6 +135,47 @@ def test_marked_equity_nets_a_hedged_book_at_fresh_marks() -> None:
     # A hedge marked at a stale price makes a phantom loss: why both legs are marked fresh.
     stale = marked_equity_quote(10_000.0, 5.0, 10_000.0, -5.0, 1_500.0, hedge_mark=2_000.0)
     assert stale == pytest.approx(17_500.0)
+
+
+def test_a_hedged_book_reads_no_drawdown_when_the_mark_read_fails() -> None:
+    # Two cycles of holdout/crash_exchange_down in live timing, 230 s after a crash from 60,000:
+    # DEX long 0.188, hedged by 0.188 sold on the exchange. In the second the venue's mark read
+    # failed while the account's succeeded (the account is still valued at the contract's mark).
+    dex, cash, hedge, mid = 0.188, 11_234.8, -0.188, 54_114.6
+    read = book_equity_quote(
+        248_884.9, dex, cash, hedge, venue_mark=54_057.2, fair_value=54_057.2, hedge_mark=mid
+    )
+    no_mark = book_equity_quote(
+        248_882.9, dex, cash, hedge, venue_mark=None, fair_value=54_057.2, hedge_mark=mid
+    )
+    assert read is not None and no_mark is not None
+    assert no_mark == pytest.approx(read, abs=5.0)
+    # The session peak was read before the crash with both legs marked at 60,000.
+    peak = 250_005.3
+    engine = RiskEngine(RiskLimits(strategy_capital_quote=12_003.0))
+    engine.evaluate(calm(0.0, equity_quote=peak))
+    assert engine.evaluate(calm(1.0, equity_quote=no_mark)).state is S.NORMAL
+    assert engine.drawdown_frac == pytest.approx(0.005, abs=1e-3)
+    # The DEX account plus the hedge's execution edge (what the risk inputs used when this was
+    # None) reads the DEX leg's whole crash loss: the phantom 9.8 % that halted the run.
+    alone = RiskEngine(RiskLimits(strategy_capital_quote=12_003.0))
+    alone.evaluate(calm(0.0, equity_quote=peak))
+    assert alone.evaluate(calm(1.0, equity_quote=248_882.9 - 52.7)).state is not S.NORMAL
+    assert alone.drawdown_frac == pytest.approx(0.098, abs=1e-3)
+
+
+def test_a_hedged_book_nets_at_the_venue_mark_while_fair_value_is_stale() -> None:
+    # The exchange is down and the oracle late: no fair value, no exchange mid. The DEX leg is
+    # the account as read (at the venue's mark, 54,000), the hedge at that same mark.
+    dex, cash = 0.118, 0.118 * 59_828.8
+    peak = book_equity_quote(
+        250_000.0, dex, cash, -dex, venue_mark=60_000.0, fair_value=60_000.0, hedge_mark=60_000.0
+    )
+    account = 250_000.0 - dex * 6_000.0
+    stale = book_equity_quote(account, dex, cash, -dex, venue_mark=54_000.0, fair_value=None)
+    assert peak is not None and stale == pytest.approx(peak)
+    # No price at all for the hedge leg: no reading rather than a wrong one.
+    assert book_equity_quote(account, dex, cash, -dex, venue_mark=None, fair_value=None) is None
 
 
 @pytest.mark.parametrize(
