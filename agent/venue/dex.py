@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 
@@ -93,6 +93,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 FLAG_POST_ONLY = 1
 FLAG_IOC = 2
@@ -104,6 +105,9 @@ _DECIMALS_SELECTOR = "0x313ce567"  # decimals()
 _LATEST_ROUND_SELECTOR = "0xfeaf968c"  # latestRoundData(); updatedAt is the 4th word
 _CANCEL_EXPIRED = 1  # OrderCancelled.reason of an order pruned at its expiry
 _METHOD_NOT_FOUND = -32601  # JSON-RPC: the node does not know the method
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+_ORACLE_REVERTS = frozenset({"StaleOracle", "InvalidOraclePrice"})
+"""The market's reverts of an oracle read (PerpMarketBase._readOracle)."""
 _ORDER_CHANGING = frozenset({"quote", "cancel_all"})
 """Purposes of our transactions that change our resting orders (a landed one makes older
 snapshots stale for quoting)."""
@@ -517,10 +521,12 @@ class DexVenue:
         requests += poll_reads.calls
         self._prefetch, self._head_logs, self._poll_reads = None, None, None
         res = await self.rpc.batch(requests)
-        block, bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = res[:9]
+        block = res[0]
         if isinstance(block, RpcError) or block is None:
             raise ChainError(f"could not read the latest block: {block}")
         head = int(block["number"], 16)
+        views = await self._reread_failed_views(p, list(res[1:9]), head)
+        bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = views
         if "reorg" in extra:
             assert last_block is not None and last_hash is not None
             self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], head)
@@ -535,30 +541,24 @@ class DexVenue:
                     last_block, head, str(block["hash"]), tuple(str(t) for t in txs), receipts
                 )
         self._poll_reads = poll_reads.with_results(res[extra["poll"] :])
-        for name, r in (("bookLevels", bids_r), ("fundingState", fund_r), ("openOrders", orders_r)):
-            if isinstance(r, RpcError):
-                raise ChainError(f"{name} view failed: {r}")
-        number = int(block["number"], 16)
-        bids = self._levels(bids_r)
-        asks = self._levels(asks_r)
-        index_error = None
-        index = None
-        if isinstance(index_r, RpcError):
-            index_error = self._revert_name(index_r)
-        else:
-            index = int(index_r, 16) / p.unit
-        mark = None if isinstance(mark_r, RpcError) else int(mark_r, 16) / p.unit
-        f = decode_funding_state(fund_r)
-        funding = FundingState(
-            epoch=int(f[0]),
-            next_boundary_s=int(f[1]),
-            running_premium=int(f[2]) / _WAD,
-            last_rate=int(f[3]) / _WAD,
-            cumulative_index=int(f[4]) / p.unit,
-        )
+        number = head
+        # A view a decision cannot do without fails the cycle (nothing is sent; a few in a row
+        # pull the quotes, see Agent._after_failed_cycle); an optional one reads as missing.
+        bids = self._required(number, "bookLevels(bids)", bids_r, self._levels)
+        asks = self._required(number, "bookLevels(asks)", asks_r, self._levels)
+        f = self._required(number, "fundingState", fund_r, decode_funding_state)
+        raw_orders = self._required(number, "openOrders", orders_r, decode_open_orders)
+        index, index_error = self._optional_price(number, "indexPrice", index_r, p)
+        mark, _ = self._optional_price(number, "markPrice", mark_r, p)
         position = None
-        if not isinstance(acct_r, RpcError):
-            a = decode_account_state(acct_r)
+        acct_error = self._oracle_revert(acct_r)
+        if acct_error is not None:
+            # The account's valuation reads the oracle, which reverted at this block: the
+            # position is the last one read, and the index is missing too, so the runtime
+            # pulls its quotes instead of deciding on a position it could not read.
+            index, index_error = None, index_error or acct_error
+        else:
+            a = self._required(number, "accountState", acct_r, decode_account_state)
             position = PositionState(
                 size_lots=int(a[1]),
                 entry_notional=int(a[2]) / p.unit,
@@ -570,6 +570,13 @@ class DexVenue:
                 maintenance_margin=int(a[7]) / p.unit,
                 reserved_margin=int(a[8]) / p.unit,
             )
+        funding = FundingState(
+            epoch=int(f[0]),
+            next_boundary_s=int(f[1]),
+            running_premium=int(f[2]) / _WAD,
+            last_rate=int(f[3]) / _WAD,
+            cumulative_index=int(f[4]) / p.unit,
+        )
         orders = tuple(
             Order(
                 order_id=int(o[0]),
@@ -579,7 +586,7 @@ class DexVenue:
                 remaining_lots=Lots(int(o[4])),
                 client_id=int(o[1]),
             )
-            for o in decode_open_orders(orders_r)
+            for o in raw_orders
         )
         return VenueSnapshot(
             block_number=number,
@@ -588,9 +595,7 @@ class DexVenue:
             base_fee_wei=int(block.get("baseFeePerGas", "0x0"), 16),
             gas_used=int(block.get("gasUsed", "0x0"), 16),
             gas_limit=int(block.get("gasLimit", "0x1"), 16),
-            oracle_updated_s=0
-            if isinstance(round_r, RpcError)
-            else int(round_r[2 + 3 * 64 : 2 + 4 * 64], 16),
+            oracle_updated_s=self._oracle_updated(number, round_r),
             book=BookSnapshot(bids=bids, asks=asks, block_number=number),
             index=index,
             index_error=index_error,
@@ -624,6 +629,85 @@ class DexVenue:
     def _levels(self, raw: str) -> tuple[tuple[int, int], ...]:
         ticks, lots = decode_book_levels(raw)
         return tuple((t, n) for t, n in zip(ticks, lots, strict=True) if n > 0)
+
+    async def _reread_failed_views(
+        self, p: DexMarketParams, views: list[Any], head: int
+    ) -> list[Any]:
+        """Read the snapshot's failed views again at block `head`; return all the views.
+
+        Each ``"latest"`` call of a batch is resolved on its own, while the node may be mining:
+        anvil then runs a call on the new block's state with the previous block's timestamp (a
+        mix no block ever had), and ``markPrice`` and ``accountState`` revert with an arithmetic
+        panic (0x11) in the mark's premium TWAP, ``block.timestamp - book.lastTouch``. In live
+        timing about 1 % of snapshots lost the mark or the account that way, which the runtime
+        took for a real failure. A read at a block number is one block's state with its own
+        header, so what fails there again is a real answer at that block (e.g. a stale oracle).
+        """
+        failed = [i for i, r in enumerate(views) if isinstance(r, RpcError)]
+        if not failed:
+            return views
+        calls = self._snapshot_calls(p)[1:9]
+        pinned = [(calls[i][0], [calls[i][1][0], hex(head)]) for i in failed]
+        again = await self.rpc.batch(pinned)
+        for i, r in zip(failed, again, strict=True):
+            log.debug(
+                "snapshot view %d failed at latest (%s); at block %d: %s",
+                i,
+                self._error_name(views[i]),
+                head,
+                self._error_name(r) if isinstance(r, RpcError) else "ok",
+            )
+            views[i] = r
+        return views
+
+    def _required(self, block: int, name: str, raw: Any, decode: Callable[[str], _T]) -> _T:
+        """`raw` decoded, or a ChainError naming the view, the block and what went wrong."""
+        if isinstance(raw, RpcError):
+            raise ChainError(f"{name} view failed at block {block}: {self._error_name(raw)}")
+        try:
+            return decode(raw)
+        except (ValueError, IndexError, TypeError, AttributeError) as exc:
+            raise ChainError(f"{name} view answered garbage at block {block}: {exc}") from exc
+
+    def _optional_price(
+        self, block: int, name: str, raw: Any, p: DexMarketParams
+    ) -> tuple[float | None, str | None]:
+        """A price view's value, or None and why (a revert's error name, or "garbage")."""
+        if isinstance(raw, RpcError):
+            return None, self._error_name(raw)
+        try:
+            (word,) = _static(raw, (False,))
+        except (ValueError, IndexError, TypeError, AttributeError):
+            log.debug("%s answered garbage at block %d: %r", name, block, str(raw)[:80])
+            return None, "garbage"
+        # The market reverts rather than price at 0 (_readOracle): a 0 is not an answer.
+        return (word / p.unit, None) if word > 0 else (None, "zero")
+
+    def _oracle_updated(self, block: int, raw: Any) -> int:
+        """The oracle round's ``updatedAt``; 0 (age unknown) when the read failed."""
+        if isinstance(raw, RpcError):
+            return 0
+        try:
+            return _static(raw, (False, True, False, False, False))[3]
+        except (ValueError, IndexError, TypeError, AttributeError):
+            log.debug("latestRoundData answered garbage at block %d: %r", block, str(raw)[:80])
+            return 0
+
+    def _oracle_revert(self, raw: Any) -> str | None:
+        """The oracle error's name when `raw` is a revert of the market's oracle read."""
+        if not isinstance(raw, RpcError):
+            return None
+        name = self._error_name(raw)
+        return name if name in _ORACLE_REVERTS else None
+
+    def _error_name(self, err: RpcError) -> str:
+        """A revert's decoded error (with a panic's code), else the node's error message."""
+        data = _revert_bytes(err)
+        if not data:
+            return str(err)
+        if data[:4] == _PANIC_SELECTOR:
+            return f"Panic(0x{int.from_bytes(data[4:36], 'big'):02x})"
+        return self._revert_name(err)
 
     def _revert_name(self, err: RpcError) -> str:
         decoded = self.pipe.decode_revert(_revert_bytes(err))
