@@ -23,23 +23,34 @@
 
 Open WebSocket connections are closed when the mode leaves ``forward`` (and the proxy stops), as
 a node going away closes them.
+
+Partial read failures, in any mode that forwards: ``proxy.fail_calls({"0x2a1a8e28": "error"})``
+makes every ``eth_call`` whose calldata starts with that selector (alone or inside a batch, at
+any block tag) answer with a JSON-RPC error object (``"error"``) or with a result that is no ABI
+answer (``"garbage"``), while every other call of the same batch gets the node's answer: one
+view of a node failing while the rest work. ``fail_calls({})`` ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 
-__all__ = ["ProxyMode", "ProxyStats", "RpcProxy", "RpcProxyConfig"]
+__all__ = ["CallFault", "ProxyMode", "ProxyStats", "RpcProxy", "RpcProxyConfig"]
 
 ProxyMode = Literal["forward", "drop", "blackhole", "garble"]
+CallFault = Literal["error", "garbage"]
+
+_GARBAGE_RESULT = "0xdeadbeef"
+"""What a ``"garbage"`` call fault answers: hex, but not a whole 32-byte ABI word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,8 @@ class ProxyStats:
     dropped: int = 0
     blackholed: int = 0
     garbled: int = 0
+    calls_failed: int = 0
+    """eth_call answers replaced by a call fault (see `RpcProxy.fail_calls`)."""
     upstream_errors: int = 0
     ws_connections: int = 0
     ws_refused: int = 0
@@ -90,6 +103,7 @@ class RpcProxy:
         self._port: int | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closed = asyncio.Event()
+        self._call_faults: dict[str, CallFault] = {}
         self.rewrite: Callable[[bytes, bytes], bytes] | None = None
         """Called with each forwarded HTTP request's body and the node's answer; what it returns
         is sent instead: a node answering one method with garbage while the others are fine."""
@@ -165,6 +179,48 @@ class RpcProxy:
             raise ValueError(f"need 0 <= lo_ms <= hi_ms, got {lo_ms}, {hi_ms}")
         self._delay_ms = (lo_ms, hi_ms)
 
+    def fail_calls(self, faults: Mapping[str, CallFault]) -> None:
+        """From now on answer each ``eth_call`` whose calldata starts with one of these
+        selectors (``"0x"`` and 8 hex digits) with its fault; an empty mapping ends them."""
+        checked: dict[str, CallFault] = {}
+        for sel, fault in faults.items():
+            if len(sel) != 10 or not sel.startswith("0x"):
+                raise ValueError(f"a selector is 0x and 8 hex digits, not {sel!r}")
+            if fault not in ("error", "garbage"):
+                raise ValueError(f"a call fault is error or garbage, not {fault!r}")
+            checked[sel.lower()] = fault
+        self._call_faults = checked
+
+    def _apply_call_faults(self, body: bytes, payload: bytes) -> bytes:
+        """The node's answer with the failing calls' entries replaced (see `fail_calls`)."""
+        try:
+            request, reply = json.loads(body), json.loads(payload)
+        except ValueError:
+            return payload  # not JSON either way: nothing to match
+        faults: dict[Any, CallFault] = {}
+        for r in request if isinstance(request, list) else [request]:
+            if not isinstance(r, dict) or r.get("method") != "eth_call":
+                continue
+            params = r.get("params") or [{}]
+            call = params[0] if isinstance(params[0], dict) else {}
+            data = str(call.get("data") or call.get("input") or "")[:10].lower()
+            if data in self._call_faults:
+                faults[r.get("id")] = self._call_faults[data]
+        if not faults:
+            return payload
+        for msg in reply if isinstance(reply, list) else [reply]:
+            fault = faults.get(msg.get("id")) if isinstance(msg, dict) else None
+            if fault is None:
+                continue
+            self.stats.calls_failed += 1
+            msg.pop("result", None)
+            msg.pop("error", None)
+            if fault == "error":
+                msg["error"] = {"code": -32000, "message": "injected by the fault proxy"}
+            else:
+                msg["result"] = _GARBAGE_RESULT
+        return json.dumps(reply).encode()
+
     async def _close_sockets(self) -> None:
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
@@ -202,6 +258,8 @@ class RpcProxy:
         if self._mode == "garble":
             self.stats.garbled += 1
             payload = payload[: max(1, len(payload) // 2)]
+        if self._call_faults:
+            payload = self._apply_call_faults(body, payload)
         if self.rewrite is not None:
             payload = self.rewrite(body, payload)
         if self.before_answer is not None:

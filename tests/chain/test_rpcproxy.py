@@ -83,3 +83,47 @@ def test_websocket_heads_are_forwarded_and_refused_when_not_forwarding() -> None
                         await ws.send(json.dumps(_BLOCK))
 
     asyncio.run(go())
+
+
+# Init code run by eth_call without a `to`: returns block.timestamp / block.number. Their first
+# four bytes differ, so they stand for two views with different selectors.
+_TIMESTAMP_CODE = "0x4260005260206000f3"
+_NUMBER_CODE = "0x4360005260206000f3"
+
+
+def test_selected_calls_fail_inside_a_batch_and_the_rest_are_answered() -> None:
+    def call(rid: int, code: str, tag: str = "latest") -> dict[str, object]:
+        return {"jsonrpc": "2.0", "id": rid, "method": "eth_call", "params": [{"data": code}, tag]}
+
+    async def go() -> None:
+        with Anvil(AnvilConfig(no_mining=True)) as node:
+            async with (
+                RpcProxy(RpcProxyConfig(upstream_url=node.url, delay_ms=(0.0, 0.0))) as proxy,
+                httpx.AsyncClient() as client,
+            ):
+                batch = [call(1, _TIMESTAMP_CODE), call(2, _NUMBER_CODE), _BLOCK | {"id": 3}]
+
+                async def ask() -> dict[object, dict[str, object]]:
+                    r = await client.post(proxy.url, json=batch)
+                    return {m["id"]: m for m in r.json()}
+
+                proxy.fail_calls({_TIMESTAMP_CODE[:10]: "error"})
+                by_id = await ask()
+                assert "error" in by_id[1] and "result" not in by_id[1]
+                assert by_id[2]["result"] == "0x" + "0" * 64  # block 0: the node's answer
+                assert by_id[3]["result"] == "0x0"
+                # At a block number too (the agent re-reads a failed view at its block).
+                r = await client.post(proxy.url, json=call(4, _TIMESTAMP_CODE, "0x0"))
+                assert "error" in r.json()
+                proxy.fail_calls({_NUMBER_CODE[:10]: "garbage"})
+                by_id = await ask()
+                assert by_id[2]["result"] == "0xdeadbeef"
+                assert len(str(by_id[1]["result"])) == 66
+                proxy.fail_calls({})
+                by_id = await ask()
+                assert all("result" in m for m in by_id.values())
+                assert proxy.stats.calls_failed == 3
+                with pytest.raises(ValueError, match="selector"):
+                    proxy.fail_calls({"markPrice": "error"})
+
+    asyncio.run(go())
