@@ -403,6 +403,8 @@ class DexVenue:
         self._orders_changed_block = -1
         """The block of our last landed order-changing transaction (see `snapshot_current`)."""
         self._started = False
+        self._oracle_updated_s = 0
+        """The newest oracle ``updatedAt`` read (a failed read falls back to it)."""
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -684,14 +686,22 @@ class DexVenue:
         return (word / p.unit, None) if word > 0 else (None, "zero")
 
     def _oracle_updated(self, block: int, raw: Any) -> int:
-        """The oracle round's ``updatedAt``; 0 (age unknown) when the read failed."""
-        if isinstance(raw, RpcError):
-            return 0
-        try:
-            return _static(raw, (False, True, False, False, False))[3]
-        except (ValueError, IndexError, TypeError, AttributeError):
-            log.debug("latestRoundData answered garbage at block %d: %r", block, str(raw)[:80])
-            return 0
+        """The oracle round's ``updatedAt``; when the read fails, the last one read.
+
+        Rounds only move forward, so the last ``updatedAt`` read is never newer than the true
+        one: the oracle's age it gives can only be too old (the risk engine's oracle-age band
+        then withdraws after its breach, as for a stale feed), never too young. A failed read
+        before any good one is 0: age unknown.
+        """
+        if not isinstance(raw, RpcError):
+            try:
+                updated = _static(raw, (False, True, False, False, False))[3]
+            except (ValueError, IndexError, TypeError, AttributeError):
+                log.debug("latestRoundData answered garbage at block %d: %r", block, str(raw)[:80])
+            else:
+                self._oracle_updated_s = max(self._oracle_updated_s, updated)
+                return updated
+        return self._oracle_updated_s
 
     def _oracle_revert(self, raw: Any) -> str | None:
         """The oracle error's name when `raw` is a revert of the market's oracle read."""
