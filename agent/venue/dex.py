@@ -3,9 +3,13 @@
 Reads
     One JSON-RPC batch per refresh returns everything a decision needs (head block, both book
     sides, index, mark, funding state, our account and our open orders), so state is one round
-    trip old, never a mix of many. The same batch carries what the cycle reads next: the event
-    poll's reorg check and the head block's receipts (its logs), and the transaction pipeline's
-    poll reads (nonces, fee history); so a quiet cycle costs one round trip.
+    trip old. The same batch carries what the cycle reads next: the event poll's reorg check and
+    the head block's receipts (its logs), and the transaction pipeline's poll reads (nonces, fee
+    history); so a quiet cycle costs one round trip. A view that failed is read again at the
+    head's block number (a ``"latest"`` call racing a block being mined can fail on a state no
+    block had, see ``_reread_failed_views``). What still fails: a view a decision needs (book,
+    funding, open orders, account) fails the cycle; the mark, the index and the oracle's round
+    read as missing (the last round read stands in for the oracle's age).
 Events
     The market's logs of each new block. When exactly one block is new, they come from that
     block's receipts fetched with the snapshot, used only if they are the snapshot's head block's
