@@ -1,12 +1,13 @@
-"""DexVenue.snapshot when one of its views fails: re-read at the head's block, then the policy.
+"""DexVenue.snapshot when one of its views fails: the policy per view, at the header's block.
 
 Against a real anvil and the real market; a transport in front of the node rewrites one view's
 answer by selector and block tag, as a node would answer it:
 
-* at ``"latest"`` only, with ``Panic(0x11)``: what anvil answers when a batch's call races a
-  block being mined (the call runs on the new block's state with the previous block's time, and
-  the mark's ``block.timestamp - book.lastTouch`` underflows). The re-read at the head's number
-  must answer, so the snapshot carries the mark and the account;
+* at ``"latest"`` only, with ``Panic(0x11)``: what anvil answers when a ``"latest"`` call races
+  a block being mined (the call runs on the new block's state with the previous block's time,
+  and the mark's ``block.timestamp - book.lastTouch`` underflows). Every view is read at the
+  header's block hash, so that answer never reaches a snapshot; a revert at that block is the
+  block's answer and is not read again;
 * everywhere: the account with a node error fails the cycle (ChainError naming the view); the
   account with the market's ``StaleOracle`` revert leaves the position unread and the index
   missing (the runtime then pulls quotes); the oracle round's garbage keeps the last
@@ -121,7 +122,7 @@ def _selector(v: DexVenue, name: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_a_view_failing_at_latest_is_read_again_at_the_heads_block(
+async def test_no_view_is_read_at_latest_and_a_revert_at_the_block_is_its_answer(
     venue: tuple[DexVenue, _FaultTap],
 ) -> None:
     v, tap = venue
@@ -133,7 +134,13 @@ async def test_a_view_failing_at_latest_is_read_again_at_the_heads_block(
     assert snap.block_number == clean.block_number
     assert snap.mark == clean.mark
     assert snap.position == clean.position
-    assert tap.tags == ["latest", "latest"]  # the re-read asked at a number, not "latest"
+    assert tap.tags == []  # every view asked at the header's block, none at "latest"
+    # The mark reverting at the pinned block: missing, and asked once (no re-read).
+    mark = _selector(v, "markPrice")
+    tap.fault = lambda sel, tag: _revert(_PANIC_11) if sel == mark else None
+    snap = await v.snapshot()
+    assert snap.mark is None and snap.position == clean.position
+    assert len(tap.tags) == 1 and clean.block_hash in tap.tags[0]
 
 
 @pytest.mark.asyncio
