@@ -1,15 +1,15 @@
 """The venue adapter for our on-chain order book (contracts/src/PerpMarket.sol).
 
 Reads
-    One JSON-RPC batch per refresh returns everything a decision needs (head block, both book
-    sides, index, mark, funding state, our account and our open orders), so state is one round
-    trip old. The same batch carries what the cycle reads next: the event poll's reorg check and
-    the head block's receipts (its logs), and the transaction pipeline's poll reads (nonces, fee
-    history); so a quiet cycle costs one round trip. A view that failed is read again at the
-    head's block number (a ``"latest"`` call racing a block being mined can fail on a state no
-    block had, see ``_reread_failed_views``). What still fails: a view a decision needs (book,
-    funding, open orders, account) fails the cycle; the mark, the index and the oracle's round
-    read as missing (the last round read stands in for the oracle's age).
+    The head block's header, then one JSON-RPC batch of everything a decision needs at that
+    block, by hash (both book sides, index, mark, funding state, our account and our open
+    orders; see :meth:`DexVenue.snapshot`). The batch carries what the cycle reads next: the
+    event poll's reorg check, the head block's receipts (its logs) and the transaction
+    pipeline's poll reads (nonces, fee history), so a quiet cycle costs two round trips. A block
+    the node does not have on its canonical chain is read again once at a fresh head. What still
+    fails: a view a decision needs (book, funding, open orders, account) fails the cycle; the
+    mark, the index and the oracle's round read as missing (the last round read stands in for
+    the oracle's age).
 Events
     The market's logs of each new block. When exactly one block is new, they come from that
     block's receipts fetched with the snapshot, used only if they are the snapshot's head block's
@@ -113,6 +113,21 @@ _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 _ORACLE_REVERTS = frozenset({"StaleOracle", "InvalidOraclePrice"})
 """The market's reverts of an oracle read (PerpMarketBase._readOracle)."""
 _ORDER_CHANGING = frozenset({"quote", "cancel_all"})
+_VIEW_NAMES = (
+    "bookLevels(bids)",
+    "bookLevels(asks)",
+    "indexPrice",
+    "markPrice",
+    "fundingState",
+    "accountState",
+    "openOrders",
+    "latestRoundData",
+)
+"""The snapshot's views, in the order its batch reads them."""
+_RESOURCE_NOT_FOUND = -32001  # EIP-1474; anvil's answer for a block hash it does not have
+_UNKNOWN_BLOCK_WORDS = ("not found", "unknown block", "canonical")
+"""In a node's error message for a block it does not have or not on its canonical chain (geth:
+"header for hash not found", "hash ... is not currently canonical")."""
 """Purposes of our transactions that change our resting orders (a landed one makes older
 snapshots stale for quoting)."""
 
@@ -399,7 +414,7 @@ class DexVenue:
         self._head_logs: _HeadLogs | None = None
         self._poll_reads: PollReads | None = None
         self._receipts_supported = True
-        self._snapshot_requests: tuple[tuple[str, list[Any]], ...] | None = None
+        self._snapshot_requests: tuple[tuple[str, tuple[Any]], ...] | None = None
         """False once the node said it has no ``eth_getBlockReceipts`` (then logs are read)."""
         self._seen: dict[int, list[MarketEvent]] = {}
         """Events delivered per block, kept for the reorg window so they can be undone."""
@@ -502,37 +517,64 @@ class DexVenue:
     # -- reads ---------------------------------------------------------------------------------
 
     async def snapshot(self) -> VenueSnapshot:
-        """Read everything a decision needs in one round trip."""
+        """Read everything a decision needs, every view at one block.
+
+        Two round trips: the head block's header (``eth_getBlockByNumber("latest")``), then one
+        batch of every view at that block's hash (EIP-1898 ``{"blockHash", "requireCanonical"}``).
+        Each ``"latest"`` of a batch is resolved on its own (anvil while mining; a load-balanced
+        RPC answers one batch from nodes at different heights), so views read at ``"latest"``
+        can come from different blocks: a fill in the position with its order still open is a
+        duplicate replacement. A hash names one block of one chain, so a reorg cannot mix two.
+        The header first costs one round trip: on local anvil a snapshot's median went from
+        1.0 ms to 1.4 ms (300 back to back, the calmest of 3 rounds); on a remote RPC it is one
+        network round trip (tens of ms). Pipelining on a head already known (the WebSocket head
+        watcher) would save it, but needs the head's hash carried from the runtime's watcher
+        into every snapshot and a second path for polling; a consistent snapshot is worth the
+        round trip first.
+
+        When the node does not have the block on its canonical chain (reorged away between the
+        header and the calls, or a backend behind the one that answered the header), the
+        snapshot is read again once at a fresh head; a second miss fails the cycle with a
+        :class:`~agent.errors.ChainError` naming the block. A view that fails otherwise is read
+        again once at the same block (anvil, see ``_reread_failed_views``). Then the policy per
+        view: a view a decision cannot do without fails the cycle; the mark and the index read as
+        missing; a lost oracle round keeps the last ``updatedAt`` read.
+
+        On anvil alone a residue remains: anvil answers a read at its head block's hash from its
+        live state, so while the next block is being mined a view can see that block's state
+        without failing. Measured with a block every ~130 ms and snapshots back to back: 6 in
+        3,620 snapshots had the next block's book under the header's hash, against 10 in 2,145
+        with ``"latest"`` reads; a check that the next block exists by the end of the batch did
+        not catch them (8 in 1,670: the state changes before the block is added). Geth and reth
+        answer a block hash from that block's state root.
+        """
         p = self._params()
-        requests = list(self._snapshot_calls(p))
-        # What the cycle reads next rides along (a quiet cycle is one round trip):
-        # - the event poll's reorg check: it reads a fixed block number, so where the node runs
-        #   it inside the batch does not matter;
-        # - the head block's receipts, for its logs. The node starts a batch's calls in order but
-        #   may finish them in any order, so "the newest block" here may not be the block the
-        #   head read saw: the poll checks that the receipts are that block's (hash, every
-        #   transaction) and reads the logs on its own otherwise. A "latest" log range could not
-        #   be checked that way (a block without our logs looks the same as a missed block);
-        # - the pipeline's poll reads (nonces, fee history), used only while still current.
-        last_block, last_hash = self._last_block, self._last_hash
-        extra: dict[str, int] = {}
-        if last_block is not None and last_hash is not None:
-            extra["reorg"] = len(requests)
-            requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
-        if self._receipts_supported:
-            extra["receipts"] = len(requests)
-            requests.append(("eth_getBlockReceipts", ["latest"]))
-        poll_reads = self.pipe.poll_reads()
-        extra["poll"] = len(requests)
-        requests += poll_reads.calls
         self._prefetch, self._head_logs, self._poll_reads = None, None, None
-        res = await self.rpc.batch(requests)
-        block = res[0]
-        if isinstance(block, RpcError) or block is None:
-            raise ChainError(f"could not read the latest block: {block}")
-        head = int(block["number"], 16)
-        views = await self._reread_failed_views(p, list(res[1:9]), head)
+        block = await self._read_head()
+        res, extra, poll_reads = await self._read_at(p, block)
+        if _unknown_block(res[:8]) is not None:
+            stale = block
+            block = await self._read_head()
+            log.info(
+                "snapshot: block %d %s is not on the node's canonical chain; read again at %d %s",
+                int(stale["number"], 16),
+                stale["hash"],
+                int(block["number"], 16),
+                block["hash"],
+            )
+            res, extra, poll_reads = await self._read_at(p, block)
+        head, head_hash = int(block["number"], 16), str(block["hash"])
+        unknown = _unknown_block(res[:8])
+        if unknown is not None:
+            i, err = unknown
+            raise ChainError(
+                f"{_VIEW_NAMES[i]} view failed at block {head} {head_hash}: the node does not "
+                f"have that block on its canonical chain (reorged away, or a lagging backend), "
+                f"after a read at a fresh head: {err}"
+            )
+        views = await self._reread_failed_views(p, block, res[:8])
         bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = views
+        last_block, last_hash = self._last_block, self._last_hash
         if "reorg" in extra:
             assert last_block is not None and last_hash is not None
             self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], head)
@@ -544,7 +586,7 @@ class DexVenue:
             txs = block.get("transactions")
             if isinstance(txs, list):
                 self._head_logs = _HeadLogs(
-                    last_block, head, str(block["hash"]), tuple(str(t) for t in txs), receipts
+                    last_block, head, head_hash, tuple(str(t) for t in txs), receipts
                 )
         self._poll_reads = poll_reads.with_results(res[extra["poll"] :])
         number = head
@@ -611,16 +653,88 @@ class DexVenue:
             open_orders=orders,
         )
 
-    def _snapshot_calls(self, p: DexMarketParams) -> tuple[tuple[str, list[Any]], ...]:
-        """The snapshot's reads (encoded once: the same every cycle)."""
+    async def _read_head(self) -> dict[str, Any]:
+        """The latest block's header, or a ChainError."""
+        block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict) or not block.get("hash"):
+            raise ChainError(f"could not read the latest block: {block}")
+        return block
+
+    async def _read_at(
+        self, p: DexMarketParams, block: Mapping[str, Any]
+    ) -> tuple[list[Any], dict[str, int], PollReads]:
+        """One batch: the snapshot's views at `block` (by hash), then what the cycle reads next.
+
+        Returns the answers (the 8 views first, in ``_VIEW_NAMES`` order), where each extra
+        read's answer is, and the pipeline's poll reads the batch carried.
+        """
+        at = {"blockHash": str(block["hash"]), "requireCanonical": True}
+        requests: list[tuple[str, list[Any]]] = [
+            (method, [call, at]) for method, (call,) in self._snapshot_calls(p)
+        ]
+        # What the cycle reads next rides along (a quiet cycle is two round trips, the header's
+        # and this one):
+        # - the event poll's reorg check: it reads a fixed block number, so where the node runs
+        #   it inside the batch does not matter;
+        # - the head block's receipts, for its logs, by the header's hash. The poll still checks
+        #   that they are that block's (hash, every transaction) and reads the logs on its own
+        #   otherwise (a node answering from elsewhere, an error);
+        # - the pipeline's poll reads (nonces, fee history), used only while still current.
+        last_block, last_hash = self._last_block, self._last_hash
+        extra: dict[str, int] = {}
+        if last_block is not None and last_hash is not None:
+            extra["reorg"] = len(requests)
+            requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
+        if self._receipts_supported:
+            extra["receipts"] = len(requests)
+            requests.append(("eth_getBlockReceipts", [str(block["hash"])]))
+        poll_reads = self.pipe.poll_reads()
+        extra["poll"] = len(requests)
+        requests += poll_reads.calls
+        return await self.rpc.batch(requests), extra, poll_reads
+
+    async def _reread_failed_views(
+        self, p: DexMarketParams, block: Mapping[str, Any], views: list[Any]
+    ) -> list[Any]:
+        """Read the failed views again at the same block (by hash); return all the views.
+
+        A read at a block hash is that block's state on geth and reth, but anvil answers a read
+        at its head block from its live state, which the next block's transactions change while
+        it is being mined (before the head moves): the call runs on the new state with the
+        head's timestamp, and ``markPrice`` and ``accountState`` revert with an arithmetic panic
+        (0x11) in the mark's premium TWAP, ``block.timestamp - book.lastTouch``. Measured with a
+        block every ~130 ms, without this re-read: 2 snapshots in 1,679 lost the account or the
+        mark that way. Read again one round trip later, the block is no longer the head and
+        answers from its own state, so what fails again is a real answer at that block (e.g. a
+        stale oracle).
+        """
+        failed = [i for i, r in enumerate(views) if isinstance(r, RpcError)]
+        if not failed:
+            return views
+        at = {"blockHash": str(block["hash"]), "requireCanonical": True}
+        calls = self._snapshot_calls(p)
+        again = await self.rpc.batch([(calls[i][0], [calls[i][1][0], at]) for i in failed])
+        views = list(views)
+        for i, r in zip(failed, again, strict=True):
+            log.debug(
+                "snapshot view %s failed at block %s (%s); read again: %s",
+                _VIEW_NAMES[i],
+                block["hash"],
+                self._error_name(views[i]),
+                self._error_name(r) if isinstance(r, RpcError) else "ok",
+            )
+            views[i] = r
+        return views
+
+    def _snapshot_calls(self, p: DexMarketParams) -> tuple[tuple[str, tuple[Any]], ...]:
+        """The snapshot's eth_calls without their block (encoded once: the same every cycle)."""
         if self._snapshot_requests is None:
             c, mk = self.codec, self.market_address
 
-            def call(data: bytes) -> tuple[str, list[Any]]:
-                return ("eth_call", [{"to": mk, "data": "0x" + data.hex()}, "latest"])
+            def call(data: bytes) -> tuple[str, tuple[Any]]:
+                return ("eth_call", ({"to": mk, "data": "0x" + data.hex()},))
 
             self._snapshot_requests = (
-                ("eth_getBlockByNumber", ["latest", False]),
                 call(c.encode_call("bookLevels", 0, self.book_depth)),
                 call(c.encode_call("bookLevels", 1, self.book_depth)),
                 call(c.encode_call("indexPrice")),
@@ -628,43 +742,13 @@ class DexVenue:
                 call(c.encode_call("fundingState")),
                 call(c.encode_call("accountState", self.account)),
                 call(c.encode_call("openOrders", self.account)),
-                ("eth_call", [{"to": p.oracle, "data": _LATEST_ROUND_SELECTOR}, "latest"]),
+                ("eth_call", ({"to": p.oracle, "data": _LATEST_ROUND_SELECTOR},)),
             )
         return self._snapshot_requests
 
     def _levels(self, raw: str) -> tuple[tuple[int, int], ...]:
         ticks, lots = decode_book_levels(raw)
         return tuple((t, n) for t, n in zip(ticks, lots, strict=True) if n > 0)
-
-    async def _reread_failed_views(
-        self, p: DexMarketParams, views: list[Any], head: int
-    ) -> list[Any]:
-        """Read the snapshot's failed views again at block `head`; return all the views.
-
-        Each ``"latest"`` call of a batch is resolved on its own, while the node may be mining:
-        anvil then runs a call on the new block's state with the previous block's timestamp (a
-        mix no block ever had), and ``markPrice`` and ``accountState`` revert with an arithmetic
-        panic (0x11) in the mark's premium TWAP, ``block.timestamp - book.lastTouch``. In live
-        timing about 1 % of snapshots lost the mark or the account that way, which the runtime
-        took for a real failure. A read at a block number is one block's state with its own
-        header, so what fails there again is a real answer at that block (e.g. a stale oracle).
-        """
-        failed = [i for i, r in enumerate(views) if isinstance(r, RpcError)]
-        if not failed:
-            return views
-        calls = self._snapshot_calls(p)[1:9]
-        pinned = [(calls[i][0], [calls[i][1][0], hex(head)]) for i in failed]
-        again = await self.rpc.batch(pinned)
-        for i, r in zip(failed, again, strict=True):
-            log.debug(
-                "snapshot view %d failed at latest (%s); at block %d: %s",
-                i,
-                self._error_name(views[i]),
-                head,
-                self._error_name(r) if isinstance(r, RpcError) else "ok",
-            )
-            views[i] = r
-        return views
 
     def _required(self, block: int, name: str, raw: Any, decode: Callable[[str], _T]) -> _T:
         """`raw` decoded, or a ChainError naming the view, the block and what went wrong."""
@@ -1170,6 +1254,20 @@ def _gas_cost_native(receipt: Mapping[str, Any]) -> float:
     used = int(str(receipt.get("gasUsed", "0x0")), 16)
     price = int(str(receipt.get("effectiveGasPrice", "0x0")), 16)
     return used * price / 1e18
+
+
+def _unknown_block(views: Sequence[Any]) -> tuple[int, RpcError] | None:
+    """The first view the node refused for not having the block (index, error), or None.
+
+    A revert is an answer at the block and never counts, whatever its message says.
+    """
+    for i, r in enumerate(views):
+        if not isinstance(r, RpcError) or r.code == 3 or _revert_bytes(r):
+            continue
+        message = r.rpc_message.lower()
+        if r.code == _RESOURCE_NOT_FOUND or any(w in message for w in _UNKNOWN_BLOCK_WORDS):
+            return i, r
+    return None
 
 
 def _revert_bytes(err: RpcError) -> bytes:

@@ -29,6 +29,9 @@ makes every ``eth_call`` whose calldata starts with that selector (alone or insi
 any block tag) answer with a JSON-RPC error object (``"error"``) or with a result that is no ABI
 answer (``"garbage"``), while every other call of the same batch gets the node's answer: one
 view of a node failing while the rest work. ``fail_calls({})`` ends it.
+
+Hooks a test sets: ``rewrite_request`` (the request body the node sees), ``rewrite`` (the answer
+the client sees) and ``before_answer`` (something happens on chain between a read and its answer).
 """
 
 from __future__ import annotations
@@ -104,6 +107,10 @@ class RpcProxy:
         self._sockets: set[web.WebSocketResponse] = set()
         self._closed = asyncio.Event()
         self._call_faults: dict[str, CallFault] = {}
+        self.rewrite_request: Callable[[bytes], bytes] | None = None
+        """Called with each forwarded HTTP request's body before the node sees it; what it
+        returns is sent instead: a backend behind the others (``"latest"`` read at an older
+        block, a block hash it does not have yet)."""
         self.rewrite: Callable[[bytes, bytes], bytes] | None = None
         """Called with each forwarded HTTP request's body and the node's answer; what it returns
         is sent instead: a node answering one method with garbage while the others are fine."""
@@ -243,6 +250,8 @@ class RpcProxy:
             await self._closed.wait()  # until the client gives up or the proxy stops
             raise web.HTTPServiceUnavailable
         assert self._session is not None  # start() made it
+        if self.rewrite_request is not None:
+            body = self.rewrite_request(body)
         try:
             async with self._session.post(
                 self.config.upstream_url,

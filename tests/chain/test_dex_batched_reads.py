@@ -1,8 +1,9 @@
 """DexVenue's one-batch cycle: the snapshot carries the event poll's and the pipeline's reads.
 
-A quiet cycle (snapshot, events, our transactions' outcomes) is one JSON-RPC request; answers
-that are wrong for the poll (another block's receipts, an error, a malformed element, reads
-taken before one of our broadcasts) are never used: the poll reads on its own, as before.
+A quiet cycle (snapshot, events, our transactions' outcomes) is two JSON-RPC requests: the head
+block's header, then one batch of the views at that block and everything else; answers that are
+wrong for the poll (another block's receipts, an error, a malformed element, reads taken before
+one of our broadcasts) are never used: the poll reads on its own, as before.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ async def _cycle(v: DexVenue) -> tuple[list[MarketEvent], list[Any]]:
 
 
 @pytest.mark.asyncio
-async def test_a_cycle_is_one_request_and_its_events_match_a_log_read(
+async def test_a_cycle_is_the_header_and_one_batch_and_its_events_match_a_log_read(
     venue: tuple[DexVenue, _Tap], dex: Any, anvil: Anvil, accounts: dict[str, LocalAccount]
 ) -> None:
     v, tap = venue
@@ -113,8 +114,9 @@ async def test_a_cycle_is_one_request_and_its_events_match_a_log_read(
     cursor_block, cursor_hash = v._last_block, v._last_hash
     tap.requests.clear()
     events, outcomes = await _cycle(v)
-    assert tap.requests == [tap.requests[0]] and "eth_getLogs" not in tap.requests[0], tap.requests
-    assert "eth_getBlockReceipts" in tap.requests[0] and "eth_feeHistory" in tap.requests[0]
+    assert len(tap.requests) == 2 and tap.requests[0] == ["eth_getBlockByNumber"], tap.requests
+    assert "eth_getLogs" not in tap.requests[1], tap.requests
+    assert "eth_getBlockReceipts" in tap.requests[1] and "eth_feeHistory" in tap.requests[1]
     assert outcomes == []
     fills = [e for e in events if isinstance(e, OwnFill)]
     assert [f.fill.size_lots for f in fills] == [5]

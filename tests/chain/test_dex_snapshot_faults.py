@@ -1,12 +1,14 @@
-"""DexVenue.snapshot when one of its views fails: re-read at the head's block, then the policy.
+"""DexVenue.snapshot when one of its views fails: the policy per view, at the header's block.
 
 Against a real anvil and the real market; a transport in front of the node rewrites one view's
 answer by selector and block tag, as a node would answer it:
 
-* at ``"latest"`` only, with ``Panic(0x11)``: what anvil answers when a batch's call races a
-  block being mined (the call runs on the new block's state with the previous block's time, and
-  the mark's ``block.timestamp - book.lastTouch`` underflows). The re-read at the head's number
-  must answer, so the snapshot carries the mark and the account;
+* at ``"latest"`` only, with ``Panic(0x11)``: what anvil answers when a ``"latest"`` call races
+  a block being mined (the call runs on the new block's state with the previous block's time,
+  and the mark's ``block.timestamp - book.lastTouch`` underflows). Every view is read at the
+  header's block hash, so that answer never reaches a snapshot; anvil answers the same panic at
+  its head block's hash while the next block is mined: a failed view is read again once at the
+  same block;
 * everywhere: the account with a node error fails the cycle (ChainError naming the view); the
   account with the market's ``StaleOracle`` revert leaves the position unread and the index
   missing (the runtime then pulls quotes); the oracle round's garbage keeps the last
@@ -121,7 +123,7 @@ def _selector(v: DexVenue, name: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_a_view_failing_at_latest_is_read_again_at_the_heads_block(
+async def test_no_view_is_read_at_latest_and_a_failed_view_is_read_again_at_the_block(
     venue: tuple[DexVenue, _FaultTap],
 ) -> None:
     v, tap = venue
@@ -133,7 +135,27 @@ async def test_a_view_failing_at_latest_is_read_again_at_the_heads_block(
     assert snap.block_number == clean.block_number
     assert snap.mark == clean.mark
     assert snap.position == clean.position
-    assert tap.tags == ["latest", "latest"]  # the re-read asked at a number, not "latest"
+    assert tap.tags == []  # every view asked at the header's block, none at "latest"
+    # Anvil's head block read while the next is mined: the panic once, then the block's answer.
+    asked: list[str] = []
+
+    def racing_once(sel: str, tag: str) -> dict[str, Any] | None:
+        if sel not in racy:
+            return None
+        asked.append(tag)
+        return _revert(_PANIC_11) if len(asked) <= 2 else None
+
+    tap.fault = racing_once
+    snap = await v.snapshot()
+    assert snap.mark == clean.mark and snap.position == clean.position
+    assert len(asked) == 4 and all(clean.block_hash in t for t in asked)  # re-read, same block
+    # The mark reverting at that block whatever is asked: missing, asked twice.
+    tap.tags.clear()
+    mark = _selector(v, "markPrice")
+    tap.fault = lambda sel, tag: _revert(_PANIC_11) if sel == mark else None
+    snap = await v.snapshot()
+    assert snap.mark is None and snap.position == clean.position
+    assert len(tap.tags) == 2 and all(clean.block_hash in t for t in tap.tags)
 
 
 @pytest.mark.asyncio
