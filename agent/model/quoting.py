@@ -44,10 +44,14 @@ reverts). Mean-variance on the DEX position ``q`` with the funding value ``F`` o
 gives a marginal value ``F + κ·q`` with ``κ = γ·V``, i.e. a target ``q* = −F/κ``; ``κ`` is raised
 to ``|F| / (funding_carry_max_cap_frac × cap)`` when that keeps ``|q*|`` inside its share of the
 cap. The flat book's marginal unit is priced at its full funding value; each unit of the carry
-held lowers it, linearly to zero at the target, and it stays zero beyond: the funding shift is
-``F × clamp(1 − q/q*, 0, 1)`` (``carry_skew`` is what the target takes back, ``carry_target_base``
-the target). Without this the funding shift had nothing to stop it: the skew is on the net delta,
-which the hedge keeps flat, so a hedged carry grew until the cap.
+held lowers it, linearly to zero at the target. Past the target the excess is a position held
+against its variance for less funding than that costs, so the shift reverses and pulls back
+toward the target: ``F × tanh(1 − q/q*)``, with the slope of the line at the target (no kink, no
+jump) and never more than the carry ``|F|`` itself (``carry_shift``; ``carry_skew`` is what the
+target takes back, ``carry_target_base`` the target). Without the target the funding shift had
+nothing to stop it: the skew is on the net delta, which the hedge keeps flat, so a hedged carry
+grew until the cap; without the pull-back, fills carried it past the target and nothing brought
+it back.
 
 Inside the settlement window (``settlement_window_s``, at most ``settlement_window_frac`` of the
 interval) the paying side is penalised further, in proportion to the dollars at stake
@@ -88,6 +92,7 @@ __all__ = [
     "RefreshAction",
     "RiskDirective",
     "as_quotes",
+    "carry_shift",
     "decide",
     "glft_quotes",
     "kept_quotes_expiring",
@@ -416,7 +421,9 @@ class Decision:
     """DEX position the funding carry aims at (signed base units; 0 without funding terms)."""
     carry_skew: float = 0.0
     """Part of the funding shift the carry's target takes back as the DEX position nears it
-    (subtracted with ``funding_drift + snapshot_shift``, of the opposite sign)."""
+    (subtracted with ``funding_drift + snapshot_shift``, of the opposite sign); past the target
+    it takes back more than the whole shift, up to twice it, so the net shift pulls back toward
+    the target (``carry_shift``)."""
     action: RefreshAction = RefreshAction.FULL
     """The update the gate valued (``value`` and ``cost`` are its own): the one sent when
     ``send``, else the best that did not pay."""
@@ -461,6 +468,41 @@ def glft_quotes(
     c1 = math.log1p(gd / k) / gd
     c2 = math.sqrt(gamma * sigma * sigma / (2.0 * a * delta * k) * (1.0 + gd / k) ** (1.0 + k / gd))
     return mid - q * c2, c1 + 0.5 * delta * c2
+
+
+def carry_shift(carry: float, q: float, target: float) -> float:
+    """Return the funding carry's shift of the reservation price (subtracted) at DEX position q.
+
+    Parameters
+    ----------
+    carry
+        Funding value ``F`` of a marginal unit to a flat book, price units (+: longs pay, so the
+        carry is short and quotes move down).
+    q
+        DEX position, base units (signed).
+    target
+        The carry's target ``q* = −F/κ`` (module docstring), of the opposite sign to ``F``.
+
+    Returns
+    -------
+    float
+        ``F`` on the paying side of flat; ``F·x`` with ``x = 1 − q/q*`` from flat to the target;
+        ``F·tanh(x)`` past it. Past the target the excess's variance outweighs its funding, so the
+        shift reverses and pulls toward the target, not merely toward zero funding: the mean-
+        variance marginal value ``F + κq`` near the target (same slope, so no jump or kink), and
+        bounded by ``|F|``, because the premium's variance ``κ`` prices is measured noisily and a
+        premium that has moved tends to revert (a hedged excess unwound at a depressed premium
+        sells at the worst basis: the unbounded line ``−κ(q − q*)`` cost funding_flip 5.7 ± 9.4
+        a run over 5 seeds). Zero with no carry.
+    """
+    if carry == 0.0 or target == 0.0:
+        return 0.0
+    x = 1.0 - q / target
+    if x >= 1.0:
+        return carry
+    if x >= 0.0:
+        return carry * x
+    return carry * math.tanh(x)
 
 
 def _round_size_lots(size_base: float, lot_size: float) -> int:
@@ -531,13 +573,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         )
         if carry != 0.0:
             carry_target = -carry / kappa
-            # The carry's marginal value falls to zero at the target and stays there: beyond it
-            # (or with no carry) this is no basis trade. A premium that has moved mean-reverts,
-            # so skewing a hedged position out at a depressed premium sells at the worst basis
-            # (funding_flip, seeds 0-4, with the skew continued past the target as -κ·(q − q*):
-            # net -5.7 ± 9.4, 4 seeds of 5 worse, all in the basis P&L).
-            wanted = min(1.0, max(0.0, 1.0 - q / carry_target))
-            carry_skew = -carry * (1.0 - wanted)
+            carry_skew = carry_shift(carry, q, carry_target) - carry
     window_s = min(p.settlement_window_s, p.settlement_window_frac * p.funding_interval_s)
     in_window = p.funding_terms and t_snap <= window_s
     # The settlement penalties scale with the dollars at stake, up to full at the material level.
