@@ -490,10 +490,17 @@ def carry_shift(carry: float, q: float, target: float) -> float:
         ``F·tanh(x)`` past it. Past the target the excess's variance outweighs its funding, so the
         shift reverses and pulls toward the target, not merely toward zero funding: the mean-
         variance marginal value ``F + κq`` near the target (same slope, so no jump or kink), and
-        bounded by ``|F|``, because the premium's variance ``κ`` prices is measured noisily and a
-        premium that has moved tends to revert (a hedged excess unwound at a depressed premium
-        sells at the worst basis: the unbounded line ``−κ(q − q*)`` cost funding_flip 5.7 ± 9.4
-        a run over 5 seeds). Zero with no carry.
+        never more than ``|F|``: the pull back is worth at most what the push was, whatever
+        ``κ`` (the premium's variance is measured noisily, and a premium that has moved tends to
+        revert, so a hedged excess bought back at a rich premium gives up the basis; the
+        unbounded line ``−κ(q − q*)`` cost funding_flip 5.7 ± 9.4 a run over 5 seeds). Zero with
+        no carry.
+
+        What it costs (L2, 600 s unless said, seeds 0-2, paired with the shift held at zero past
+        the target; README "Held-out crisis scenarios"): held-out funding_extreme_gas (3,900 s)
+        mean |inventory| 0.270 → 0.151 BTC and net −68 ± 30 a run (the scripted premium
+        collapse pays the excess it no longer holds); short_squeeze (1,800 s) +10.9 ± 4.6;
+        funding_flip −2.3 ± 1.4; rich_premium −0.3 ± 0.2; calm identical.
     """
     if carry == 0.0 or target == 0.0:
         return 0.0
