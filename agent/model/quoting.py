@@ -46,12 +46,12 @@ to ``|F| / (funding_carry_max_cap_frac × cap)`` when that keeps ``|q*|`` inside
 cap. The flat book's marginal unit is priced at its full funding value; each unit of the carry
 held lowers it, linearly to zero at the target. Past the target the excess is a position held
 against its variance for less funding than that costs, so the shift reverses and pulls back
-toward the target: ``F × tanh(1 − q/q*)``, with the slope of the line at the target (no kink, no
-jump) and never more than the carry ``|F|`` itself (``carry_shift``; ``carry_skew`` is what the
-target takes back, ``carry_target_base`` the target). Without the target the funding shift had
-nothing to stop it: the skew is on the net delta, which the hedge keeps flat, so a hedged carry
-grew until the cap; without the pull-back, fills carried it past the target and nothing brought
-it back.
+toward the target: ``F·b·tanh((1 − q/q*)/b)``, with the slope of the line at the target (no kink,
+no jump) and never more than ``b`` (``funding_carry_pullback_frac``, 1) times the carry ``|F|``
+(``carry_shift``; ``carry_skew`` is what the target takes back, ``carry_target_base`` the
+target). Without the target the funding shift had nothing to stop it: the skew is on the net
+delta, which the hedge keeps flat, so a hedged carry grew until the cap; without the pull-back,
+fills carried it past the target and nothing brought it back.
 
 Inside the settlement window (``settlement_window_s``, at most ``settlement_window_frac`` of the
 interval) the paying side is penalised further, in proportion to the dollars at stake
@@ -219,6 +219,12 @@ class ModelParams:
     over ``expected_holding_s``, priced at ``gamma``); this bounds it when the premium looks
     riskless. A quarter leaves three quarters of the cap to market making, whose skew needs room
     on both sides, and to a premium that collapses or an oracle that turns out wrong."""
+    funding_carry_pullback_frac: float = 1.0
+    """Largest pull back toward the carry's target once the DEX position is past it, as a fraction
+    of the carry's own funding value ``|F|`` (``carry_shift``; 0: the shift stays zero past the
+    target, as before). The pull back sheds the excess a carry's fills leave, and gives up the
+    funding and basis that excess would have earned (README, "Past its target the carry pulls
+    back": 1.0 and 0.5 measured)."""
     min_depth_factor: float = 0.25
     """Floor of the book-depth size factor: a thin or empty book shrinks sizes, never to zero."""
     momentum_horizon_s: float = 5.0
@@ -269,6 +275,10 @@ class ModelParams:
             (
                 0.0 < self.funding_carry_max_cap_frac <= 1.0,
                 "funding_carry_max_cap_frac must be in (0, 1]",
+            ),
+            (
+                0.0 <= self.funding_carry_pullback_frac <= 1.0,
+                "funding_carry_pullback_frac must be in [0, 1]",
             ),
             (0.0 < self.min_depth_factor <= 1.0, "min_depth_factor must be in (0, 1]"),
             (self.momentum_horizon_s >= 0.0, "momentum_horizon_s must be >= 0"),
@@ -470,7 +480,7 @@ def glft_quotes(
     return mid - q * c2, c1 + 0.5 * delta * c2
 
 
-def carry_shift(carry: float, q: float, target: float) -> float:
+def carry_shift(carry: float, q: float, target: float, bound: float = 1.0) -> float:
     """Return the funding carry's shift of the reservation price (subtracted) at DEX position q.
 
     Parameters
@@ -482,15 +492,18 @@ def carry_shift(carry: float, q: float, target: float) -> float:
         DEX position, base units (signed).
     target
         The carry's target ``q* = −F/κ`` (module docstring), of the opposite sign to ``F``.
+    bound
+        Largest pull back past the target as a fraction ``b`` of ``|F|``
+        (``ModelParams.funding_carry_pullback_frac``; 0: none).
 
     Returns
     -------
     float
         ``F`` on the paying side of flat; ``F·x`` with ``x = 1 − q/q*`` from flat to the target;
-        ``F·tanh(x)`` past it. Past the target the excess's variance outweighs its funding, so the
-        shift reverses and pulls toward the target, not merely toward zero funding: the mean-
-        variance marginal value ``F + κq`` near the target (same slope, so no jump or kink), and
-        never more than ``|F|``: the pull back is worth at most what the push was, whatever
+        ``F·b·tanh(x/b)`` past it. Past the target the excess's variance outweighs its funding,
+        so the shift reverses and pulls toward the target, not merely toward zero funding: the
+        mean-variance marginal value ``F + κq`` near the target (same slope: no jump or kink), and
+        never more than ``b·|F|``: the pull back is worth at most what the push was, whatever
         ``κ`` (the premium's variance is measured noisily, and a premium that has moved tends to
         revert, so a hedged excess bought back at a rich premium gives up the basis; the
         unbounded line ``−κ(q − q*)`` cost funding_flip 5.7 ± 9.4 a run over 5 seeds). Zero with
@@ -509,7 +522,9 @@ def carry_shift(carry: float, q: float, target: float) -> float:
         return carry
     if x >= 0.0:
         return carry * x
-    return carry * math.tanh(x)
+    if bound <= 0.0:
+        return 0.0
+    return carry * bound * math.tanh(x / bound)
 
 
 def _round_size_lots(size_base: float, lot_size: float) -> int:
@@ -580,7 +595,7 @@ def decide(inputs: DecisionInputs, params: ModelParams, live: LiveQuotes) -> Dec
         )
         if carry != 0.0:
             carry_target = -carry / kappa
-            carry_skew = carry_shift(carry, q, carry_target) - carry
+            carry_skew = carry_shift(carry, q, carry_target, p.funding_carry_pullback_frac) - carry
     window_s = min(p.settlement_window_s, p.settlement_window_frac * p.funding_interval_s)
     in_window = p.funding_terms and t_snap <= window_s
     # The settlement penalties scale with the dollars at stake, up to full at the material level.

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.errors import ConfigError
 from agent.model import DecisionInputs, LiveQuotes, ModelEstimates, ModelParams, decide
 from agent.model.quoting import carry_shift
 
@@ -128,3 +129,34 @@ def test_a_hedged_carry_past_its_target_is_quoted_back_toward_it() -> None:
     assert far < past and far >= -flat
     d = decide(_inputs(2.0 * target, e), p, LiveQuotes())
     assert d.carry_skew == pytest.approx(past - flat)
+    # The configured bound reaches the quotes; 0 restores the old carry (no pull back).
+    half = replace(p, funding_carry_pullback_frac=0.5)
+    base = decide(_inputs(6.0 * target, none), half, LiveQuotes())
+    d = decide(_inputs(6.0 * target, e), half, LiveQuotes())
+    assert base.reservation_price - d.reservation_price == pytest.approx(
+        flat * 0.5 * math.tanh(-5.0 / 0.5)
+    )
+    off = replace(p, funding_carry_pullback_frac=0.0)
+    base = decide(_inputs(2.0 * target, none), off, LiveQuotes())
+    d = decide(_inputs(2.0 * target, e), off, LiveQuotes())
+    assert base.reservation_price == pytest.approx(d.reservation_price)
+
+
+@pytest.mark.parametrize("bound", [1.0, 0.5, 0.25])
+def test_the_bound_caps_the_pull_back_and_keeps_the_slope(bound: float) -> None:
+    eps = 1e-6
+    far = carry_shift(F, 100.0 * TARGET, TARGET, bound)
+    assert far == pytest.approx(-bound * F, rel=1e-6)
+    past = carry_shift(F, TARGET - eps, TARGET, bound)
+    assert -past / eps == pytest.approx(F / abs(TARGET), rel=1e-5)  # same slope as inside
+    # Inside the target the bound changes nothing.
+    assert carry_shift(F, 0.5 * TARGET, TARGET, bound) == pytest.approx(0.5 * F)
+
+
+def test_a_zero_bound_is_the_old_carry_and_the_param_is_checked() -> None:
+    assert carry_shift(F, 3.0 * TARGET, TARGET, 0.0) == 0.0
+    assert carry_shift(F, 0.5 * TARGET, TARGET, 0.0) == pytest.approx(0.5 * F)
+    assert ModelParams().funding_carry_pullback_frac == 1.0
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(ConfigError, match="funding_carry_pullback_frac"):
+            ModelParams(funding_carry_pullback_frac=bad)
