@@ -47,7 +47,7 @@ cap. The flat book's marginal unit is priced at its full funding value; each uni
 held lowers it, linearly to zero at the target. Past the target the excess is a position held
 against its variance for less funding than that costs, so the shift reverses and pulls back
 toward the target: ``F·b·tanh((1 − q/q*)/b)``, with the slope of the line at the target (no kink,
-no jump) and never more than ``b`` (``funding_carry_pullback_frac``, 1) times the carry ``|F|``
+no jump) and never more than ``b`` (``funding_carry_pullback_frac``, ½) times the carry ``|F|``
 (``carry_shift``; ``carry_skew`` is what the target takes back, ``carry_target_base`` the
 target). Without the target the funding shift had nothing to stop it: the skew is on the net
 delta, which the hedge keeps flat, so a hedged carry grew until the cap; without the pull-back,
@@ -219,12 +219,14 @@ class ModelParams:
     over ``expected_holding_s``, priced at ``gamma``); this bounds it when the premium looks
     riskless. A quarter leaves three quarters of the cap to market making, whose skew needs room
     on both sides, and to a premium that collapses or an oracle that turns out wrong."""
-    funding_carry_pullback_frac: float = 1.0
+    funding_carry_pullback_frac: float = 0.5
     """Largest pull back toward the carry's target once the DEX position is past it, as a fraction
     of the carry's own funding value ``|F|`` (``carry_shift``; 0: the shift stays zero past the
     target, as before). The pull back sheds the excess a carry's fills leave, and gives up the
-    funding and basis that excess would have earned (README, "Past its target the carry pulls
-    back": 1.0 and 0.5 measured)."""
+    funding and basis that excess would have earned. Half: paired over seeds 0-2 (README, "Past
+    its target the carry pulls back"), 0.5 kept short_squeeze's gain of 1.0 (+10.3 against
+    +10.9 a run) at a tenth of its cost in funding_flip (−0.2 against −2.3) and none in
+    rich_premium (+0.6 against −0.3)."""
     min_depth_factor: float = 0.25
     """Floor of the book-depth size factor: a thin or empty book shrinks sizes, never to zero."""
     momentum_horizon_s: float = 5.0
@@ -510,10 +512,11 @@ def carry_shift(carry: float, q: float, target: float, bound: float = 1.0) -> fl
         no carry.
 
         What it costs (L2, 600 s unless said, seeds 0-2, paired with the shift held at zero past
-        the target; README "Held-out crisis scenarios"): held-out funding_extreme_gas (3,900 s)
-        mean |inventory| 0.270 → 0.151 BTC and net −68 ± 30 a run (the scripted premium
-        collapse pays the excess it no longer holds); short_squeeze (1,800 s) +10.9 ± 4.6;
-        funding_flip −2.3 ± 1.4; rich_premium −0.3 ± 0.2; calm identical.
+        the target, b = 1 / b = ½; README "Held-out crisis scenarios"): held-out
+        funding_extreme_gas (3,900 s) mean |inventory| 0.270 → 0.151 / 0.178 BTC and net
+        −68 ± 30 / −34 ± 26 a run (the scripted premium collapse pays the excess it no longer
+        holds); short_squeeze (1,800 s) +10.9 ± 4.6 / +10.3 ± 5.0; funding_flip −2.3 ± 1.4 /
+        −0.2 ± 0.2; rich_premium −0.3 ± 0.2 / +0.6 ± 0.9; calm identical.
     """
     if carry == 0.0 or target == 0.0:
         return 0.0

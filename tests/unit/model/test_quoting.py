@@ -245,7 +245,8 @@ def test_funding_carry_is_a_bounded_target_not_an_unbounded_shift() -> None:
     assert r_shift(1.0) == pytest.approx(carry)
     assert r_shift(-0.5 * share) == pytest.approx(0.5 * carry)
     assert r_shift(-share) == pytest.approx(0.0, abs=1e-9)
-    assert r_shift(-1.5 * share) == pytest.approx(carry * math.tanh(-0.5))
+    b = p.funding_carry_pullback_frac
+    assert r_shift(-1.5 * share) == pytest.approx(carry * b * math.tanh(-0.5 / b))
     # No funding, no carry: a hedged DEX position is not skewed for its basis.
     assert r_shift(-1.0, EST) == 0.0
     # A premium that moves (variance over the holding horizon) makes the carry riskier: the

@@ -125,8 +125,9 @@ def test_a_hedged_carry_past_its_target_is_quoted_back_toward_it() -> None:
     past, _ = shift(2.0 * target)
     far, _ = shift(6.0 * target)
     # r moves up past the target (shift < 0): bids closer to fair, asks further from it.
-    assert past == pytest.approx(flat * math.tanh(-1.0)) and past < 0.0
-    assert far < past and far >= -flat
+    b = p.funding_carry_pullback_frac
+    assert past == pytest.approx(flat * b * math.tanh(-1.0 / b)) and past < 0.0
+    assert far < past and far >= -b * flat
     d = decide(_inputs(2.0 * target, e), p, LiveQuotes())
     assert d.carry_skew == pytest.approx(past - flat)
     # The configured bound reaches the quotes; 0 restores the old carry (no pull back).
@@ -156,7 +157,7 @@ def test_the_bound_caps_the_pull_back_and_keeps_the_slope(bound: float) -> None:
 def test_a_zero_bound_is_the_old_carry_and_the_param_is_checked() -> None:
     assert carry_shift(F, 3.0 * TARGET, TARGET, 0.0) == 0.0
     assert carry_shift(F, 0.5 * TARGET, TARGET, 0.0) == pytest.approx(0.5 * F)
-    assert ModelParams().funding_carry_pullback_frac == 1.0
+    assert ModelParams().funding_carry_pullback_frac == 0.5
     for bad in (-0.1, 1.5, math.nan):
         with pytest.raises(ConfigError, match="funding_carry_pullback_frac"):
             ModelParams(funding_carry_pullback_frac=bad)
