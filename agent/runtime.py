@@ -1238,6 +1238,7 @@ class Agent:
             bb * tick if bb is not None else None,
             ba * tick if ba is not None else None,
             premium_fresh=self._premium_fresh,
+            book_fresh=self._premium_freshness.book_fresh,
         )
         fair = self.fair.value(now)
         if cex is not None:

@@ -12,9 +12,17 @@ Sources, best first::
     ORACLE   oracle / index price                    the exchange is stale, the oracle is younger
                                                      than ``max_oracle_age_s``
     DEX      other makers' mid on the DEX book       both are stale and the book (without our
-             (our own orders removed by the caller)  orders) is two-sided and younger than
+             (our own orders removed by the caller)  orders) is two-sided and was last *posted*
+                                                     (changed on a live chain) within
                                                      ``max_dex_age_s``
     LAST     the last estimate, flagged ``stale``    nothing is fresh (the caller withdraws)
+
+The book's age is the age of its last post, not of the last read: the runtime reads the book
+every cycle, and a book read now is not a price now. On a halted chain (or after the other
+makers have left) it holds the same quotes for as long as the halt lasts, and right after one
+it changes with quotes posted before it, at prices the market has left. The DEX source uses the
+same rule as the premium below (:class:`PremiumFreshness`, its book half: ``book_fresh``), so
+a halted chain's book with the exchange and the oracle stale is ``stale``, never fair value.
 
 Fair value is the **index**, as the exchange tells it now, plus the perp's **premium** over it::
 
@@ -236,6 +244,16 @@ class PremiumFreshness:
     _head_seen_s: float | None = None
     _settled_s: float = -math.inf
     _index_read_s: float | None = None
+    _book_fresh: bool = False
+
+    @property
+    def book_fresh(self) -> bool:
+        """Return the book half of the last :meth:`fresh`: the chain is live and has settled.
+
+        A book that changes while this holds is a post made now, whether or not the exchange
+        answered: what the DEX fallback of fair value needs when the exchange is down.
+        """
+        return self._book_fresh
 
     def fresh(self, now_s: float, head_seen_s: float, index_read_s: float | None = None) -> bool:
         """Return whether the premium read at `now_s` is fresh.
@@ -256,7 +274,8 @@ class PremiumFreshness:
         self._head_seen_s = head_seen_s
         new_index = index_read_s is None or index_read_s != self._index_read_s
         self._index_read_s = index_read_s
-        return new_index and now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
+        self._book_fresh = now_s - head_seen_s <= self.gap_s and now_s >= self._settled_s
+        return new_index and self._book_fresh
 
 
 class FairValueEstimator:
@@ -288,6 +307,9 @@ class FairValueEstimator:
         self._last_report: tuple[float, float] | None = None
         """(time, log price) of the last oracle report, for the index's variance."""
         self._book: tuple[float, float] | None = None
+        """The book the premium last saw (sampled or seen while not fresh)."""
+        self._posted: tuple[float, float] | None = None
+        """The book the DEX source last saw; ``_dex`` moves only when it changes (a post)."""
         self._premium = 0.0
         self._premium_t: float | None = None
         self._last: float = math.nan
@@ -396,18 +418,26 @@ class FairValueEstimator:
         best_ask: float | None,
         *,
         premium_fresh: bool = True,
+        book_fresh: bool | None = None,
     ) -> None:
         """Feed the DEX book's best bid and ask *excluding our own orders* at ``t_s``.
 
         A one-sided or crossed book carries no mid and is ignored. The premium is sampled only
         when the book changed since the last call (a fresh post; see the module docstring) and
-        `premium_fresh` (:meth:`PremiumFreshness.fresh` for this cycle) holds.
+        `premium_fresh` (:meth:`PremiumFreshness.fresh` for this cycle) holds. The DEX source's
+        mid and age move only when the book changed and `book_fresh`
+        (:attr:`PremiumFreshness.book_fresh`; None: `premium_fresh`, the stricter rule) holds:
+        an unchanged book, or one changed by quotes mined after a halt, keeps the age of its
+        last post and turns stale ``max_dex_age_s`` after it.
         """
         if best_bid is None or best_ask is None or not 0.0 < best_bid < best_ask:
             return
         mid = 0.5 * (best_bid + best_ask)
-        self._dex = (t_s, mid)
         book = (best_bid, best_ask)
+        if book != self._posted:
+            self._posted = book
+            if premium_fresh if book_fresh is None else book_fresh:
+                self._dex = (t_s, mid)
         if book == self._book:
             return
         if not premium_fresh:

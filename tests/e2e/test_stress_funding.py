@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from agent.model.quoting import carry_shift
 from sims.scenario import Step, load_scenario
 from sims.stress import StressOptions, Upstream, run_scenario
 
@@ -60,9 +61,10 @@ def test_a_rich_premium_is_carried_toward_a_bounded_target(
     upstream: Upstream, tmp_path: Path
 ) -> None:
     # Longs pay 80 bps over the index: the carry is a hedged short, aimed at no more than the
-    # configured share of the cap, and funding stops pushing once the position is there.
+    # configured share of the cap; funding stops pushing once the position is there, and past it
+    # the shift pulls back toward it, never by more than the bound's share of the carry.
     scenario = load_scenario(_SCENARIOS / "rich_premium.toml").with_chain_profile("l2")
-    seen: list[tuple[float, float, float, float, float]] = []
+    seen: list[tuple[float, float, float, float, float, float, float]] = []
 
     def watch(agent: Agent, world: ChainWorld, step: Step) -> None:
         d = agent.decision
@@ -77,6 +79,8 @@ def test_a_rich_premium_is_carried_toward_a_bounded_target(
                 d.carry_target_base,
                 share,
                 d.funding_drift + d.snapshot_shift + d.carry_skew,
+                d.funding_drift + d.snapshot_shift,
+                agent.params.funding_carry_pullback_frac,
             )
         )
 
@@ -85,10 +89,11 @@ def test_a_rich_premium_is_carried_toward_a_bounded_target(
     assert res.passed, [i.detail for i in res.invariants if not i.passed]
     late = [row for row in seen if row[0] > 60.0]
     assert late
-    for t, q, target, share, shift in late:
+    for t, q, target, share, shift, carry, bound in late:
         # A short target (longs pay), never past the share of the cap.
         assert -share - 1e-12 <= target < 0.0, (t, target, share)
-        # At or beyond the target funding moves the quotes no more.
+        assert shift == pytest.approx(carry_shift(carry, q, target, bound)), (t, q, target)
+        # At or beyond the target funding no longer pushes: it pulls back (r moves up), bounded.
         if q <= target:
-            assert shift == pytest.approx(0.0, abs=1e-9), (t, q, target, shift)
-    assert any(q < 0.0 for _, q, _, _, _ in late), "the carry was never taken"
+            assert -bound * carry - 1e-9 <= shift <= 1e-9, (t, q, target, shift, carry)
+    assert any(q < 0.0 for _, q, *_ in late), "the carry was never taken"

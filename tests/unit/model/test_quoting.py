@@ -239,13 +239,14 @@ def test_funding_carry_is_a_bounded_target_not_an_unbounded_shift() -> None:
         )
         return no_funding.reservation_price - d.reservation_price
 
-    # Flat or long: the whole funding value; half way to the target: half; at it and beyond:
-    # none (the old shift pushed on until the inventory cap).
+    # Flat or long: the whole funding value; half way to the target: half; at it: none (the old
+    # shift pushed on until the inventory cap); beyond it, a bounded pull back toward it.
     assert r_shift(0.0) == pytest.approx(carry)
     assert r_shift(1.0) == pytest.approx(carry)
     assert r_shift(-0.5 * share) == pytest.approx(0.5 * carry)
     assert r_shift(-share) == pytest.approx(0.0, abs=1e-9)
-    assert r_shift(-1.5 * share) == pytest.approx(0.0, abs=1e-9)
+    b = p.funding_carry_pullback_frac
+    assert r_shift(-1.5 * share) == pytest.approx(carry * b * math.tanh(-0.5 / b))
     # No funding, no carry: a hedged DEX position is not skewed for its basis.
     assert r_shift(-1.0, EST) == 0.0
     # A premium that moves (variance over the holding horizon) makes the carry riskier: the
