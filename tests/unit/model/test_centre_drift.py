@@ -150,3 +150,17 @@ def test_the_keys_are_validated_by_name_and_range(key: str, value: str, error: s
     assert ok.quoting.max_centre_drift_bps == 1.5
     with pytest.raises(ConfigError, match="max_centre_drift_bps must be >= 0"):
         ModelParams(max_centre_drift_bps=-1.0)
+
+
+def test_a_full_refresh_re_centres_when_no_touch_can_within_the_budget() -> None:
+    # The kept orders are past half their life: no touch is on offer, only the full ladder.
+    p = replace(BOUND, quote_expiry_s=60.0)
+    live = LiveQuotes(LADDER, expires_at_s=20.0)
+    held = decide(inputs(2000.1), replace(p, max_centre_drift_bps=0.0), live)
+    assert not held.send and held.action is RefreshAction.FULL
+    forced = decide(inputs(2000.1), p, live)
+    assert forced.send and forced.reason is GateReason.CENTRE_DRIFT
+    assert forced.action is RefreshAction.FULL and forced.quotes == forced.target_quotes
+    # A budget between a touch's price and a full refresh's: the full one is not bought.
+    between = replace(p, centre_drift_max_cost_quote=0.5 * forced.cost.gas_quote)
+    assert not decide(inputs(2000.1), between, live).send
