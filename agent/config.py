@@ -150,6 +150,10 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "funding_carry_max_cap_frac": _Bound(0, 1, "fraction of the inventory cap", _POS),
         "l1_data_fee_per_byte_gwei": _Bound(0, 1e6, "gwei per calldata byte"),
         "momentum_z": _Bound(0, 100, "standard errors"),
+        "max_centre_drift_bps": _Bound(0, 100, "bps of fair value (0: off)"),
+        "centre_drift_max_cost_quote": _Bound(0, 1e6, "quote currency per forced re-centre"),
+        "size_skew_frac": _Bound(0, 1, "share of the inventory skew taken by size"),
+        "size_skew_max_growth": _Bound(1, 10, "multiplier on the reducing side's sizes"),
     },
     RiskLimits: {
         "index_jump_window_s": _Bound(0, _DAY_S, "seconds", _POS),

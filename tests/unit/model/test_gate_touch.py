@@ -34,7 +34,9 @@ EST = ModelEstimates(
     funding_flip_prob=0.0,
     l1_fee_per_byte_wei=8e9,
 )
-PARAMS = ModelParams(base_size_base=0.5, inventory_cap_base=5.0, quote_life_s=10.0)
+PARAMS = ModelParams(
+    base_size_base=0.5, inventory_cap_base=5.0, quote_life_s=10.0, max_centre_drift_bps=0.0
+)
 
 
 def inputs(fair: float = 2000.0, **kw: object) -> DecisionInputs:
