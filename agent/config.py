@@ -148,6 +148,7 @@ _BOUNDS: dict[type[Any], dict[str, _Bound]] = {
         "settlement_skew_mult": _Bound(1, 100, "multiplier"),
         "settlement_size_mult": _Bound(0, 1, "multiplier", _POS),
         "funding_carry_max_cap_frac": _Bound(0, 1, "fraction of the inventory cap", _POS),
+        "funding_carry_pullback_frac": _Bound(0, 1, "fraction of the carry's funding value"),
         "l1_data_fee_per_byte_gwei": _Bound(0, 1e6, "gwei per calldata byte"),
         "momentum_z": _Bound(0, 100, "standard errors"),
         "max_centre_drift_bps": _Bound(0, 100, "bps of fair value (0: off)"),

@@ -305,6 +305,18 @@ def test_the_funding_carry_share_is_validated_by_name(tmp_path: Path) -> None:
             )
 
 
+def test_the_funding_carry_pullback_is_validated_by_name(tmp_path: Path) -> None:
+    ok = load_config(_write(tmp_path, "[quoting]\nfunding_carry_pullback_frac = 0\n"), env={})
+    assert ok.quoting.funding_carry_pullback_frac == 0.0
+    for value in ("-0.1", "1.5", "nan"):
+        with pytest.raises(
+            ConfigError, match=r"^quoting\.funding_carry_pullback_frac: must be (in \[0, 1\]|a fin)"
+        ):
+            load_config(
+                _write(tmp_path, f"[quoting]\nfunding_carry_pullback_frac = {value}\n"), env={}
+            )
+
+
 def test_a_removed_quoting_key_names_its_replacement(tmp_path: Path) -> None:
     # An old config must fail with the fix, not a bare "unknown key" (or, worse, be accepted).
     with pytest.raises(
