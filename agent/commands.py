@@ -234,7 +234,10 @@ def format_status(st: dict[str, Any], now_s: float) -> list[str]:
     """The lines ``mm-agent status`` prints for a ``status.json`` payload `st`."""
     age = now_s - float(st.get("written_s", 0))
     pnl = st.get("pnl", {})
+    # HALTED, or withdrawn by the drawdown level: said first, and what the operator can do.
+    needed = st.get("operator_needed") or ""
     return [
+        *([f"operator needed: {needed}"] if needed else []),
         f"state {st['state']}  block {st['block']:,}  (status written {age:.0f} s ago)",
         f"index {_px(st['index'])}  mid {_px(st['mid'])}  "
         f"bid {_px(st['best_bid'])}  ask {_px(st['best_ask'])}",
@@ -292,8 +295,23 @@ def _print_answer(cmd: str, pid: int | None, answer: dict[str, Any]) -> int:
         )
         ok = dex_ok and answer["cex"] in ("clear", "no hedge leg")
     if "resumed" in answer:
-        print("resumed: leaves HALTED for WITHDRAWN" if answer["resumed"] else "was not HALTED")
+        print(_resume_line(answer))
     return 0 if ok else 1
+
+
+def _resume_line(answer: dict[str, Any]) -> str:
+    """What a resume did, in the running agent's words."""
+    if not answer["resumed"]:
+        return (
+            f"nothing to resume: {answer.get('state')} is neither HALTED nor held by the "
+            "drawdown withdraw level (it steps down on its own as its triggers clear)"
+        )
+    if answer.get("resumed_from") == "drawdown_latch":
+        return (
+            "resumed: the drawdown withdraw level is cleared, its peak re-based to the equity now "
+            "(the loss is accepted); quoting returns after the usual cooldowns"
+        )
+    return "resumed: leaves HALTED for WITHDRAWN"
 
 
 async def _cancel_direct(cfg: AgentConfig, signer: Signer, reason: str, timeout_s: float) -> int:
@@ -379,7 +397,11 @@ def halt_cli_main(argv: list[str]) -> int:
 
 
 def resume_cli_main(argv: list[str]) -> int:
-    """``mm-agent resume --config mm.toml``: let a HALTED agent resume (operator decision)."""
+    """``mm-agent resume --config mm.toml``: let a HALTED agent resume (operator decision).
+
+    Also clears the drawdown withdraw level's latch (``risk.drawdown_withdraw_frac``), which a
+    flat, withdrawn agent never earns back: the drawdown peak is re-based to the equity now.
+    """
     ap = argparse.ArgumentParser(prog="mm-agent resume", description=resume_cli_main.__doc__)
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--who", default=os.environ.get("USER", "operator"))
@@ -390,7 +412,7 @@ def resume_cli_main(argv: list[str]) -> int:
         (cfg.storage.data_dir / RESUME_FILE).write_text(args.who)
         print(
             "no agent is running: resume recorded; the next start leaves HALTED "
-            "(to WITHDRAWN, then steps down)"
+            "(to WITHDRAWN, then steps down) or the drawdown withdraw level (peak re-based)"
         )
         return 0
 

@@ -657,9 +657,9 @@ class Agent:
         """Queue an operator request for the loop and wait for its answer.
 
         Commands: ``halt`` and ``cancel-all`` (enter HALTED, then cancel every order on both
-        venues; no position changes), ``resume`` (leave HALTED for WITHDRAWN; needs ``who``),
-        ``status``. The loop serves requests between cycles, so they never race a cycle's
-        transactions.
+        venues; no position changes), ``resume`` (leave HALTED for WITHDRAWN, or clear the
+        drawdown withdraw level's latch by re-basing the peak; needs ``who``), ``status``. The
+        loop serves requests between cycles, so they never race a cycle's transactions.
         """
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests.put_nowait((cmd, args, fut))
@@ -726,9 +726,17 @@ class Agent:
         if cmd == "resume":
             who = str(args.get("who") or "operator")
             self.sink.clear_halt()
-            resumed = self.risk.operator_resume(now, who) is not None
+            # What was resumed: HALTED, or the drawdown withdraw level's latch (the peak is
+            # re-based; the transition, same state to same state, is the journal's record).
+            held_by = "HALTED" if self.risk.state is RiskState.HALTED else "drawdown_latch"
+            tr = self.risk.operator_resume(now, who)
+            if tr is not None:
+                self._update_operator_status()
             self._save_risk_memory(force=True)
-            return {"state": self.risk.state.name, "resumed": resumed}
+            answer: dict[str, Any] = {"state": self.risk.state.name, "resumed": tr is not None}
+            if tr is not None:
+                answer |= {"resumed_from": held_by, "reason": tr.reason}
+            return answer
         if cmd == "status":
             return {"state": self.risk.state.name, "pid_ok": True}
         return {"error": f"unknown command {cmd!r}"}
@@ -1539,11 +1547,10 @@ class Agent:
                     AlertKind.RISK_HALTED if state is RiskState.HALTED else AlertKind.RISK_WITHDRAWN
                 )
                 sev = Severity.CRITICAL if state is RiskState.HALTED else Severity.WARNING
-                self._alert(
-                    kind,
-                    sev,
-                    f"risk {state.name}: {self.status.events[0] if self.status.events else ''}",
-                )
+                text = f"risk {state.name}: {self.status.events[0] if self.status.events else ''}"
+                if self.risk.drawdown_latched:
+                    text += f" (needs an operator: {self._operator_needed()})"
+                self._alert(kind, sev, text)
             self._alerted_state = state
         self._save_risk_memory()
 
@@ -1729,6 +1736,7 @@ class Agent:
             for o in snap.open_orders
         ]
         s.triggers = [f"{r.name}={r.value:.3g}" for r in d.readings if r.level.name != "CLEAR"]
+        self._update_operator_status()
         self._m_inv.set(inventory)
         for k, v in s.pnl.items():
             self._pnl_kids(k).set(v)
@@ -1744,13 +1752,37 @@ class Agent:
             self.sink.write(s)
             self.journal.checkpoint()
 
+    def _operator_needed(self) -> str:
+        """Why only an operator can put the agent back to work ("" when nothing waits on one)."""
+        risk = self.risk
+        if risk.state is RiskState.HALTED:
+            return "HALTED: only `mm-agent resume --who NAME` leaves it"
+        if risk.drawdown_latched:
+            lim = risk.limits
+            return (
+                f"withdrawn by the drawdown level (drawdown {risk.drawdown_frac:.2%} of the "
+                f"strategy capital, level {lim.drawdown_withdraw_frac:.2%}): a flat agent does "
+                "not earn its peak back, so it stays out until `mm-agent resume --who NAME` "
+                "re-bases the peak to the equity now (accepting the loss)"
+            )
+        return ""
+
+    def _update_operator_status(self) -> None:
+        # The status line and the health condition say the same thing, from the same test.
+        why = self._operator_needed()
+        self.status.operator_needed = why
+        latched = self.risk.drawdown_latched
+        self.health.update_condition(Condition.DRAWDOWN_WITHDRAWN, why if latched else None)
+
     def _control_files_check(self) -> None:
         now = self.clock()
         for req in self.sink.requests(halted=self.risk.state is RiskState.HALTED):
             if req.kind is ControlKind.HALT:
                 self.risk.operator_halt(now, req.text)
-            elif self.risk.state is RiskState.HALTED:
-                self.risk.operator_resume(now, req.text)
+            elif self.risk.state is RiskState.HALTED or self.risk.drawdown_latched:
+                if self.risk.operator_resume(now, req.text) is not None:
+                    self._update_operator_status()
+                self._save_risk_memory(force=True)
 
 
 async def _abandon(task: asyncio.Future[Any]) -> None:

@@ -58,6 +58,9 @@ class AgentStatus:
     skipped: int = 0
     unload_slices: int = 0
     gas_spent_native: float = 0.0
+    operator_needed: str = ""
+    """Why only an operator can put the agent back to work (HALTED, or withdrawn by the drawdown
+    level); empty when nothing waits on one."""
 
 
 class ControlKind(enum.Enum):

@@ -387,7 +387,6 @@ async def run_live(
         scenario = scenario.with_chain_profile(opts.chain_profile)
     if opts.short_s is not None:
         scenario = scenario.short_run(opts.short_s)
-    chain = scenario.chain.resolved
     tl: Timeline = expand(scenario, opts.seed)
     wall0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -443,7 +442,7 @@ async def run_live(
                 data_dir,
                 sim.url,
                 base_cfg,
-                chain,
+                scenario,
                 opts.strategy,
             )
             agent, closers = await build_agent(cfg, clock=clock)

@@ -96,7 +96,6 @@ from sims.report import (
 )
 from sims.scenario import (
     CHAIN_PROFILES,
-    ChainProfile,
     ChainProfileName,
     Scenario,
     Step,
@@ -268,9 +267,17 @@ def _agent_config(
     data_dir: Path,
     cex_url: str,
     base: AgentConfig | None,
-    chain: ChainProfile,
+    scenario: Scenario,
     strategy: str = "shipped",
 ) -> AgentConfig:
+    """Return the agent's configuration for one run, as an operator would write it.
+
+    The scenario's chain profile sets the costs the cost gate prices, and its feed's heartbeat
+    (``[oracle] heartbeat_s``) goes to ``[chain] oracle_heartbeat_s``, as an operator sets their
+    feed's: the agent's oracle-age limits derive from it. (Left out, the agent judged a 30 s
+    feed by the 10 / 30 s defaults: WIDENED all run.)
+    """
+    chain = scenario.chain.resolved
     quoting: dict[str, Any] = {
         "base_size_base": 0.05,
         "inventory_cap_base": 1.0,
@@ -301,6 +308,7 @@ def _agent_config(
             "chain_id": 31337,
             "deployment_file": str(deployment_file),
             "rpc_timeout_s": _LOCKSTEP_RPC_TIMEOUT_S,
+            "oracle_heartbeat_s": scenario.oracle.heartbeat_s,
         },
         "signer": {"source": "dev", "dev_index": 1},
         "hedge": {
@@ -723,7 +731,6 @@ async def run_scenario(
         scenario = scenario.with_chain_profile(opts.chain_profile)
     if opts.short_s is not None:
         scenario = scenario.short_run(opts.short_s)
-    chain = scenario.chain.resolved
     tl: Timeline = expand(scenario, opts.seed)
     wall0 = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -751,7 +758,7 @@ async def run_scenario(
                 data_dir,
                 sim.url,
                 base_cfg,
-                chain,
+                scenario,
                 opts.strategy,
             )
             agent, closers = await build_agent(cfg, clock=clock)

@@ -17,7 +17,8 @@ Escalation is immediate, to the highest state any trigger demands. De-escalation
 time, and only after every trigger demanding the current state has been below its release level (the
 threshold moved back by the band's ``release_frac``) for that state's cooldown. HALTED never
 de-escalates on its own: `RiskEngine.operator_resume` moves it to WITHDRAWN, from which the normal
-one-step cooldowns apply.
+one-step cooldowns apply. The drawdown withdraw level (below) is the other state only an operator
+leaves: `RiskEngine.drawdown_latched` says so, and the same resume re-bases the drawdown peak.
 
 Triggers and the states they demand (defaults of `RiskLimits`)::
 
@@ -111,8 +112,12 @@ set, else `strategy_capital` — the margin a position at the inventory cap take
 at the first priced evaluation so a crash does not move the limit. A 1-unit cap at $60,000 on
 10x legs is $12,000 of capital: the 2% / 3.5% / 5% levels are $240 / $420 / $600, where 5% of a
 $250,000 account ($12,500) never bound. At ``drawdown_withdraw_frac`` (3.5%) the engine withdraws
-and hedges the whole residual before the halt. A restart derives the capital again from the price
-then; the peak it is measured from is restored from the journal.
+and hedges the whole residual before the halt. That level releases only under 3.5% × (1 −
+release_frac), which a flat, withdrawn agent cannot earn back: it is a latch
+(`RiskEngine.drawdown_latched`, kept in the memory across restarts) that `operator_resume` clears by
+re-basing the peak to the equity now (the operator accepts the loss); the agent then steps down
+through the usual cooldowns. A restart derives the capital again from the price then; the peak it
+is measured from is restored from the journal.
 """
 
 from __future__ import annotations
@@ -144,6 +149,8 @@ __all__ = [
 
 _SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 _BPS = 1e4
+_FLATTEN_TRIGGER = "drawdown_withdraw_frac"
+"""The drawdown withdraw level's trigger name (the latch `RiskEngine.operator_resume` clears)."""
 _FLAT_BASE = 1e-9
 """Unhedged exposure below this (base units, float noise of a hedged pair) counts as flat."""
 
@@ -742,11 +749,26 @@ class RiskEngine:
             return None
         return self._move(RiskState.HALTED, now_s, f"operator halt: {reason}", ())
 
-    def operator_resume(self, now_s: float, who: str) -> Transition | None:
-        """Leave HALTED for WITHDRAWN on an operator's word; return None if not halted.
+    @property
+    def drawdown_latched(self) -> bool:
+        """True while the drawdown withdraw level holds the agent out (not HALTED).
 
-        The drawdown is measured afresh from the last equity seen: the operator has accepted the
-        loss that halted the session. From WITHDRAWN the usual cooldowns apply.
+        ``drawdown_withdraw_frac`` releases only once the drawdown is back under its release
+        level, which a flat, withdrawn agent never earns back: the level is a latch that only
+        :meth:`operator_resume` clears.
+        """
+        held = self._held.get(_FLATTEN_TRIGGER, Level.CLEAR)
+        return self._state is not RiskState.HALTED and held is not Level.CLEAR
+
+    def operator_resume(self, now_s: float, who: str) -> Transition | None:
+        """Leave HALTED, or the drawdown latch, on an operator's word; None if neither holds.
+
+        From HALTED the agent moves to WITHDRAWN. Held out by the drawdown withdraw level
+        (:attr:`drawdown_latched`) it stays in its state, and the move is recorded as a
+        transition to the same state (the audit trail). Either way the drawdown is measured
+        afresh from the last equity seen (the next reading's, when none is yet): the operator
+        has accepted the loss, the next drawdown counts from here, and the usual cooldowns
+        apply from now. Any other state is left alone: there is nothing to resume from.
 
         Raises
         ------
@@ -755,10 +777,25 @@ class RiskEngine:
         """
         if not who.strip():
             raise ValueError("operator_resume needs the operator's name (who) for the audit trail")
-        if self._state is not RiskState.HALTED:
+        halted = self._state is RiskState.HALTED
+        if not halted and not self.drawdown_latched:
             return None
-        self._peak_equity = self._last_equity
-        return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
+        old_peak, equity = self._peak_equity, self._last_equity
+        self._peak_equity = equity
+        # The level is let go now, not at the next reading: status and health say so at once.
+        self._held.pop(_FLATTEN_TRIGGER, None)
+        self._last_drawdown_frac = 0.0
+        if halted:
+            return self._move(RiskState.WITHDRAWN, now_s, f"operator resume by {who}", ())
+        was = f"{old_peak:.2f}" if old_peak is not None else "unknown"
+        now = f"{equity:.2f}" if equity is not None else "the next equity reading"
+        return self._move(
+            self._state,
+            now_s,
+            f"operator resume by {who}: drawdown latch cleared, peak re-based from {was} to "
+            f"{now} (loss accepted); steps down after the cooldown",
+            (),
+        )
 
     def memory(self) -> dict[str, object]:
         """Return what must survive a restart (state, its start, peak equity, recent escalations
@@ -771,6 +808,7 @@ class RiskEngine:
             "state": self._state.name,
             "since_s": self._since_s,
             "peak_equity": self._peak_equity,
+            "drawdown_latched": self.drawdown_latched,
             "escalations": list(self._escalations),
             "released_since_escalation": self._released_since_escalation,
         }
@@ -792,6 +830,10 @@ class RiskEngine:
         peak = memory.get("peak_equity")
         if isinstance(peak, int | float) and math.isfinite(peak):
             self._peak_equity = float(peak)
+        # The latch survives a restart even before the first reading: a resume waiting in the
+        # data dir (written while the agent was down) must find it.
+        if memory.get("drawdown_latched") is True and self._flatten is not None:
+            self._held[_FLATTEN_TRIGGER] = Level.WARN
         escalations = memory.get("escalations")
         if isinstance(escalations, list):
             self._escalations = deque(float(t) for t in escalations if isinstance(t, int | float))
@@ -870,7 +912,7 @@ class RiskEngine:
             ),
         ]
         if self._flatten is not None:
-            banded.append(("drawdown_withdraw_frac", self._flatten, drawdown))
+            banded.append((_FLATTEN_TRIGGER, self._flatten, drawdown))
         out: list[TriggerReading] = []
         for name, band, value in banded:
             level = band.level(value, self._held.get(name, Level.CLEAR))

@@ -17,19 +17,21 @@ Conditions
     one that is already raised only updates its reason (``since_s`` keeps counting from the
     first time). The catalog is `Condition`; who sets each (once wired):
 
-    ============== ==================================================================
-    chain_stale     no successful chain read for ``chain_stale_s``, or no new block for
-                    longer than the risk engine's block-age breach
-    rpc_failing     the node's JSON-RPC is failing (the pipeline's RPC health is not ok)
-    exchange_down   the exchange does not answer (market-data reads unanswered for longer
-                    than the risk engine's CEX feed-age breach, or the hedger's last request
-                    failed for want of an answer)
-    exchange_auth   the exchange rejects the API key or signature
-    exchange_banned the exchange has banned the key or IP (HTTP 418 / Binance -1003)
-    blind_cycles    cycles fail in a row: the agent cannot see the market
-    gas_low         the signer's native balance is below the configured minimum
-    gas_over_budget the base fee is above the fee ceiling: nothing can be sent
-    ============== ==================================================================
+    ================== ==================================================================
+    chain_stale        no successful chain read for ``chain_stale_s``, or no new block for
+                       longer than the risk engine's block-age breach
+    rpc_failing        the node's JSON-RPC is failing (the pipeline's RPC health is not ok)
+    exchange_down      the exchange does not answer (market-data reads unanswered for longer
+                       than the risk engine's CEX feed-age breach, or the hedger's last request
+                       failed for want of an answer)
+    exchange_auth      the exchange rejects the API key or signature
+    exchange_banned    the exchange has banned the key or IP (HTTP 418 / Binance -1003)
+    blind_cycles       cycles fail in a row: the agent cannot see the market
+    gas_low            the signer's native balance is below the configured minimum
+    gas_over_budget    the base fee is above the fee ceiling: nothing can be sent
+    drawdown_withdrawn the drawdown withdraw level holds the agent out until an operator
+                       resumes it (``mm-agent resume`` re-bases the drawdown peak)
+    ================== ==================================================================
 
     ``/healthz`` is a readiness signal ("is this agent doing its job?"); an orchestrator should
     not restart the process on it (a restart does not fund a wallet or lift a ban).
@@ -73,6 +75,7 @@ class Condition(enum.StrEnum):
     BLIND_CYCLES = "blind_cycles"
     GAS_LOW = "gas_low"
     GAS_OVER_BUDGET = "gas_over_budget"
+    DRAWDOWN_WITHDRAWN = "drawdown_withdrawn"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.commands import format_status
+from agent.commands import _resume_line, format_status
 from agent.status import AgentStatus
 
 _STATUS = {
@@ -36,6 +36,27 @@ def test_status_formats_prices_and_missing_sides() -> None:
     assert "equity 10,012.35" in lines[2]
     assert lines[3] == "pnl spread +12.35  gas -1,234.50"
     assert "None" not in "\n".join(lines)
+
+
+def test_status_says_first_when_an_operator_is_needed() -> None:
+    needed = "withdrawn by the drawdown level (drawdown 4.10% ...): `mm-agent resume --who NAME`"
+    st = {**_STATUS, "state": "WITHDRAWN", "operator_needed": needed, "written_s": 100.0}
+    lines = format_status(st, now_s=100.0)
+    assert lines[0] == f"operator needed: {needed}"
+    assert lines[1].startswith("state WITHDRAWN")
+    # A status written before the field existed, or with nothing waiting: no such line.
+    old = {k: v for k, v in _STATUS.items() if k != "operator_needed"}
+    assert not format_status({**old, "written_s": 100.0}, 100.0)[0].startswith("operator")
+
+
+def test_resume_says_what_it_did() -> None:
+    assert _resume_line({"resumed": True, "resumed_from": "HALTED"}).endswith(
+        "HALTED for WITHDRAWN"
+    )
+    latch = _resume_line({"resumed": True, "resumed_from": "drawdown_latch"})
+    assert "drawdown withdraw level is cleared" in latch and "re-based" in latch
+    nothing = _resume_line({"resumed": False, "state": "WIDENED"})
+    assert nothing.startswith("nothing to resume: WIDENED is neither HALTED nor held")
 
 
 def test_status_survives_a_closed_pipe(tmp_path: Path) -> None:

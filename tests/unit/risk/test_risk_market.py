@@ -296,6 +296,101 @@ def test_drawdown_withdraws_and_hedges_it_all_before_the_halt() -> None:
     assert off.evaluate(calm(2.0, equity_quote=9_480.0)).state is S.HALTED
 
 
+def _latched(engine: RiskEngine) -> float:
+    """Withdraw ``engine`` by the drawdown level and hold it there flat; return the time."""
+    engine.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert engine.evaluate(calm(1.0, equity_quote=9_640.0)).state is S.WITHDRAWN  # 3.6 %
+    assert engine.drawdown_latched
+    # Flat and hedged for ten minutes, every other trigger clear: it stays out.
+    for t in range(2, 600):
+        assert engine.evaluate(calm(float(t), equity_quote=9_650.0)).state is S.WITHDRAWN
+    assert engine.drawdown_latched
+    return 600.0
+
+
+def test_the_drawdown_latch_is_cleared_by_an_operator_resume_that_re_bases_the_peak() -> None:
+    engine = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0))
+    t = _latched(engine)
+    engine.drain_transitions()
+
+    resumed = engine.operator_resume(t, "alice")
+    assert resumed is not None and (resumed.from_state, resumed.to_state) == (
+        S.WITHDRAWN,
+        S.WITHDRAWN,
+    )
+    assert "alice" in resumed.reason and "9650.00" in resumed.reason
+    assert engine.drain_transitions() == (resumed,)  # journaled like any other transition
+    assert not engine.drawdown_latched and engine.peak_equity_quote == 9_650.0
+    assert engine.drawdown_frac == 0.0
+
+    # It re-enters through the normal cooldowns, counted from the resume.
+    steps = []
+    while engine.state is not S.NORMAL and t < 1200.0:
+        t += 1.0
+        engine.evaluate(calm(t, equity_quote=9_650.0))
+        steps.extend(engine.drain_transitions())
+    assert [(x.from_state, x.to_state) for x in steps] == [
+        (S(level), S(level - 1)) for level in range(S.WITHDRAWN, 0, -1)
+    ]
+    assert steps[0].at_s - 600.0 >= RiskLimits().cooldown_withdrawn_s
+
+    # The next drawdown counts from the new peak: 2.5 % below 9,650 reduces, 3.6 % withdraws.
+    assert engine.evaluate(calm(t + 1, equity_quote=9_400.0)).state is S.REDUCED
+    assert engine.evaluate(calm(t + 2, equity_quote=9_290.0)).state is S.WITHDRAWN
+    assert engine.drawdown_latched
+
+
+def test_a_resume_leaves_every_other_state_alone() -> None:
+    # Withdrawn by another trigger (a stale chain) is not a latch: it steps down on its own.
+    engine = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0))
+    engine.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert engine.evaluate(calm(1.0, equity_quote=10_000.0, block_age_s=60.0)).state is (
+        S.WITHDRAWN
+    )
+    assert not engine.drawdown_latched
+    engine.drain_transitions()
+    assert engine.operator_resume(2.0, "bob") is None
+    assert engine.drain_transitions() == () and engine.peak_equity_quote == 10_000.0
+    # Reduced by the drawdown warn band (2.5 %): it releases on its own once equity recovers.
+    reduced = RiskEngine(RiskLimits(strategy_capital_quote=10_000.0))
+    reduced.evaluate(calm(0.0, equity_quote=10_000.0))
+    assert reduced.evaluate(calm(1.0, equity_quote=9_750.0)).state is S.REDUCED
+    assert not reduced.drawdown_latched and reduced.operator_resume(2.0, "bob") is None
+    assert reduced.peak_equity_quote == 10_000.0
+
+
+def test_the_drawdown_latch_and_its_re_based_peak_survive_a_restart() -> None:
+    limits = RiskLimits(strategy_capital_quote=10_000.0)
+    engine = RiskEngine(limits)
+    t = _latched(engine)
+    memory = engine.memory()
+    assert memory["drawdown_latched"] is True
+
+    # Restarted, before any reading: the latch is known, so a resume waiting in the data dir
+    # (written while the agent was down) clears it; the peak is the next reading's equity.
+    again = RiskEngine(limits, start_s=t + 30)
+    again.restore(memory)
+    assert again.state is S.WITHDRAWN and again.drawdown_latched
+    resumed = again.operator_resume(t + 30, "carol")
+    assert resumed is not None and "the next equity reading" in resumed.reason
+    again.evaluate(calm(t + 31, equity_quote=9_600.0))
+    assert again.peak_equity_quote == 9_600.0 and not again.drawdown_latched
+
+    # Restarted after the resume: the re-based peak is restored, not the session's first one.
+    after = RiskEngine(limits, start_s=t + 40)
+    after.restore(again.memory())
+    assert after.peak_equity_quote == 9_600.0 and not after.drawdown_latched
+    assert after.evaluate(calm(t + 41, equity_quote=9_600.0)).state is S.WITHDRAWN
+    assert after.drawdown_frac == 0.0
+
+    # Restarted still latched, with no resume: it stays out.
+    held = RiskEngine(limits, start_s=t + 50)
+    held.restore(memory)
+    for u in range(1, 300):
+        assert held.evaluate(calm(t + 50 + u, equity_quote=9_650.0)).state is S.WITHDRAWN
+    assert held.drawdown_latched
+
+
 def test_the_flatten_level_must_lie_inside_the_drawdown_band() -> None:
     for bad in (0.01, 0.05, 0.2):
         with pytest.raises(ConfigError, match=r"risk\.drawdown_withdraw_frac must lie between"):
