@@ -462,6 +462,7 @@ async def run_live(
                     lookup_interval_s=cc.lookup_interval_s / speed,
                     max_rate_limit_wait_s=cc.max_rate_limit_wait_s / speed,
                     default_ban_s=cc.default_ban_s / speed,
+                    weight_window_s=cc.weight_window_s / speed,
                 )
             producer: _Producer | None = None
             tasks: list[asyncio.Task[Any]] = []
