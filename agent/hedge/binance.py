@@ -1024,21 +1024,31 @@ class BinanceFuturesClient:
     ) -> Any:
         """An idempotent call, retried on no-answer, 5xx, 429 and -1021 (after a resync).
 
-        A ``deferrable`` one is not sent while the used weight is inside the order reserve.
+        A ``deferrable`` one gives way to orders: it is not sent while the used weight is inside
+        the order reserve (:class:`WeightReserved`) or while a ``Retry-After`` is in force, and
+        a 429 is not retried (:class:`RateLimited` at once). Waiting out the window would put it
+        in the queue of requests released together when the window ends, ahead of or beside the
+        hedge order, and keep its caller (the runtime's cycle) waiting meanwhile.
         """
         if deferrable:
             self._check_reserve(path)
+            wait_s = self._backoff_until_s - time.monotonic()
+            if wait_s > 0:
+                raise RateLimited(
+                    -1003, f"{path} not sent: rate-limit back-off in force", 429, wait_s
+                )
 
         async def once() -> Any:
             if signed:
                 return await self._signed_once(method, path, params or {})
             return await self._request(method, path, params, signed=False)
 
-        return await self._retrying(once)
+        return await self._retrying(once, retry_rate_limited=not deferrable)
 
-    async def _retrying(self, fn: Callable[[], Any]) -> Any:
+    async def _retrying(self, fn: Callable[[], Any], *, retry_rate_limited: bool = True) -> Any:
+        max_wait_s = self.config.max_rate_limit_wait_s if retry_rate_limited else -1.0
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_retryable_read(self.config.max_rate_limit_wait_s)),
+            retry=retry_if_exception(_retryable_read(max_wait_s)),
             stop=stop_after_attempt(self.config.read_attempts),
             wait=_BackoffWait(self.config.backoff_base_s, self.config.backoff_max_s),
             reraise=True,

@@ -24,10 +24,11 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from agent.hedge import BinanceFuturesClient, Credentials, Hedger, HedgerConfig
+from agent.hedge import BinanceFuturesClient, Credentials, Hedger, HedgerConfig, RateLimited
 from agent.hedging import HedgeLeg
 from sims.cex import SimConfig, SimServer
 from sims.cex.server import Faults
+from sims.faults import CexFaultProxy, ProxyFault
 
 from .cex_simkit import SYMBOL, MemoryJournal, client_config
 
@@ -125,3 +126,36 @@ async def test_without_the_reserve_the_reads_lock_the_hedge_out(sim: SimServer) 
     assert ticker_429 > 0
     assert order_answers == []
     assert position == 0.0
+
+
+@pytest.mark.asyncio
+async def test_a_deferrable_read_gives_way_during_a_retry_after_window(sim: SimServer) -> None:
+    """A 429 on the per-cycle poll is not retried, and no poll is sent while its Retry-After
+    runs: the first request after the window is the one that must go (the hedge's), and the
+    runtime's cycle, which waits on the poll, is not held for the window."""
+    async with CexFaultProxy(sim.url) as proxy:
+        creds = Credentials(sim.config.api_key, sim.config.api_secret)
+        client = BinanceFuturesClient(client_config(proxy.url, max_rate_limit_wait_s=2.0), creds)
+        try:
+            await client.connect([SYMBOL])
+            proxy.inject(
+                ProxyFault(
+                    "rate_limit_429", method="GET", path="/fapi/v1/ticker/bookTicker",
+                    retry_after_s=0.6,
+                )
+            )  # fmt: skip
+            t0 = time.monotonic()
+            with pytest.raises(RateLimited):
+                await client.book_ticker(SYMBOL, deferrable=True)
+            with pytest.raises(RateLimited):
+                await client.book_ticker(SYMBOL, deferrable=True)  # inside the window: unsent
+            assert time.monotonic() - t0 < 0.3, "a deferrable read waited out the window"
+            tickers = [k for m, p, k in proxy.log if p == "/fapi/v1/ticker/bookTicker"]
+            assert tickers == ["rate_limit_429"]
+            assert client.rate_limits().backoff_remaining_s > 0
+            # The read that prices a hedge waits the window out and goes.
+            ticker = await client.book_ticker(SYMBOL)
+            assert ticker.bid_price > 0
+            assert time.monotonic() - t0 >= 0.55
+        finally:
+            await client.aclose()
