@@ -2,22 +2,26 @@
 
 The agent's real run loop against anvil mining on its own (scaled) clock and the real exchange
 simulator behind a fault proxy (:class:`sims.faults.CexFaultProxy`), with takers filling our
-quotes. At 40 simulated s the proxy starts refusing every request 429 (``Retry-After``), then
-drops every connection without an answer; at 80 s it lets everything through again. No hedge
-can be placed meanwhile, so every DEX fill of the wrong side is exposure held through whatever
-the market does.
+quotes. Between 30 and 45 simulated s (once the unhedged residual is what the run wants: some,
+or flat) the proxy starts refusing every request 429 (``Retry-After``); at 70 s it drops every
+connection without an answer instead; at 90 s it lets everything through again. No hedge can be
+placed meanwhile, so every DEX fill is exposure held through whatever the market does. 5 s into
+the block one taker order sweeps the side we rest (and the makers' better levels): the fill the
+room cap is for.
 
 From the chain (our resting orders, our position) and the exchange's own record, never the
 agent's view of them:
 
 * while blocked, the unhedged exposure ``|DEX position + hedge position|`` never exceeds what it
-  was when the block began plus one top-quote size (a fill already in flight when the agent
-  learned of the block);
-* once the agent knows (a grace of a few blocks for its cancel to be mined), it rests only
-  orders on the side that reduces the exposure, and no more of them than the exposure (room);
-* no hedge order is sent twice: every client order id was accepted once by the exchange;
-* after the block lifts the residual is hedged: the exposure goes back inside the hedge band
-  and stays there, and no hedge over-shoots the DEX position.
+  was when the block began plus one top-quote size (a fill already in flight);
+* once the agent knows (its next cycle, a block for the cancel), it rests only orders on the
+  side that reduces the exposure, no more than the exposure (room), and nothing while flat;
+* no hedge order is sent twice (every client order id accepted once), none while blocked;
+* after the block lifts the residual is hedged: the exposure is back inside the hedge band
+  within 25 s and at the end, what was hedged is no more than the residual plus the DEX fills
+  since, and the hedge never over-shoots the DEX position.
+
+About 25 s of wall time per case (speed 10).
 """
 
 from __future__ import annotations
