@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from agent.errors import ExchangeError
-from agent.hedge.binance import BinanceFuturesClient
+from agent.hedge.binance import BinanceFuturesClient, WeightReserved
 from agent.hedge.hedger import Hedger
 
 __all__ = ["HedgeLeg"]
@@ -110,7 +110,13 @@ class HedgeLeg:
 
     async def _read_mid(self, asked_s: float) -> None:
         try:
-            ticker = await self.client.book_ticker(self.symbol)
+            # Deferrable: this poll skips a turn rather than spend the weight kept for orders.
+            ticker = await self.client.book_ticker(self.symbol, deferrable=True)
+        except WeightReserved as exc:
+            # Not sent, so not the exchange's silence: the hedge leg still works, and the mid
+            # simply ages (fair value drops it past its own age limit).
+            log.debug("exchange mid read held back: %s", exc)
+            return
         except Exception as exc:  # the hedger's own reads report the exchange's health
             log.debug("exchange mid read failed: %s", exc)
             # When it failed, not when it was asked: the read waited out its retries unanswered.

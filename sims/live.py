@@ -79,6 +79,7 @@ from agent.errors import ChainError
 from agent.types import Side
 from sims.anvil import Anvil, AnvilConfig
 from sims.cex import Faults, SimServer
+from sims.faults.cexproxy import CexFaultProxy
 from sims.faults.rpcproxy import RpcProxy, RpcProxyConfig
 from sims.scenario import Scenario, Step, Timeline, expand
 from sims.stress import (
@@ -129,6 +130,9 @@ class LiveOptions:
     """The agent's poll interval in simulated seconds (divided by `speed` for the wall)."""
     shutdown_timeout_s: float = 20.0
     """Wall seconds the agent's final cancel-all may take."""
+    cex_proxy: bool = False
+    """Put a :class:`~sims.faults.cexproxy.CexFaultProxy` between the agent's hedge client and
+    the exchange simulator (``LiveHandle.cex_proxy``), for a test to refuse or drop requests."""
 
 
 class ScaledClock:
@@ -293,6 +297,10 @@ class LiveHandle:
     """The agent's configured levels per side."""
     _producer: _Producer
     _world_lock: asyncio.Lock
+    cex: SimServer | None = None
+    """The exchange simulator (direct: its state and admin, never through the proxy)."""
+    cex_proxy: CexFaultProxy | None = None
+    """The exchange fault proxy the agent's hedge client talks through (``cex_proxy``)."""
 
     async def mine_now(self) -> None:
         """Mine one block now, between the producer's slots (whatever is in the pool)."""
@@ -435,12 +443,15 @@ async def run_live(
         )
         os.environ[_KEY_ENV] = sim.config.api_key
         os.environ[_SECRET_ENV] = sim.config.api_secret
-        async with sim:
+        async with sim, contextlib.AsyncExitStack() as cex_stack:
+            cex_proxy: CexFaultProxy | None = None
+            if live.cex_proxy:
+                cex_proxy = await cex_stack.enter_async_context(CexFaultProxy(sim.url))
             cfg = _agent_config(
                 rpc_url,
                 data_dir / "deployment.json",
                 data_dir,
-                sim.url,
+                cex_proxy.url if cex_proxy is not None else sim.url,
                 base_cfg,
                 scenario,
                 opts.strategy,
@@ -461,6 +472,7 @@ async def run_live(
                     lookup_interval_s=cc.lookup_interval_s / speed,
                     max_rate_limit_wait_s=cc.max_rate_limit_wait_s / speed,
                     default_ban_s=cc.default_ban_s / speed,
+                    weight_window_s=cc.weight_window_s / speed,
                 )
             producer: _Producer | None = None
             tasks: list[asyncio.Task[Any]] = []
@@ -491,7 +503,10 @@ async def run_live(
                     ),
                     name="agent",
                 )
-                handle = LiveHandle(fork, world, clock, agent, proxy, levels, producer, world_lock)
+                handle = LiveHandle(
+                    fork, world, clock, agent, proxy, levels, producer, world_lock,
+                    cex=sim, cex_proxy=cex_proxy,
+                )  # fmt: skip
                 extra = asyncio.create_task(on_start(handle)) if on_start is not None else None
                 world_task = asyncio.create_task(
                     _drive_world(world, tl, clock, start_ts, opts, stats, levels, world_lock, stop)

@@ -22,6 +22,7 @@ from agent.hedge.binance import (
     SymbolFilters,
     TimestampError,
     UnknownOrder,
+    WeightReserved,
     sign,
 )
 from agent.hedge.hedger import (
@@ -61,6 +62,7 @@ __all__ = [
     "SymbolFilters",
     "TimestampError",
     "UnknownOrder",
+    "WeightReserved",
     "hedge_band_base",
     "hedge_cost_per_second_usd",
     "sign",

@@ -19,7 +19,9 @@ no double order             :meth:`BinanceFuturesClient.place_order` never sends
                             ``accept_until_ms``: before it, "not found" proves nothing
 rate limits                 used-weight / order-count headers are tracked; 429 backs off
                             (``Retry-After`` honoured); 418 latches :attr:`banned` and every
-                            later call fails fast with :class:`Banned` until the ban ends
+                            later call fails fast with :class:`Banned` until the ban ends;
+                            deferrable reads stop short of the weight limit, keeping a reserve
+                            for hedge orders (``order_weight_reserve``)
 filters                     quantities round *down* to the step, prices round to the tick away
                             from the taker side; an order that still violates a filter is refused
                             locally with :class:`FilterRejected` / :class:`MinNotional`
@@ -34,6 +36,7 @@ Error tree (all carry the exchange ``code``; code 0 means "no answer at all")::
     ├── StatusUnknown           order outcome unknown after every lookup (reconcile before acting)
     │   └── MalformedAnswer     a 200 whose body cannot be parsed (the request did arrive)
     ├── RateLimited             429 / -1003 (``retry_after_s``)
+    │   └── WeightReserved      a deferrable read held back locally (weight kept for orders)
     ├── Banned                  418 (``until_s`` on the monotonic clock)
     ├── TimestampError          -1021 outside recvWindow
     ├── AuthError               -1022 bad signature, -2014/-2015 bad key
@@ -98,6 +101,7 @@ __all__ = [
     "TimestampError",
     "Trade",
     "UnknownOrder",
+    "WeightReserved",
     "is_valid_client_order_id",
     "sign",
 ]
@@ -167,6 +171,12 @@ class RateLimited(ExchangeError):
     def __init__(self, code: int, message: str, http_status: int | None, retry_after_s: float):
         self.retry_after_s = retry_after_s
         super().__init__(code, f"{message} (backing off {retry_after_s:.1f}s)", http_status)
+
+
+class WeightReserved(RateLimited):
+    """A deferrable read held back by the client, not sent: the used request weight is inside
+    the reserve kept for orders (:attr:`ClientConfig.order_weight_reserve`). Nothing reached
+    the exchange and no back-off is set; orders and other reads go on."""
 
 
 class Banned(ExchangeError):
@@ -287,6 +297,14 @@ class ClientConfig:
     """A call that would have to wait longer than this for a Retry-After window fails instead."""
     default_ban_s: float = 120.0
     """Ban length assumed on 418 when the answer does not say."""
+    order_weight_reserve: float = 0.1
+    """Share of the per-minute request-weight limit (``exchangeInfo`` ``REQUEST_WEIGHT``) kept
+    for orders and the reads an order needs: a *deferrable* read (the per-cycle market-data
+    poll, commission bookkeeping) is held back locally with :class:`WeightReserved` once the
+    used weight (``X-MBX-USED-WEIGHT-1M``) reaches the rest, so it never draws the 429 that
+    would make the next hedge order wait out a ``Retry-After``. 0 turns the reserve off."""
+    weight_window_s: float = 60.0
+    """How long a used-weight reading stands without a newer answer (the exchange's window)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +494,8 @@ class RateLimitStatus:
     backoff_remaining_s: float
     banned: bool
     ban_remaining_s: float
+    weight_limit_1m: int | None = None
+    """The exchange's per-minute request-weight limit (``exchangeInfo``); None until read."""
 
 
 # ---------------------------------------------------------------------------------- client
@@ -555,6 +575,8 @@ class BinanceFuturesClient:
         self._offset_ms = 0
         self._filters: dict[str, SymbolFilters] = {}
         self._used_weight_1m = 0
+        self._weight_seen_s = -math.inf  # monotonic: when the used-weight header last came
+        self._weight_limit_1m: int | None = None
         self._order_count_1m = 0
         self._backoff_until_s = 0.0
         self._banned_until_s = 0.0
@@ -609,6 +631,7 @@ class BinanceFuturesClient:
             backoff_remaining_s=max(0.0, self._backoff_until_s - now),
             banned=now < self._banned_until_s,
             ban_remaining_s=max(0.0, self._banned_until_s - now),
+            weight_limit_1m=self._weight_limit_1m,
         )
 
     def filters(self, symbol: str) -> SymbolFilters:
@@ -638,6 +661,13 @@ class BinanceFuturesClient:
     async def load_filters(self, symbols: Sequence[str] = ()) -> dict[str, SymbolFilters]:
         """Fetch ``exchangeInfo`` and cache the tick/step/min-notional filters."""
         data = await self._read("GET", "/fapi/v1/exchangeInfo", None)
+        for limit in data.get("rateLimits", ()):
+            if (limit.get("rateLimitType"), limit.get("interval"), limit.get("intervalNum")) == (
+                "REQUEST_WEIGHT",
+                "MINUTE",
+                1,
+            ):
+                self._weight_limit_1m = int(limit["limit"])
         wanted = set(symbols)
         for s in data["symbols"]:
             if wanted and s["symbol"] not in wanted:
@@ -659,9 +689,16 @@ class BinanceFuturesClient:
             raise ConfigError(f"symbols not listed on {self.config.base_url}: {sorted(missing)}")
         return dict(self._filters)
 
-    async def book_ticker(self, symbol: str) -> BookTicker:
-        """Best bid/ask (``/fapi/v1/ticker/bookTicker``)."""
-        d = await self._read("GET", "/fapi/v1/ticker/bookTicker", {"symbol": symbol})
+    async def book_ticker(self, symbol: str, *, deferrable: bool = False) -> BookTicker:
+        """Best bid/ask (``/fapi/v1/ticker/bookTicker``).
+
+        ``deferrable``: a poll that can skip a turn (raises :class:`WeightReserved`, unsent,
+        while the used weight is inside the reserve kept for orders); the read that prices a
+        hedge order is not.
+        """
+        d = await self._read(
+            "GET", "/fapi/v1/ticker/bookTicker", {"symbol": symbol}, deferrable=deferrable
+        )
         return BookTicker(
             symbol=d["symbol"],
             bid_price=Decimal(d["bidPrice"]),
@@ -728,15 +765,23 @@ class BinanceFuturesClient:
         ]
 
     async def user_trades(
-        self, symbol: str, *, order_id: int | None = None, from_id: int | None = None
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        from_id: int | None = None,
+        deferrable: bool = False,
     ) -> list[Trade]:
-        """Our fills (``/fapi/v1/userTrades``), oldest first."""
+        """Our fills (``/fapi/v1/userTrades``), oldest first (``deferrable``: as
+        :meth:`book_ticker`)."""
         params = {"symbol": symbol}
         if order_id is not None:
             params["orderId"] = str(order_id)
         if from_id is not None:
             params["fromId"] = str(from_id)
-        rows = await self._read("GET", "/fapi/v1/userTrades", params, signed=True)
+        rows = await self._read(
+            "GET", "/fapi/v1/userTrades", params, signed=True, deferrable=deferrable
+        )
         return [
             Trade(
                 symbol=r["symbol"],
@@ -975,19 +1020,35 @@ class BinanceFuturesClient:
         params: Mapping[str, str] | None,
         *,
         signed: bool = False,
+        deferrable: bool = False,
     ) -> Any:
-        """An idempotent call, retried on no-answer, 5xx, 429 and -1021 (after a resync)."""
+        """An idempotent call, retried on no-answer, 5xx, 429 and -1021 (after a resync).
+
+        A ``deferrable`` one gives way to orders: it is not sent while the used weight is inside
+        the order reserve (:class:`WeightReserved`) or while a ``Retry-After`` is in force, and
+        a 429 is not retried (:class:`RateLimited` at once). Waiting out the window would put it
+        in the queue of requests released together when the window ends, ahead of or beside the
+        hedge order, and keep its caller (the runtime's cycle) waiting meanwhile.
+        """
+        if deferrable:
+            self._check_reserve(path)
+            wait_s = self._backoff_until_s - time.monotonic()
+            if wait_s > 0:
+                raise RateLimited(
+                    -1003, f"{path} not sent: rate-limit back-off in force", 429, wait_s
+                )
 
         async def once() -> Any:
             if signed:
                 return await self._signed_once(method, path, params or {})
             return await self._request(method, path, params, signed=False)
 
-        return await self._retrying(once)
+        return await self._retrying(once, retry_rate_limited=not deferrable)
 
-    async def _retrying(self, fn: Callable[[], Any]) -> Any:
+    async def _retrying(self, fn: Callable[[], Any], *, retry_rate_limited: bool = True) -> Any:
+        max_wait_s = self.config.max_rate_limit_wait_s if retry_rate_limited else -1.0
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_retryable_read(self.config.max_rate_limit_wait_s)),
+            retry=retry_if_exception(_retryable_read(max_wait_s)),
             stop=stop_after_attempt(self.config.read_attempts),
             wait=_BackoffWait(self.config.backoff_base_s, self.config.backoff_max_s),
             reraise=True,
@@ -1103,11 +1164,37 @@ class BinanceFuturesClient:
         full = self._urls[url] = self._http.build_request("GET", url).url
         return full
 
+    def _check_reserve(self, path: str) -> None:
+        """Raise :class:`WeightReserved` when a deferrable read would eat the order reserve.
+
+        The used weight is the exchange's own count from the last answer's header (other
+        clients on our IP included), trusted for one window; the reserve is a share of the
+        limit ``exchangeInfo`` published. Without a limit or a recent reading nothing is held.
+        """
+        limit = self._weight_limit_1m
+        share = self.config.order_weight_reserve
+        if limit is None or share <= 0:
+            return
+        age_s = time.monotonic() - self._weight_seen_s
+        if age_s > self.config.weight_window_s:
+            return
+        reserve = max(1, math.ceil(limit * share))
+        if self._used_weight_1m < limit - reserve:
+            return
+        raise WeightReserved(
+            -1003,
+            f"{path} not sent: request weight {self._used_weight_1m}/{limit} used this minute, "
+            f"the last {reserve} are kept for hedge orders",
+            None,
+            max(0.0, self.config.weight_window_s - age_s),
+        )
+
     def _note_headers(self, headers: httpx.Headers) -> None:
         for name, value in headers.items():
             lname = name.lower()
             if lname.startswith("x-mbx-used-weight-") and lname.endswith("1m"):
                 self._used_weight_1m = int(value)
+                self._weight_seen_s = time.monotonic()
             elif lname.startswith("x-mbx-order-count-") and lname.endswith("1m"):
                 self._order_count_1m = int(value)
 

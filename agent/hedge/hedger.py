@@ -936,7 +936,9 @@ class Hedger:
         """
         cfg = self.config
         try:
-            trades = await self._client.user_trades(cfg.symbol, from_id=self._trade_cursor)
+            trades = await self._client.user_trades(
+                cfg.symbol, from_id=self._trade_cursor, deferrable=True
+            )
         except ExchangeError as e:
             # Bookkeeping, not safety: hedging never waits for it. The estimates stand until a
             # later reconciliation reads the trades (a missed baseline only means the trades

@@ -1147,10 +1147,14 @@ class RiskEngine:
             # A fill we cannot hedge is exposure held through whatever the market does until
             # the exchange answers again (a crash, in the case that taught us): quote only the
             # side that brings the unhedged exposure back toward zero.
+            # Hedged flat, neither side reduces it: both stay empty. Quoted, each side was a
+            # whole ladder one taker order could fill unhedged (0.118 a side in the live storm
+            # test; a fill then a sweep left 0.134 where a top quote is 0.112); a hair off flat
+            # the room already allowed less than a lot.
             exposure = x.hedge_exposure_base
             assert exposure is not None
-            allow_bid = allow_bid and exposure <= _FLAT_BASE
-            allow_ask = allow_ask and exposure >= -_FLAT_BASE
+            allow_bid = allow_bid and exposure < -_FLAT_BASE
+            allow_ask = allow_ask and exposure > _FLAT_BASE
             # ... and no further than flat: a sweep of a full ladder on the reducing side
             # carried a 0.007 short to a 0.111 long in the live crash under a 429 storm.
             if exposure > _FLAT_BASE:

@@ -373,7 +373,7 @@ class SimServer:
         public: dict[tuple[str, str], Callable[[], Any]] = {
             ("GET", "/fapi/v1/ping"): lambda: {},
             ("GET", "/fapi/v1/time"): lambda: {"serverTime": ex.server_time_ms()},
-            ("GET", "/fapi/v1/exchangeInfo"): ex.exchange_info,
+            ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
             ("GET", "/fapi/v1/depth"): lambda: ex.depth(
                 _req(p, "symbol"), int(p.get("limit", "20"))
             ),
@@ -414,6 +414,15 @@ class SimServer:
             result = ex.place(p)
             return self._after_accept(result)
         return self._batch(p), 0.0
+
+    def _exchange_info(self) -> dict[str, Any]:
+        """``exchangeInfo`` with the request-weight limit this server enforces (a client sizes
+        its reserve for orders from it, as from the real exchange's)."""
+        info = self.exchange.exchange_info()
+        for limit in info["rateLimits"]:
+            if limit["rateLimitType"] == "REQUEST_WEIGHT":
+                limit["limit"] = self._faults.weight_limit_1m
+        return info
 
     def _query(self, p: dict[str, str]) -> Any:
         if self._faults.lookup_miss_next > 0:

@@ -21,10 +21,13 @@ kind                reaches the exchange?         what the client sees
 ``timestamp_1021``  no                            400 ``-1021`` outside recvWindow
 ``auth_2015``       no                            401 ``-2015``: the key is refused (revoked, its
                                                   permissions or IP allow-list changed)
+``drop``            no                            the connection is closed without an answer
 ==================  ============================  ===============================================
 
 A fault applies to the next ``count`` requests with its method and path (default: new orders,
-``POST /fapi/v1/order``). :meth:`CexFaultProxy.settled` waits until every late forward has
+``POST /fapi/v1/order``); ``"*"`` matches any method or path, so a storm on every request is
+``ProxyFault("rate_limit_429", method="*", path="*", count=10**9)`` until :meth:`clear`.
+:meth:`CexFaultProxy.settled` waits until every late forward has
 reached the exchange, so a test can compare the exchange's final state with what was intended.
 """
 
@@ -52,6 +55,7 @@ FaultKind = Literal[
     "rate_limit_429",
     "timestamp_1021",
     "auth_2015",
+    "drop",
 ]
 _KINDS: frozenset[str] = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 # Headers that describe the upstream connection, not the answer: never copied across.
@@ -171,6 +175,11 @@ class CexFaultProxy:
         """Queue ``fault`` (faults for one request apply in the order queued)."""
         self._faults.append(fault)
 
+    def clear(self) -> list[ProxyFault]:
+        """Drop every queued fault (end a storm); return what was left of them."""
+        left, self._faults = self._faults, []
+        return left
+
     @property
     def pending_faults(self) -> list[ProxyFault]:
         """Faults not yet used up."""
@@ -185,7 +194,7 @@ class CexFaultProxy:
 
     def _take(self, method: str, path: str) -> ProxyFault | None:
         for i, fault in enumerate(self._faults):
-            if fault.method == method and fault.path == path:
+            if fault.method in ("*", method) and fault.path in ("*", path):
                 if fault.count > 1:
                     self._faults[i] = replace(fault, count=fault.count - 1)
                 else:
@@ -202,6 +211,11 @@ class CexFaultProxy:
         if self.on_fault is not None:
             self.on_fault(fault)
         kind = fault.kind
+        if kind == "drop":
+            # A reset before any answer, as a dying load balancer gives; nothing is forwarded.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
         if kind == "ban_418":
             return _error(418, -1003, "Way too many requests; IP banned.", fault.retry_after_s)
         if kind == "rate_limit_429":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -18,6 +19,7 @@ from agent.hedge import (
     MinNotional,
     RateLimited,
     SymbolFilters,
+    WeightReserved,
     sign,
 )
 from agent.hedge.binance import is_valid_client_order_id
@@ -183,3 +185,39 @@ async def test_unsigned_urls_are_reused_and_cookies_never_kept() -> None:
     ] * 3
     assert seen[3].url.path == "/api/fapi/v1/openOrders"
     assert all("cookie" not in r.headers for r in seen)
+
+
+@pytest.mark.asyncio
+async def test_deferrable_reads_keep_the_order_reserve_and_trust_a_reading_one_window() -> None:
+    # exchangeInfo publishes 100 weight a minute: the default reserve keeps the last 10.
+    calls: list[str] = []
+    used = {"w": 89}
+    ticker = {"symbol": "ETHUSDT", "bidPrice": "1", "bidQty": "1", "askPrice": "2", "askQty": "1"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used["w"])}
+        if request.url.path == "/fapi/v1/exchangeInfo":
+            limits = [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": 100},
+            ]  # fmt: skip
+            return httpx.Response(200, json={"rateLimits": limits, "symbols": []}, headers=headers)
+        return httpx.Response(200, json={**ticker, "time": 1}, headers=headers)
+
+    cfg = ClientConfig("http://exchange.invalid", weight_window_s=0.2)
+    async with BinanceFuturesClient(
+        cfg, Credentials("k", "s"), transport=httpx.MockTransport(handler), wall_ms=lambda: 1
+    ) as client:
+        await client.load_filters()
+        assert client.rate_limits().weight_limit_1m == 100
+        await client.book_ticker("ETHUSDT", deferrable=True)  # 89 used: below 90, sent
+        used["w"] = 90
+        await client.book_ticker("ETHUSDT")  # the order path's read: always sent
+        with pytest.raises(WeightReserved, match="90/100"):
+            await client.book_ticker("ETHUSDT", deferrable=True)  # not sent
+        assert len(calls) == 3
+        # A reading older than the window no longer holds anything back.
+        await asyncio.sleep(0.25)
+        await client.book_ticker("ETHUSDT", deferrable=True)
+        assert len(calls) == 4

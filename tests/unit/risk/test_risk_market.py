@@ -434,12 +434,12 @@ def test_while_the_hedge_is_blocked_only_the_side_that_reduces_unhedged_exposure
     )
     assert (short_unhedged.allow_bid, short_unhedged.allow_ask) == (True, False)
     assert short_unhedged.bid_room_base == pytest.approx(0.05)
-    # Hedged flat (float noise of a hedged pair included): either fill is one batch of exposure.
+    # Hedged flat (float noise of a hedged pair included): neither side reduces the exposure,
+    # and with both quoted one taker order could fill a whole side unhedged.
     flat = RiskEngine().evaluate(
         calm(0.0, inventory_base=0.186, hedge_exposure_base=0.186 - 0.186000000001, **blocked)
     )
-    if flat.state < S.WITHDRAWN:  # an unread feed withdraws: reduce-only rules there anyway
-        assert (flat.allow_bid, flat.allow_ask) == (True, True)
+    assert (flat.allow_bid, flat.allow_ask) == (False, False)
 
 
 def test_an_unhedged_residual_quotes_both_sides_while_the_hedge_works() -> None:
