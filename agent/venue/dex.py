@@ -23,7 +23,10 @@ Writes
     pending one at the same nonce (bumped fees) instead of queueing behind it, and ``cancel_all``
     pre-empts a pending quote the same way. Once a quote or cancel-all transaction of ours is known
     to have landed in block B, a batch decided from a snapshot of a block before B is refused
-    (:class:`~agent.venue.base.StaleSnapshot`): it would place again what already rests.
+    (:class:`~agent.venue.base.StaleSnapshot`): it would place again what already rests. A place
+    whose price a live order reached while the batch was in flight is skipped by the market
+    (``PlaceSkipped``) while the rest of the batch lands; it is simply absent from the next
+    snapshot's open orders (placed ids are never taken from receipts).
 """
 
 from __future__ import annotations
@@ -422,6 +425,9 @@ class DexVenue:
         self._orders_changed_block = -1
         """The block of our last landed order-changing transaction (see `snapshot_current`)."""
         self._started = False
+        self.places_skipped = 0
+        """Our batches' post-only places the market skipped (``PlaceSkipped``: they met a live
+        order; the rest of the batch landed)."""
         self._oracle_updated_s = 0
         """The newest oracle ``updatedAt`` read (a failed read falls back to it)."""
 
@@ -1247,6 +1253,20 @@ class DexVenue:
             return [kind(b, key, oid, cid, rem)]
         if d.name == "AllOrdersCancelled":
             return [AllOrdersCancelled(b, key)]
+        if d.name == "PlaceSkipped":
+            # A post-only place of our batch met a live order that arrived after the snapshot
+            # it was decided from: the market skipped it (nothing rests, nothing is reserved)
+            # and landed the rest of the batch. Nothing to track: the next snapshot's open
+            # orders lack it, and the next cycle re-quotes the level if the gate wants.
+            self.places_skipped += 1
+            log.info(
+                "post-only %s %d lots @ tick %d skipped in block %d: crossed the opposite best %d",
+                Side(int(a["side"])).name,
+                int(a["lots"]),
+                int(a["tick"]),
+                b,
+                int(a["bestOpposite"]),
+            )
         return []
 
 

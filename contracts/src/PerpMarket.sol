@@ -58,7 +58,7 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
         Ctx memory c = _load();
         _syncHot(c);
         _settleFunding(c, a, msg.sender);
-        orderId = _place(c, a, order);
+        orderId = _place(c, a, order, false);
         _finish(c, a);
     }
 
@@ -301,7 +301,7 @@ contract PerpMarket is PerpMarketBase, IPerpMarketHot {
         }
         newIds = new uint256[](places.length);
         for (uint256 i; i < places.length; ++i) {
-            newIds[i] = _place(c, a, places[i]);
+            newIds[i] = _place(c, a, places[i], true);
         }
         if (placing) {
             _finish(c, a);

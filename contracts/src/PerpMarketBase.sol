@@ -362,7 +362,12 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
 
     // ------------------------------------------------------------------ placement
 
-    function _place(Ctx memory c, Acct memory a, Place calldata p) internal returns (uint256 orderId) {
+    /// @dev `skipCrossing` (batch): a post-only order that meets a live opposite order is
+    ///      skipped (`PlaceSkipped`, nothing rests, returns 0) instead of reverting.
+    function _place(Ctx memory c, Acct memory a, Place calldata p, bool skipCrossing)
+        internal
+        returns (uint256 orderId)
+    {
         _validate(p);
         uint40 seq = ++c.book.orderSeq;
         c.seqBumped = true;
@@ -371,7 +376,7 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
         if (reduceOnly) remaining = _clipReduceOnly(a, p.side, remaining);
         if (_crosses(c, p.side, p.tick)) {
             if (p.flags & FLAG_POST_ONLY != 0) {
-                _pruneCrossing(c, a, p.side, p.tick);
+                _pruneCrossing(c, a, p, skipCrossing);
             } else {
                 if (!c.fresh) _ensureFresh(c);
                 Take memory t = _newTake(p.side, p.tick, remaining, msg.sender);
@@ -380,8 +385,8 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
                 remaining = t.remaining;
             }
         }
-        // A remainder that still crosses (maxFills reached) is dropped: the book never rests
-        // crossed.
+        // A remainder that still crosses (maxFills reached, or a post-only order skipped at a live
+        // order) is dropped: the book never rests crossed.
         if (remaining == 0 || p.flags & (FLAG_IOC | FLAG_REDUCE_ONLY) != 0 || _crosses(c, p.side, p.tick)) {
             return 0;
         }
@@ -577,13 +582,19 @@ abstract contract PerpMarketBase is IPerpMarketTypes {
     }
 
     /// @dev A post-only order may cross only dead (expired or mass-cancelled) orders: prune them,
-    ///      and reject the order at the first live one.
-    function _pruneCrossing(Ctx memory c, Acct memory a, uint8 side, uint256 tick) internal {
+    ///      and reject the order at the first live one: revert, or with `skip` (batch) emit
+    ///      `PlaceSkipped` and stop, leaving the order crossing (`_place` then drops it). What
+    ///      was pruned before the live order stays pruned (their makers' margin is released).
+    function _pruneCrossing(Ctx memory c, Acct memory a, Place calldata p, bool skip) internal {
+        uint8 side = p.side;
+        uint256 tick = p.tick;
         Take memory t = _newTake(side, tick, 0, msg.sender);
         while (_crosses(c, side, tick)) {
             uint256 best = side == ASK ? c.book.bestBid : c.book.bestAsk;
             if (!_matchLevel(c, a, t, best)) {
-                revert PostOnlyWouldCross(uint24(tick), uint24(best));
+                if (!skip) revert PostOnlyWouldCross(uint24(tick), uint24(best));
+                emit PlaceSkipped(msg.sender, p.clientId, side, uint24(tick), p.lots, uint24(best));
+                break;
             }
         }
         _flushMaker(t);

@@ -456,12 +456,111 @@ contract PerpMarketTest is MarketFixture {
         place(bob, BID, PX, 5, POST);
         uint256[] memory ids = new uint256[](1);
         ids[0] = a;
-        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](1);
-        ps[0] = order(ASK, PX, 5, POST); // would cross bob's bid
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](2);
+        ps[0] = order(ASK, PX, 5, POST); // would cross bob's bid: skipped, not a failure
+        ps[1] = order(ASK, PX + 5, 0, POST); // invalid: fails the batch
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.PostOnlyWouldCross.selector, PX, PX));
+        vm.expectRevert(IPerpMarketTypes.InvalidLots.selector);
         m.batch(ids, ps);
         assertEq(m.bestAsk(), PX + 10, "the cancel rolled back");
+    }
+
+    function test_RevertWhen_BatchPlacementOverMargin_CancelsRollBack() public {
+        uint256 a = place(alice, ASK, PX + 10, 5, POST);
+        place(bob, BID, PX, 5, POST);
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = a;
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](2);
+        ps[0] = order(ASK, PX, 5, POST); // skipped
+        ps[1] = order(ASK, PX + 5, 40_000, POST); // $1.2M notional: $120,000 IM on $100,000
+        vm.prank(alice);
+        try m.batch(ids, ps) {
+            revert("the batch went through");
+        } catch (bytes memory err) {
+            assertTrue(bytes4(err) == IPerpMarketTypes.InsufficientMargin.selector, "margin failure");
+        }
+        assertEq(m.bestAsk(), PX + 10, "the cancel rolled back");
+    }
+
+    /// @dev The red-team `funding_whiplash` case: a maker's refresh whose post-only order meets
+    ///      a live order placed since the maker read the book. The crossing place is skipped;
+    ///      the cancels and the other places land, and margin is reserved for what rests only.
+    function test_batch_SkipsCrossingPostOnly_CancelsAndOtherPlacesLand() public {
+        uint256 b = place(alice, BID, PX - 10, 5, POST);
+        uint256 a = place(alice, ASK, PX + 10, 5, POST);
+        place(bob, BID, PX, 5, POST); // the book moved: bob bids where alice's new ask goes
+        uint256[] memory ids = new uint256[](2);
+        ids[0] = b;
+        ids[1] = a;
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](3);
+        ps[0] = order(BID, PX - 5, 6, POST);
+        ps[1] = order(ASK, PX, 6, POST); // crosses bob's live bid
+        ps[1].clientId = 42;
+        ps[2] = order(ASK, PX + 5, 6, POST);
+        vm.expectEmit(true, false, false, true, market);
+        emit IPerpMarketTypes.PlaceSkipped(alice, 42, ASK, PX, 6, PX);
+        vm.prank(alice);
+        uint256[] memory newIds = m.batch(ids, ps);
+        assertEq(newIds.length, 3, "one id a place");
+        assertTrue(newIds[0] != 0 && newIds[2] != 0, "the other places rest");
+        assertEq(newIds[1], 0, "the crossing place does not");
+        IPerpMarketTypes.OrderView[] memory open = m.openOrders(alice);
+        assertEq(open.length, 2, "the old ladder is cancelled");
+        assertEq(open[0].orderId + open[1].orderId, newIds[0] + newIds[2], "only the new orders rest");
+        assertEq(m.bestBid(), PX, "bob's bid untouched");
+        assertEq(m.bestAsk(), PX + 5, "the new ask");
+        assertEq(state(bob).positionLots, 0, "post-only never takes");
+        assertEq(state(alice).positionLots, 0, "post-only never takes");
+        // The same two resting orders placed by a fresh account reserve exactly as much.
+        fund(carol, 100_000e6);
+        IPerpMarketTypes.Place[] memory ref = new IPerpMarketTypes.Place[](2);
+        ref[0] = ps[0];
+        ref[1] = ps[2];
+        vm.prank(carol);
+        m.batch(new uint256[](0), ref);
+        assertEq(state(alice).reservedMargin, state(carol).reservedMargin, "nothing reserved for the skip");
+        assertEq(state(alice).reservedMargin, 18_000_300, "max(6 x 100 x 299,995, 6 x 100 x 300,005) x 10%");
+        assertEq(state(alice).collateral, state(carol).collateral, "no fee");
+        // The single-order entry point still reverts on the same order.
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IPerpMarketTypes.PostOnlyWouldCross.selector, PX, PX));
+        m.place(ps[1]);
+    }
+
+    function test_batch_SkipsPostOnlyCrossingOwnOrder() public {
+        place(alice, ASK, PX, 5, POST);
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](1);
+        ps[0] = order(BID, PX, 5, POST);
+        vm.expectEmit(true, false, false, true, market);
+        emit IPerpMarketTypes.PlaceSkipped(alice, 7, BID, PX, 5, PX);
+        vm.prank(alice);
+        uint256[] memory newIds = m.batch(new uint256[](0), ps);
+        assertEq(newIds[0], 0, "skipped");
+        assertEq(m.openOrders(alice).length, 1, "the ask alone rests");
+        assertEq(m.bestBid(), 0, "no bid");
+    }
+
+    /// @dev Dead orders in the way are pruned as before (their makers' margin released), and the
+    ///      order is skipped at the first live one.
+    function test_batch_SkipsAtLiveOrderAfterPruningDeadOnes() public {
+        fund(carol, 100_000e6);
+        IPerpMarketTypes.Place memory o = order(BID, PX, 10, POST);
+        o.expiry = uint32(block.timestamp + 10);
+        vm.prank(carol);
+        m.place(o);
+        place(bob, BID, PX - 1, 5, POST);
+        vm.warp(block.timestamp + 10);
+        assertTrue(state(carol).reservedMargin != 0, "carol's expired bid still reserves until pruned");
+        IPerpMarketTypes.Place[] memory ps = new IPerpMarketTypes.Place[](2);
+        ps[0] = order(ASK, PX - 1, 5, POST); // prunes carol's dead bid, then meets bob's
+        ps[1] = order(ASK, PX + 5, 5, POST);
+        vm.prank(alice);
+        uint256[] memory newIds = m.batch(new uint256[](0), ps);
+        assertEq(newIds[0], 0, "skipped at bob's live bid");
+        assertTrue(newIds[1] != 0, "the other place rests");
+        assertEq(m.bestBid(), PX - 1, "carol's dead bid pruned, bob's left");
+        assertEq(state(carol).reservedMargin, 0, "the pruned maker's margin released");
+        assertEq(m.openOrders(alice).length, 1, "one order of alice's");
     }
 
     function test_cancelAll_InvalidatesEveryOrder() public {

@@ -71,3 +71,47 @@ def test_decode_output_and_log() -> None:
     assert d.block_number == 16 and d.key == "0x" + "cd" * 32 + ":3"
     assert codec.topic("FundingPaid") == log["topics"][0]
     assert codec.decode_log({**log, "topics": ["0x" + "00" * 32]}) is None
+
+
+def test_place_skipped_decodes_from_the_market_abi_and_tracks_nothing() -> None:
+    """``PlaceSkipped`` (a batch's post-only place that met a live order) decodes with the built
+    market ABI, and the venue turns it into no order event: nothing rests, nothing is tracked."""
+    from dataclasses import dataclass
+
+    from agent.chain.contracts import market_abi
+    from agent.venue.dex import DexMarketParams, DexVenue
+
+    codec = AbiCodec(market_abi())
+    me = "0x" + "11" * 20
+    sig = "PlaceSkipped(address,uint64,uint8,uint24,uint48,uint24)"
+    assert codec.topic("PlaceSkipped") == "0x" + keccak(text=sig).hex()
+    log = {
+        "topics": [codec.topic("PlaceSkipped"), "0x" + "00" * 12 + "11" * 20],
+        "data": "0x"
+        + encode(
+            ["uint64", "uint8", "uint24", "uint48", "uint24"], [42, 1, 599_345, 6, 599_345]
+        ).hex(),
+        "blockNumber": "0x20",
+        "blockHash": "0x" + "ab" * 32,
+        "transactionHash": "0x" + "cd" * 32,
+        "logIndex": "0x1",
+    }
+    d = codec.decode_log(log)
+    assert d is not None and d.name == "PlaceSkipped"
+    assert d.args == {
+        "account": me,
+        "clientId": 42,
+        "side": 1,
+        "tick": 599_345,
+        "lots": 6,
+        "bestOpposite": 599_345,
+    }
+
+    @dataclass
+    class _Pipe:
+        address: str = me
+
+    venue = DexVenue(rpc=None, pipe=_Pipe(), codec=codec, market="0x" + "22" * 20)  # type: ignore[arg-type]
+    venue.params = DexMarketParams("0x", "0x", 1, 1, 1, 1, 1, 0, 0, 1, 3600, 60, 0, 6)
+    assert venue._route(d) == []
+    assert venue.places_skipped == 1

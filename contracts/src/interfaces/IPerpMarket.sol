@@ -11,6 +11,8 @@ interface IPerpMarketHot is IPerpMarketTypes {
 
     /// @notice Place one order. A crossing order takes up to `maxFills` resting orders at
     ///         price-time priority; the rest rests unless IOC or reduce-only.
+    /// @dev A post-only order that would cross a live order reverts with `PostOnlyWouldCross`
+    ///      (a trader placing one order wants to know); `batch` skips such an order instead.
     /// @return orderId The id of the resting remainder, or 0 if nothing rests.
     function place(Place calldata order) external returns (uint256 orderId);
 
@@ -20,9 +22,15 @@ interface IPerpMarketHot is IPerpMarketTypes {
     function cancel(uint256 orderId) external returns (bool cancelled);
 
     /// @notice Cancel, then place, atomically: a market maker's quote refresh in one tx.
-    /// @dev Ids that already left the book are skipped (fills race cancels); any failing
-    ///      placement reverts the whole batch, cancels included.
-    /// @return newIds One entry per placement: the resting order id or 0.
+    /// @dev Ids that already left the book are skipped (fills race cancels). A post-only place
+    ///      that would cross a live order is skipped too, unlike in `place`: it is not placed,
+    ///      reserves no margin, its `newIds` entry is 0 and `PlaceSkipped` says so, while the
+    ///      cancels and the other places go through (as add-liquidity-only orders in a batch on
+    ///      order-book DEXes: the book moving between a maker's read and its batch's inclusion
+    ///      must not leave the maker's old quotes resting). Any other failing placement (invalid
+    ///      order, margin, no free order slot) reverts the whole batch, cancels included.
+    /// @return newIds One entry per placement: the resting order id, or 0 if nothing rests
+    ///         (filled, IOC remainder dropped, or a skipped post-only place).
     function batch(uint256[] calldata cancelIds, Place[] calldata places) external returns (uint256[] memory newIds);
 
     // ------------------------------------------------------------------ views

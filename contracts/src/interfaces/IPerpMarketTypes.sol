@@ -10,7 +10,8 @@ interface IPerpMarketTypes {
     /// @notice An order to place.
     /// @param side 0 = bid, 1 = ask.
     /// @param flags Bit set of `FLAG_POST_ONLY` (1), `FLAG_IOC` (2), `FLAG_REDUCE_ONLY` (4).
-    ///        Post-only never takes: it reverts with `PostOnlyWouldCross` if it would. IOC takes
+    ///        Post-only never takes: it reverts with `PostOnlyWouldCross` if it would (in `batch`
+    ///        it is skipped instead, with `PlaceSkipped`; the batch goes on). IOC takes
     ///        what it can and drops the rest. Reduce-only implies IOC (as on dYdX v4): it is
     ///        clipped to the position and reverts with `ReduceOnlyWouldIncrease` if the account
     ///        has no opposite position. Post-only with IOC or reduce-only is invalid.
@@ -144,6 +145,13 @@ interface IPerpMarketTypes {
     ///        `CANCEL_MARGIN` (3): filling it would have left its maker under maintenance margin.
     event OrderCancelled(
         address indexed account, uint256 indexed orderId, uint64 clientId, uint48 remainingLots, uint8 reason
+    );
+
+    /// @notice A post-only place of `account`'s `batch` was not placed: at `tick` it would have
+    ///         crossed a live order at `bestOpposite`. Nothing rests and nothing is reserved;
+    ///         the batch's other cancels and places went through. (`place` reverts instead.)
+    event PlaceSkipped(
+        address indexed account, uint64 clientId, uint8 side, uint24 tick, uint48 lots, uint24 bestOpposite
     );
 
     /// @notice Every resting order of `account` was cancelled at once (by `cancelAll` or a
