@@ -28,7 +28,11 @@ EST = ModelEstimates(
     l1_fee_per_byte_wei=8e9,
 )
 PARAMS = ModelParams(
-    base_size_base=0.5, inventory_cap_base=5.0, quote_life_s=10.0, max_centre_drift_bps=0.0
+    base_size_base=0.5,
+    inventory_cap_base=5.0,
+    quote_life_s=10.0,
+    max_centre_drift_bps=0.0,
+    size_skew_frac=0.0,
 )
 BOUND = replace(PARAMS, max_centre_drift_bps=0.25)
 
@@ -108,6 +112,9 @@ def test_size_skew_multipliers_trade_price_for_size_at_the_same_flow() -> None:
     bid, ask = size_skew_mults(-1.0, 0.2, 10.0)  # short: the bids grow, the asks shrink
     assert bid > 1.0 > ask
     assert size_skew_mults(100.0, 0.2, 1.5) == pytest.approx((math.exp(-20.0), 1.5))
+    # A huge shift against a steep k: no overflow, the adding side to nothing, the cap binds.
+    assert size_skew_mults(5_000.0, 1.0, 1.5) == (0.0, 1.5)
+    assert size_skew_mults(-5_000.0, 1.0, 1.5) == (1.5, 0.0)
 
 
 def test_size_skew_keeps_the_centre_and_leans_the_sizes() -> None:

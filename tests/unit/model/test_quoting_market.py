@@ -28,7 +28,8 @@ EST = ModelEstimates(
     funding_rate=0.0,
     funding_flip_prob=0.0,
 )
-PARAMS = ModelParams(base_size_base=0.5, inventory_cap_base=5.0)
+# The whole inventory skew in the price, as the closed forms state it.
+PARAMS = ModelParams(base_size_base=0.5, inventory_cap_base=5.0, size_skew_frac=0.0)
 
 
 def inputs(**kw: object) -> DecisionInputs:
