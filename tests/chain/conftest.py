@@ -9,7 +9,8 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,14 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
-from agent.chain.abi import ErrorDecoder
+from agent.chain.abi import AbiCodec, ErrorDecoder
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import Deployment, MarketConfig, deploy_market, send_transaction
+from agent.chain.rpc import AsyncRpc
+from agent.chain.signer import DevKey, load_signer
+from agent.chain.txpipe import TxPipeline
+from agent.store import Journal
+from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
 from tests.chain.procs import ENV
 
@@ -95,6 +101,30 @@ def dex(anvil: Anvil, accounts: dict[str, LocalAccount], tmp_path: Path) -> Dex:
     )
     d.deployer = accounts["deployer"]
     return d
+
+
+@contextlib.asynccontextmanager
+async def maker_venue(dex: Dex, rpc: AsyncRpc, tmp_path: Path) -> AsyncIterator[DexVenue]:
+    """A connected `DexVenue` on `dex`'s market, signing as the maker (dev key 1) over `rpc`.
+
+    Its journal lives in ``tmp_path``; the RPC client and the journal are closed on exit.
+    """
+    journal = Journal(tmp_path / "j.sqlite", fsync=False)
+    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
+    venue = DexVenue(
+        rpc=rpc,
+        pipe=pipe,
+        codec=AbiCodec(market_abi()),
+        market=dex.dep.market,
+        start_block=dex.dep.block_number,
+        session=uuid.uuid4().hex[:6],
+    )
+    try:
+        await venue.connect(31337)
+        yield venue
+    finally:
+        await rpc.aclose()
+        journal.close()
 
 
 @contextlib.contextmanager

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.abi import AbiCodec
-from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, load_signer
-from agent.chain.txpipe import TxPipeline
-from agent.store import Journal
-from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
+from tests.chain.conftest import maker_venue
 
 pytestmark = [pytest.mark.chain]
 
@@ -31,18 +25,7 @@ async def test_account_health_many_equals_one_read_per_account(
     dex.place(accounts["maker"], 1, 3000.0, 0.5)
     dex.place(accounts["taker"], 0, 3000.0, 0.5, flags=2)  # IOC: both now hold a position
     rpc = AsyncRpc(RpcConfig(url=anvil.url))
-    journal = Journal(tmp_path / "j.sqlite", fsync=False)
-    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
-    venue = DexVenue(
-        rpc=rpc,
-        pipe=pipe,
-        codec=AbiCodec(market_abi()),
-        market=dex.dep.market,
-        start_block=dex.dep.block_number,
-        session=uuid.uuid4().hex[:6],
-    )
-    try:
-        await venue.connect(31337)
+    async with maker_venue(dex, rpc, tmp_path) as venue:
         who = [accounts["maker"].address, accounts["taker"].address, accounts["keeper"].address]
         calls0 = rpc.health.total_calls
         many = await venue.account_health_many(who)
@@ -53,6 +36,3 @@ async def test_account_health_many_equals_one_read_per_account(
         assert many[1] is not None and many[1].position_lots == 50
         assert many[2] is not None and many[2].position_lots == 0  # never traded: zeros
         assert await venue.account_health_many([]) == []
-    finally:
-        journal.close()
-        await rpc.aclose()

@@ -9,7 +9,6 @@ one of our broadcasts) are never used: the poll reads on its own, as before.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,13 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.abi import AbiCodec
-from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, load_signer
-from agent.chain.txpipe import TxPipeline
 from agent.net import AiohttpTransport
-from agent.store import Journal
 from agent.types import Lots, Quote, Side, Tick
 from agent.venue.base import MarketEvent, OwnFill, Trade, TxIncluded
 from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
+from tests.chain.conftest import maker_venue
 
 pytestmark = [pytest.mark.chain]
 
@@ -71,22 +66,8 @@ async def venue(
     dex.push_price(3000.0)
     tap = _Tap(anvil.url)
     rpc = AsyncRpc(RpcConfig(url=anvil.url), transport=tap)
-    journal = Journal(tmp_path / "j.sqlite", fsync=False)
-    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
-    v = DexVenue(
-        rpc=rpc,
-        pipe=pipe,
-        codec=AbiCodec(market_abi()),
-        market=dex.dep.market,
-        start_block=dex.dep.block_number,
-        session=uuid.uuid4().hex[:6],
-    )
-    await v.connect(31337)
-    try:
+    async with maker_venue(dex, rpc, tmp_path) as v:
         yield v, tap
-    finally:
-        await rpc.aclose()
-        journal.close()
 
 
 def _fill_in_the_next_block(dex: Any, accounts: dict[str, LocalAccount]) -> None:

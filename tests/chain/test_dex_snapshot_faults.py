@@ -18,7 +18,6 @@ answer by selector and block tag, as a node would answer it:
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,12 @@ import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from agent.chain.abi import AbiCodec
-from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, load_signer
-from agent.chain.txpipe import TxPipeline
 from agent.errors import ChainError
 from agent.net import AiohttpTransport
-from agent.store import Journal
 from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
+from tests.chain.conftest import maker_venue
 
 pytestmark = [pytest.mark.chain]
 
@@ -99,22 +94,8 @@ async def venue(
     dex.place(accounts["taker"], BID, 3001.0, 0.1, flags=IOC, cid=9)
     tap = _FaultTap()
     rpc = AsyncRpc(RpcConfig(url=anvil.url), transport=tap)
-    journal = Journal(tmp_path / "j.sqlite", fsync=False)
-    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
-    v = DexVenue(
-        rpc=rpc,
-        pipe=pipe,
-        codec=AbiCodec(market_abi()),
-        market=dex.dep.market,
-        start_block=dex.dep.block_number,
-        session=uuid.uuid4().hex[:6],
-    )
-    await v.connect(31337)
-    try:
+    async with maker_venue(dex, rpc, tmp_path) as v:
         yield v, tap
-    finally:
-        await rpc.aclose()
-        journal.close()
 
 
 def _selector(v: DexVenue, name: str) -> str:

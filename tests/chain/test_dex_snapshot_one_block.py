@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,13 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.abi import AbiCodec
-from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, load_signer
-from agent.chain.txpipe import TxPipeline
 from agent.errors import ChainError
-from agent.store import Journal
 from agent.venue.base import VenueSnapshot
 from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
 from sims.faults.rpcproxy import RpcProxy, RpcProxyConfig
+from tests.chain.conftest import maker_venue
 
 pytestmark = [pytest.mark.chain]
 
@@ -88,23 +83,11 @@ async def venue(
     recorder = _Recorder()
     proxy.rewrite_request = recorder
     rpc = AsyncRpc(RpcConfig(url=proxy.url))
-    journal = Journal(tmp_path / "j.sqlite", fsync=False)
-    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
-    v = DexVenue(
-        rpc=rpc,
-        pipe=pipe,
-        codec=AbiCodec(market_abi()),
-        market=dex.dep.market,
-        start_block=dex.dep.block_number,
-        session=uuid.uuid4().hex[:6],
-    )
-    await v.connect(31337)
-    try:
-        yield v, recorder, proxy
-    finally:
-        await rpc.aclose()
-        await proxy.stop()
-        journal.close()
+    async with maker_venue(dex, rpc, tmp_path) as v:
+        try:
+            yield v, recorder, proxy
+        finally:
+            await proxy.stop()
 
 
 def _assert_one_block(snap: VenueSnapshot, dex: Any, anvil: Anvil, who: str) -> None:

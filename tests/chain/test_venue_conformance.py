@@ -6,7 +6,6 @@ implementation gets the same tests through a small driver that knows how to make
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +16,13 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 
-from agent.chain.abi import AbiCodec
-from agent.chain.contracts import market_abi
 from agent.chain.rpc import AsyncRpc, RpcConfig
-from agent.chain.signer import DevKey, load_signer
-from agent.chain.txpipe import TxPipeline
-from agent.store import Journal
 from agent.types import Lots, Quote, Side, Tick
 from agent.venue.base import MarketInfo, StaleSnapshot, TxIncluded, TxLost, Venue
-from agent.venue.dex import DexVenue
 from sims.anvil import Anvil
 from sims.processes import MempoolSpec
 from sims.simvenue import SimVenue
+from tests.chain.conftest import maker_venue
 
 pytestmark = [pytest.mark.chain]
 
@@ -54,30 +48,18 @@ async def _dex_driver(
     dex.place(accounts["taker"], ASK, 3010.0, 0.5)
     dex.push_price(3000.0)
     rpc = AsyncRpc(RpcConfig(url=anvil.url))
-    journal = Journal(tmp_path / "j.sqlite", fsync=False)
-    pipe = TxPipeline(rpc, load_signer(DevKey(1), 31337), journal, error_abis=[market_abi()])
-    venue = DexVenue(
-        rpc=rpc,
-        pipe=pipe,
-        codec=AbiCodec(market_abi()),
-        market=dex.dep.market,
-        start_block=dex.dep.block_number,
-        session=uuid.uuid4().hex[:6],
-    )
-    await venue.connect(31337)
-    anvil.set_automine(False)
 
     async def next_block(dt: float) -> None:
         ts = int(dex.w3.eth.get_block("latest")["timestamp"])
         anvil.set_next_block_timestamp(ts + max(1, round(dt)))
         anvil.mine()
 
-    try:
-        yield Driver(venue, next_block, 300_000)
-    finally:
-        anvil.set_automine(True)
-        await rpc.aclose()
-        journal.close()
+    async with maker_venue(dex, rpc, tmp_path) as venue:
+        anvil.set_automine(False)
+        try:
+            yield Driver(venue, next_block, 300_000)
+        finally:
+            anvil.set_automine(True)
 
 
 async def _sim_driver() -> AsyncIterator[Driver]:
