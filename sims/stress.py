@@ -285,8 +285,7 @@ def _agent_config(
         # The chain profile's costs, so the cost gate prices what this chain charges.
         "native_price_quote": chain.native_price_usd,
     }
-    if "l1_data_fee_per_byte_gwei" in _model_param_names():
-        quoting["l1_data_fee_per_byte_gwei"] = chain.l1_data_fee_per_byte_gwei
+    quoting["l1_data_fee_per_byte_gwei"] = chain.l1_data_fee_per_byte_gwei
     policy: Any = {"dead_band_base": 0.04}  # below the top quote size: a full fill is hedged
     raw: dict[str, Any] = {
         "quoting": quoting,
@@ -326,13 +325,6 @@ def _agent_config(
         "storage": {"data_dir": str(data_dir), "journal_fsync": False},
     }
     return AgentConfig.model_validate(raw)
-
-
-def _model_param_names() -> frozenset[str]:
-    # The calldata-fee input belongs to the model (agent/model); pass it once the model has it.
-    from agent.model.quoting import ModelParams
-
-    return frozenset(f.name for f in dataclasses.fields(ModelParams))
 
 
 def _cex_config(initial_usd: float, seed: int) -> SimConfig:
