@@ -103,7 +103,7 @@ from agent.risk.inputs import CycleObservations, SlidingCount, build_risk_inputs
 from agent.status import AgentStatus, ControlKind, StatusSink
 from agent.store import Journal
 from agent.telemetry import Children, Condition, Health, MetricsRegistry, RiskTelemetry
-from agent.types import BookSnapshot, Fill, PositionState, Quote, Side, VenueSnapshot
+from agent.types import BookSnapshot, Fill, HeadRef, PositionState, Quote, Side, VenueSnapshot
 from agent.unload import UnloadExecutor
 from agent.venue.base import StaleSnapshot, TxIncluded, TxLost, TxOutcome, TxReverted, Venue
 
@@ -344,6 +344,9 @@ class Agent:
         self.decision: Decision | None = None
         """The model's last decision (None in cycles that did not reach the model)."""
         self._last_block_hash = ""
+        self._heads: HeadWatcher | None = None
+        """The new-heads subscription while :meth:`run` runs (its pushed head saves the
+        snapshot's header read)."""
         self._pnl_written_s = -math.inf
         self._block_seen_s = clock()
         self._position: PositionState | None = None
@@ -606,6 +609,7 @@ class Agent:
             watchdog = asyncio.create_task(self._watch(), name="agent-watchdog")
             if heads is not None:
                 heads.start()
+                self._heads = heads
             while not stop.is_set():
                 await self._step_unless_stopped(stopping)
                 if stop.is_set():
@@ -635,6 +639,7 @@ class Agent:
             if watchdog is not None:
                 await _abandon(watchdog)
             if heads is not None:
+                self._heads = None
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(heads.stop(), 1.0)
             self._fail_requests("the agent stopped")
@@ -812,7 +817,7 @@ class Agent:
         if self.hedger is not None:
             # The exchange mid is read beside the chain snapshot, collected in on_snapshot.
             self.hedger.poll_mid(now)
-        snap = await self.venue.snapshot()
+        snap = await self.venue.snapshot(self._pushed_head())
         self._read_ok_s = self.clock()
         await self.ingest(snap, now)
         if not self.venue.snapshot_current(snap):
@@ -821,6 +826,19 @@ class Agent:
             snap = await self.venue.snapshot()
             await self.ingest(snap, now)
         await self.on_snapshot(snap, now)
+
+    def _pushed_head(self) -> HeadRef | None:
+        """The subscription's last head when it is newer than the last snapshot's block.
+
+        The venue then reads the snapshot at it in one round trip instead of reading the header
+        first. An older or equal one (a silent or lagging subscription, a reorg back to a lower
+        height) is not passed: the venue reads the head itself.
+        """
+        head = self._heads.latest if self._heads is not None else None
+        last = self.last_snapshot
+        if head is None or (last is not None and head.number <= last.block_number):
+            return None
+        return head
 
     async def ingest(self, snap: VenueSnapshot, now: float) -> None:
         """Take in what happened up to `snap`: market events and our transactions' outcomes."""

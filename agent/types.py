@@ -6,13 +6,15 @@ Chain amounts stay integers (wei, ticks, lots) until the model boundary; the mod
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NewType
+from typing import Any, NewType
 
 __all__ = [
     "BookSnapshot",
     "Fill",
     "FundingState",
+    "HeadRef",
     "Lots",
     "Order",
     "PositionState",
@@ -121,6 +123,44 @@ class FundingState:
     running_premium: float
     last_rate: float
     cumulative_index: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRef:
+    """A block header, as much of it as a snapshot takes from its head block.
+
+    Either read by the venue (``eth_getBlockByNumber``) or pushed by the node's new-heads
+    subscription (:class:`agent.chain.heads.HeadWatcher`), which carries no transaction list.
+    """
+
+    number: int
+    hash: str
+    timestamp_s: int
+    base_fee_wei: int
+    gas_used: int
+    gas_limit: int
+    tx_hashes: tuple[str, ...] | None = None
+    """The block's transactions when the header listed them (a pushed head does not)."""
+
+    @classmethod
+    def from_rpc(cls, header: Mapping[str, Any]) -> HeadRef:
+        """Parse a JSON-RPC block header (hex quantities); ValueError names a bad field."""
+        try:
+            number = int(str(header["number"]), 16)
+            block_hash = str(header["hash"])
+            timestamp = int(str(header["timestamp"]), 16)
+            base_fee = int(str(header.get("baseFeePerGas") or "0x0"), 16)
+            gas_used = int(str(header.get("gasUsed") or "0x0"), 16)
+            gas_limit = int(str(header.get("gasLimit") or "0x1"), 16)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a block header ({exc!r}): {str(header)[:200]}") from exc
+        if len(block_hash) != 66 or not block_hash.startswith("0x"):
+            raise ValueError(f"not a block hash: {block_hash!r}")
+        txs = header.get("transactions")
+        tx_hashes = None
+        if isinstance(txs, list) and all(isinstance(t, str) for t in txs):
+            tx_hashes = tuple(txs)
+        return cls(number, block_hash, timestamp, base_fee, gas_used, gas_limit, tx_hashes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from agent.types import (
     BookSnapshot,
     Fill,
     FundingState,
+    HeadRef,
     Lots,
     Order,
     PositionState,
@@ -326,8 +327,11 @@ class SimVenue:
         """The simulated market's parameters."""
         return self.market
 
-    async def snapshot(self) -> VenueSnapshot:
-        """The book (other makers plus our orders), prices, funding clock and our account."""
+    async def snapshot(self, head: HeadRef | None = None) -> VenueSnapshot:
+        """The book (other makers plus our orders), prices, funding clock and our account.
+
+        `head` is ignored: the simulated chain has one block at a time, the current one.
+        """
         tick = self.market.tick_size
         half = self.book_half_spread_ticks
         other_bid = round(self.mid / tick) - half

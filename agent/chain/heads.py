@@ -2,9 +2,13 @@
 
 The runtime's loop wakes on :attr:`HeadWatcher.wake` as soon as a block arrives instead of waiting
 for its next poll. When the node has no WebSocket endpoint, or the connection drops, nothing
-breaks: the loop keeps polling on its interval and the watcher reconnects with back-off. The
-watcher only signals; it never carries state the loop relies on (the loop still reads the chain
-itself), so a missed or duplicated notification is harmless.
+breaks: the loop keeps polling on its interval and the watcher reconnects with back-off.
+
+The last head pushed is kept (:attr:`HeadWatcher.latest`): the venue reads its snapshot at that
+block's hash without reading the header first. It is a hint, never an authority: a block the node
+no longer has (reorged out, a backend behind) makes the venue read the head itself, and a stale
+one (a silent subscription) is never newer than the last snapshot, so the runtime does not pass
+it. A missed or duplicated notification is harmless.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
+
+from agent.types import HeadRef
 
 __all__ = ["HeadWatcher", "HeadWatcherStatus", "ws_url_for"]
 
@@ -59,6 +65,8 @@ class HeadWatcher:
         self.ws_url = ws_url
         self.wake = asyncio.Event()
         self.status = HeadWatcherStatus()
+        self.latest: HeadRef | None = None
+        """The last head pushed (None before the first)."""
         self._retry = (retry_initial_s, retry_max_s)
         self._task: asyncio.Task[None] | None = None
 
@@ -75,6 +83,13 @@ class HeadWatcher:
                 await self._task
             self._task = None
         self.status.connected = False
+
+    def _keep(self, header: dict[str, object]) -> None:
+        """Keep `header` as :attr:`latest` when it parses; a malformed one only wakes."""
+        try:
+            self.latest = HeadRef.from_rpc(header)
+        except ValueError as exc:
+            log.debug("pushed head not kept: %s", exc)
 
     async def _run(self) -> None:
         delay = self._retry[0]
@@ -103,6 +118,7 @@ class HeadWatcher:
                         if isinstance(head, dict) and "number" in head:
                             self.status.heads += 1
                             self.status.last_block = int(head["number"], 16)
+                            self._keep(head)
                             self.wake.set()
             except asyncio.CancelledError:
                 raise

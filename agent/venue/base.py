@@ -10,8 +10,11 @@ method                      guarantee
 ``connect(chain_id)``       verifies the venue is the one configured, loads static parameters
                             and starts the write path (resuming journaled transactions)
 ``market_info()``           static parameters: tick size, lot size, fees, keeper reward (no I/O)
-``snapshot()``              one consistent read: head block, book, index, mark, funding, our
-                            account and our open orders (:class:`~agent.types.VenueSnapshot`)
+``snapshot(head)``          one consistent read: head block, book, index, mark, funding, our
+                            account and our open orders (:class:`~agent.types.VenueSnapshot`);
+                            given a pushed ``head`` (:class:`~agent.types.HeadRef`) it is read
+                            at that block, or, when the venue no longer has that block, at its
+                            own head, never a mix of the two
 ``poll_events(snap)``       market events up to the snapshot's head, each exactly once, reorgs
                             undone with :class:`ReorgUndo`
 ``poll_outcomes()``         outcomes of our transactions since the last call, each once
@@ -48,6 +51,7 @@ from agent.types import (
     BookSnapshot,
     Fill,
     FundingState,
+    HeadRef,
     PositionState,
     Quote,
     Side,
@@ -61,6 +65,7 @@ __all__ = [
     "FundingPaid",
     "FundingSettled",
     "FundingState",
+    "HeadRef",
     "Liquidated",
     "MarketEvent",
     "MarketInfo",
@@ -317,7 +322,7 @@ class Venue(Protocol):
 
     def market_info(self) -> MarketInfo: ...
 
-    async def snapshot(self) -> VenueSnapshot: ...
+    async def snapshot(self, head: HeadRef | None = None) -> VenueSnapshot: ...
 
     async def poll_events(self, head: int, head_hash: str) -> list[MarketEvent]: ...
 

@@ -5,11 +5,12 @@ Reads
     block, by hash (both book sides, index, mark, funding state, our account and our open
     orders; see :meth:`DexVenue.snapshot`). The batch carries what the cycle reads next: the
     event poll's reorg check, the head block's receipts (its logs) and the transaction
-    pipeline's poll reads (nonces, fee history), so a quiet cycle costs two round trips. A block
-    the node does not have on its canonical chain is read again once at a fresh head. What still
-    fails: a view a decision needs (book, funding, open orders, account) fails the cycle; the
-    mark, the index and the oracle's round read as missing (the last round read stands in for
-    the oracle's age).
+    pipeline's poll reads (nonces, fee history), so a quiet cycle costs two round trips, or one
+    when the runtime passes the head its new-heads subscription pushed (no header read). A block
+    the node does not have on its canonical chain is read again once at a fresh head (a pushed
+    one: at the head the node reads then, as without it). What still fails: a view a decision
+    needs (book, funding, open orders, account) fails the cycle; the mark, the index and the
+    oracle's round read as missing (the last round read stands in for the oracle's age).
 Events
     The market's logs of each new block. When exactly one block is new, they come from that
     block's receipts fetched with the snapshot, used only if they are the snapshot's head block's
@@ -57,6 +58,7 @@ from agent.types import (
     BookSnapshot,
     Fill,
     FundingState,
+    HeadRef,
     Lots,
     Order,
     PositionState,
@@ -323,15 +325,19 @@ class _HeadLogs:
     cursor: int | None  # the event cursor when fetched: the logs serve only the poll that follows
     head: int
     head_hash: str
-    tx_hashes: tuple[str, ...]  # the head block's transactions, as the snapshot's block read saw
-    receipts: Any  # eth_getBlockReceipts("latest") result, or an RpcError
+    tx_hashes: tuple[str, ...] | None  # the head block's transactions, when its header listed them
+    gas_used: int  # the head block's header's
+    receipts: Any  # eth_getBlockReceipts(head hash) result, or an RpcError
 
     def logs_for(self, cursor: int | None, start: int, head: int, head_hash: str) -> list[Any]:
         """The head block's logs when they are exactly the range the poll needs, else raise.
 
         Raises ValueError (or TypeError/KeyError/AttributeError on a malformed answer) when the
-        receipts are not usable: a different cursor, head or range, an error answer, or receipts
-        of another block (the node ran the receipts read before or after the head read).
+        receipts are not usable: a different cursor, head or range, an error answer, receipts
+        of another block, or not all of the block's. Without the header's transaction list (a
+        pushed head), "all" is checked by the receipts' indices (0 to n-1, each once) and the
+        last one's cumulative gas equal to the header's ``gasUsed``: a receipt missing at the
+        end is gas missing from the sum (every transaction costs at least 21,000).
         """
         if cursor != self.cursor or head != self.head or head_hash != self.head_hash:
             raise ValueError("fetched for another poll")
@@ -340,8 +346,16 @@ class _HeadLogs:
         rs = self.receipts
         if not isinstance(rs, list):
             raise ValueError(f"no receipts: {rs}")
-        if sorted(str(r["transactionHash"]) for r in rs) != sorted(self.tx_hashes):
-            raise ValueError("the receipts are not the head block's transactions")
+        if self.tx_hashes is not None:
+            if sorted(str(r["transactionHash"]) for r in rs) != sorted(self.tx_hashes):
+                raise ValueError("the receipts are not the head block's transactions")
+        else:
+            indices = sorted(int(str(r["transactionIndex"]), 16) for r in rs)
+            if indices != list(range(len(rs))):
+                raise ValueError(f"receipts of transactions {indices}: not one block's, whole")
+            gas = max((int(str(r["cumulativeGasUsed"]), 16) for r in rs), default=0)
+            if gas != self.gas_used:
+                raise ValueError(f"receipts add up to {gas} gas, the header says {self.gas_used}")
         logs: list[Any] = []
         for r in rs:
             if str(r["blockHash"]) != head_hash:
@@ -522,7 +536,7 @@ class DexVenue:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def snapshot(self) -> VenueSnapshot:
+    async def snapshot(self, head: HeadRef | None = None) -> VenueSnapshot:
         """Read everything a decision needs, every view at one block.
 
         Two round trips: the head block's header (``eth_getBlockByNumber("latest")``), then one
@@ -533,14 +547,17 @@ class DexVenue:
         duplicate replacement. A hash names one block of one chain, so a reorg cannot mix two.
         The header first costs one round trip: on local anvil a snapshot's median went from
         1.0 ms to 1.4 ms (300 back to back, the calmest of 3 rounds); on a remote RPC it is one
-        network round trip (tens of ms). Pipelining on a head already known (the WebSocket head
-        watcher) would save it, but needs the head's hash carried from the runtime's watcher
-        into every snapshot and a second path for polling; a consistent snapshot is worth the
-        round trip first.
+        network round trip (tens of ms).
 
-        When the node does not have the block on its canonical chain (reorged away between the
-        header and the calls, or a backend behind the one that answered the header), the
-        snapshot is read again once at a fresh head; a second miss fails the cycle with a
+        Given `head` (the runtime's new-heads subscription pushed it), the header read is
+        skipped: one round trip, the views at `head`'s hash, and the block's number, time and
+        fees taken from `head`. When the node does not have that block on its canonical chain
+        (reorged out, or a backend behind the one that pushed it), the snapshot falls back to
+        the header read, as without `head`.
+
+        When the node does not have the header's block on its canonical chain (reorged away
+        between the header and the calls, or a backend behind the one that answered the header),
+        the snapshot is read again once at a fresh head; a second miss fails the cycle with a
         :class:`~agent.errors.ChainError` naming the block. A view that fails otherwise is read
         again once at the same block (anvil, see ``_reread_failed_views``). Then the policy per
         view: a view a decision cannot do without fails the cycle; the mark and the index read as
@@ -556,46 +573,46 @@ class DexVenue:
         """
         p = self._params()
         self._prefetch, self._head_logs, self._poll_reads = None, None, None
-        block = await self._read_head()
-        res, extra, poll_reads = await self._read_at(p, block)
-        if _unknown_block(res[:8]) is not None:
-            stale = block
-            block = await self._read_head()
-            log.info(
-                "snapshot: block %d %s is not on the node's canonical chain; read again at %d %s",
-                int(stale["number"], 16),
-                stale["hash"],
-                int(block["number"], 16),
-                block["hash"],
-            )
+        block = head
+        header_reads = 0
+        while True:
+            if block is None:
+                block = await self._read_head()
+                header_reads += 1
             res, extra, poll_reads = await self._read_at(p, block)
-        head, head_hash = int(block["number"], 16), str(block["hash"])
-        unknown = _unknown_block(res[:8])
-        if unknown is not None:
-            i, err = unknown
-            raise ChainError(
-                f"{_VIEW_NAMES[i]} view failed at block {head} {head_hash}: the node does not "
-                f"have that block on its canonical chain (reorged away, or a lagging backend), "
-                f"after a read at a fresh head: {err}"
+            unknown = _unknown_block(res[:8])
+            if unknown is None:
+                break
+            if header_reads >= 2:
+                i, err = unknown
+                raise ChainError(
+                    f"{_VIEW_NAMES[i]} view failed at block {block.number} {block.hash}: the node "
+                    f"does not have that block on its canonical chain (reorged away, or a lagging "
+                    f"backend), after a read at a fresh head: {err}"
+                )
+            log.info(
+                "snapshot: %s block %d %s is not on the node's canonical chain; reading the head",
+                "pushed" if header_reads == 0 else "head",
+                block.number,
+                block.hash,
             )
+            block = None
+        number = block.number
         views = await self._reread_failed_views(p, block, res[:8])
         bids_r, asks_r, index_r, mark_r, fund_r, acct_r, orders_r, round_r = views
         last_block, last_hash = self._last_block, self._last_hash
         if "reorg" in extra:
             assert last_block is not None and last_hash is not None
-            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], head)
+            self._prefetch = _ReorgPrefetch(last_block, last_hash, res[extra["reorg"]], number)
         if "receipts" in extra:
             receipts = res[extra["receipts"]]
             if isinstance(receipts, RpcError) and receipts.code == _METHOD_NOT_FOUND:
                 log.info("the node has no eth_getBlockReceipts: events come from eth_getLogs")
                 self._receipts_supported = False
-            txs = block.get("transactions")
-            if isinstance(txs, list):
-                self._head_logs = _HeadLogs(
-                    last_block, head, head_hash, tuple(str(t) for t in txs), receipts
-                )
+            self._head_logs = _HeadLogs(
+                last_block, number, block.hash, block.tx_hashes, block.gas_used, receipts
+            )
         self._poll_reads = poll_reads.with_results(res[extra["poll"] :])
-        number = head
         # A view a decision cannot do without fails the cycle (nothing is sent; a few in a row
         # pull the quotes, see Agent._after_failed_cycle); an optional one reads as missing.
         bids = self._required(number, "bookLevels(bids)", bids_r, self._levels)
@@ -644,11 +661,11 @@ class DexVenue:
         )
         return VenueSnapshot(
             block_number=number,
-            block_hash=str(block["hash"]),
-            block_time_s=int(block["timestamp"], 16),
-            base_fee_wei=int(block.get("baseFeePerGas", "0x0"), 16),
-            gas_used=int(block.get("gasUsed", "0x0"), 16),
-            gas_limit=int(block.get("gasLimit", "0x1"), 16),
+            block_hash=block.hash,
+            block_time_s=block.timestamp_s,
+            base_fee_wei=block.base_fee_wei,
+            gas_used=block.gas_used,
+            gas_limit=block.gas_limit,
             oracle_updated_s=self._oracle_updated(number, round_r),
             book=BookSnapshot(bids=bids, asks=asks, block_number=number),
             index=index,
@@ -659,30 +676,33 @@ class DexVenue:
             open_orders=orders,
         )
 
-    async def _read_head(self) -> dict[str, Any]:
+    async def _read_head(self) -> HeadRef:
         """The latest block's header, or a ChainError."""
         block = await self.rpc.call("eth_getBlockByNumber", ["latest", False])
         if not isinstance(block, dict) or not block.get("hash"):
             raise ChainError(f"could not read the latest block: {block}")
-        return block
+        try:
+            return HeadRef.from_rpc(block)
+        except ValueError as exc:
+            raise ChainError(f"could not read the latest block: {exc}") from exc
 
     async def _read_at(
-        self, p: DexMarketParams, block: Mapping[str, Any]
+        self, p: DexMarketParams, block: HeadRef
     ) -> tuple[list[Any], dict[str, int], PollReads]:
         """One batch: the snapshot's views at `block` (by hash), then what the cycle reads next.
 
         Returns the answers (the 8 views first, in ``_VIEW_NAMES`` order), where each extra
         read's answer is, and the pipeline's poll reads the batch carried.
         """
-        at = {"blockHash": str(block["hash"]), "requireCanonical": True}
+        at = {"blockHash": block.hash, "requireCanonical": True}
         requests: list[tuple[str, list[Any]]] = [
             (method, [call, at]) for method, (call,) in self._snapshot_calls(p)
         ]
-        # What the cycle reads next rides along (a quiet cycle is two round trips, the header's
-        # and this one):
+        # What the cycle reads next rides along (a quiet cycle is this round trip, after the
+        # header's unless the head was pushed):
         # - the event poll's reorg check: it reads a fixed block number, so where the node runs
         #   it inside the batch does not matter;
-        # - the head block's receipts, for its logs, by the header's hash. The poll still checks
+        # - the head block's receipts, for its logs, by the head's hash. The poll still checks
         #   that they are that block's (hash, every transaction) and reads the logs on its own
         #   otherwise (a node answering from elsewhere, an error);
         # - the pipeline's poll reads (nonces, fee history), used only while still current.
@@ -693,14 +713,14 @@ class DexVenue:
             requests.append(("eth_getBlockByNumber", [hex(last_block), False]))
         if self._receipts_supported:
             extra["receipts"] = len(requests)
-            requests.append(("eth_getBlockReceipts", [str(block["hash"])]))
+            requests.append(("eth_getBlockReceipts", [block.hash]))
         poll_reads = self.pipe.poll_reads()
         extra["poll"] = len(requests)
         requests += poll_reads.calls
         return await self.rpc.batch(requests), extra, poll_reads
 
     async def _reread_failed_views(
-        self, p: DexMarketParams, block: Mapping[str, Any], views: list[Any]
+        self, p: DexMarketParams, block: HeadRef, views: list[Any]
     ) -> list[Any]:
         """Read the failed views again at the same block (by hash); return all the views.
 
@@ -717,7 +737,7 @@ class DexVenue:
         failed = [i for i, r in enumerate(views) if isinstance(r, RpcError)]
         if not failed:
             return views
-        at = {"blockHash": str(block["hash"]), "requireCanonical": True}
+        at = {"blockHash": block.hash, "requireCanonical": True}
         calls = self._snapshot_calls(p)
         again = await self.rpc.batch([(calls[i][0], [calls[i][1][0], at]) for i in failed])
         views = list(views)
@@ -725,7 +745,7 @@ class DexVenue:
             log.debug(
                 "snapshot view %s failed at block %s (%s); read again: %s",
                 _VIEW_NAMES[i],
-                block["hash"],
+                block.hash,
                 self._error_name(views[i]),
                 self._error_name(r) if isinstance(r, RpcError) else "ok",
             )

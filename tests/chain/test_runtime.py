@@ -19,7 +19,7 @@ from agent.app import build_agent
 from agent.config import AgentConfig
 from agent.risk.engine import RiskState
 from agent.runtime import Agent
-from agent.types import Lots, Quote, Side, Tick
+from agent.types import HeadRef, Lots, Quote, Side, Tick
 from agent.venue.base import StaleSnapshot
 from sims.anvil import Anvil
 from sims.cex import Faults, SimServer
@@ -399,7 +399,7 @@ async def test_malformed_rpc_answers_never_crash_the_loop_and_blind_cycles_pull_
         assert dex.open_orders(maker)
         real_snapshot = agent.venue.snapshot
 
-        async def malformed() -> Any:
+        async def malformed(head: HeadRef | None = None) -> Any:
             raise KeyError("number")  # what parsing a block without its number does
 
         monkeypatch.setattr(agent.venue, "snapshot", malformed)
@@ -513,8 +513,8 @@ async def test_a_batch_mined_after_the_snapshot_is_not_sent_again_at_a_fresh_non
         real_snapshot = agent.venue.snapshot
         mined: list[int] = []
 
-        async def snapshot_then_block() -> Any:
-            snap = await real_snapshot()
+        async def snapshot_then_block(head: HeadRef | None = None) -> Any:
+            snap = await real_snapshot(head)
             if not mined:  # the batch is mined right after this cycle read the chain
                 anvil.mine()
                 mined.append(snap.block_number)
