@@ -59,15 +59,16 @@ from sims.live import LiveHandle, LiveOptions, run_live
 from sims.scenario import expand, load_scenario
 from sims.stress import StressOptions, Upstream
 
-pytestmark = pytest.mark.chain
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 _SCENARIO = Path(__file__).parent / "scenarios" / "quoting_drift.toml"
 _SEED = 1
 _SPEED = 5.0
 _RPC_DELAY_MS = (20.0, 60.0)
 _PLACE = "(uint8,uint8,uint24,uint48,uint64,uint32)[]"
-_QUIET_BLOCKS = 5
-"""Blocks before a batch that show what the agent decided from (its snapshot, its position)."""
+_QUIET_BLOCKS = 3
+"""Blocks before a batch's that hold the snapshot it was decided from: its transaction is sent
+from the snapshot's block or the next, and included one or two blocks later."""
 
 # The stress runner's quoting sizes on L2 costs, with a hedge ratio of 0. The depth reference is
 # one the other makers' books always meet, so depth shrinks neither side: a size is then base ×
@@ -569,5 +570,6 @@ def test_size_skew_and_drift_bound_under_live_timing(
     assert not problems, summary + "\n" + "\n".join(problems)
     # The run shows something only if the world did what it is for.
     assert drift.mined >= 5 and drift.checked >= 3, f"too few drift refreshes: {summary}"
-    assert skewed >= 3 and whole >= 3, f"too few ladders to judge the sizes by: {summary}"
+    # (8-15 new tops with a position in a run here; a flipped skew failed every one of them.)
+    assert skewed >= 2 and whole >= 3, f"too few ladders to judge the sizes by: {summary}"
     assert peak >= 2 * run.params.base_size_base, f"the inventory never built: {summary}"
