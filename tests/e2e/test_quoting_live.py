@@ -70,11 +70,12 @@ _QUIET_BLOCKS = 3
 """Blocks before a batch's that hold the snapshot it was decided from: its transaction is sent
 from the snapshot's block or the next, and included one or two blocks later."""
 
-# The stress runner's quoting sizes on L2 costs, with a hedge ratio of 0. The depth reference is
-# one the other makers' books always meet, so depth shrinks neither side: a size is then base ×
-# growth^level × the skew's multiplier × factors of at most 1 that are the same on both sides
-# (volatility, risk), and the skew alone makes the sides differ. Liquidation scans are off:
-# behind a slow node they read up to twenty accounts one by one.
+# The stress runner's settings on L2 costs but for three: a hedge ratio of 0; a depth reference
+# the other makers' books always meet, so depth shrinks neither side (a size is then base ×
+# growth^level × the skew's multiplier × factors of at most 1 that are the same on both sides:
+# volatility, risk); and a top size of 0.02, not 0.05 (the value gate pays for fewer re-centres
+# of smaller quotes, so the drift bound has more to do: 25-40 forced refreshes a run against
+# about 15). Liquidation scans are off: behind a slow node they read up to twenty accounts.
 _CONFIG = """
 [quoting]
 base_size_base = 0.02
