@@ -458,7 +458,8 @@ def _check_drift_refreshes(
     price to half a tick: so within ``max_centre_drift_bps`` + |reservation − fair value| +
     a tick of the decision's fair value. Its tops must also bracket the world's fair value at
     the decision's time (where takers and the arbitrageur trade). Only quiet batches are
-    judged: an order filled after the agent's snapshot moves the centre of what is left.
+    judged, each with every place resting: an order filled after the agent's snapshot, or a
+    place skipped as crossing, moves the centre of what is left.
     """
     p, tick = run.params, run.params.tick_size
     sends, hashes = _decisions(journal)
@@ -473,7 +474,7 @@ def _check_drift_refreshes(
             continue  # replaced at its nonce by a newer batch
         mined += 1
         bt = by_hash.get(landed[0])
-        if bt is None or not run.quiet(bt.block):
+        if bt is None or not bt.complete or not run.quiet(bt.block):
             continue
         bid, ask = _best(bt.ladder, Side.BID), _best(bt.ladder, Side.ASK)
         if bid is None or ask is None:
