@@ -1103,7 +1103,7 @@ class Agent:
         self.status.last_decision = (
             f"sent: -{len(diff.cancel_ids)} +{len(diff.place)} orders; " + why
         )
-        self._journal_decision(now, "send", decision, directive, why)
+        self._journal_decision(now, "send", decision, directive, why, intent=intent)
 
     async def _cancel_all(self, why: str) -> str:
         intent = await self.venue.cancel_all()
@@ -1690,7 +1690,13 @@ class Agent:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _journal_decision(
-        self, now: float, kind: str, decision: Decision, d: RiskDirective, why: str
+        self,
+        now: float,
+        kind: str,
+        decision: Decision,
+        d: RiskDirective,
+        why: str,
+        intent: str | None = None,
     ) -> None:
         reason = f"{kind}:{decision.reason}"
         if kind == "skip" and reason == self._last_reason:
@@ -1717,6 +1723,8 @@ class Agent:
                 },
                 "ladder": [(lv.side.name, lv.price, lv.size_base) for lv in decision.ladder],
                 "action": decision.action.value,
+                # A sent batch's intent: its transactions (journal) and so its receipt on chain.
+                **({"intent": intent} if intent is not None else {}),
             },
         )
 
