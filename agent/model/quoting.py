@@ -258,11 +258,13 @@ class ModelParams:
     as well as the whole ladder, and send whichever pays more. The measured centre and the
     adverse selection live at the top of the book, and a touch costs well under half of a full
     refresh, so the top can follow fair value between the full refreshes the gate pays for."""
-    max_centre_drift_bps: float = 0.5
+    max_centre_drift_bps: float = 0.9
     """Drift bound, bps of fair value (0: off). With ``size_skew_frac`` 1 (the defaults together)
-    it buys issue 13's 1 bp centre target on an L2 (calm, 10 seeds: 1.34 → 0.81 bps) for about
-    $4.50 more gas per 10 minutes (net +7.09 → +3.49; README, "What moved the centre and the
-    edge"). When the centre of the live tops
+    it buys issue 13's 1 bp centre target on an L2 (calm, 10 seeds: 1.34 → 0.85 bps) for about
+    $2.40 more gas per 10 minutes (README, "Every scenario of the library"; 0.5 gave 0.81 bps for
+    $4.50 and lost money in gas_spike, 0.7 gave 0.83 bps for $3.30, same seeds, "What moved the
+    centre and the edge"). When the centre of the live tops
+edge"). When the centre of the live tops
     (best bid and best ask) is further than this from the target's, the gate re-centres even
     though the modelled value does not pay for the gas: the best-in-net update (a touch of one
     or both tops, else the full ladder) that brings the centre back inside the bound, provided

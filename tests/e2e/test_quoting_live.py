@@ -2,9 +2,10 @@
 
 ``quoting.size_skew_frac`` = 1 carries the inventory skew in the order sizes (the adding side ×
 e^(−kΔ), the reducing side × e^(kΔ) up to ``size_skew_max_growth`` = 1.5×), and
-``quoting.max_centre_drift_bps`` = 0.5 with ``centre_drift_max_cost_quote`` = $0.10 re-centres
-the tops when they drift from the target. Unit tests and lock-step stress runs cover them; here
-the agent's own run loop (:func:`sims.live.run_live`) quotes against anvil mining on its own
+``quoting.max_centre_drift_bps`` (0.5 here, tighter than the 0.9 default, so it fires often)
+with ``centre_drift_max_cost_quote`` = $0.10 re-centres the tops when they drift from the
+target. Unit tests and lock-step stress runs cover them; here the agent's own run loop
+(:func:`sims.live.run_live`) quotes against anvil mining on its own
 clock (speed 5), every RPC answer delayed 20-60 wall ms by the fault proxy (0.1-0.3 simulated
 seconds), in ``scenarios/quoting_drift.toml``: L2 costs, fair value climbing 0.5% over three
 minutes and forced buys lifting the asks, so the agent goes short and its tops keep drifting off
@@ -84,6 +85,7 @@ levels = 3
 native_price_quote = 2000.0
 l1_data_fee_per_byte_gwei = 8.0
 ref_depth_base = 0.5
+max_centre_drift_bps = 0.5
 
 [tx]
 max_fee_gwei = 200.0
