@@ -316,8 +316,9 @@ def _resume_line(answer: dict[str, Any]) -> str:
 
 async def _cancel_direct(cfg: AgentConfig, signer: Signer, reason: str, timeout_s: float) -> int:
     """No agent runs: cancel on both venues from here (never an order, never a position)."""
-    (cfg.storage.data_dir / HALT_FILE).write_text(reason)  # the next start stays halted
+    # Built first: a config refused here (a journal of another key, say) changes nothing.
     agent, closers = await build_agent(cfg, with_hedge=False, signer=signer)
+    (cfg.storage.data_dir / HALT_FILE).write_text(reason)  # the next start stays halted
     dex_ok = False
     try:
         await asyncio.wait_for(agent.venue.connect(cfg.chain.chain_id), timeout_s)
