@@ -1266,7 +1266,8 @@ def _delay_arg(text: str) -> str:
     try:
         parse_delay_ms(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--rpc-delay-ms {text!r}: "))
+        why = str(exc).removeprefix(f"--rpc-delay-ms {text!r}: ")
+        raise argparse.ArgumentTypeError(why) from None
     return text
 
 
