@@ -217,7 +217,11 @@ def status_cli_main(argv: list[str]) -> int:
     if not path.is_file():
         print(f"no status at {path}: is the agent running with this config?")
         return 1
-    st = json.loads(path.read_text())
+    try:
+        st = json.loads(path.read_text())
+    except ValueError:
+        print(f"{path} is not a status file (not JSON): is storage.data_dir this agent's?")
+        return 1
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
