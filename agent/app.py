@@ -184,6 +184,11 @@ async def build_agent(
     cfg.storage.data_dir.mkdir(parents=True, exist_ok=True)
     signer = signer or load_signer(key_source(cfg), cfg.chain.chain_id)
     journal = Journal(cfg.journal_path, fsync=cfg.storage.journal_fsync)
+    try:
+        journal.bind(chain_id=str(cfg.chain.chain_id), account=signer.address, market=market)
+    except BaseException:
+        journal.close()
+        raise
     closers: list[Closer] = []
 
     def close_journal() -> None:

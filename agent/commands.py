@@ -217,7 +217,11 @@ def status_cli_main(argv: list[str]) -> int:
     if not path.is_file():
         print(f"no status at {path}: is the agent running with this config?")
         return 1
-    st = json.loads(path.read_text())
+    try:
+        st = json.loads(path.read_text())
+    except ValueError:
+        print(f"{path} is not a status file (not JSON): is storage.data_dir this agent's?")
+        return 1
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
@@ -316,8 +320,9 @@ def _resume_line(answer: dict[str, Any]) -> str:
 
 async def _cancel_direct(cfg: AgentConfig, signer: Signer, reason: str, timeout_s: float) -> int:
     """No agent runs: cancel on both venues from here (never an order, never a position)."""
-    (cfg.storage.data_dir / HALT_FILE).write_text(reason)  # the next start stays halted
+    # Built first: a config refused here (a journal of another key, say) changes nothing.
     agent, closers = await build_agent(cfg, with_hedge=False, signer=signer)
+    (cfg.storage.data_dir / HALT_FILE).write_text(reason)  # the next start stays halted
     dex_ok = False
     try:
         await asyncio.wait_for(agent.venue.connect(cfg.chain.chain_id), timeout_s)

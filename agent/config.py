@@ -388,12 +388,25 @@ HedgePolicySection = Annotated[HedgerConfig, _section(HedgerConfig)]
 # -- the sections --------------------------------------------------------------------------------
 
 
+_MAX_CHAIN_ID = 9_223_372_036_854_775_771
+"""The largest chain id a signature can carry (EIP-2294)."""
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def _expand_home(v: Any) -> Any:
+    # `~/.mm-agent/maker.json`, as mm.example.toml writes it: a path, not a file named "~".
+    return Path(v).expanduser() if isinstance(v, (str, Path)) else v
+
+
+HomePath = Annotated[Path, BeforeValidator(_expand_home)]
+
+
 class ChainSettings(_Strict):
     """Where the market lives."""
 
     rpc_url: str = "http://127.0.0.1:8545"
-    chain_id: int = Field(31337, gt=0)
-    deployment_file: Path | None = None
+    chain_id: int = Field(31337, gt=0, le=_MAX_CHAIN_ID)
+    deployment_file: HomePath | None = None
     """Deployment record written by the deployer (addresses, block, parameters)."""
     market_address: str | None = None
     """Overrides the deployment record's market address."""
@@ -419,11 +432,21 @@ class ChainSettings(_Strict):
             raise ValueError("must start with http://, https://, ws:// or wss://")
         return v
 
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError(
+                "must start with ws:// or wss:// (the node's WebSocket endpoint); leave it out "
+                "to use rpc_url's host and port"
+            )
+        return v
+
     @field_validator("market_address")
     @classmethod
     def _addr(cls, v: str | None) -> str | None:
-        if v is not None and (len(v) != 42 or not v.startswith("0x")):
-            raise ValueError("must be a 0x-prefixed 20-byte hex address")
+        if v is not None and not _ADDRESS_RE.fullmatch(v):
+            raise ValueError("must be a 0x-prefixed 20-byte hex address (0x and 40 hex digits)")
         return v
 
 
@@ -431,8 +454,8 @@ class SignerSettings(_Strict):
     """Which key signs. Only references: the key itself never enters the config."""
 
     source: Literal["keystore", "env", "dev"] = "dev"
-    keystore_path: Path | None = None
-    password_file: Path | None = None
+    keystore_path: HomePath | None = None
+    password_file: HomePath | None = None
     password_env: str | None = None
     key_env: str | None = None
     """Name of the env var holding a raw hex key (source = "env")."""
@@ -580,7 +603,7 @@ class TelemetrySettings(_Strict):
 class StorageSettings(_Strict):
     """Where the journal and run files live."""
 
-    data_dir: Path = Path(".mm-agent")
+    data_dir: HomePath = Path(".mm-agent")
     journal_file: str = "journal.sqlite"
     journal_fsync: bool = True
     """fsync every signed transaction before broadcast (survives power loss). False keeps
@@ -636,6 +659,21 @@ class AgentConfig(BaseSettings):
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
         return _reject_unknown(cls, data)
+
+    @model_validator(mode="after")
+    def _hedge_band_below_cap(self) -> AgentConfig:
+        # A residual inside the dead band is never hedged: a band at or above the cap hedges
+        # nothing the quoting ever holds, silently.
+        band, cap = self.hedge.policy.dead_band_base, self.quoting.inventory_cap_base
+        if self.hedge.enabled and band >= cap:
+            raise PydanticCustomError(
+                "contradiction",
+                "hedge.policy.dead_band_base ({band}) must be below quoting.inventory_cap_base "
+                "({cap}): no inventory the cap allows would ever be hedged; lower the band "
+                "(or set hedge.enabled = false)",
+                {"band": f"{band:g}", "cap": f"{cap:g}"},
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -771,9 +809,16 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -
         if not p.is_file():
             raise ConfigError(f"config file {p} not found: pass --config with an existing file")
         try:
-            raw = tomllib.loads(p.read_text())
+            # utf-8-sig: a byte-order mark (some Windows editors write one) is not TOML's concern.
+            raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{p}: not a UTF-8 text file (byte {exc.start}): pass the TOML config itself"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"config file {p}: cannot read it: {exc.strerror or exc}") from None
     environ = os.environ if env is None else env
     sources = (_MappingEnvSource(AgentConfig, environ), InitSettingsSource(AgentConfig, raw))
     merged: dict[str, Any] = {}

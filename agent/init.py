@@ -171,8 +171,8 @@ def render_profile(network: str, overrides: dict[str, str | None] | None = None)
 def unfilled_placeholders(path: Path) -> list[str]:
     """The dotted keys of `path` whose value still contains :data:`PLACEHOLDER`."""
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return []  # load_config reports an unreadable file with its own message
 
     def walk(node: Any, prefix: str) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import threading
 import time
@@ -172,6 +173,16 @@ def signer_from_flags(args: argparse.Namespace) -> KeySource | None:
     return None
 
 
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0")
+    return v
+
+
 def oracle_cli_main(argv: list[str]) -> int:
     """``mm-agent oracle --config mm.toml --from-exchange --keystore deployer.json ...``.
 
@@ -189,9 +200,10 @@ def oracle_cli_main(argv: list[str]) -> int:
         help="price source: the mid of [hedge] symbol at [hedge] base_url",
     )
     d = KeeperSettings()
-    ap.add_argument("--interval-s", type=float, default=d.interval_s, help="heartbeat")
-    ap.add_argument("--deviation-bps", type=float, default=d.deviation_bps)
-    ap.add_argument("--poll-s", type=float, default=d.poll_s)
+    # 0 (or NaN) pushed a transaction every poll, and a 0 s poll spun: refused here.
+    ap.add_argument("--interval-s", type=_positive, default=d.interval_s, help="heartbeat")
+    ap.add_argument("--deviation-bps", type=_positive, default=d.deviation_bps)
+    ap.add_argument("--poll-s", type=_positive, default=d.poll_s)
     add_signer_flags(ap, "deployer")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)

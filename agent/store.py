@@ -15,6 +15,7 @@ What lives here, and why it must survive a ``kill -9``:
 ``hedges``          CEX hedge orders (implements ``agent.hedge.hedger.HedgeJournal``)
 ``risk_memory``     the risk engine's memory (state, drawdown peak, escalations): one row
 ``estimators``      learnt estimator state by name (the quote fill-intensity fit), JSON
+``identity``        the chain, account and market this journal belongs to (:meth:`Journal.bind`)
 ==================  ==========================================================================
 
 Durability: WAL journal mode with ``synchronous=FULL``, so a committed write (in particular the
@@ -221,7 +222,13 @@ def _v3(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3)
+def _v4(db: sqlite3.Connection) -> None:
+    # A journal holds one key's nonces and orders on one market: what it belongs to is kept, so
+    # another account or market started on it is refused instead of adopting its intents.
+    db.execute("CREATE TABLE identity (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3, _v4)
 """Step ``i`` moves the schema from version ``i`` to ``i + 1``; append, never edit."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -267,8 +274,18 @@ class Journal:
         self._decisions_buf: list[tuple[int, str, str]] = []
         """Decision rows not yet written (see the module docstring); go in the next commit."""
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so write boundaries are explicit.
-        self._db = sqlite3.connect(self.path, isolation_level=None)
         try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"storage.journal_file: cannot open {self.path} ({exc}): check storage.data_dir "
+                "and storage.journal_file"
+            ) from None
+        try:
+            # Read before anything is written: a file that is no journal is left as it was.
+            fresh = int(self._db.execute("PRAGMA user_version").fetchone()[0]) == 0
+            if fresh and self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                raise sqlite3.DatabaseError("an SQLite file of another program")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -277,6 +294,14 @@ class Journal:
             # the owner calls checkpoint() when it has time (the runtime: after each cycle's send).
             self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._migrate(migrations)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            # Not deleted or rewritten here: a damaged journal may still hold signed transactions.
+            raise ConfigError(
+                f"journal {self.path} is not a journal this agent can open ({exc}): move it "
+                "aside (keep it: it may hold signed transactions) and start on an empty "
+                "storage.data_dir, or restore it from a backup"
+            ) from None
         except BaseException:
             self._db.close()
             raise
@@ -292,6 +317,35 @@ class Journal:
             with self._tx():
                 migrations[step](self._db)
                 self._db.execute(f"PRAGMA user_version={step + 1}")
+
+    def bind(self, **identity: str) -> None:
+        """Record what this journal belongs to on first use; refuse anything else afterwards.
+
+        Parameters
+        ----------
+        identity
+            ``chain_id``, ``account``, ``market``... as text (addresses compared lower-case).
+
+        Raises
+        ------
+        ConfigError
+            The journal was written for another value of one of them.
+        """
+        want = {k: v.lower() for k, v in identity.items()}
+        have = dict(self._db.execute("SELECT key, value FROM identity").fetchall())
+        differ = [k for k, v in want.items() if k in have and have[k] != v]
+        if differ:
+            was = ", ".join(f"{k} {have[k]}" for k in want if k in have)
+            now = ", ".join(f"{k} {want[k]}" for k in differ)
+            raise ConfigError(
+                f"storage.data_dir: journal {self.path} belongs to {was}; this config is {now}: "
+                "give each account and market its own storage.data_dir (a journal holds one "
+                "key's nonces and orders; started on another it would re-send them)"
+            )
+        new = [(k, v) for k, v in want.items() if k not in have]
+        if new:
+            with self._tx():
+                self._db.executemany("INSERT INTO identity (key, value) VALUES (?, ?)", new)
 
     @property
     def schema_version(self) -> int:

@@ -84,21 +84,48 @@ METRICS: tuple[str, ...] = (
 """Column names, in table order."""
 
 
+MAX_SEEDS = 1000
+"""Seeds one ``--seeds`` may name: each is a whole run, so more is a typo, not a plan."""
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"3"`` or ``"1,4,7"`` (ranges inclusive) as a list of seeds."""
+    """``"0-9"``, ``"3"`` or ``"1,4,7"`` (ranges inclusive) as a list of seeds.
+
+    Raises
+    ------
+    ValueError
+        One line saying what is wrong with `text` and the form it takes.
+    """
     out: list[int] = []
+    form = "use N, LO-HI or a comma list of them (seeds >= 0), e.g. 0-9 or 1,4,7"
     for part in text.split(","):
         part = part.strip()
-        if "-" in part:
-            lo, hi = (int(x) for x in part.split("-", 1))
-            if hi < lo:
-                raise ValueError(f"seed range {part!r} runs backwards")
-            out += range(lo, hi + 1)
-        elif part:
-            out.append(int(part))
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"seed range {part!r} runs backwards: write {hi}-{lo}")
+                if hi - lo >= MAX_SEEDS:
+                    raise ValueError(f"seed range {part!r} is more than {MAX_SEEDS} runs")
+                out += range(lo, hi + 1)
+            elif part:
+                out.append(int(part))
+        except ValueError as exc:
+            why = str(exc) if str(exc).startswith("seed range") else f"{part!r} is not a seed"
+            raise ValueError(f"{why}; {form}") from None
     if not out:
-        raise ValueError(f"no seeds in {text!r}")
+        raise ValueError(f"no seeds in {text!r}; {form}")
+    if len(out) > MAX_SEEDS:
+        raise ValueError(f"{len(out)} seeds is more than {MAX_SEEDS} runs; {form}")
     return out
+
+
+def _seeds_arg(text: str) -> str:
+    try:
+        parse_seeds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +325,11 @@ def resolve_strategies(arg: str | None) -> list[str]:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The sweep's flags on the ``mm-agent stress`` parser."""
-    ap.add_argument("--seeds", help="run each seed of a range or list (e.g. 0-9) and tabulate")
+    ap.add_argument(
+        "--seeds",
+        type=_seeds_arg,
+        help="run each seed of a range or list (e.g. 0-9) and tabulate",
+    )
     ap.add_argument(
         "--strategy",
         help=f"strategy name, a comma list, or all (registered: {', '.join(strategy_names())})",

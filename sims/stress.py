@@ -1217,6 +1217,52 @@ async def _run_many(
     return results
 
 
+def _positive(what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and v > 0):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0 ({what})")
+        return v
+
+    return parse
+
+
+_MAX_RPC_DELAY_MS = 60_000.0
+
+
+def parse_delay_ms(text: str) -> tuple[float, float]:
+    """``--rpc-delay-ms``'s ``LO-HI`` (or one value) as wall milliseconds, 0 <= LO <= HI <= 60 s.
+
+    Raises
+    ------
+    ValueError
+        One line naming the flag and the form it takes.
+    """
+    lo, _, hi = text.partition("-")
+    try:
+        delay = (float(lo), float(hi or lo))
+    except ValueError:
+        delay = (math.nan, math.nan)
+    if not (0.0 <= delay[0] <= delay[1] <= _MAX_RPC_DELAY_MS):
+        raise ValueError(
+            f"--rpc-delay-ms {text!r}: use LO-HI wall milliseconds with "
+            f"0 <= LO <= HI <= {_MAX_RPC_DELAY_MS:.0f}, e.g. 300-800"
+        )
+    return delay
+
+
+def _delay_arg(text: str) -> str:
+    try:
+        parse_delay_ms(text)
+    except ValueError as exc:
+        why = str(exc).removeprefix(f"--rpc-delay-ms {text!r}: ")
+        raise argparse.ArgumentTypeError(why) from None
+    return text
+
+
 def _stress_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mm-agent stress", description=cli_main.__doc__)
     which = ap.add_mutually_exclusive_group(required=True)
@@ -1233,7 +1279,11 @@ def _stress_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"{SHORT_DURATION_S:g} simulated s, or longer when a scripted move needs it (CI)",
     )
-    ap.add_argument("--duration-s", type=float, help="shorten to this many simulated seconds")
+    ap.add_argument(
+        "--duration-s",
+        type=_positive("simulated seconds"),
+        help="shorten to this many simulated seconds",
+    )
     ap.add_argument("--config", type=Path, help="mm.toml for the agent's strategy and risk")
     ap.add_argument(
         "--chain-profile",
@@ -1251,11 +1301,12 @@ def _stress_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--speed",
-        type=float,
+        type=_positive("simulated seconds per wall second"),
         help="live mode: simulated seconds per wall second (default 15: an hour in 4 minutes)",
     )
     ap.add_argument(
         "--rpc-delay-ms",
+        type=_delay_arg,
         help="live mode: put a fault proxy before the node delaying answers by LO-HI wall ms",
     )
     from sims.seeds import add_arguments
@@ -1269,13 +1320,10 @@ def _live_options(args: argparse.Namespace) -> LiveOptions:
 
     delay: tuple[float, float] | None = None
     if args.rpc_delay_ms:
-        lo, _, hi = str(args.rpc_delay_ms).partition("-")
         try:
-            delay = (float(lo), float(hi or lo))
-        except ValueError:
-            raise ConfigError(
-                f"--rpc-delay-ms {args.rpc_delay_ms!r}: use LO-HI, e.g. 300-800"
-            ) from None
+            delay = parse_delay_ms(str(args.rpc_delay_ms))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return LiveOptions(speed=args.speed or DEFAULT_SPEED, rpc_delay_ms=delay)
 
 

@@ -253,6 +253,11 @@ def load_signer(source: KeySource, chain_id: int) -> Signer:
         ) from None
     except ValueError:
         raise SignerError(f"keystore {source.path} is not valid JSON") from None
+    if not (isinstance(keyfile, dict) and "version" in keyfile and _crypto(keyfile)):
+        raise SignerError(
+            f"{source.path} is not an encrypted keystore (JSON with version and crypto): point "
+            "signer.keystore_path at one written by `mm-agent keys new` or `keys import`"
+        )
     password = _read_password(source)
     try:
         key = Account.decrypt(keyfile, password)
@@ -260,8 +265,17 @@ def load_signer(source: KeySource, chain_id: int) -> Signer:
         raise SignerError(
             f"cannot decrypt keystore {source.path}: wrong password or corrupt file"
         ) from None
+    except (KeyError, TypeError, NotImplementedError):  # a field missing or of the wrong shape
+        raise SignerError(
+            f"cannot decrypt keystore {source.path}: corrupt or unsupported keystore file"
+        ) from None
     account = _refuse_dev_key(Account.from_key(key), chain_id, f"keystore {source.path}")
     return Signer(account, chain_id)
+
+
+def _crypto(keyfile: dict[str, Any]) -> bool:
+    # Version-3 keystores name the section "crypto"; some writers capitalise it.
+    return isinstance(keyfile.get("crypto", keyfile.get("Crypto")), dict)
 
 
 def _account_from_hex(raw: str, where: str) -> LocalAccount:

@@ -125,7 +125,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from agent.errors import ConfigError
 from agent.types import Side
@@ -415,6 +415,17 @@ class RiskLimits:
                 f"risk.strategy_capital_quote must be a finite amount > 0 in quote currency when "
                 f"set (got {capital!r}); leave it out to derive it from the inventory cap"
             )
+        for f in fields(self):
+            band, default = getattr(self, f.name), f.default
+            if isinstance(default, Band) and band.higher_is_worse != default.higher_is_worse:
+                # A swapped pair would silently turn the trigger upside down (a fresh agent at
+                # zero drawdown "past" a breach of 0.01 with warn 0.02), never what was meant.
+                worse = "above" if default.higher_is_worse else "below"
+                raise ConfigError(
+                    f"risk.{f.name}: breach ({band.breach:g}) must be {worse} warn "
+                    f"({band.warn:g}) for this trigger; swap them, or set both (the defaults "
+                    f"are warn {default.warn:g}, breach {default.breach:g})"
+                )
         dd, withdraw = self.drawdown_frac, self.drawdown_withdraw_frac
         if withdraw != 0.0 and not (dd.higher_is_worse and dd.warn < withdraw < dd.breach):
             raise ConfigError(

@@ -331,3 +331,67 @@ def test_a_removed_quoting_key_names_its_replacement(tmp_path: Path) -> None:
     assert ok.quoting.calldata_bytes_per_place == 200
     with pytest.raises(ConfigError, match=r"^quoting\.calldata_bytes_per_cancel: must be in"):
         load_config(_write(tmp_path, "[quoting]\ncalldata_bytes_per_cancel = -1\n"), env={})
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        # Accepted, then "ValueError: when sending a str, it must be a hex string" at start.
+        (
+            "[chain]\nmarket_address = '0x" + "zz" * 20 + "'\n",
+            r"^chain\.market_address: must be a 0x-prefixed 20-byte hex address",
+        ),
+        # Accepted, then a warning and polling for ever.
+        ("[chain]\nws_url = 'localhost:8546'\n", r"^chain\.ws_url: must start with ws:// or wss"),
+        ("[chain]\nchain_id = 99999999999999999999\n", r"^chain\.chain_id: .*less than or equal"),
+        # A swapped band silently turned its trigger upside down (always breached, never halted).
+        (
+            "[risk.drawdown_frac]\nwarn = 0.5\nbreach = 0.1\n",
+            r"^risk: risk\.drawdown_frac: breach \(0\.1\) must be above warn \(0\.5\)",
+        ),
+        (  # a partial band past the other default flips it the same way
+            "[risk.oracle_age_s]\nwarn = 40\n",
+            r"^risk: risk\.oracle_age_s: breach \(30\) must be above warn \(40\).*warn 10, breach",
+        ),
+        (
+            "[risk.liq_distance_bps]\nwarn = 400\nbreach = 1000\n",
+            r"^risk: risk\.liq_distance_bps: breach \(1000\) must be below warn \(400\)",
+        ),
+        # A residual inside the dead band is never hedged: a band above the cap hedges nothing.
+        (
+            "[quoting]\ninventory_cap_base = 1.0\n[hedge.policy]\ndead_band_base = 5.0\n",
+            r"^hedge\.policy\.dead_band_base \(5\) must be below quoting\.inventory_cap_base \(1\)",
+        ),
+    ],
+)
+def test_contradictions_and_malformed_values_are_refused_by_name(
+    tmp_path: Path, toml: str, error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_config(_write(tmp_path, toml), env={})
+
+
+def test_band_directions_and_hedge_band_keep_what_is_valid(tmp_path: Path) -> None:
+    ok = "[risk.liq_distance_bps]\nwarn = 2000\n[hedge]\nenabled = false\n[hedge.policy]\n"
+    cfg = load_config(_write(tmp_path, ok + "dead_band_base = 5.0\n"), env={})
+    assert cfg.risk.liq_distance_bps.warn == 2000.0  # still lower-is-worse: valid
+    assert cfg.hedge.policy.dead_band_base == 5.0  # no hedging: the band constrains nothing
+
+
+def test_file_encoding_and_home_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "mm.toml"
+    p.write_bytes(b"\xef\xbb\xbf[chain]\nchain_id = 5\n")  # a BOM, as some editors write
+    assert load_config(p, env={}).chain.chain_id == 5
+    p.write_bytes(b"\xff\xfe[chain]\n")  # UTF-16, or a binary file
+    with pytest.raises(ConfigError, match=r"not a UTF-8 text file \(byte 0\)"):
+        load_config(p, env={})
+    # mm.example.toml suggests "~/.mm-agent/maker.json": it was read as a directory named "~".
+    monkeypatch.setenv("HOME", str(tmp_path))
+    p.write_text(
+        "[signer]\nsource = 'keystore'\nkeystore_path = '~/k.json'\npassword_file = '~/pw'\n"
+        "[storage]\ndata_dir = '~/data'\n"
+    )
+    cfg = load_config(p, env={})
+    assert cfg.signer.keystore_path == tmp_path / "k.json"
+    assert cfg.signer.password_file == tmp_path / "pw"
+    assert cfg.storage.data_dir == tmp_path / "data"

@@ -72,6 +72,36 @@ def test_wrong_password_and_missing_sources_say_what_to_fix(
     assert key_hex not in str(exc.value)
 
 
+def _mangled(keyfile: dict[str, object], how: str) -> object:
+    crypto = dict(keyfile["crypto"])  # type: ignore[call-overload]
+    if how == "no_mac":
+        del crypto["mac"]
+        return {**keyfile, "crypto": crypto}
+    if how == "unknown_kdf":
+        return {**keyfile, "crypto": {**crypto, "kdf": "pbkdf9"}}
+    return {"list": [keyfile], "address_only": {"address": keyfile["address"]}}[how]
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [
+        ("address_only", r"is not an encrypted keystore .*signer\.keystore_path"),
+        ("list", r"is not an encrypted keystore"),
+        ("no_mac", r"^cannot decrypt keystore .*: corrupt or unsupported keystore file$"),
+        ("unknown_kdf", r"^cannot decrypt keystore .*: corrupt or unsupported keystore file$"),
+    ],
+)
+def test_a_json_file_that_is_no_keystore_is_one_named_error(
+    tmp_path: Path, how: str, error: str
+) -> None:
+    # Each of these was a KeyError / TypeError traceback out of eth-account at `mm-agent run`.
+    path, pw, _, key_hex = _keystore(tmp_path)
+    path.write_text(json.dumps(_mangled(json.loads(path.read_text()), how)))
+    with pytest.raises(SignerError, match=error) as exc:
+        load_signer(KeystoreKey(path, password_file=pw), 1)
+    assert exc.value.__cause__ is None and key_hex not in str(exc.value)
+
+
 def test_bad_env_key_error_does_not_echo_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
     secret_ish = "ab" * 31  # 31 bytes: invalid, but must still never be echoed
     monkeypatch.setenv("MM_KEY", secret_ish)

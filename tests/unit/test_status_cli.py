@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agent.commands import _resume_line, format_status
 from agent.status import AgentStatus
 
@@ -99,3 +101,40 @@ def test_status_piped_to_head_prints_the_state_line(tmp_path: Path) -> None:
     )
     assert out.stdout.startswith("state NORMAL  block 123,456"), out.stdout + out.stderr
     assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_status_file_that_is_no_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.commands import status_cli_main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "status.json").write_text("{garbage")  # was a JSONDecodeError traceback
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{data}"\n')
+    assert status_cli_main(["--config", str(cfg)]) == 1
+    assert (
+        capsys.readouterr().out == f"{data / 'status.json'} is not a status file (not JSON): "
+        "is storage.data_dir this agent's?\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "flag", [["--interval-s", "0"], ["--poll-s", "nan"], ["--deviation-bps", "-1"]]
+)
+def test_oracle_refuses_a_zero_or_non_finite_period(
+    flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.oracle_keeper import oracle_cli_main
+
+    # 0 s pushed a transaction every poll (and a 0 s poll spun): refused before anything loads.
+    with pytest.raises(SystemExit) as exc:
+        oracle_cli_main(["--config", "mm.toml", "--from-exchange", *flag])
+    assert exc.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith(f"argument {flag[0]}: {flag[1]!r}: must be a finite number > 0")
+    )

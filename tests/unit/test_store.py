@@ -74,6 +74,43 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
         assert j._db.execute("SELECT name FROM sqlite_master WHERE name='half'").fetchone() is None
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"\x00garbage, not SQLite" * 400, b"hello\n", "foreign"],
+    ids=["random bytes", "text", "another program's SQLite"],
+)
+def test_a_file_that_is_no_journal_is_one_named_error_and_left_alone(
+    tmp_path: Path, content: bytes | str
+) -> None:
+    path = tmp_path / "journal.sqlite"
+    if content == "foreign":
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE intents (x)")
+            db.commit()
+    else:
+        assert isinstance(content, bytes)
+        path.write_bytes(content)
+    before = path.read_bytes()
+    # It was "DatabaseError: file is not a database" at `run`, a traceback at `cancel-all`.
+    with pytest.raises(ConfigError, match=rf"^journal {path} is not a journal .*move it aside"):
+        Journal(path)
+    assert path.read_bytes() == before  # it may hold signed transactions: never rewritten
+
+
+def test_a_journal_is_bound_to_its_chain_account_and_market(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    mine = {"chain_id": "31337", "account": "0xAbC", "market": "0xM1"}
+    with Journal(path) as j:
+        j.bind(**mine)
+        j.record_signed(_intent("a", 4, "sent"), _tx("0x01", "a", 4))
+    with Journal(path) as j:
+        j.bind(**{**mine, "account": "0xabc"})  # the same account, checksum case or not
+        for key, other in (("account", "0xdef"), ("market", "0xM2"), ("chain_id", "1")):
+            with pytest.raises(ConfigError, match=rf"^storage\.data_dir: .*this config is {key} "):
+                j.bind(**{**mine, key: other})
+        assert [i.intent_id for i in j.open_intents()] == ["a"]  # nothing was adopted or lost
+
+
 def test_signed_tx_survives_reopen_and_settles(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with Journal(path) as j:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -21,6 +22,48 @@ def test_parse_seeds_ranges_and_lists() -> None:
         parse_seeds("5-2")
     with pytest.raises(ValueError):
         parse_seeds(" , ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        # Each was a ValueError traceback, a silent default, hours of runs or a hang.
+        (["--seeds", "9-0"], r"--seeds: seed range '9-0' runs backwards: write 0-9"),
+        (["--seeds", "a-b"], r"--seeds: 'a-b' is not a seed; use N, LO-HI"),
+        (["--seeds=-1"], r"--seeds: '-1' is not a seed"),
+        (["--seeds", "0-9-1"], r"--seeds: '0-9-1' is not a seed"),
+        (["--seeds", "0-100000"], r"--seeds: seed range '0-100000' is more than 1000 runs"),
+        (["--seeds="], r"--seeds: no seeds in ''"),
+        (["--duration-s", "0"], r"--duration-s: '0': must be a finite number > 0"),
+        (["--duration-s", "-5"], r"--duration-s: '-5': must be a finite number > 0"),
+        (["--duration-s", "nan"], r"--duration-s: 'nan': must be a finite number > 0"),
+        (["--mode", "live", "--speed", "0"], r"--speed: '0': must be a finite number > 0"),
+        (["--mode", "live", "--speed", "-1"], r"--speed: '-1': must be a finite number > 0"),
+        (["--mode", "live", "--rpc-delay-ms", "800-300"], r"--rpc-delay-ms: use LO-HI wall"),
+        (["--mode", "live", "--rpc-delay-ms", "1e9-2e9"], r"--rpc-delay-ms: .*<= 60000"),
+        (["--mode", "live", "--rpc-delay-ms", "abc"], r"--rpc-delay-ms: use LO-HI"),
+    ],
+)
+def test_bad_stress_arguments_are_one_usage_error_naming_the_flag(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sims.stress import cli_main
+
+    with pytest.raises(SystemExit) as exc:  # argparse: before any chain or world is built
+        cli_main(["--scenario", "calm", *argv])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(rf"^mm-agent stress: error: argument {error}", last), last
+
+
+def test_good_stress_arguments_parse() -> None:
+    from sims.stress import _stress_parser, parse_delay_ms
+
+    args = _stress_parser().parse_args(
+        ["--scenario", "calm", "--seeds", "0-2,5", "--duration-s", "30", "--speed", "4"]
+    )
+    assert (parse_seeds(args.seeds), args.duration_s, args.speed) == ([0, 1, 2, 5], 30.0, 4.0)
+    assert parse_delay_ms("300-800") == (300.0, 800.0) and parse_delay_ms("5") == (5.0, 5.0)
 
 
 def test_registry_has_shipped_and_refuses_unknown_names() -> None:
