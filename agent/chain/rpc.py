@@ -285,7 +285,7 @@ class AsyncRpc:
         if h.consecutive_failures == 1:
             log.warning("rpc unavailable: %s", h.last_error)
         return RpcUnavailable(
-            f"RPC {self.config.url} unavailable ({why}); retrying with backoff, check the node"
+            f"RPC {self.config.url} unavailable ({why}): check the node and chain.rpc_url"
         )
 
     def _record_ok(self) -> None:
