@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ from importlib.metadata import entry_points
 
 from agent.errors import AgentError
 
-__all__ = ["main"]
+__all__ = ["main", "positive_float"]
 
 # subcommand → (module, function taking the remaining argv, one-line help)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -51,6 +52,23 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 _PLUGIN_GROUP = "mm_agent.commands"
+
+
+def positive_float(what: str = "") -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number > 0 (NaN, infinities, 0 and negatives refused
+    in one usage line naming ``what``)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and v > 0):
+            suffix = f" ({what})" if what else ""
+            raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0{suffix}")
+        return v
+
+    return parse
 
 
 def _commands() -> dict[str, tuple[str, str, str]]:

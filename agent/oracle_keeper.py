@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import signal
 import threading
 import time
@@ -36,6 +35,7 @@ from web3.contract import Contract
 from agent.chain.contracts import error_decoder, load_artifact, market_abi
 from agent.chain.deploy import SignerAccount, TxSigner, send_transaction
 from agent.chain.signer import DevKey, EnvKey, KeySource, KeystoreKey, load_signer
+from agent.cli import positive_float
 from agent.errors import AgentError, ChainError, ConfigError, TxError
 
 __all__ = [
@@ -173,16 +173,6 @@ def signer_from_flags(args: argparse.Namespace) -> KeySource | None:
     return None
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0")
-    return v
-
-
 def oracle_cli_main(argv: list[str]) -> int:
     """``mm-agent oracle --config mm.toml --from-exchange --keystore deployer.json ...``.
 
@@ -201,9 +191,9 @@ def oracle_cli_main(argv: list[str]) -> int:
     )
     d = KeeperSettings()
     # 0 (or NaN) pushed a transaction every poll, and a 0 s poll spun: refused here.
-    ap.add_argument("--interval-s", type=_positive, default=d.interval_s, help="heartbeat")
-    ap.add_argument("--deviation-bps", type=_positive, default=d.deviation_bps)
-    ap.add_argument("--poll-s", type=_positive, default=d.poll_s)
+    ap.add_argument("--interval-s", type=positive_float(), default=d.interval_s, help="heartbeat")
+    ap.add_argument("--deviation-bps", type=positive_float(), default=d.deviation_bps)
+    ap.add_argument("--poll-s", type=positive_float(), default=d.poll_s)
     add_signer_flags(ap, "deployer")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)

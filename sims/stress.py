@@ -66,6 +66,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.cli import positive_float
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.status import StatusSink
@@ -1217,19 +1218,6 @@ async def _run_many(
     return results
 
 
-def _positive(what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        if not (math.isfinite(v) and v > 0):
-            raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0 ({what})")
-        return v
-
-    return parse
-
-
 _MAX_RPC_DELAY_MS = 60_000.0
 
 
@@ -1281,7 +1269,7 @@ def _stress_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--duration-s",
-        type=_positive("simulated seconds"),
+        type=positive_float("simulated seconds"),
         help="shorten to this many simulated seconds",
     )
     ap.add_argument("--config", type=Path, help="mm.toml for the agent's strategy and risk")
@@ -1301,7 +1289,7 @@ def _stress_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--speed",
-        type=_positive("simulated seconds per wall second"),
+        type=positive_float("simulated seconds per wall second"),
         help="live mode: simulated seconds per wall second (default 15: an hour in 4 minutes)",
     )
     ap.add_argument(
