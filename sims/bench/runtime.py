@@ -28,40 +28,15 @@ _N = 200
 
 
 async def _measure(fsync: bool) -> list[float]:
-    from hexbytes import HexBytes
-    from web3 import Web3
-
     from agent.app import build_agent
-    from agent.chain.contracts import load_artifact, market_abi
-    from agent.chain.deploy import MarketConfig, deploy_market, send_transaction
-    from agent.chain.signer import dev_account
     from agent.config import AgentConfig
     from agent.venue.dex import DexVenue
     from sims.anvil import Anvil
+    from sims.bench._market import two_sided_market
 
     with tempfile.TemporaryDirectory() as tmp, Anvil() as node:
         w3 = node.w3
-        dep = deploy_market(
-            w3,
-            dev_account(0),
-            MarketConfig(lot_size=10**16, maker_fee_bps=-1),
-            record_path=Path(tmp) / "dep.json",
-        )
-        market = w3.eth.contract(address=Web3.to_checksum_address(dep.market), abi=market_abi())
-        token = w3.eth.contract(
-            address=Web3.to_checksum_address(dep.token), abi=list(load_artifact("FaucetUSD").abi)
-        )
-
-        def send(who: Any, c: Any, fn: str, *args: Any) -> None:
-            data = HexBytes(c.encode_abi(fn, args=list(args)))
-            send_transaction(w3, who, {"to": c.address, "data": data})
-
-        for who in (dev_account(1), dev_account(2)):
-            send(who, token, "drip", who.address, 10**12)
-            send(who, token, "approve", market.address, 10**12)
-            send(who, market, "deposit", 10**12)
-        send(dev_account(2), market, "place", (0, 1, 299_000, 50, 1, 0))
-        send(dev_account(2), market, "place", (1, 1, 301_000, 50, 2, 0))
+        two_sided_market(w3, Path(tmp) / "dep.json", maker_fee_bps=-1)
         cfg = AgentConfig.model_validate(
             {
                 "chain": {"rpc_url": node.url, "deployment_file": str(Path(tmp) / "dep.json")},

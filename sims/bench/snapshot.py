@@ -16,7 +16,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from sims.bench import BenchResult
 
@@ -79,35 +78,15 @@ async def _rounds(
 
 
 async def _measure() -> dict[str, tuple[float, float]]:
-    from hexbytes import HexBytes
-    from web3 import Web3
-
-    from agent.chain.contracts import load_artifact, market_abi
-    from agent.chain.deploy import MarketConfig, deploy_market, send_transaction
     from agent.chain.signer import dev_account
     from sims.anvil import Anvil
+    from sims.bench._market import two_sided_market
     from sims.faults.rpcproxy import RpcProxy, RpcProxyConfig
 
     with tempfile.TemporaryDirectory() as tmp, Anvil() as node:
         w3 = node.w3
         dep_path = Path(tmp) / "dep.json"
-        dep = deploy_market(w3, dev_account(0), MarketConfig(lot_size=10**16), record_path=dep_path)
-        market = w3.eth.contract(address=Web3.to_checksum_address(dep.market), abi=market_abi())
-        token = w3.eth.contract(
-            address=Web3.to_checksum_address(dep.token), abi=list(load_artifact("FaucetUSD").abi)
-        )
-
-        def send(who: Any, c: Any, fn: str, *args: Any) -> None:
-            data = HexBytes(c.encode_abi(fn, args=list(args)))
-            send_transaction(w3, who, {"to": c.address, "data": data})
-
-        for who in (dev_account(1), dev_account(2)):
-            send(who, token, "drip", who.address, 10**12)
-            send(who, token, "approve", market.address, 10**12)
-            send(who, market, "deposit", 10**12)
-        # A book on both sides, and an order of ours (dev 1 is the venue's account).
-        send(dev_account(2), market, "place", (0, 1, 299_000, 50, 1, 0))
-        send(dev_account(2), market, "place", (1, 1, 301_000, 50, 2, 0))
+        dep, market, send = two_sided_market(w3, dep_path)
         send(dev_account(1), market, "place", (0, 1, 299_500, 10, 3, 0))
 
         at = (dep.market, dep.block_number)
